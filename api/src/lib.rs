@@ -1,0 +1,10 @@
+//! The thin HTTP API over the projections. It only reads projections (and, in later routes,
+//! writes configuration), so it scales by running more copies.
+
+pub mod config;
+mod events;
+pub mod problem;
+mod server;
+
+pub use config::ApiConfig;
+pub use server::{routes, run};

@@ -1,0 +1,86 @@
+//! Every error answer is `application/problem+json` (RFC 9457) with a stable `type`; this is the
+//! one place errors become HTTP.
+
+use serde::Serialize;
+use warp::http::StatusCode;
+use warp::reject::Reject;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Problem {
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub title: String,
+    pub status: u16,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+}
+
+impl Problem {
+    pub fn new(status: StatusCode, kind: &str, title: &str) -> Self {
+        Self {
+            kind: format!("https://muster.dev/problems/{kind}"),
+            title: title.to_owned(),
+            status: status.as_u16(),
+            detail: None,
+        }
+    }
+
+    pub fn detail(mut self, detail: impl Into<String>) -> Self {
+        self.detail = Some(detail.into());
+        self
+    }
+
+    /// A database failure: the detail is logged, not shown.
+    pub fn unavailable(error: &dyn std::fmt::Display) -> Self {
+        tracing::error!(error = %error, "request failed on a dependency");
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            "A backing service is unavailable",
+        )
+    }
+}
+
+impl Reject for Problem {}
+
+impl warp::Reply for Problem {
+    fn into_response(self) -> warp::reply::Response {
+        let status = StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let mut res = warp::reply::with_status(warp::reply::json(&self), status).into_response();
+        res.headers_mut().insert(
+            "content-type",
+            warp::http::HeaderValue::from_static("application/problem+json"),
+        );
+        res
+    }
+}
+
+/// Turns every rejection into a problem answer.
+pub async fn recover(rejection: warp::Rejection) -> Result<Problem, std::convert::Infallible> {
+    if let Some(p) = rejection.find::<Problem>() {
+        return Ok(p.clone());
+    }
+    let p = if rejection.is_not_found() {
+        Problem::new(StatusCode::NOT_FOUND, "not-found", "No such resource")
+    } else if rejection.find::<warp::reject::MethodNotAllowed>().is_some() {
+        Problem::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method-not-allowed",
+            "Method not allowed on this resource",
+        )
+    } else if let Some(e) = rejection.find::<warp::filters::body::BodyDeserializeError>() {
+        Problem::new(StatusCode::BAD_REQUEST, "invalid-body", "The request body is invalid")
+            .detail(e.to_string())
+    } else if let Some(e) = rejection.find::<warp::reject::InvalidQuery>() {
+        Problem::new(StatusCode::BAD_REQUEST, "invalid-query", "The query string is invalid")
+            .detail(e.to_string())
+    } else {
+        tracing::error!(?rejection, "unhandled rejection");
+        Problem::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "Internal server error",
+        )
+    };
+    Ok(p)
+}

@@ -1,0 +1,209 @@
+//! A registered event-management service: the registration body of the admin API (the seed's
+//! `EventServiceConfig`), camelCase JSON.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::retry::RetryPolicy;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct EventServiceConfig {
+    pub event_id: String,
+    pub service_name: String,
+    pub endpoints: Endpoints,
+    #[serde(default)]
+    pub authentication: Authentication,
+    #[serde(default)]
+    pub sync_settings: SyncSettings,
+    #[serde(flatten)]
+    pub event: EventMetadata,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Endpoints {
+    /// Base URL; snapshots are read from `{api}/analytics/realtime`.
+    pub api: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub webhook: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health_check: Option<String>,
+}
+
+/// How muster authenticates to the service. Credentials never appear in `Debug` output.
+#[derive(Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Authentication {
+    #[default]
+    None,
+    ApiKey {
+        credentials: ApiKeyCredentials,
+    },
+    Jwt {
+        credentials: BearerCredentials,
+    },
+}
+
+impl std::fmt::Debug for Authentication {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::None => "None",
+            Self::ApiKey { .. } => "ApiKey(***)",
+            Self::Jwt { .. } => "Jwt(***)",
+        })
+    }
+}
+
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ApiKeyCredentials {
+    #[serde(default = "default_api_key_header")]
+    pub header: String,
+    pub key: String,
+}
+
+fn default_api_key_header() -> String {
+    "x-api-key".into()
+}
+
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BearerCredentials {
+    pub token: String,
+}
+
+impl Authentication {
+    /// Adds the service's credentials to an outgoing request.
+    pub fn apply(&self, req: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+        match self {
+            Self::None => req,
+            Self::ApiKey { credentials } => req.header(&credentials.header, &credentials.key),
+            Self::Jwt { credentials } => req.bearer_auth(&credentials.token),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default, deny_unknown_fields)]
+pub struct SyncSettings {
+    /// Seconds between two polls.
+    pub interval: u64,
+    pub retry_policy: RetryPolicy,
+    /// The upstream body's format; picks the normalizer downstream.
+    pub data_schema: String,
+}
+
+impl Default for SyncSettings {
+    fn default() -> Self {
+        Self {
+            interval: 30,
+            retry_policy: RetryPolicy::default(),
+            data_schema: "s-attend/v1".into(),
+        }
+    }
+}
+
+impl SyncSettings {
+    pub fn interval(&self) -> Duration {
+        Duration::from_secs(self.interval.max(1))
+    }
+}
+
+/// What analytics and the public catalogue know about the event.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct EventMetadata {
+    #[serde(default)]
+    pub name: String,
+    #[serde(default, rename = "type")]
+    pub event_type: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub venue: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub capacity: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub starts_at: Option<chrono::DateTime<chrono::FixedOffset>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ends_at: Option<chrono::DateTime<chrono::FixedOffset>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ticket_price: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cost_total: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub currency: Option<String>,
+}
+
+impl EventServiceConfig {
+    /// Checks what serde cannot: names the first bad field.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.event_id.trim().is_empty() {
+            return Err("eventId must not be empty".into());
+        }
+        if !self
+            .event_id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+        {
+            return Err(format!(
+                "eventId {:?} may only contain letters, digits, '-', '_' and '.'",
+                self.event_id
+            ));
+        }
+        let url = &self.endpoints.api;
+        if !(url.starts_with("http://") || url.starts_with("https://")) {
+            return Err(format!("endpoints.api {url:?} must be an http(s) URL"));
+        }
+        if self.sync_settings.interval == 0 {
+            return Err("syncSettings.interval must be at least 1 second".into());
+        }
+        self.sync_settings.retry_policy.validate()
+    }
+
+    pub fn realtime_url(&self) -> String {
+        format!(
+            "{}/analytics/realtime",
+            self.endpoints.api.trim_end_matches('/')
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_the_seed_shape_with_defaults() {
+        let cfg: EventServiceConfig = serde_json::from_value(serde_json::json!({
+            "eventId": "expo-2026",
+            "serviceName": "s-attend",
+            "endpoints": {"api": "http://127.0.0.1:9100/events/expo-2026", "healthCheck": "http://h/health"},
+            "authentication": {"type": "api_key", "credentials": {"key": "k"}},
+            "syncSettings": {"interval": 5},
+            "name": "Expo", "type": "exhibition", "capacity": 3000,
+            "startsAt": "2026-11-24T09:00:00+09:00"
+        }))
+        .unwrap();
+        assert_eq!(cfg.sync_settings.data_schema, "s-attend/v1");
+        assert_eq!(cfg.sync_settings.interval(), Duration::from_secs(5));
+        assert_eq!(cfg.event.event_type, "exhibition");
+        assert_eq!(format!("{:?}", cfg.authentication), "ApiKey(***)");
+        assert!(cfg.validate().is_ok());
+        assert_eq!(
+            cfg.realtime_url(),
+            "http://127.0.0.1:9100/events/expo-2026/analytics/realtime"
+        );
+    }
+
+    #[test]
+    fn validation_names_the_field() {
+        let mut cfg: EventServiceConfig = serde_json::from_value(serde_json::json!({
+            "eventId": "a b", "serviceName": "s", "endpoints": {"api": "ftp://x"}
+        }))
+        .unwrap();
+        assert!(cfg.validate().unwrap_err().contains("eventId"));
+        cfg.event_id = "ok".into();
+        assert!(cfg.validate().unwrap_err().contains("endpoints.api"));
+    }
+}

@@ -1,0 +1,27 @@
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+/// `[processors]` in the config file.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ProcessorsConfig {
+    /// A micro-batch closes at this many records...
+    pub batch_max_records: usize,
+    /// ...or this long after its first record, whichever comes first.
+    #[serde(with = "humantime_serde")]
+    pub batch_max_wait: Duration,
+    /// Timeout of a transaction's commit or abort.
+    #[serde(with = "humantime_serde")]
+    pub transaction_timeout: Duration,
+}
+
+impl Default for ProcessorsConfig {
+    fn default() -> Self {
+        Self {
+            batch_max_records: 1000,
+            batch_max_wait: Duration::from_millis(500),
+            transaction_timeout: Duration::from_secs(30),
+        }
+    }
+}

@@ -1,0 +1,11 @@
+//! Stateless workers that turn raw topics into derived ones. Each micro-batch's outputs are
+//! produced in one Kafka transaction together with the consumed offsets, so a worker killed at
+//! any point neither loses nor duplicates an output.
+
+pub mod config;
+pub mod normalize;
+mod transactional;
+mod worker;
+
+pub use config::ProcessorsConfig;
+pub use worker::run;

@@ -1,0 +1,205 @@
+//! The exactly-once micro-batch loop: read a batch, produce its outputs and the batch's offsets
+//! in one Kafka transaction. Any failure aborts the transaction and the caller rebuilds the
+//! clients, which resumes from the last committed offsets.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use anyhow::Context;
+use muster_runtime::KafkaConfig;
+use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::message::Message;
+use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
+use rdkafka::{Offset, TopicPartitionList};
+use tokio::time::Instant;
+
+use crate::config::ProcessorsConfig;
+
+/// A consumed record, owned so a batch outlives the consumer's buffers.
+#[derive(Debug, Clone)]
+pub struct InRecord {
+    pub topic: String,
+    pub partition: i32,
+    pub offset: i64,
+    pub payload: Vec<u8>,
+}
+
+/// A record to produce in the batch's transaction.
+#[derive(Debug, Clone)]
+pub struct OutRecord {
+    pub topic: &'static str,
+    pub key: Option<String>,
+    pub payload: Vec<u8>,
+}
+
+pub struct TransactionalLoop {
+    consumer: StreamConsumer,
+    producer: FutureProducer,
+    cfg: ProcessorsConfig,
+}
+
+impl TransactionalLoop {
+    /// Joins `group` on `topics` with a fresh transactional producer. The transactional id is
+    /// unique per instance; zombie fencing comes from the consumer group generation (KIP-447),
+    /// which `send_offsets_to_transaction` checks.
+    pub fn new(
+        kafka: &KafkaConfig,
+        group: &str,
+        topics: &[&str],
+        cfg: ProcessorsConfig,
+    ) -> anyhow::Result<Self> {
+        let consumer: StreamConsumer = kafka
+            .consumer(group)
+            .create()
+            .context("creating the Kafka consumer")?;
+        consumer
+            .subscribe(topics)
+            .with_context(|| format!("subscribing to {topics:?}"))?;
+        let producer: FutureProducer = kafka
+            .producer()
+            .set(
+                "transactional.id",
+                format!("{}.{}", kafka.group(group), uuid_like()),
+            )
+            .set(
+                "transaction.timeout.ms",
+                (cfg.transaction_timeout.as_millis() * 2).to_string(),
+            )
+            .create()
+            .context("creating the transactional producer")?;
+        let timeout = cfg.transaction_timeout;
+        tokio::task::block_in_place(|| producer.init_transactions(timeout))
+            .context("initialising Kafka transactions")?;
+        Ok(Self {
+            consumer,
+            producer,
+            cfg,
+        })
+    }
+
+    /// Waits for the first record (or `idle`), then gathers up to the batch bounds.
+    pub async fn next_batch(&self, idle: Duration) -> anyhow::Result<Vec<InRecord>> {
+        let mut batch = Vec::new();
+        let first_deadline = Instant::now() + idle;
+        let mut deadline = first_deadline;
+        while batch.len() < self.cfg.batch_max_records {
+            let msg = match tokio::time::timeout_at(deadline, self.consumer.recv()).await {
+                Err(_) => break,
+                Ok(r) => r.context("reading from Kafka")?,
+            };
+            if batch.is_empty() {
+                deadline = Instant::now() + self.cfg.batch_max_wait;
+            }
+            batch.push(InRecord {
+                topic: msg.topic().to_owned(),
+                partition: msg.partition(),
+                offset: msg.offset(),
+                payload: msg.payload().unwrap_or_default().to_vec(),
+            });
+        }
+        Ok(batch)
+    }
+
+    /// Produces `outputs` and commits `batch`'s offsets atomically.
+    pub async fn commit(&self, batch: &[InRecord], outputs: Vec<OutRecord>) -> anyhow::Result<()> {
+        let timeout = self.cfg.transaction_timeout;
+        tokio::task::block_in_place(|| self.producer.begin_transaction())
+            .context("beginning a transaction")?;
+        match self.produce_and_commit(batch, outputs).await {
+            Ok(()) => Ok(()),
+            Err(e) => {
+                if let Err(abort) =
+                    tokio::task::block_in_place(|| self.producer.abort_transaction(timeout))
+                {
+                    tracing::error!(error = %abort, "aborting the transaction failed");
+                }
+                Err(e)
+            }
+        }
+    }
+
+    async fn produce_and_commit(
+        &self,
+        batch: &[InRecord],
+        outputs: Vec<OutRecord>,
+    ) -> anyhow::Result<()> {
+        let timeout = self.cfg.transaction_timeout;
+        let mut deliveries = Vec::with_capacity(outputs.len());
+        for out in &outputs {
+            let mut record = FutureRecord::to(out.topic).payload(&out.payload);
+            if let Some(k) = &out.key {
+                record = record.key(k);
+            }
+            let delivery = self
+                .producer
+                .send_result(record)
+                .map_err(|(e, _)| e)
+                .with_context(|| format!("queueing a record for {}", out.topic))?;
+            deliveries.push(delivery);
+        }
+        for d in deliveries {
+            d.await
+                .context("the producer dropped a delivery")?
+                .map_err(|(e, _)| e)
+                .context("producing an output record")?;
+        }
+        let offsets = next_offsets(batch)?;
+        let group = self
+            .consumer
+            .group_metadata()
+            .context("the consumer has no group metadata")?;
+        tokio::task::block_in_place(|| {
+            self.producer
+                .send_offsets_to_transaction(&offsets, &group, timeout)
+        })
+        .context("adding the consumed offsets to the transaction")?;
+        tokio::task::block_in_place(|| self.producer.commit_transaction(timeout))
+            .context("committing the transaction")?;
+        Ok(())
+    }
+}
+
+/// The offset to resume from for each partition: one past the last record consumed.
+fn next_offsets(batch: &[InRecord]) -> anyhow::Result<TopicPartitionList> {
+    let mut last: BTreeMap<(&str, i32), i64> = BTreeMap::new();
+    for r in batch {
+        let e = last.entry((&r.topic, r.partition)).or_insert(r.offset);
+        *e = (*e).max(r.offset);
+    }
+    let mut tpl = TopicPartitionList::new();
+    for ((topic, partition), offset) in last {
+        tpl.add_partition_offset(topic, partition, Offset::Offset(offset + 1))?;
+    }
+    Ok(tpl)
+}
+
+fn uuid_like() -> String {
+    use std::time::{SystemTime, UNIX_EPOCH};
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or_default();
+    format!("{}-{nanos:x}", std::process::id())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn offsets_are_one_past_the_last_record_per_partition() {
+        let rec = |p, o| InRecord {
+            topic: "t".into(),
+            partition: p,
+            offset: o,
+            payload: vec![],
+        };
+        let tpl = next_offsets(&[rec(0, 5), rec(1, 9), rec(0, 7), rec(0, 6)]).unwrap();
+        let got: Vec<_> = tpl
+            .elements()
+            .iter()
+            .map(|e| (e.partition(), e.offset()))
+            .collect();
+        assert_eq!(got, vec![(0, Offset::Offset(8)), (1, Offset::Offset(10))]);
+    }
+}

@@ -1,0 +1,152 @@
+//! `event_realtime`: the latest normalized metrics of each event (what the seed kept in Redis).
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+use muster_schemas::NormalizedMetrics;
+use tokio_postgres::Transaction;
+
+pub const NAME: &str = "event_realtime";
+
+pub const CREATE_TABLE: &str = "CREATE TABLE event_realtime (
+    event_id text PRIMARY KEY,
+    observed_at timestamptz NOT NULL,
+    fetched_at timestamptz NOT NULL,
+    total_registered bigint NOT NULL,
+    current_attendees bigint NOT NULL,
+    checked_in bigint NOT NULL,
+    checked_out bigint NOT NULL,
+    attendance_rate double precision NOT NULL,
+    gate_activity jsonb NOT NULL,
+    alerts jsonb NOT NULL,
+    status text NOT NULL,
+    source_partition int NOT NULL,
+    source_offset bigint NOT NULL,
+    updated_at timestamptz NOT NULL DEFAULT now())";
+
+/// Keeps, per event, the record a reader should see: the newest by snapshot time, and of equal
+/// times the later in the log. Pure, so the rule is tested without a database.
+pub fn latest_per_event(records: Vec<NormalizedMetrics>) -> Vec<NormalizedMetrics> {
+    let mut latest: HashMap<String, NormalizedMetrics> = HashMap::new();
+    for r in records {
+        match latest.get(&r.event_id) {
+            Some(cur) if (cur.timestamp, cur.source.offset) > (r.timestamp, r.source.offset) => {}
+            _ => {
+                latest.insert(r.event_id.clone(), r);
+            }
+        }
+    }
+    let mut out: Vec<_> = latest.into_values().collect();
+    out.sort_by(|a, b| a.event_id.cmp(&b.event_id));
+    out
+}
+
+fn ts(millis: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp_millis(millis).unwrap_or_default()
+}
+
+/// One multi-row upsert for the whole batch; an older snapshot never overwrites a newer one.
+pub async fn apply(
+    tx: &Transaction<'_>,
+    records: Vec<NormalizedMetrics>,
+) -> Result<u64, tokio_postgres::Error> {
+    let rows = latest_per_event(records);
+    if rows.is_empty() {
+        return Ok(0);
+    }
+    let ids: Vec<&str> = rows.iter().map(|r| r.event_id.as_str()).collect();
+    let observed: Vec<DateTime<Utc>> = rows.iter().map(|r| ts(r.timestamp)).collect();
+    let fetched: Vec<DateTime<Utc>> = rows.iter().map(|r| ts(r.fetched_at)).collect();
+    let registered: Vec<i64> = rows.iter().map(|r| r.total_registered).collect();
+    let current: Vec<i64> = rows.iter().map(|r| r.current_attendees).collect();
+    let checked_in: Vec<i64> = rows.iter().map(|r| r.checked_in).collect();
+    let checked_out: Vec<i64> = rows.iter().map(|r| r.checked_out).collect();
+    let rate: Vec<f64> = rows.iter().map(|r| r.attendance_rate).collect();
+    let gates: Vec<serde_json::Value> = rows
+        .iter()
+        .map(|r| {
+            serde_json::Value::Array(
+                r.gate_activity
+                    .iter()
+                    .map(|g| serde_json::json!({"gateId": g.gate_id, "status": g.status, "throughput": g.throughput}))
+                    .collect(),
+            )
+        })
+        .collect();
+    let alerts: Vec<serde_json::Value> = rows
+        .iter()
+        .map(|r| {
+            serde_json::Value::Array(
+                r.alerts
+                    .iter()
+                    .map(|a| serde_json::json!({"id": a.id, "severity": a.severity, "message": a.message}))
+                    .collect(),
+            )
+        })
+        .collect();
+    let status: Vec<&str> = rows.iter().map(|r| r.status.as_str()).collect();
+    let partition: Vec<i32> = rows.iter().map(|r| r.source.partition).collect();
+    let offset: Vec<i64> = rows.iter().map(|r| r.source.offset).collect();
+    tx.execute(
+        "INSERT INTO event_realtime (event_id, observed_at, fetched_at, total_registered,
+            current_attendees, checked_in, checked_out, attendance_rate, gate_activity, alerts,
+            status, source_partition, source_offset)
+         SELECT * FROM unnest($1::text[], $2::timestamptz[], $3::timestamptz[], $4::bigint[],
+            $5::bigint[], $6::bigint[], $7::bigint[], $8::float8[], $9::jsonb[], $10::jsonb[],
+            $11::text[], $12::int[], $13::bigint[])
+         ON CONFLICT (event_id) DO UPDATE SET
+            observed_at = excluded.observed_at, fetched_at = excluded.fetched_at,
+            total_registered = excluded.total_registered,
+            current_attendees = excluded.current_attendees, checked_in = excluded.checked_in,
+            checked_out = excluded.checked_out, attendance_rate = excluded.attendance_rate,
+            gate_activity = excluded.gate_activity, alerts = excluded.alerts,
+            status = excluded.status, source_partition = excluded.source_partition,
+            source_offset = excluded.source_offset, updated_at = now()
+         WHERE event_realtime.observed_at <= excluded.observed_at",
+        &[
+            &ids, &observed, &fetched, &registered, &current, &checked_in, &checked_out, &rate,
+            &gates, &alerts, &status, &partition, &offset,
+        ],
+    )
+    .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use muster_schemas::SourceOffset;
+
+    fn rec(id: &str, ts: i64, offset: i64, current: i64) -> NormalizedMetrics {
+        NormalizedMetrics {
+            event_id: id.into(),
+            timestamp: ts,
+            fetched_at: ts,
+            total_registered: 100,
+            current_attendees: current,
+            checked_in: current,
+            checked_out: 0,
+            attendance_rate: current as f64 / 100.0,
+            gate_activity: vec![],
+            alerts: vec![],
+            status: "live".into(),
+            source: SourceOffset {
+                topic: "t".into(),
+                partition: 0,
+                offset,
+            },
+        }
+    }
+
+    #[test]
+    fn newest_snapshot_wins_even_when_it_arrives_first() {
+        let out = latest_per_event(vec![
+            rec("a", 20, 1, 7),
+            rec("a", 10, 2, 5),
+            rec("b", 5, 3, 1),
+            rec("b", 5, 4, 2),
+        ]);
+        assert_eq!(out.len(), 2);
+        assert_eq!(out[0].current_attendees, 7);
+        assert_eq!(out[1].current_attendees, 2);
+    }
+}

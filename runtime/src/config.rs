@@ -1,0 +1,173 @@
+//! Connection settings shared by every stage. Each field has a default that matches
+//! `scripts/services.sh`, so a laptop needs no config file.
+
+use std::collections::BTreeMap;
+
+use rdkafka::ClientConfig;
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct KafkaConfig {
+    /// Bootstrap servers, comma separated (`MUSTER_KAFKA_BROKERS`).
+    pub brokers: String,
+    /// Prefix of every consumer group and transactional id, so that several muster deployments
+    /// (or test runs) can share one cluster without reading each other's progress.
+    pub group_prefix: String,
+    /// Extra librdkafka properties (e.g. `security.protocol`, `sasl.mechanism`), applied to every
+    /// client after muster's own.
+    pub options: BTreeMap<String, String>,
+}
+
+impl Default for KafkaConfig {
+    fn default() -> Self {
+        Self {
+            brokers: "127.0.0.1:9092".into(),
+            group_prefix: "muster".into(),
+            options: BTreeMap::new(),
+        }
+    }
+}
+
+impl KafkaConfig {
+    /// A client config with the brokers and the user's extra options.
+    pub fn client(&self) -> ClientConfig {
+        let mut c = ClientConfig::new();
+        c.set("bootstrap.servers", &self.brokers);
+        for (k, v) in &self.options {
+            c.set(k, v);
+        }
+        c
+    }
+
+    /// The group id of a worker kind, e.g. `muster.processors.normalize`.
+    pub fn group(&self, name: &str) -> String {
+        format!("{}.{name}", self.group_prefix)
+    }
+
+    /// A consumer that commits nothing by itself and only sees committed transactions.
+    pub fn consumer(&self, group: &str) -> ClientConfig {
+        let mut c = self.client();
+        c.set("group.id", self.group(group))
+            .set("enable.auto.commit", "false")
+            .set("auto.offset.reset", "earliest")
+            .set("isolation.level", "read_committed")
+            .set("partition.assignment.strategy", "cooperative-sticky");
+        for (k, v) in &self.options {
+            c.set(k, v);
+        }
+        c
+    }
+
+    /// An idempotent producer: retries never duplicate or reorder a partition's records.
+    pub fn producer(&self) -> ClientConfig {
+        let mut c = self.client();
+        c.set("enable.idempotence", "true")
+            .set("acks", "all")
+            .set("compression.type", "zstd")
+            .set("linger.ms", "5");
+        for (k, v) in &self.options {
+            c.set(k, v);
+        }
+        c
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RegistryConfig {
+    /// The Confluent-compatible base URL (`MUSTER_SCHEMA_REGISTRY_URL`).
+    pub url: String,
+}
+
+impl Default for RegistryConfig {
+    fn default() -> Self {
+        Self {
+            url: "http://127.0.0.1:8081/apis/ccompat/v7".into(),
+        }
+    }
+}
+
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DatabaseConfig {
+    /// `postgres://user:password@host:port/db` (`MUSTER_DATABASE_URL`).
+    pub url: String,
+    /// Connections per process.
+    pub pool_size: usize,
+}
+
+impl std::fmt::Debug for DatabaseConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DatabaseConfig")
+            .field("url", &redact_password(&self.url))
+            .field("pool_size", &self.pool_size)
+            .finish()
+    }
+}
+
+impl Default for DatabaseConfig {
+    fn default() -> Self {
+        Self {
+            url: "postgres://muster:muster@127.0.0.1:5432/muster".into(),
+            pool_size: 8,
+        }
+    }
+}
+
+impl DatabaseConfig {
+    pub fn pool(&self) -> anyhow::Result<deadpool_postgres::Pool> {
+        use anyhow::Context;
+        let pg: tokio_postgres::Config = self
+            .url
+            .parse()
+            .with_context(|| format!("database.url {} is not a valid URL", redact_password(&self.url)))?;
+        let manager = deadpool_postgres::Manager::from_config(
+            pg,
+            tokio_postgres::NoTls,
+            deadpool_postgres::ManagerConfig {
+                recycling_method: deadpool_postgres::RecyclingMethod::Fast,
+            },
+        );
+        deadpool_postgres::Pool::builder(manager)
+            .max_size(self.pool_size)
+            .build()
+            .context("building the PostgreSQL pool")
+    }
+}
+
+/// The URL with its password replaced, for logs and errors.
+pub fn redact_password(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let userinfo = &url[scheme + 3..at];
+            match userinfo.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme + 3], &url[at..]),
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_are_redacted() {
+        assert_eq!(
+            redact_password("postgres://muster:secret@127.0.0.1:5432/muster"),
+            "postgres://muster:***@127.0.0.1:5432/muster"
+        );
+        assert_eq!(redact_password("postgres://h/db"), "postgres://h/db");
+    }
+
+    #[test]
+    fn user_options_override_defaults() {
+        let mut k = KafkaConfig::default();
+        k.options.insert("acks".into(), "1".into());
+        assert_eq!(k.producer().get("acks"), Some("1"));
+        assert_eq!(k.consumer("x").get("group.id"), Some("muster.x"));
+    }
+}

@@ -1,0 +1,15 @@
+//! The wire contract every muster stage shares: topic names, the Avro schema of each topic's
+//! records, the Rust types for them, and the one Confluent wire-format codec.
+//!
+//! Stages never declare another stage's records; they import them from here, so a schema change
+//! is one edit and the compiler finds every reader.
+
+pub mod codec;
+pub mod records;
+pub mod topics;
+
+pub use codec::{Codec, CodecError};
+pub use records::{
+    DeadLetter, GateActivity, NormalizedMetrics, RawSnapshot, SnapshotSource, SourceOffset,
+    TopicRecord, UpstreamAlert,
+};

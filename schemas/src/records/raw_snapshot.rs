@@ -1,0 +1,36 @@
+use serde::{Deserialize, Serialize};
+
+use super::TopicRecord;
+use crate::topics;
+
+/// An upstream body exactly as received; the event log's ground truth.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RawSnapshot {
+    pub event_id: String,
+    pub service_name: String,
+    pub source: SnapshotSource,
+    pub data_schema: String,
+    pub fetched_at: i64,
+    pub http_status: i32,
+    pub body: String,
+}
+
+/// How a snapshot reached muster. Stored as a string in Avro so new sources stay readable by
+/// old consumers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SnapshotSource {
+    Poll,
+    Push,
+    InitialSync,
+}
+
+impl TopicRecord for RawSnapshot {
+    const TOPIC: &'static str = topics::RAW_SNAPSHOTS;
+    const SCHEMA: &'static str = include_str!("../../avro/raw_snapshot.avsc");
+
+    fn key(&self) -> Option<&str> {
+        Some(&self.event_id)
+    }
+}

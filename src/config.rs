@@ -1,0 +1,99 @@
+//! The whole configuration: a TOML file (or several, later ones win) plus environment overrides.
+//! See `muster.example.toml` for every key with its default.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use anyhow::Context;
+use figment::Figment;
+use figment::providers::{Env, Format, Toml};
+use serde::{Deserialize, Serialize};
+
+use muster_api::ApiConfig;
+use muster_ingest::IngestConfig;
+use muster_processors::ProcessorsConfig;
+use muster_projections::ProjectionsConfig;
+use muster_runtime::{DatabaseConfig, KafkaConfig, RegistryConfig};
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    pub kafka: KafkaConfig,
+    pub schema_registry: RegistryConfig,
+    pub database: DatabaseConfig,
+    pub ops: OpsConfig,
+    pub ingest: IngestConfig,
+    pub processors: ProcessorsConfig,
+    pub projections: ProjectionsConfig,
+    pub api: ApiConfig,
+}
+
+/// `/healthz`, `/readyz` and `/metrics` of workers without an HTTP server of their own.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct OpsConfig {
+    /// Listen address; defaults per worker kind: ingest 9181, process 9182, project 9183.
+    pub addr: Option<SocketAddr>,
+}
+
+/// The short names DESIGN.md promises, each mapped to its key.
+const ENV_ALIASES: [(&str, &str); 5] = [
+    ("MUSTER_KAFKA_BROKERS", "kafka.brokers"),
+    ("MUSTER_SCHEMA_REGISTRY_URL", "schema_registry.url"),
+    ("MUSTER_DATABASE_URL", "database.url"),
+    ("MUSTER_API_ADDR", "api.addr"),
+    ("MUSTER_ADMIN_TOKEN", "api.admin_token"),
+];
+
+impl Config {
+    /// Files in order, then `MUSTER_*` aliases, then any key as `MUSTER__SECTION__KEY`
+    /// (e.g. `MUSTER__KAFKA__GROUP_PREFIX=test`).
+    pub fn load(files: &[PathBuf]) -> anyhow::Result<Self> {
+        let mut fig = Figment::new();
+        for f in files {
+            anyhow::ensure!(f.exists(), "config file {} does not exist", f.display());
+            fig = fig.merge(Toml::file(f));
+        }
+        let names: Vec<&str> = ENV_ALIASES.iter().map(|(n, _)| *n).collect();
+        fig = fig
+            .merge(Env::raw().only(&names).map(|k| {
+                let key = ENV_ALIASES
+                    .iter()
+                    .find(|(n, _)| k.as_str().eq_ignore_ascii_case(n))
+                    .map(|(_, key)| *key)
+                    .unwrap_or("unknown");
+                key.into()
+            }))
+            .merge(Env::prefixed("MUSTER__").split("__"));
+        fig.extract().context("invalid configuration")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn example_config_parses_and_env_overrides_it() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("MUSTER_KAFKA_BROKERS", "k:1");
+            jail.set_env("MUSTER__PROCESSORS__BATCH_MAX_RECORDS", "7");
+            let example = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("muster.example.toml");
+            let cfg = Config::load(&[example]).map_err(|e| format!("{e:#}"))?;
+            assert_eq!(cfg.kafka.brokers, "k:1");
+            assert_eq!(cfg.processors.batch_max_records, 7);
+            assert_eq!(cfg.api.addr.port(), 8080);
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn unknown_keys_are_named() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file("bad.toml", "[kafka]\nbrokerz = \"x\"\n")?;
+            let err = Config::load(&["bad.toml".into()]).unwrap_err();
+            assert!(format!("{err:#}").contains("brokerz"), "{err:#}");
+            Ok(())
+        });
+    }
+}

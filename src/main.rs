@@ -1,0 +1,192 @@
+//! `muster`: one binary, one subcommand per worker kind.
+
+mod config;
+mod simulate;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use muster_runtime::{Health, Shutdown, ops, shutdown};
+use muster_schemas::Codec;
+
+use crate::config::Config;
+
+#[derive(Parser)]
+#[command(version, about = "Event-sourced data-integration and API hub for event attendance systems")]
+struct Cli {
+    /// Config files (TOML), later ones override earlier ones; env vars override both.
+    #[arg(short, long, global = true, env = "MUSTER_CONFIG", value_delimiter = ',')]
+    config: Vec<PathBuf>,
+    /// Log format.
+    #[arg(long, global = true, default_value = "text", value_parser = ["text", "json"])]
+    log_format: String,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Poll registered event-management services into the raw topics.
+    Ingest,
+    /// Normalize raw topics into derived topics (exactly-once).
+    Process,
+    /// Materialize derived topics into PostgreSQL read models.
+    Project,
+    /// Serve the HTTP API.
+    Api,
+    /// Every worker in one process, for a laptop.
+    All,
+    /// Apply database migrations and exit.
+    Migrate,
+    /// Serve simulated event-management services on loopback.
+    Simulate(simulate::Args),
+    /// Print the effective configuration (secrets redacted) and exit.
+    Config,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    init_tracing(&cli.log_format);
+    if let Command::Simulate(args) = cli.command {
+        return simulate::run(args, shutdown::on_signals()).await;
+    }
+    let cfg = Config::load(&cli.config)?;
+    match cli.command {
+        Command::Config => {
+            let mut shown = cfg.clone();
+            shown.database.url = muster_runtime::config::redact_password(&shown.database.url);
+            shown.api.admin_token = shown.api.admin_token.map(|_| "***".into());
+            print!("{}", toml::to_string_pretty(&shown)?);
+            Ok(())
+        }
+        Command::Migrate => {
+            migrate(&cfg.database.pool()?).await?;
+            println!("migrations applied");
+            Ok(())
+        }
+        Command::Simulate(_) => unreachable!("handled above"),
+        command => run_workers(command, cfg).await,
+    }
+}
+
+fn init_tracing(format: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("MUSTER_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,rdkafka=warn"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    if format == "json" {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+async fn migrate(pool: &deadpool_postgres::Pool) -> anyhow::Result<()> {
+    let mut client = pool
+        .get()
+        .await
+        .context("connecting to PostgreSQL (is it running? see scripts/services.sh)")?;
+    muster_runtime::migrate::apply(
+        &mut client,
+        &[&muster_ingest::MIGRATIONS, &muster_projections::MIGRATIONS],
+    )
+    .await
+}
+
+/// Runs the workers of `command` until SIGTERM, or until one fails.
+async fn run_workers(command: Command, cfg: Config) -> anyhow::Result<()> {
+    let metrics = ops::install_metrics()?;
+    let health = Health::default();
+    let stop = shutdown::on_signals();
+    let pool = cfg.database.pool()?;
+    migrate(&pool).await?;
+    let codec = Codec::new(&cfg.schema_registry.url)?;
+
+    let (ingest, process, project, api) = match command {
+        Command::Ingest => (true, false, false, false),
+        Command::Process => (false, true, false, false),
+        Command::Project => (false, false, true, false),
+        Command::Api => (false, false, false, true),
+        _ => (true, true, true, true),
+    };
+    let mut tasks = tokio::task::JoinSet::new();
+    if api {
+        let (cfg, pool, health, metrics, stop) = (
+            cfg.api.clone(),
+            pool.clone(),
+            health.clone(),
+            metrics.clone(),
+            stop.clone(),
+        );
+        tasks.spawn(async move { muster_api::run(cfg, pool, health, metrics, stop).await.context("api") });
+    } else {
+        let default_port = if ingest { 9181 } else if process { 9182 } else { 9183 };
+        let addr = cfg
+            .ops
+            .addr
+            .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], default_port)));
+        let (health, metrics, stop) = (health.clone(), metrics.clone(), stop.clone());
+        tasks.spawn(async move { ops::serve(addr, health, metrics, stop).await.context("ops endpoint") });
+    }
+    if ingest {
+        let (c, k, codec, pool, health, stop) = (
+            cfg.ingest.clone(),
+            cfg.kafka.clone(),
+            codec.clone(),
+            pool.clone(),
+            health.clone(),
+            stop.clone(),
+        );
+        tasks.spawn(async move { muster_ingest::run(c, &k, codec, pool, health, stop).await.context("ingest") });
+    }
+    if process {
+        let (c, k, codec, health, stop) = (
+            cfg.processors.clone(),
+            cfg.kafka.clone(),
+            codec.clone(),
+            health.clone(),
+            stop.clone(),
+        );
+        tasks.spawn(async move { muster_processors::run(c, &k, codec, health, stop).await.context("process") });
+    }
+    if project {
+        let (c, k, codec, pool, health, stop) = (
+            cfg.projections.clone(),
+            cfg.kafka.clone(),
+            codec.clone(),
+            pool.clone(),
+            health.clone(),
+            stop.clone(),
+        );
+        tasks.spawn(async move { muster_projections::run(c, &k, codec, pool, health, stop).await.context("project") });
+    }
+    stop_all_on_first_exit(tasks, stop).await
+}
+
+/// A worker that returns before shutdown has failed: stop the others and report it.
+async fn stop_all_on_first_exit(
+    mut tasks: tokio::task::JoinSet<anyhow::Result<()>>,
+    stop: Shutdown,
+) -> anyhow::Result<()> {
+    let mut first_error = None;
+    while let Some(done) = tasks.join_next().await {
+        let result = done.context("a worker panicked").and_then(|r| r);
+        if let Err(e) = result {
+            tracing::error!(error = %format!("{e:#}"), "worker failed; stopping");
+            first_error.get_or_insert(e);
+        } else if !stop.is_cancelled() {
+            tracing::error!("a worker stopped unexpectedly; stopping");
+            first_error.get_or_insert(anyhow::anyhow!("a worker stopped unexpectedly"));
+        }
+        stop.cancel();
+    }
+    match first_error {
+        Some(e) => Err(e),
+        None => {
+            tracing::info!("stopped cleanly");
+            Ok(())
+        }
+    }
+}
