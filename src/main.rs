@@ -14,10 +14,19 @@ use muster_schemas::Codec;
 use crate::config::Config;
 
 #[derive(Parser)]
-#[command(version, about = "Event-sourced data-integration and API hub for event attendance systems")]
+#[command(
+    version,
+    about = "Event-sourced data-integration and API hub for event attendance systems"
+)]
 struct Cli {
     /// Config files (TOML), later ones override earlier ones; env vars override both.
-    #[arg(short, long, global = true, env = "MUSTER_CONFIG", value_delimiter = ',')]
+    #[arg(
+        short,
+        long,
+        global = true,
+        env = "MUSTER_CONFIG",
+        value_delimiter = ','
+    )]
     config: Vec<PathBuf>,
     /// Log format.
     #[arg(long, global = true, default_value = "text", value_parser = ["text", "json"])]
@@ -120,15 +129,29 @@ async fn run_workers(command: Command, cfg: Config) -> anyhow::Result<()> {
             metrics.clone(),
             stop.clone(),
         );
-        tasks.spawn(async move { muster_api::run(cfg, pool, health, metrics, stop).await.context("api") });
+        tasks.spawn(async move {
+            muster_api::run(cfg, pool, health, metrics, stop)
+                .await
+                .context("api")
+        });
     } else {
-        let default_port = if ingest { 9181 } else if process { 9182 } else { 9183 };
+        let default_port = if ingest {
+            9181
+        } else if process {
+            9182
+        } else {
+            9183
+        };
         let addr = cfg
             .ops
             .addr
             .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], default_port)));
         let (health, metrics, stop) = (health.clone(), metrics.clone(), stop.clone());
-        tasks.spawn(async move { ops::serve(addr, health, metrics, stop).await.context("ops endpoint") });
+        tasks.spawn(async move {
+            ops::serve(addr, health, metrics, stop)
+                .await
+                .context("ops endpoint")
+        });
     }
     if ingest {
         let (c, k, codec, pool, health, stop) = (
@@ -139,7 +162,11 @@ async fn run_workers(command: Command, cfg: Config) -> anyhow::Result<()> {
             health.clone(),
             stop.clone(),
         );
-        tasks.spawn(async move { muster_ingest::run(c, &k, codec, pool, health, stop).await.context("ingest") });
+        tasks.spawn(async move {
+            muster_ingest::run(c, &k, codec, pool, health, stop)
+                .await
+                .context("ingest")
+        });
     }
     if process {
         let (c, k, codec, health, stop) = (
@@ -149,7 +176,11 @@ async fn run_workers(command: Command, cfg: Config) -> anyhow::Result<()> {
             health.clone(),
             stop.clone(),
         );
-        tasks.spawn(async move { muster_processors::run(c, &k, codec, health, stop).await.context("process") });
+        tasks.spawn(async move {
+            muster_processors::run(c, &k, codec, health, stop)
+                .await
+                .context("process")
+        });
     }
     if project {
         let (c, k, codec, pool, health, stop) = (
@@ -160,7 +191,11 @@ async fn run_workers(command: Command, cfg: Config) -> anyhow::Result<()> {
             health.clone(),
             stop.clone(),
         );
-        tasks.spawn(async move { muster_projections::run(c, &k, codec, pool, health, stop).await.context("project") });
+        tasks.spawn(async move {
+            muster_projections::run(c, &k, codec, pool, health, stop)
+                .await
+                .context("project")
+        });
     }
     stop_all_on_first_exit(tasks, stop).await
 }

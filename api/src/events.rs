@@ -99,10 +99,22 @@ mod tests {
         let now = Utc::now();
         let five = chrono::Duration::minutes(5);
         let hour = chrono::Duration::hours(1);
-        assert_eq!(public_status(now, None, Some(now - hour), Some(("live", now)), five), "ended");
-        assert_eq!(public_status(now, None, None, Some(("live", now - hour)), five), "stale");
-        assert_eq!(public_status(now, None, None, Some(("degraded", now)), five), "degraded");
-        assert_eq!(public_status(now, Some(now + hour), None, None, five), "scheduled");
+        assert_eq!(
+            public_status(now, None, Some(now - hour), Some(("live", now)), five),
+            "ended"
+        );
+        assert_eq!(
+            public_status(now, None, None, Some(("live", now - hour)), five),
+            "stale"
+        );
+        assert_eq!(
+            public_status(now, None, None, Some(("degraded", now)), five),
+            "degraded"
+        );
+        assert_eq!(
+            public_status(now, Some(now + hour), None, None, five),
+            "scheduled"
+        );
         assert_eq!(public_status(now, None, None, None, five), "pending");
     }
 }

@@ -69,11 +69,19 @@ pub async fn recover(rejection: warp::Rejection) -> Result<Problem, std::convert
             "Method not allowed on this resource",
         )
     } else if let Some(e) = rejection.find::<warp::filters::body::BodyDeserializeError>() {
-        Problem::new(StatusCode::BAD_REQUEST, "invalid-body", "The request body is invalid")
-            .detail(e.to_string())
+        Problem::new(
+            StatusCode::BAD_REQUEST,
+            "invalid-body",
+            "The request body is invalid",
+        )
+        .detail(e.to_string())
     } else if let Some(e) = rejection.find::<warp::reject::InvalidQuery>() {
-        Problem::new(StatusCode::BAD_REQUEST, "invalid-query", "The query string is invalid")
-            .detail(e.to_string())
+        Problem::new(
+            StatusCode::BAD_REQUEST,
+            "invalid-query",
+            "The query string is invalid",
+        )
+        .detail(e.to_string())
     } else {
         tracing::error!(?rejection, "unhandled rejection");
         Problem::new(

@@ -48,7 +48,9 @@ impl RetryPolicy {
             .initial_backoff_ms
             .saturating_mul(1u64 << (attempt - 1).min(32));
         let cap = exp.min(self.max_backoff_ms);
-        Some(Duration::from_millis((cap as f64 * unit.clamp(0.0, 1.0)) as u64))
+        Some(Duration::from_millis(
+            (cap as f64 * unit.clamp(0.0, 1.0)) as u64,
+        ))
     }
 }
 
@@ -63,7 +65,9 @@ mod tests {
             initial_backoff_ms: 100,
             max_backoff_ms: 1000,
         };
-        let full: Vec<_> = (1..6).map(|a| p.delay(a, 1.0).unwrap().as_millis()).collect();
+        let full: Vec<_> = (1..6)
+            .map(|a| p.delay(a, 1.0).unwrap().as_millis())
+            .collect();
         assert_eq!(full, vec![100, 200, 400, 800, 1000]);
         assert_eq!(p.delay(6, 1.0), None);
         assert_eq!(p.delay(3, 0.5), Some(Duration::from_millis(200)));

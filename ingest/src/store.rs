@@ -22,7 +22,10 @@ pub static MIGRATIONS: Migrations = Migrations {
 };
 
 /// Registers or updates a service (re-registering updates in place).
-pub async fn upsert(client: &impl tokio_postgres::GenericClient, svc: &EventServiceConfig) -> anyhow::Result<()> {
+pub async fn upsert(
+    client: &impl tokio_postgres::GenericClient,
+    svc: &EventServiceConfig,
+) -> anyhow::Result<()> {
     let config = serde_json::to_value(svc)?;
     client
         .execute(
@@ -50,9 +53,14 @@ pub async fn upsert(client: &impl tokio_postgres::GenericClient, svc: &EventServ
 
 /// Every registered service. A row whose config no longer parses is reported and skipped rather
 /// than stopping every other service.
-pub async fn load_all(client: &impl tokio_postgres::GenericClient) -> anyhow::Result<Vec<EventServiceConfig>> {
+pub async fn load_all(
+    client: &impl tokio_postgres::GenericClient,
+) -> anyhow::Result<Vec<EventServiceConfig>> {
     let rows = client
-        .query("SELECT event_id, config FROM services ORDER BY event_id", &[])
+        .query(
+            "SELECT event_id, config FROM services ORDER BY event_id",
+            &[],
+        )
         .await
         .context("reading registered services")?;
     let mut out = Vec::with_capacity(rows.len());
@@ -60,7 +68,9 @@ pub async fn load_all(client: &impl tokio_postgres::GenericClient) -> anyhow::Re
         let id: String = row.get(0);
         match serde_json::from_value::<EventServiceConfig>(row.get(1)) {
             Ok(svc) => out.push(svc),
-            Err(e) => tracing::error!(event_id = %id, error = %e, "stored service config does not parse; skipped"),
+            Err(e) => {
+                tracing::error!(event_id = %id, error = %e, "stored service config does not parse; skipped")
+            }
         }
     }
     Ok(out)

@@ -26,7 +26,10 @@ pub async fn run(
         .register::<RawSnapshot>()
         .await
         .context("registering the raw snapshot schema")?;
-    let producer: FutureProducer = kafka.producer().create().context("creating the Kafka producer")?;
+    let producer: FutureProducer = kafka
+        .producer()
+        .create()
+        .context("creating the Kafka producer")?;
     let http = reqwest::Client::builder()
         .timeout(cfg.request_timeout)
         .user_agent(concat!("muster/", env!("CARGO_PKG_VERSION")))
@@ -79,7 +82,10 @@ async fn refresh(
 ) -> anyhow::Result<()> {
     let client = pool.get().await.context("connecting to PostgreSQL")?;
     let services = store::load_all(&**client).await?;
-    let wanted: HashMap<_, _> = services.into_iter().map(|s| (s.event_id.clone(), s)).collect();
+    let wanted: HashMap<_, _> = services
+        .into_iter()
+        .map(|s| (s.event_id.clone(), s))
+        .collect();
     running.retain(|id, (cfg, stop)| {
         let keep = wanted.get(id) == Some(cfg);
         if !keep {

@@ -94,7 +94,13 @@ async fn process(
     let raw: RawSnapshot = match codec.decode(&record.payload).await {
         Ok(r) => r,
         Err(e) => {
-            let dl = DeadLetter::new("decode", e.to_string(), source, None, record.payload.clone());
+            let dl = DeadLetter::new(
+                "decode",
+                e.to_string(),
+                source,
+                None,
+                record.payload.clone(),
+            );
             return dead_letter(codec, dl).await;
         }
     };

@@ -15,8 +15,5 @@ use muster_runtime::migrate::Migrations;
 /// Every table the projections own, in order.
 pub static MIGRATIONS: Migrations = Migrations {
     component: "projections",
-    steps: &[
-        offsets::CREATE_TABLE,
-        realtime::CREATE_TABLE,
-    ],
+    steps: &[offsets::CREATE_TABLE, realtime::CREATE_TABLE],
 };

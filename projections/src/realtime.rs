@@ -104,8 +104,19 @@ pub async fn apply(
             source_offset = excluded.source_offset, updated_at = now()
          WHERE event_realtime.observed_at <= excluded.observed_at",
         &[
-            &ids, &observed, &fetched, &registered, &current, &checked_in, &checked_out, &rate,
-            &gates, &alerts, &status, &partition, &offset,
+            &ids,
+            &observed,
+            &fetched,
+            &registered,
+            &current,
+            &checked_in,
+            &checked_out,
+            &rate,
+            &gates,
+            &alerts,
+            &status,
+            &partition,
+            &offset,
         ],
     )
     .await

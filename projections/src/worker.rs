@@ -36,7 +36,16 @@ pub async fn run(
         .create()
         .context("creating the dead-letter producer")?;
     while !shutdown.is_cancelled() {
-        let result = consume(&cfg, kafka, &codec, &pool, &dead_letters, &health, &shutdown).await;
+        let result = consume(
+            &cfg,
+            kafka,
+            &codec,
+            &pool,
+            &dead_letters,
+            &health,
+            &shutdown,
+        )
+        .await;
         if let Err(e) = result {
             tracing::error!(error = %format!("{e:#}"), "projection failed; restarting");
             health.failing(PART, format!("{e:#}"));
@@ -160,6 +169,8 @@ async fn apply(
     }
     realtime::apply(&tx, decoded).await?;
     offsets::store(&tx, realtime::NAME, NormalizedMetrics::TOPIC, &next).await?;
-    tx.commit().await.context("committing the projection batch")?;
+    tx.commit()
+        .await
+        .context("committing the projection batch")?;
     Ok(next)
 }

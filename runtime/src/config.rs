@@ -118,10 +118,12 @@ impl Default for DatabaseConfig {
 impl DatabaseConfig {
     pub fn pool(&self) -> anyhow::Result<deadpool_postgres::Pool> {
         use anyhow::Context;
-        let pg: tokio_postgres::Config = self
-            .url
-            .parse()
-            .with_context(|| format!("database.url {} is not a valid URL", redact_password(&self.url)))?;
+        let pg: tokio_postgres::Config = self.url.parse().with_context(|| {
+            format!(
+                "database.url {} is not a valid URL",
+                redact_password(&self.url)
+            )
+        })?;
         let manager = deadpool_postgres::Manager::from_config(
             pg,
             tokio_postgres::NoTls,

@@ -10,7 +10,10 @@ pub struct Migrations {
 }
 
 pub async fn apply(client: &mut tokio_postgres::Client, all: &[&Migrations]) -> anyhow::Result<()> {
-    let tx = client.transaction().await.context("starting the migration transaction")?;
+    let tx = client
+        .transaction()
+        .await
+        .context("starting the migration transaction")?;
     tx.execute("SELECT pg_advisory_xact_lock(7_010_773)", &[])
         .await
         .context("taking the migration lock")?;

@@ -23,22 +23,20 @@ pub fn routes(
     let healthz = warp::path!("healthz")
         .and(warp::get())
         .map(|| warp::reply::json(&serde_json::json!({"status": "ok"})));
-    let readyz = warp::path!("readyz")
-        .and(warp::get())
-        .map(move || {
-            let parts = health.snapshot();
-            let ready = health.is_ready();
-            let body = serde_json::json!({
-                "status": if ready { "ready" } else { "not-ready" },
-                "parts": parts,
-            });
-            let code = if ready {
-                StatusCode::OK
-            } else {
-                StatusCode::SERVICE_UNAVAILABLE
-            };
-            warp::reply::with_status(warp::reply::json(&body), code)
+    let readyz = warp::path!("readyz").and(warp::get()).map(move || {
+        let parts = health.snapshot();
+        let ready = health.is_ready();
+        let body = serde_json::json!({
+            "status": if ready { "ready" } else { "not-ready" },
+            "parts": parts,
         });
+        let code = if ready {
+            StatusCode::OK
+        } else {
+            StatusCode::SERVICE_UNAVAILABLE
+        };
+        warp::reply::with_status(warp::reply::json(&body), code)
+    });
     let metrics = warp::path!("metrics").and(warp::get()).map(move || {
         warp::reply::with_header(
             metrics.render(),
@@ -78,5 +76,8 @@ pub async fn serve(
 }
 
 async fn not_found(_: warp::Rejection) -> Result<impl warp::Reply, Infallible> {
-    Ok(warp::reply::with_status("not found\n", StatusCode::NOT_FOUND))
+    Ok(warp::reply::with_status(
+        "not found\n",
+        StatusCode::NOT_FOUND,
+    ))
 }

@@ -120,14 +120,14 @@ impl Codec {
     /// Decodes with the writer's schema from the registry, then resolves to `R`'s schema so that
     /// records written before a compatible change still read (missing fields take defaults).
     pub async fn decode<R: TopicRecord>(&self, bytes: &[u8]) -> Result<R, CodecError> {
-        let decoded =
-            self.decoder
-                .decode(Some(bytes))
-                .await
-                .map_err(|e| CodecError::Decode {
-                    topic: R::TOPIC,
-                    reason: e.to_string(),
-                })?;
+        let decoded = self
+            .decoder
+            .decode(Some(bytes))
+            .await
+            .map_err(|e| CodecError::Decode {
+                topic: R::TOPIC,
+                reason: e.to_string(),
+            })?;
         let reader = self.reader_schema::<R>()?;
         let value = decoded
             .value
@@ -146,12 +146,13 @@ impl Codec {
         if let Some(s) = self.reader_schemas.read().expect("poisoned").get(R::TOPIC) {
             return Ok(s.clone());
         }
-        let parsed = Arc::new(Schema::parse_str(R::SCHEMA).map_err(|source| {
-            CodecError::BadSchema {
-                topic: R::TOPIC,
-                source,
-            }
-        })?);
+        let parsed =
+            Arc::new(
+                Schema::parse_str(R::SCHEMA).map_err(|source| CodecError::BadSchema {
+                    topic: R::TOPIC,
+                    source,
+                })?,
+            );
         self.reader_schemas
             .write()
             .expect("poisoned")

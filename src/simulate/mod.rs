@@ -179,7 +179,9 @@ async fn realtime(id: String, state: State) -> warp::reply::Response {
             Mode::Malformed if sim.requests % 2 == 1 => {
                 Value::String("<html><body>upstream exploded</body></html>".into())
             }
-            Mode::Malformed => json!({"participants": {"total": "lots"}, "attendance": {"current": "some"}}),
+            Mode::Malformed => {
+                json!({"participants": {"total": "lots"}, "attendance": {"current": "some"}})
+            }
             _ => sim.event.snapshot(chrono::Utc::now()),
         };
         if sim.mode != Mode::Failing {
@@ -191,13 +193,18 @@ async fn realtime(id: String, state: State) -> warp::reply::Response {
         (sim.mode, body)
     };
     match mode {
-        Mode::Failing => reply(StatusCode::INTERNAL_SERVER_ERROR, json!({"error": "simulated failure"})),
+        Mode::Failing => reply(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            json!({"error": "simulated failure"}),
+        ),
         Mode::Slow => {
             tokio::time::sleep(Duration::from_secs(3)).await;
             reply(StatusCode::OK, body)
         }
         Mode::Malformed => match body {
-            Value::String(html) => warp::reply::with_header(html, "content-type", "text/html").into_response(),
+            Value::String(html) => {
+                warp::reply::with_header(html, "content-type", "text/html").into_response()
+            }
             other => reply(StatusCode::OK, other),
         },
         Mode::Healthy => reply(StatusCode::OK, body),

@@ -57,7 +57,8 @@ impl SimEvent {
         let current = checked_in - checked_out;
         let open = (0.05..0.95).contains(&p);
         let failing_gate = (0.5..0.56).contains(&p).then_some(self.gates);
-        let arrival_rate = showing * logistic_slope((p - 0.18) / 0.04) / 0.04 / (self.cycle_secs / 60.0);
+        let arrival_rate =
+            showing * logistic_slope((p - 0.18) / 0.04) / 0.04 / (self.cycle_secs / 60.0);
         let gates: Vec<Value> = (1..=self.gates)
             .map(|g| {
                 let status = if failing_gate == Some(g) {
@@ -77,12 +78,16 @@ impl SimEvent {
             .collect();
         let mut alerts = Vec::new();
         if let Some(g) = failing_gate {
-            alerts.push(json!({"id": format!("{}-gate-G{g}-down", self.id), "severity": "critical",
-                               "message": format!("Gate G{g} is not scanning")}));
+            alerts.push(
+                json!({"id": format!("{}-gate-G{g}-down", self.id), "severity": "critical",
+                               "message": format!("Gate G{g} is not scanning")}),
+            );
         }
         if arrival_rate / self.gates as f64 > 40.0 {
-            alerts.push(json!({"id": format!("{}-queue", self.id), "severity": "warning",
-                               "message": "Gate queue > 15 min"}));
+            alerts.push(
+                json!({"id": format!("{}-queue", self.id), "severity": "warning",
+                               "message": "Gate queue > 15 min"}),
+            );
         }
         json!({
             "participants": {"total": self.registered},
@@ -129,7 +134,13 @@ mod tests {
         let gates = s["gates"].as_array().unwrap();
         assert_eq!(gates.last().unwrap()["status"], "down");
         assert_eq!(s["alerts"][0]["severity"], "critical");
-        assert!(at(&ev, 0.3)["alerts"].as_array().unwrap().iter().all(|a| a["severity"] != "critical"));
+        assert!(
+            at(&ev, 0.3)["alerts"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .all(|a| a["severity"] != "critical")
+        );
     }
 
     #[test]

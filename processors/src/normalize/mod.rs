@@ -44,7 +44,10 @@ impl Metrics {
         if gate_down || critical {
             "degraded"
         } else if self.current_attendees > 0
-            || self.gate_activity.iter().any(|g| g.status.eq_ignore_ascii_case("open"))
+            || self
+                .gate_activity
+                .iter()
+                .any(|g| g.status.eq_ignore_ascii_case("open"))
         {
             "live"
         } else {
@@ -61,7 +64,10 @@ pub enum NormalizeError {
     #[error("upstream answered HTTP {0}")]
     HttpStatus(i32),
     #[error("body is not valid {schema}: {reason}")]
-    Invalid { schema: &'static str, reason: String },
+    Invalid {
+        schema: &'static str,
+        reason: String,
+    },
 }
 
 /// One upstream format.

@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# Starts the whole thing on this machine: Kafka, the schema registry and PostgreSQL, a simulator
+# serving N event-management services, and every muster worker; then prints where to look.
+#
+#   scripts/demo.sh [--events N]   start (default 5 events, one of them serving bad bodies)
+#   scripts/demo.sh stop           stop muster and the simulator (services keep running;
+#                                  `scripts/services.sh down` stops those)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+state=.muster/demo
+mkdir -p "$state"
+events=5
+
+stop() {
+  for name in muster simulator; do
+    if [ -f "$state/$name.pid" ] && kill -0 "$(cat "$state/$name.pid")" 2>/dev/null; then
+      kill -TERM "$(cat "$state/$name.pid")"
+      for _ in $(seq 50); do kill -0 "$(cat "$state/$name.pid")" 2>/dev/null || break; sleep 0.2; done
+      echo "stopped $name"
+    fi
+    rm -f "$state/$name.pid"
+  done
+}
+
+case "${1:-}" in
+  stop) stop; exit 0 ;;
+  --events) events="$2" ;;
+  "") ;;
+  *) echo "usage: $0 [--events N] | stop" >&2; exit 2 ;;
+esac
+
+scripts/build-deps.sh
+scripts/services.sh up
+eval "$(scripts/services.sh env)"
+echo "==> building muster (first build takes a few minutes)"
+cargo build --bin muster
+bin="${CARGO_TARGET_DIR:-target}/debug/muster"
+stop
+
+"$bin" simulate --events "$events" --malformed 1 --interval 2 \
+  --write-config "$state/services.toml" >"$state/simulator.log" 2>&1 &
+echo $! >"$state/simulator.pid"
+for _ in $(seq 50); do [ -s "$state/services.toml" ] && break; sleep 0.2; done
+[ -s "$state/services.toml" ] || { tail -20 "$state/simulator.log"; exit 1; }
+
+"$bin" --config "$state/services.toml" all >"$state/muster.log" 2>&1 &
+echo $! >"$state/muster.pid"
+api="http://${MUSTER_API_ADDR:-127.0.0.1:8080}"
+for _ in $(seq 120); do
+  curl -fsS "$api/readyz" >/dev/null 2>&1 && break
+  kill -0 "$(cat "$state/muster.pid")" 2>/dev/null || { tail -30 "$state/muster.log"; exit 1; }
+  sleep 0.5
+done
+curl -fsS "$api/readyz" >/dev/null || { echo "muster did not become ready:"; tail -30 "$state/muster.log"; exit 1; }
+
+cat <<MSG
+
+muster is running with $events simulated events (the last one serves malformed bodies).
+
+  curl -s $api/api/public/events          events with live numbers (first ones within seconds)
+  curl -s $api/metrics                    Prometheus metrics; $api/readyz for readiness
+  tail -f $state/muster.log               worker logs; $state/simulator.log for the simulator
+  curl -s http://127.0.0.1:9100/services  the simulated services' registrations
+
+Stop with: scripts/demo.sh stop   (and scripts/services.sh down for Kafka, registry, PostgreSQL)
+MSG

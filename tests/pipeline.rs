@@ -1,0 +1,277 @@
+//! The walking skeleton end to end, against real Kafka, registry and PostgreSQL:
+//! simulator → ingest → Kafka (Avro) → process → Kafka → project → PostgreSQL → api.
+
+mod common;
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use common::{Services, Worker, free_port, get_json, run_id, scratch_dir, wait_for};
+use muster_schemas::{Codec, DeadLetter, TopicRecord};
+use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::message::Message;
+use serde_json::Value;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn simulated_services_reach_the_api_and_bad_bodies_reach_the_dead_letter_topic() {
+    let services = Services::from_env();
+    let run = run_id();
+    let dir = scratch_dir(&run);
+    let prefix = format!("e2e{run}-");
+    let sim_port = free_port();
+    let sim_config = dir.join("sim.toml");
+    let sim = Worker::start(
+        "simulate",
+        &[
+            "simulate",
+            "--events",
+            "3",
+            "--malformed",
+            "1",
+            "--interval",
+            "1",
+            "--cycle",
+            "5m",
+            "--prefix",
+            &prefix,
+            "--addr",
+            &format!("127.0.0.1:{sim_port}"),
+            "--write-config",
+            sim_config.to_str().unwrap(),
+        ],
+        &[],
+        &dir,
+    );
+    let cfg_path = sim_config.clone();
+    wait_for("the simulator's config", Duration::from_secs(20), || {
+        let p = cfg_path.clone();
+        async move { p.exists().then_some(()) }
+    })
+    .await;
+
+    let group = format!("e2e{run}");
+    let ports: Vec<u16> = (0..4).map(|_| free_port()).collect();
+    let env = |ops: u16| -> Vec<(&str, String)> {
+        vec![
+            ("MUSTER__KAFKA__GROUP_PREFIX", group.clone()),
+            ("MUSTER__OPS__ADDR", format!("127.0.0.1:{ops}")),
+            ("MUSTER_API_ADDR", format!("127.0.0.1:{}", ports[3])),
+        ]
+    };
+    let config = sim_config.to_str().unwrap();
+    let mut workers = vec![
+        Worker::start(
+            "ingest",
+            &["--config", config, "ingest"],
+            &env(ports[0]),
+            &dir,
+        ),
+        Worker::start("process", &["process"], &env(ports[1]), &dir),
+        Worker::start("project", &["project"], &env(ports[2]), &dir),
+        Worker::start("api", &["api"], &env(ports[3]), &dir),
+    ];
+    let api = format!("http://127.0.0.1:{}", ports[3]);
+    let good: Vec<String> = (1..=2).map(|i| format!("{prefix}{i}")).collect();
+    let bad = format!("{prefix}3");
+
+    // Every good event shows live numbers through the API.
+    let events = wait_for(
+        "live numbers for the simulated events",
+        Duration::from_secs(120),
+        || {
+            for w in workers.iter_mut() {
+                w.assert_running();
+            }
+            let (api, good) = (api.clone(), good.clone());
+            async move {
+                let body = get_json(&format!("{api}/api/public/events")).await?;
+                let ours: Vec<Value> = body["events"]
+                    .as_array()?
+                    .iter()
+                    .filter(|e| {
+                        good.contains(&e["eventId"].as_str().unwrap_or_default().to_owned())
+                    })
+                    .cloned()
+                    .collect();
+                (ours.len() == good.len() && ours.iter().all(|e| e["currentAttendees"].is_i64()))
+                    .then_some(ours)
+            }
+        },
+    )
+    .await;
+
+    // The numbers are exactly what the simulator served at the snapshot's time.
+    for e in &events {
+        let id = e["eventId"].as_str().unwrap();
+        let served = get_json(&format!("http://127.0.0.1:{sim_port}/events/{id}/served"))
+            .await
+            .expect("simulator history");
+        let observed =
+            chrono::DateTime::parse_from_rfc3339(e["observedAt"].as_str().unwrap()).unwrap();
+        let snapshot = served
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| {
+                chrono::DateTime::parse_from_rfc3339(s["timestamp"].as_str().unwrap()).unwrap()
+                    == observed
+            })
+            .unwrap_or_else(|| panic!("{id}: no served snapshot at {observed}"));
+        assert_eq!(
+            e["currentAttendees"], snapshot["attendance"]["current"],
+            "{id}"
+        );
+        assert_eq!(
+            e["totalRegistered"], snapshot["participants"]["total"],
+            "{id}"
+        );
+        let rate = snapshot["attendance"]["current"].as_f64().unwrap()
+            / snapshot["participants"]["total"].as_f64().unwrap();
+        assert!(
+            (e["attendanceRate"].as_f64().unwrap() - rate).abs() < 1e-9,
+            "{id}"
+        );
+        assert_eq!(
+            e["type"],
+            if id.ends_with('1') {
+                "conference"
+            } else {
+                "festival"
+            }
+        );
+        assert!(
+            ["live", "idle", "degraded"].contains(&e["status"].as_str().unwrap()),
+            "{e}"
+        );
+    }
+
+    // Bad bodies are dead-lettered with the reason, both kinds of them.
+    let codec = Codec::new(&services.registry).unwrap();
+    let consumer: StreamConsumer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", &services.brokers)
+        .set("group.id", format!("e2e{run}-dead-letter-check"))
+        .set("auto.offset.reset", "earliest")
+        .set("isolation.level", "read_committed")
+        .create()
+        .unwrap();
+    consumer.subscribe(&[DeadLetter::TOPIC]).unwrap();
+    let mut reasons = HashSet::new();
+    let deadline = std::time::Instant::now() + Duration::from_secs(90);
+    while reasons.len() < 2 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "dead letters seen: {reasons:?}"
+        );
+        let Ok(Ok(msg)) = tokio::time::timeout(Duration::from_secs(5), consumer.recv()).await
+        else {
+            continue;
+        };
+        let dl: DeadLetter = codec.decode(msg.payload().unwrap()).await.unwrap();
+        if dl.event_id.as_deref() != Some(bad.as_str()) {
+            continue;
+        }
+        assert_eq!(dl.stage, "normalize");
+        assert_eq!(dl.source_topic, "muster.raw.snapshots.v1");
+        let payload = String::from_utf8(dl.payload.clone()).unwrap();
+        if payload.contains("upstream exploded") {
+            assert!(dl.error.contains("s-attend/v1"), "{}", dl.error);
+            reasons.insert("not json");
+        } else if payload.contains("\"lots\"") {
+            assert!(dl.error.contains("invalid type"), "{}", dl.error);
+            reasons.insert("wrong types");
+        }
+    }
+
+    // ...and the pipeline keeps going: the good events' numbers move on.
+    let first = events[0]["observedAt"].as_str().unwrap().to_owned();
+    let first_id = events[0]["eventId"].as_str().unwrap().to_owned();
+    wait_for(
+        "a newer snapshot after the dead letters",
+        Duration::from_secs(60),
+        || {
+            let (api, first, first_id) = (api.clone(), first.clone(), first_id.clone());
+            async move {
+                let body = get_json(&format!("{api}/api/public/events")).await?;
+                let e = body["events"]
+                    .as_array()?
+                    .iter()
+                    .find(|e| e["eventId"] == first_id.as_str())?
+                    .clone();
+                (e["observedAt"].as_str()? > first.as_str()).then_some(())
+            }
+        },
+    )
+    .await;
+
+    // Every worker serves health and Prometheus metrics.
+    let metric = [
+        "muster_ingest_polls_total",
+        "muster_processor_records_in_total",
+        "muster_projection_records_total",
+        "muster_api_requests_total",
+    ];
+    for (port, name) in ports.iter().zip(metric) {
+        let health = reqwest::get(format!("http://127.0.0.1:{port}/healthz"))
+            .await
+            .unwrap();
+        assert_eq!(health.status(), 200, "healthz on {port}");
+        assert!(health.headers().contains_key("x-request-id") || *port != ports[3]);
+        let ready = reqwest::get(format!("http://127.0.0.1:{port}/readyz"))
+            .await
+            .unwrap();
+        assert_eq!(
+            ready.status(),
+            200,
+            "readyz on {port}: {}",
+            ready.text().await.unwrap()
+        );
+        let text = reqwest::get(format!("http://127.0.0.1:{port}/metrics"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert!(
+            text.contains(name),
+            "{name} missing from metrics on {port}:\n{text}"
+        );
+    }
+
+    // Unknown routes answer problem+json with a request id.
+    let missing = reqwest::get(format!("{api}/api/nope")).await.unwrap();
+    assert_eq!(missing.status(), 404);
+    assert_eq!(
+        missing.headers()["content-type"],
+        "application/problem+json"
+    );
+    assert!(missing.headers().contains_key("x-request-id"));
+
+    // SIGTERM stops every worker cleanly.
+    for w in workers.drain(..).chain(std::iter::once(sim)) {
+        let name = w.name.clone();
+        let log = w.log.clone();
+        let status = w.terminate(Duration::from_secs(30));
+        assert!(
+            status.success(),
+            "muster {name} exited with {status}: see {}",
+            log.display()
+        );
+    }
+
+    cleanup(&services.database, &prefix).await;
+}
+
+/// Forgets this run's services so later runs do not poll a simulator that is gone.
+async fn cleanup(database: &str, prefix: &str) {
+    let (client, conn) = tokio_postgres::connect(database, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    client
+        .execute(
+            "DELETE FROM services WHERE event_id LIKE $1 || '%'",
+            &[&prefix],
+        )
+        .await
+        .unwrap();
+}

@@ -1,0 +1,79 @@
+//! A client nobody here wrote (Confluent's Python client with its Avro deserializer) reads our
+//! raw topic through the schema registry and gets our records back.
+
+mod common;
+
+use std::process::Command;
+use std::time::Duration;
+
+use common::{Services, run_id};
+use muster_schemas::{Codec, RawSnapshot, SnapshotSource, TopicRecord};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+
+#[tokio::test]
+async fn confluent_python_client_reads_raw_snapshots() {
+    let services = Services::from_env();
+    let event_id = format!("third-party-{}", run_id());
+    let codec = Codec::new(&services.registry).unwrap();
+    let producer: FutureProducer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", &services.brokers)
+        .create()
+        .unwrap();
+    let body = r#"{"participants":{"total":1200},"attendance":{"current":830}}"#;
+    let snapshot = RawSnapshot {
+        event_id: event_id.clone(),
+        service_name: "third-party-test".into(),
+        source: SnapshotSource::InitialSync,
+        data_schema: "s-attend/v1".into(),
+        fetched_at: 1_795_482_900_123,
+        http_status: 200,
+        body: body.into(),
+    };
+    let payload = codec.encode(&snapshot).await.unwrap();
+    assert_eq!(payload[0], 0, "Confluent magic byte");
+    producer
+        .send(
+            FutureRecord::to(RawSnapshot::TOPIC)
+                .key(&event_id)
+                .payload(&payload),
+            Duration::from_secs(30),
+        )
+        .await
+        .map_err(|(e, _)| e)
+        .unwrap();
+
+    let python = std::env::var("MUSTER_PYTHON").unwrap_or_else(|_| "python3".into());
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/third_party/read_topic.py"
+    );
+    let out = Command::new(&python)
+        .args([
+            script,
+            "--brokers",
+            &services.brokers,
+            "--registry",
+            &services.registry,
+        ])
+        .args(["--topic", RawSnapshot::TOPIC, "--event-id", &event_id])
+        .output()
+        .unwrap_or_else(|e| panic!("running {python}: {e} (scripts/test.sh installs the client)"));
+    assert!(
+        out.status.success(),
+        "third-party reader failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let record: serde_json::Value = serde_json::from_str(
+        String::from_utf8(out.stdout)
+            .unwrap()
+            .lines()
+            .next()
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(record["eventId"], event_id.as_str());
+    assert_eq!(record["body"], body);
+    assert_eq!(record["source"], "initial-sync");
+    assert_eq!(record["httpStatus"], 200);
+    assert_eq!(record["serviceName"], "third-party-test");
+}
