@@ -424,14 +424,16 @@ export MUSTER_DATABASE_URL=postgres://$DB_USER:$DB_PASSWORD@$HOST:$PG_PORT/$DB_N
 EOF
 }
 
+# Serialise up/down/reset: re-run this script under flock(1). With -o the lock's fd is not
+# inherited by the command, so the daemons started here do not keep holding the lock.
 with_lock() {
+  [ -z "${MUSTER_SERVICES_LOCKED:-}" ] || return 0
   mkdir -p "$RUN_DIR"
-  exec 9>"$RUN_DIR/services.lock"
-  flock -w 600 9 || die "another services.sh holds $RUN_DIR/services.lock"
+  MUSTER_SERVICES_LOCKED=1 exec flock -o -w 120 -E 75 "$RUN_DIR/services.lock" \
+    "$BASH" "$SCRIPT_DIR/$(basename "${BASH_SOURCE[0]}")" "$@"
 }
 
 cmd_up() {
-  with_lock
   mkdir -p "$DL_DIR" "$DATA_DIR" "$LOG_DIR" "$RUN_DIR"
   ensure_java
   local t0=$SECONDS
@@ -449,7 +451,6 @@ cmd_up() {
 }
 
 cmd_down() {
-  with_lock
   stop_pidfile registry "$REGISTRY_PID" "muster.service=registry"
   stop_pidfile kafka "$KAFKA_PID" "kafka.Kafka"
   pg_stop
@@ -493,6 +494,9 @@ cmd_reset() {
   log "reset done; run '$0 up' to start again"
 }
 
+case "${1:-}" in
+  up | down | reset) with_lock "$@" ;;
+esac
 case "${1:-}" in
   up) cmd_up ;;
   down) cmd_down ;;

@@ -30,14 +30,22 @@ impl Default for KafkaConfig {
 }
 
 impl KafkaConfig {
-    /// A client config with the brokers and the user's extra options.
-    pub fn client(&self) -> ClientConfig {
+    /// muster's settings for a client, then the user's `options`, which win.
+    fn build(&self, settings: &[(&str, &str)]) -> ClientConfig {
         let mut c = ClientConfig::new();
         c.set("bootstrap.servers", &self.brokers);
+        for (k, v) in settings {
+            c.set(*k, *v);
+        }
         for (k, v) in &self.options {
             c.set(k, v);
         }
         c
+    }
+
+    /// A plain client (admin, metadata).
+    pub fn client(&self) -> ClientConfig {
+        self.build(&[])
     }
 
     /// The group id of a worker kind, e.g. `muster.processors.normalize`.
@@ -47,29 +55,24 @@ impl KafkaConfig {
 
     /// A consumer that commits nothing by itself and only sees committed transactions.
     pub fn consumer(&self, group: &str) -> ClientConfig {
-        let mut c = self.client();
-        c.set("group.id", self.group(group))
-            .set("enable.auto.commit", "false")
-            .set("auto.offset.reset", "earliest")
-            .set("isolation.level", "read_committed")
-            .set("partition.assignment.strategy", "cooperative-sticky");
-        for (k, v) in &self.options {
-            c.set(k, v);
-        }
-        c
+        let group = self.group(group);
+        self.build(&[
+            ("group.id", &group),
+            ("enable.auto.commit", "false"),
+            ("auto.offset.reset", "earliest"),
+            ("isolation.level", "read_committed"),
+            ("partition.assignment.strategy", "cooperative-sticky"),
+        ])
     }
 
     /// An idempotent producer: retries never duplicate or reorder a partition's records.
     pub fn producer(&self) -> ClientConfig {
-        let mut c = self.client();
-        c.set("enable.idempotence", "true")
-            .set("acks", "all")
-            .set("compression.type", "zstd")
-            .set("linger.ms", "5");
-        for (k, v) in &self.options {
-            c.set(k, v);
-        }
-        c
+        self.build(&[
+            ("enable.idempotence", "true"),
+            ("acks", "all"),
+            ("compression.type", "zstd"),
+            ("linger.ms", "5"),
+        ])
     }
 }
 
