@@ -237,10 +237,15 @@ kafka_install() {
   log "kafka $KAFKA_VERSION: fetching jars from Maven Central into $KAFKA_LIBS"
   rm -rf "$KAFKA_HOME.tmp"
   mkdir -p "$KAFKA_HOME.tmp"
-  mvn -q -B -f "$ASSETS/kafka-pom.xml" \
+  mvn -B -Dstyle.color=never -f "$ASSETS/kafka-pom.xml" \
     -Dkafka.version="$KAFKA_VERSION" -Dlog4j.version="$LOG4J_VERSION" \
     dependency:copy-dependencies -DincludeScope=runtime \
-    -DoutputDirectory="$KAFKA_HOME.tmp/libs" >&2 || die "maven could not fetch Kafka $KAFKA_VERSION"
+    -DoutputDirectory="$KAFKA_HOME.tmp/libs" >"$LOG_DIR/mvn-kafka.log" 2>&1 || {
+    tail -n 50 "$LOG_DIR/mvn-kafka.log" >&2
+    die "maven could not fetch Kafka $KAFKA_VERSION (log: $LOG_DIR/mvn-kafka.log)"
+  }
+  # leave no build dir behind next to the POM (it lives in the repo)
+  rm -rf "$ASSETS/target"
   touch "$KAFKA_HOME.tmp/.complete"
   rm -rf "$KAFKA_HOME"
   mv "$KAFKA_HOME.tmp" "$KAFKA_HOME"
@@ -261,7 +266,11 @@ kafka_configure() {
     local cid
     cid=$(kafka_tool kafka.tools.StorageTool random-uuid | tail -n 1)
     log "kafka: formatting $KAFKA_DATA (cluster id $cid)"
-    kafka_tool kafka.tools.StorageTool format --standalone -t "$cid" -c "$KAFKA_CONF" >&2
+    kafka_tool kafka.tools.StorageTool format --standalone -t "$cid" -c "$KAFKA_CONF" \
+      >>"$LOG_DIR/kafka-format.log" 2>&1 || {
+      tail -n 50 "$LOG_DIR/kafka-format.log" >&2
+      die "kafka storage format failed"
+    }
   fi
 }
 
@@ -350,13 +359,18 @@ registry_install() {
   log "apicurio-registry $REGISTRY_VERSION: fetching distribution from Maven Central"
   rm -rf "$REGISTRY_HOME.tmp"
   mkdir -p "$REGISTRY_HOME.tmp"
-  mvn -q -B dependency:unpack \
+  # run outside the repo: without a POM the plugin writes its marker files under a literal
+  # "${project.basedir}" directory in the working directory
+  (cd "$REGISTRY_HOME.tmp" && mvn -B -Dstyle.color=never dependency:unpack \
     -Dartifact="io.apicurio:apicurio-registry-app:$REGISTRY_VERSION:tar.gz:all" \
     -DoutputDirectory="$REGISTRY_HOME.tmp" \
-    -Dmdep.overWriteReleases=true -Dmdep.overWriteSnapshots=true >&2 ||
-    die "maven could not fetch apicurio-registry-app $REGISTRY_VERSION"
+    -Dmdep.overWriteReleases=true -Dmdep.overWriteSnapshots=true >"$LOG_DIR/mvn-registry.log" 2>&1) || {
+    tail -n 50 "$LOG_DIR/mvn-registry.log" >&2
+    die "maven could not fetch apicurio-registry-app $REGISTRY_VERSION (log: $LOG_DIR/mvn-registry.log)"
+  }
   [ -f "$REGISTRY_HOME.tmp/quarkus-run.jar" ] || compgen -G "$REGISTRY_HOME.tmp/*-runner.jar" >/dev/null ||
     die "the apicurio distribution has no runnable jar"
+  rm -rf "$REGISTRY_HOME.tmp/\${project.basedir}"
   touch "$REGISTRY_HOME.tmp/.complete"
   rm -rf "$REGISTRY_HOME"
   mv "$REGISTRY_HOME.tmp" "$REGISTRY_HOME"

@@ -14,7 +14,7 @@ pub async fn apply(client: &mut tokio_postgres::Client, all: &[&Migrations]) -> 
         .transaction()
         .await
         .context("starting the migration transaction")?;
-    tx.execute("SELECT pg_advisory_xact_lock(7_010_773)", &[])
+    tx.execute("SELECT pg_advisory_xact_lock(7010773)", &[])
         .await
         .context("taking the migration lock")?;
     tx.batch_execute(
