@@ -15,6 +15,7 @@ use serde_json::Value;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn simulated_services_reach_the_api_and_bad_bodies_reach_the_dead_letter_topic() {
     let services = Services::from_env();
+    forget_abandoned_runs(&services.database).await;
     let run = run_id();
     let dir = scratch_dir(&run);
     let prefix = format!("e2e{run}-");
@@ -259,6 +260,21 @@ async fn simulated_services_reach_the_api_and_bad_bodies_reach_the_dead_letter_t
     }
 
     cleanup(&services.database, &prefix).await;
+}
+
+/// Forgets services that earlier, failed runs left behind (their simulators are gone).
+async fn forget_abandoned_runs(database: &str) {
+    let (client, conn) = tokio_postgres::connect(database, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    // The table exists once any worker has migrated; before that there is nothing to forget.
+    let _ = client
+        .execute(
+            "DELETE FROM services WHERE event_id LIKE 'e2e%' AND registered_at < now() - interval '10 minutes'",
+            &[],
+        )
+        .await;
 }
 
 /// Forgets this run's services so later runs do not poll a simulator that is gone.

@@ -4,7 +4,7 @@ use std::collections::HashMap;
 
 use anyhow::Context;
 use muster_runtime::{Health, KafkaConfig, Shutdown};
-use muster_schemas::{Codec, RawSnapshot};
+use muster_schemas::{Codec, RawSnapshot, TopicRecord};
 use rdkafka::producer::FutureProducer;
 use tokio_util::sync::CancellationToken;
 
@@ -22,6 +22,7 @@ pub async fn run(
     shutdown: Shutdown,
 ) -> anyhow::Result<()> {
     health.set("ingest", muster_runtime::health::PartState::Starting);
+    muster_runtime::topics::ensure(kafka, &[RawSnapshot::TOPIC]).await?;
     codec
         .register::<RawSnapshot>()
         .await

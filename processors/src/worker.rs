@@ -24,6 +24,15 @@ pub async fn run(
     shutdown: Shutdown,
 ) -> anyhow::Result<()> {
     health.set(PART, PartState::Starting);
+    muster_runtime::topics::ensure(
+        kafka,
+        &[
+            RawSnapshot::TOPIC,
+            NormalizedMetrics::TOPIC,
+            DeadLetter::TOPIC,
+        ],
+    )
+    .await?;
     codec
         .register::<NormalizedMetrics>()
         .await

@@ -27,6 +27,7 @@ pub async fn run(
     shutdown: Shutdown,
 ) -> anyhow::Result<()> {
     health.set(PART, PartState::Starting);
+    muster_runtime::topics::ensure(kafka, &[NormalizedMetrics::TOPIC, DeadLetter::TOPIC]).await?;
     codec
         .register::<DeadLetter>()
         .await

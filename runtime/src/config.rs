@@ -14,6 +14,12 @@ pub struct KafkaConfig {
     /// Prefix of every consumer group and transactional id, so that several muster deployments
     /// (or test runs) can share one cluster without reading each other's progress.
     pub group_prefix: String,
+    /// Partitions of the topics muster creates (existing topics are left as they are). More
+    /// partitions allow more workers of each kind.
+    pub topic_partitions: i32,
+    /// Replication factor of the topics muster creates; 1 suits a single local broker, use 3 on
+    /// a real cluster.
+    pub replication_factor: i32,
     /// Extra librdkafka properties (e.g. `security.protocol`, `sasl.mechanism`), applied to every
     /// client after muster's own.
     pub options: BTreeMap<String, String>,
@@ -24,6 +30,8 @@ impl Default for KafkaConfig {
         Self {
             brokers: "127.0.0.1:9092".into(),
             group_prefix: "muster".into(),
+            topic_partitions: 3,
+            replication_factor: 1,
             options: BTreeMap::new(),
         }
     }

@@ -6,6 +6,7 @@ pub mod health;
 pub mod migrate;
 pub mod ops;
 pub mod shutdown;
+pub mod topics;
 
 pub use config::{DatabaseConfig, KafkaConfig, RegistryConfig};
 pub use health::Health;

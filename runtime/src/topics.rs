@@ -1,0 +1,38 @@
+//! Creates the topics a worker reads or writes before it starts, so that a consumer never
+//! subscribes to a topic that does not exist yet (which librdkafka reports as an error).
+
+use anyhow::Context;
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::types::RDKafkaErrorCode;
+
+use crate::KafkaConfig;
+
+pub async fn ensure(kafka: &KafkaConfig, topics: &[&str]) -> anyhow::Result<()> {
+    let admin: AdminClient<DefaultClientContext> = kafka
+        .client()
+        .create()
+        .context("creating the Kafka admin client")?;
+    let new: Vec<NewTopic> = topics
+        .iter()
+        .map(|t| {
+            NewTopic::new(
+                t,
+                kafka.topic_partitions,
+                TopicReplication::Fixed(kafka.replication_factor),
+            )
+        })
+        .collect();
+    let results = admin
+        .create_topics(&new, &AdminOptions::new())
+        .await
+        .with_context(|| format!("creating topics {topics:?} on {}", kafka.brokers))?;
+    for r in results {
+        match r {
+            Ok(topic) => tracing::info!(%topic, "topic created"),
+            Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+            Err((topic, code)) => anyhow::bail!("creating topic {topic}: {code}"),
+        }
+    }
+    Ok(())
+}
