@@ -16,6 +16,10 @@ scripts/build-deps.sh
 step "services"
 scripts/services.sh up
 eval "$(scripts/services.sh env)"
+# A fresh database per run, so tests never depend on what an earlier run or a demo left behind.
+admin_url="${MUSTER_DATABASE_URL%/*}/postgres"
+psql -q "$admin_url" -c "DROP DATABASE IF EXISTS muster_test WITH (FORCE)" -c "CREATE DATABASE muster_test"
+export MUSTER_DATABASE_URL="${MUSTER_DATABASE_URL%/*}/muster_test"
 
 step "third-party client (Python confluent-kafka) for the interoperability test"
 venv="$MUSTER_HOME/venv"

@@ -13,7 +13,7 @@ use muster_api::ApiConfig;
 use muster_ingest::IngestConfig;
 use muster_processors::ProcessorsConfig;
 use muster_projections::ProjectionsConfig;
-use muster_runtime::{DatabaseConfig, KafkaConfig, RegistryConfig};
+use muster_runtime::{DatabaseConfig, KafkaConfig, RegistryConfig, SecurityConfig};
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -21,6 +21,7 @@ pub struct Config {
     pub kafka: KafkaConfig,
     pub schema_registry: RegistryConfig,
     pub database: DatabaseConfig,
+    pub security: SecurityConfig,
     pub ops: OpsConfig,
     pub ingest: IngestConfig,
     pub processors: ProcessorsConfig,
@@ -37,12 +38,13 @@ pub struct OpsConfig {
 }
 
 /// The short names DESIGN.md promises, each mapped to its key.
-const ENV_ALIASES: [(&str, &str); 5] = [
+const ENV_ALIASES: [(&str, &str); 6] = [
     ("MUSTER_KAFKA_BROKERS", "kafka.brokers"),
     ("MUSTER_SCHEMA_REGISTRY_URL", "schema_registry.url"),
     ("MUSTER_DATABASE_URL", "database.url"),
     ("MUSTER_API_ADDR", "api.addr"),
     ("MUSTER_ADMIN_TOKEN", "api.admin_token"),
+    ("MUSTER_SECRET_KEY", "security.secret_key"),
 ];
 
 impl Config {
@@ -65,7 +67,11 @@ impl Config {
                 key.into()
             }))
             .merge(Env::prefixed("MUSTER__").split("__"));
-        fig.extract().context("invalid configuration")
+        let cfg: Self = fig.extract().context("invalid configuration")?;
+        cfg.ingest
+            .validate()
+            .map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))?;
+        Ok(cfg)
     }
 }
 

@@ -68,6 +68,10 @@ async fn main() -> anyhow::Result<()> {
             let mut shown = cfg.clone();
             shown.database.url = muster_runtime::config::redact_password(&shown.database.url);
             shown.api.admin_token = shown.api.admin_token.map(|_| "***".into());
+            shown.security.secret_key = shown.security.secret_key.map(|_| "***".into());
+            for svc in &mut shown.ingest.services {
+                svc.authentication = Default::default();
+            }
             print!("{}", toml::to_string_pretty(&shown)?);
             Ok(())
         }
@@ -112,6 +116,7 @@ async fn run_workers(command: Command, cfg: Config) -> anyhow::Result<()> {
     let pool = cfg.database.pool()?;
     migrate(&pool).await?;
     let codec = Codec::new(&cfg.schema_registry.url)?;
+    let secrets = cfg.security.secrets()?;
 
     let (ingest, process, project, api) = match command {
         Command::Ingest => (true, false, false, false),
@@ -122,18 +127,25 @@ async fn run_workers(command: Command, cfg: Config) -> anyhow::Result<()> {
     };
     let mut tasks = tokio::task::JoinSet::new();
     if api {
-        let (cfg, pool, health, metrics, stop) = (
-            cfg.api.clone(),
-            pool.clone(),
-            health.clone(),
-            metrics.clone(),
-            stop.clone(),
-        );
-        tasks.spawn(async move {
-            muster_api::run(cfg, pool, health, metrics, stop)
-                .await
-                .context("api")
-        });
+        let collector = muster_ingest::collector(&cfg.kafka, codec.clone(), &cfg.ingest).await?;
+        let state = muster_api::AppState {
+            pool: pool.clone(),
+            registrar: muster_ingest::Registrar {
+                collector: collector.clone(),
+                pool: pool.clone(),
+                secrets: secrets.clone(),
+            },
+            receiver: muster_ingest::checkins::Receiver {
+                collector,
+                pool: pool.clone(),
+                secrets: secrets.clone(),
+                tolerance: cfg.security.signature_tolerance,
+            },
+            health: health.clone(),
+            metrics: metrics.clone(),
+        };
+        let (cfg, stop) = (cfg.api.clone(), stop.clone());
+        tasks.spawn(async move { muster_api::run(cfg, state, stop).await.context("api") });
     } else {
         let default_port = if ingest {
             9181
@@ -154,16 +166,17 @@ async fn run_workers(command: Command, cfg: Config) -> anyhow::Result<()> {
         });
     }
     if ingest {
-        let (c, k, codec, pool, health, stop) = (
+        let (c, k, codec, pool, secrets, health, stop) = (
             cfg.ingest.clone(),
             cfg.kafka.clone(),
             codec.clone(),
             pool.clone(),
+            secrets.clone(),
             health.clone(),
             stop.clone(),
         );
         tasks.spawn(async move {
-            muster_ingest::run(c, &k, codec, pool, health, stop)
+            muster_ingest::run(c, &k, codec, pool, secrets, health, stop)
                 .await
                 .context("ingest")
         });

@@ -206,7 +206,7 @@ async fn simulated_services_reach_the_api_and_bad_bodies_reach_the_dead_letter_t
 
     // Every worker serves health and Prometheus metrics.
     let metric = [
-        "muster_ingest_polls_total",
+        "muster_ingest_snapshots_total",
         "muster_processor_records_in_total",
         "muster_projection_records_total",
         "muster_api_requests_total",

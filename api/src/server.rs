@@ -1,32 +1,87 @@
 use std::convert::Infallible;
 
 use metrics_exporter_prometheus::PrometheusHandle;
+use muster_ingest::Registrar;
+use muster_ingest::checkins::Receiver;
 use muster_runtime::{Health, Shutdown};
 use warp::Filter;
 
 use crate::config::ApiConfig;
-use crate::{events, problem};
+use crate::{admin, checkins, events, problem};
+
+/// What the routes need.
+#[derive(Clone)]
+pub struct AppState {
+    pub pool: deadpool_postgres::Pool,
+    pub registrar: Registrar,
+    pub receiver: Receiver,
+    pub health: Health,
+    pub metrics: PrometheusHandle,
+}
+
+const MAX_BODY: u64 = 4 * 1024 * 1024;
 
 /// Every route, with problem answers, `x-request-id` and request metrics.
 pub fn routes(
     cfg: ApiConfig,
-    pool: deadpool_postgres::Pool,
-    health: Health,
-    metrics: PrometheusHandle,
+    state: AppState,
 ) -> impl Filter<Extract = (impl warp::Reply,), Error = Infallible> + Clone {
     let stale_after = chrono::Duration::seconds(cfg.stale_after_secs as i64);
-    let with_pool = warp::any().map(move || pool.clone());
+    let pool = state.pool.clone();
     let public_events = warp::path!("api" / "public" / "events")
         .and(warp::get())
-        .and(with_pool)
+        .and(warp::any().map(move || pool.clone()))
         .and_then(move |pool| async move {
             events::list(pool, stale_after)
                 .await
                 .map(|e| warp::reply::json(&e))
                 .map_err(warp::reject::custom)
         });
-    let app = muster_runtime::ops::routes(health, metrics)
+
+    let registrar = state.registrar.clone();
+    let with_registrar = warp::any().map(move || registrar.clone());
+    let admin = admin::require_admin(cfg.admin_token.clone());
+    let services = warp::path!("api" / "admin" / "services");
+    let service = warp::path!("api" / "admin" / "services" / String);
+    let register = services
+        .and(warp::post())
+        .and(admin.clone())
+        .and(with_registrar.clone())
+        .and(warp::body::content_length_limit(MAX_BODY))
+        .and(warp::body::json())
+        .and_then(admin::register);
+    let list = services
+        .and(warp::get())
+        .and(admin.clone())
+        .and(with_registrar.clone())
+        .and_then(admin::list);
+    let get = service
+        .and(warp::get())
+        .and(admin.clone())
+        .and(with_registrar.clone())
+        .and_then(admin::get);
+    let remove = service
+        .and(warp::delete())
+        .and(admin)
+        .and(with_registrar)
+        .and_then(admin::remove);
+
+    let receiver = state.receiver.clone();
+    let push_checkins = warp::path!("api" / "ingest" / String / "checkins")
+        .and(warp::post())
+        .and(warp::header::headers_cloned())
+        .and(warp::body::content_length_limit(MAX_BODY))
+        .and(warp::body::bytes())
+        .and(warp::any().map(move || receiver.clone()))
+        .and_then(checkins::accept);
+
+    let app = muster_runtime::ops::routes(state.health.clone(), state.metrics.clone())
         .or(public_events)
+        .or(register)
+        .or(list)
+        .or(get)
+        .or(remove)
+        .or(push_checkins)
         .recover(problem::recover);
     request_id()
         .and(app)
@@ -50,19 +105,13 @@ fn request_id() -> impl Filter<Extract = (String,), Error = Infallible> + Clone 
     })
 }
 
-pub async fn run(
-    cfg: ApiConfig,
-    pool: deadpool_postgres::Pool,
-    health: Health,
-    metrics: PrometheusHandle,
-    shutdown: Shutdown,
-) -> anyhow::Result<()> {
+pub async fn run(cfg: ApiConfig, state: AppState, shutdown: Shutdown) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(cfg.addr)
         .await
         .map_err(|e| anyhow::anyhow!("api cannot listen on {}: {e}", cfg.addr))?;
     tracing::info!(addr = %cfg.addr, "api listening");
-    health.ready("api");
-    warp::serve(routes(cfg.clone(), pool, health, metrics))
+    state.health.ready("api");
+    warp::serve(routes(cfg, state))
         .incoming(listener)
         .graceful(async move { shutdown.cancelled().await })
         .run()

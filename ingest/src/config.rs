@@ -14,9 +14,16 @@ pub struct IngestConfig {
     /// Timeout of one upstream request.
     #[serde(with = "humantime_serde")]
     pub request_timeout: Duration,
-    /// How often the registered-service list is re-read, to start new ones and stop removed ones.
+    /// How often a process renews its service leases and picks up new registrations.
     #[serde(with = "humantime_serde")]
     pub refresh_interval: Duration,
+    /// How long a lease lasts without renewal; a crashed process's services move to the
+    /// others after this.
+    #[serde(with = "humantime_serde")]
+    pub lease_ttl: Duration,
+    /// How often each service's health check runs.
+    #[serde(with = "humantime_serde")]
+    pub health_check_interval: Duration,
 }
 
 impl Default for IngestConfig {
@@ -24,7 +31,18 @@ impl Default for IngestConfig {
         Self {
             services: Vec::new(),
             request_timeout: Duration::from_secs(10),
-            refresh_interval: Duration::from_secs(5),
+            refresh_interval: Duration::from_secs(3),
+            lease_ttl: Duration::from_secs(15),
+            health_check_interval: Duration::from_secs(10),
         }
+    }
+}
+
+impl IngestConfig {
+    pub fn validate(&self) -> Result<(), String> {
+        if self.lease_ttl < self.refresh_interval * 2 {
+            return Err("ingest.lease_ttl must be at least twice ingest.refresh_interval".into());
+        }
+        Ok(())
     }
 }

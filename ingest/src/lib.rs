@@ -1,14 +1,20 @@
 //! Connectors for the event-management services that run each event's gates: they poll each
 //! registered service and publish every body unchanged to `muster.raw.snapshots.v1`.
 
+pub mod auth;
+pub mod checkins;
+pub mod collector;
 pub mod config;
-pub mod poller;
+pub mod health;
+pub mod registrar;
 pub mod retry;
+mod schedule;
 pub mod service;
 pub mod store;
 mod worker;
 
 pub use config::IngestConfig;
+pub use registrar::Registrar;
 pub use service::EventServiceConfig;
 pub use store::MIGRATIONS;
-pub use worker::run;
+pub use worker::{collector, run};

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::auth::Authentication;
 use crate::retry::RetryPolicy;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -30,59 +31,6 @@ pub struct Endpoints {
     pub webhook: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub health_check: Option<String>,
-}
-
-/// How muster authenticates to the service. Credentials never appear in `Debug` output.
-#[derive(Clone, PartialEq, Serialize, Deserialize, Default)]
-#[serde(tag = "type", rename_all = "snake_case")]
-pub enum Authentication {
-    #[default]
-    None,
-    ApiKey {
-        credentials: ApiKeyCredentials,
-    },
-    Jwt {
-        credentials: BearerCredentials,
-    },
-}
-
-impl std::fmt::Debug for Authentication {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            Self::None => "None",
-            Self::ApiKey { .. } => "ApiKey(***)",
-            Self::Jwt { .. } => "Jwt(***)",
-        })
-    }
-}
-
-#[derive(Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct ApiKeyCredentials {
-    #[serde(default = "default_api_key_header")]
-    pub header: String,
-    pub key: String,
-}
-
-fn default_api_key_header() -> String {
-    "x-api-key".into()
-}
-
-#[derive(Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct BearerCredentials {
-    pub token: String,
-}
-
-impl Authentication {
-    /// Adds the service's credentials to an outgoing request.
-    pub fn apply(&self, req: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
-        match self {
-            Self::None => req,
-            Self::ApiKey { credentials } => req.header(&credentials.header, &credentials.key),
-            Self::Jwt { credentials } => req.bearer_auth(&credentials.token),
-        }
-    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -155,10 +103,26 @@ impl EventServiceConfig {
         if !(url.starts_with("http://") || url.starts_with("https://")) {
             return Err(format!("endpoints.api {url:?} must be an http(s) URL"));
         }
+        if let Some(h) = &self.endpoints.health_check
+            && !(h.starts_with("http://") || h.starts_with("https://"))
+        {
+            return Err(format!(
+                "endpoints.healthCheck {h:?} must be an http(s) URL"
+            ));
+        }
+        self.authentication.validate()?;
         if self.sync_settings.interval == 0 {
             return Err("syncSettings.interval must be at least 1 second".into());
         }
         self.sync_settings.retry_policy.validate()
+    }
+
+    /// `endpoints.healthCheck`, or `{api}/health` when the registration names none.
+    pub fn health_url(&self) -> String {
+        self.endpoints
+            .health_check
+            .clone()
+            .unwrap_or_else(|| format!("{}/health", self.endpoints.api.trim_end_matches('/')))
     }
 
     pub fn realtime_url(&self) -> String {
@@ -188,7 +152,7 @@ mod tests {
         assert_eq!(cfg.sync_settings.data_schema, "s-attend/v1");
         assert_eq!(cfg.sync_settings.interval(), Duration::from_secs(5));
         assert_eq!(cfg.event.event_type, "exhibition");
-        assert_eq!(format!("{:?}", cfg.authentication), "ApiKey(***)");
+        assert_eq!(format!("{:?}", cfg.authentication), "api_key(***)");
         assert!(cfg.validate().is_ok());
         assert_eq!(
             cfg.realtime_url(),

@@ -1,63 +1,111 @@
-//! `muster ingest`: keeps one poll task per registered service, following registrations.
+//! `muster ingest`: leases a fair share of the registered services and keeps one task per
+//! leased service. Several processes share the services through PostgreSQL leases, so no
+//! service is polled by two of them.
 
 use std::collections::HashMap;
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
+use muster_runtime::health::PartState;
+use muster_runtime::secrets::Secrets;
 use muster_runtime::{Health, KafkaConfig, Shutdown};
-use muster_schemas::{Codec, RawSnapshot, TopicRecord};
-use rdkafka::producer::FutureProducer;
+use muster_schemas::{Codec, RawCheckin, RawSnapshot, ServiceHealth, TopicRecord};
+use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
+use crate::collector::Collector;
 use crate::config::IngestConfig;
-use crate::poller::{self, Publisher};
-use crate::service::EventServiceConfig;
-use crate::store;
+use crate::schedule::{self, TaskContext};
+use crate::store::{self, StoredService};
+
+const PART: &str = "ingest";
+
+/// The Kafka producer, HTTP client and codec that collection and registration share.
+pub async fn collector(
+    kafka: &KafkaConfig,
+    codec: Codec,
+    cfg: &IngestConfig,
+) -> anyhow::Result<Collector> {
+    muster_runtime::topics::ensure(
+        kafka,
+        &[RawSnapshot::TOPIC, RawCheckin::TOPIC, ServiceHealth::TOPIC],
+    )
+    .await?;
+    codec
+        .register::<RawSnapshot>()
+        .await
+        .context("registering the raw snapshot schema")?;
+    codec
+        .register::<RawCheckin>()
+        .await
+        .context("registering the raw check-in schema")?;
+    codec
+        .register::<ServiceHealth>()
+        .await
+        .context("registering the service health schema")?;
+    Ok(Collector {
+        http: reqwest::Client::builder()
+            .timeout(cfg.request_timeout)
+            .user_agent(concat!("muster/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .context("building the HTTP client")?,
+        tokens: Default::default(),
+        producer: kafka
+            .producer()
+            .create()
+            .context("creating the Kafka producer")?,
+        codec,
+    })
+}
 
 pub async fn run(
     cfg: IngestConfig,
     kafka: &KafkaConfig,
     codec: Codec,
     pool: deadpool_postgres::Pool,
+    secrets: Secrets,
     health: Health,
     shutdown: Shutdown,
 ) -> anyhow::Result<()> {
-    health.set("ingest", muster_runtime::health::PartState::Starting);
-    muster_runtime::topics::ensure(kafka, &[RawSnapshot::TOPIC]).await?;
-    codec
-        .register::<RawSnapshot>()
-        .await
-        .context("registering the raw snapshot schema")?;
-    let producer: FutureProducer = kafka
-        .producer()
-        .create()
-        .context("creating the Kafka producer")?;
-    let http = reqwest::Client::builder()
-        .timeout(cfg.request_timeout)
-        .user_agent(concat!("muster/", env!("CARGO_PKG_VERSION")))
-        .build()
-        .context("building the HTTP client")?;
-    let publisher = Publisher {
-        http,
-        producer: producer.clone(),
-        codec,
-    };
+    health.set(PART, PartState::Starting);
+    let collector = collector(kafka, codec, &cfg).await?;
     {
         let client = pool.get().await.context("connecting to PostgreSQL")?;
         for svc in &cfg.services {
             svc.validate()
                 .map_err(|e| anyhow::anyhow!("ingest.services[{}]: {e}", svc.event_id))?;
-            store::upsert(&**client, svc).await?;
+            store::upsert(&**client, &secrets, svc).await?;
         }
     }
-    health.ready("ingest");
-
-    let mut running: HashMap<String, (EventServiceConfig, CancellationToken)> = HashMap::new();
+    let member = format!(
+        "{}-{}-{:08x}",
+        std::env::var("HOSTNAME").unwrap_or_else(|_| "ingest".into()),
+        std::process::id(),
+        rand::random::<u32>()
+    );
+    tracing::info!(%member, "ingest member started");
+    let (lease_tx, lease_rx) = watch::channel(Instant::now());
+    let ctx = TaskContext {
+        collector: collector.clone(),
+        pool: pool.clone(),
+        lease_valid_until: lease_rx,
+        health_check_interval: cfg.health_check_interval,
+        health_policy: Default::default(),
+    };
+    let mut running: HashMap<String, (StoredService, CancellationToken)> = HashMap::new();
     loop {
-        match refresh(&pool, &publisher, &mut running, &shutdown).await {
-            Ok(()) => health.ready("ingest"),
+        let started = Instant::now();
+        match lease(&pool, &secrets, &member, cfg.lease_ttl).await {
+            Ok(leases) => {
+                // Trust the leases a refresh interval less than their TTL, so a stalled process
+                // stops polling before another may take over.
+                let _ = lease_tx.send(started + cfg.lease_ttl.saturating_sub(cfg.refresh_interval));
+                reconcile(leases, &ctx, &mut running, &shutdown);
+                health.ready(PART);
+            }
             Err(e) => {
-                tracing::warn!(error = %format!("{e:#}"), "reading registered services failed");
-                health.failing("ingest", format!("{e:#}"));
+                tracing::warn!(error = %format!("{e:#}"), "renewing service leases failed");
+                health.failing(PART, format!("{e:#}"));
             }
         }
         metrics::gauge!("muster_ingest_services").set(running.len() as f64);
@@ -69,40 +117,50 @@ pub async fn run(
     for (_, (_, stop)) in running.drain() {
         stop.cancel();
     }
-    rdkafka::producer::Producer::flush(&producer, std::time::Duration::from_secs(10))
+    if let Ok(client) = pool.get().await {
+        store::release_all(&**client, &member).await?;
+    }
+    rdkafka::producer::Producer::flush(&collector.producer, Duration::from_secs(10))
         .context("flushing the producer")?;
     Ok(())
 }
 
-/// Starts new or changed services and stops removed ones.
-async fn refresh(
+async fn lease(
     pool: &deadpool_postgres::Pool,
-    publisher: &Publisher,
-    running: &mut HashMap<String, (EventServiceConfig, CancellationToken)>,
+    secrets: &Secrets,
+    member: &str,
+    ttl: Duration,
+) -> anyhow::Result<Vec<store::Lease>> {
+    let mut client = pool.get().await.context("connecting to PostgreSQL")?;
+    store::renew_and_claim(&mut client, secrets, member, ttl).await
+}
+
+/// Starts tasks for new or changed services and stops those no longer leased.
+fn reconcile(
+    leases: Vec<store::Lease>,
+    ctx: &TaskContext,
+    running: &mut HashMap<String, (StoredService, CancellationToken)>,
     shutdown: &Shutdown,
-) -> anyhow::Result<()> {
-    let client = pool.get().await.context("connecting to PostgreSQL")?;
-    let services = store::load_all(&**client).await?;
-    let wanted: HashMap<_, _> = services
+) {
+    let wanted: HashMap<String, store::Lease> = leases
         .into_iter()
-        .map(|s| (s.event_id.clone(), s))
+        .map(|l| (l.service.config.event_id.clone(), l))
         .collect();
-    running.retain(|id, (cfg, stop)| {
-        let keep = wanted.get(id) == Some(cfg);
+    running.retain(|id, (svc, stop)| {
+        let keep = wanted.get(id).is_some_and(|l| l.service == *svc);
         if !keep {
             stop.cancel();
-            tracing::info!(event_id = %id, "service stopped");
+            tracing::info!(event_id = %id, "service released");
         }
         keep
     });
-    for (id, svc) in wanted {
+    for (id, lease) in wanted {
         if running.contains_key(&id) {
             continue;
         }
         let stop = shutdown.child_token();
-        tracing::info!(event_id = %id, interval_s = svc.sync_settings.interval, "service started");
-        tokio::spawn(poller::run(svc.clone(), publisher.clone(), stop.clone()));
-        running.insert(id, (svc, stop));
+        tracing::info!(event_id = %id, interval_s = lease.service.config.sync_settings.interval, "service leased");
+        running.insert(id, (lease.service.clone(), stop.clone()));
+        tokio::spawn(schedule::run(lease, ctx.clone(), stop));
     }
-    Ok(())
 }

@@ -102,6 +102,7 @@ async fn process(
     };
     let raw: RawSnapshot = match codec.decode(&record.payload).await {
         Ok(r) => r,
+        Err(e) if e.is_transient() => return Err(e.into()),
         Err(e) => {
             let dl = DeadLetter::new(
                 "decode",

@@ -153,6 +153,7 @@ async fn apply(
         *n = (*n).max(source.offset + 1);
         match codec.decode::<NormalizedMetrics>(&payload).await {
             Ok(r) => decoded.push(r),
+            Err(e) if e.is_transient() => return Err(e.into()),
             Err(e) => {
                 tracing::warn!(partition = source.partition, offset = source.offset, error = %e, "dead-lettered");
                 let dl = DeadLetter::new("project", e.to_string(), source, None, payload);

@@ -184,3 +184,46 @@ mod tests {
         assert_eq!(k.consumer("x").get("group.id"), Some("muster.x"));
     }
 }
+
+/// `[security]` in the config file.
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SecurityConfig {
+    /// Base64 of 32 random bytes (`MUSTER_SECRET_KEY`; `openssl rand -base64 32`). Encrypts
+    /// service credentials at rest and keys participant pseudonyms; every process of a
+    /// deployment needs the same one. Unset: a built-in development key, with a warning.
+    pub secret_key: Option<String>,
+    /// How far a pushed request's `webhook-timestamp` may be from now.
+    #[serde(with = "humantime_serde")]
+    pub signature_tolerance: std::time::Duration,
+}
+
+impl Default for SecurityConfig {
+    fn default() -> Self {
+        Self {
+            secret_key: None,
+            signature_tolerance: std::time::Duration::from_secs(300),
+        }
+    }
+}
+
+impl std::fmt::Debug for SecurityConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SecurityConfig")
+            .field("secret_key", &self.secret_key.as_ref().map(|_| "***"))
+            .field("signature_tolerance", &self.signature_tolerance)
+            .finish()
+    }
+}
+
+impl SecurityConfig {
+    pub fn secrets(&self) -> Result<crate::secrets::Secrets, crate::secrets::SecretError> {
+        let s = crate::secrets::Secrets::from_config(self.secret_key.as_deref())?;
+        if s.is_development {
+            tracing::warn!(
+                "MUSTER_SECRET_KEY is not set: using the built-in development key; set it in production"
+            );
+        }
+        Ok(s)
+    }
+}

@@ -39,7 +39,12 @@ pub enum CodecError {
         source: SRCError,
     },
     #[error("decoding a {topic} record: {reason}")]
-    Decode { topic: &'static str, reason: String },
+    Decode {
+        topic: &'static str,
+        reason: String,
+        /// The registry could not be reached: the bytes may be fine, try again later.
+        transient: bool,
+    },
     #[error("the built-in schema of {topic} does not parse: {source}")]
     BadSchema {
         topic: &'static str,
@@ -56,6 +61,20 @@ pub struct Codec {
     encoder: EasyAvroEncoder,
     decoder: EasyAvroDecoder,
     reader_schemas: Arc<RwLock<HashMap<&'static str, Arc<Schema>>>>,
+}
+
+impl CodecError {
+    /// True when the failure says nothing about the record (the registry was unreachable), so
+    /// the caller must retry instead of dead-lettering it.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            Self::Decode { transient, .. } => *transient,
+            Self::Registry { source, .. }
+            | Self::Register { source, .. }
+            | Self::Encode { source, .. } => source.retriable,
+            Self::BadSchema { .. } => false,
+        }
+    }
 }
 
 impl std::fmt::Debug for Codec {
@@ -127,6 +146,7 @@ impl Codec {
             .map_err(|e| CodecError::Decode {
                 topic: R::TOPIC,
                 reason: e.to_string(),
+                transient: e.retriable,
             })?;
         let reader = self.reader_schema::<R>()?;
         let value = decoded
@@ -135,10 +155,12 @@ impl Codec {
             .map_err(|e| CodecError::Decode {
                 topic: R::TOPIC,
                 reason: e.to_string(),
+                transient: false,
             })?;
         apache_avro::from_value(&value).map_err(|e| CodecError::Decode {
             topic: R::TOPIC,
             reason: e.to_string(),
+            transient: false,
         })
     }
 
@@ -227,6 +249,29 @@ mod tests {
                 partition: 0,
                 offset: 7,
             },
+        });
+    }
+
+    #[test]
+    fn checkin_and_health_roundtrip() {
+        roundtrip(RawCheckin {
+            event_id: "e1".into(),
+            gate_id: "G1".into(),
+            participant: "ab12".into(),
+            direction: Direction::Out,
+            scanned_at: 1,
+            received_at: 2,
+            delivery_id: "msg_1".into(),
+        });
+        roundtrip(ServiceHealth {
+            event_id: "e1".into(),
+            service_name: "s".into(),
+            previous: None,
+            current: Health::Down,
+            reason: "HTTP 500".into(),
+            latency_ms: Some(12),
+            consecutive_failures: 3,
+            at: 9,
         });
     }
 

@@ -10,6 +10,6 @@ pub mod topics;
 
 pub use codec::{Codec, CodecError};
 pub use records::{
-    DeadLetter, GateActivity, NormalizedMetrics, RawSnapshot, SnapshotSource, SourceOffset,
-    TopicRecord, UpstreamAlert,
+    DeadLetter, Direction, GateActivity, Health, NormalizedMetrics, RawCheckin, RawSnapshot,
+    ServiceHealth, SnapshotSource, SourceOffset, TopicRecord, UpstreamAlert,
 };

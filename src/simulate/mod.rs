@@ -48,6 +48,10 @@ pub struct Args {
     /// Write the services' registrations as a muster config file (`[[ingest.services]]`).
     #[arg(long)]
     write_config: Option<PathBuf>,
+    /// Base URL muster should use to reach the simulator, when it differs from the listen
+    /// address (e.g. `http://simulate:9100` in docker-compose).
+    #[arg(long)]
+    public_url: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -94,9 +98,13 @@ pub async fn run(args: Args, shutdown: Shutdown) -> anyhow::Result<()> {
     let events: Vec<SimEvent> = (0..n)
         .map(|i| SimEvent::nth(&args.prefix, i, args.cycle.as_secs_f64().max(1.0)))
         .collect();
+    let base = args
+        .public_url
+        .clone()
+        .unwrap_or_else(|| format!("http://{addr}"));
     let registrations: Vec<EventServiceConfig> = events
         .iter()
-        .map(|e| registration(e, addr, args.interval))
+        .map(|e| registration(e, base.trim_end_matches('/'), args.interval))
         .collect();
     if let Some(path) = &args.write_config {
         let doc = toml::to_string_pretty(&json!({"ingest": {"services": registrations}}))?;
@@ -211,8 +219,8 @@ async fn realtime(id: String, state: State) -> warp::reply::Response {
     }
 }
 
-fn registration(e: &SimEvent, addr: SocketAddr, interval: u64) -> EventServiceConfig {
-    let base = format!("http://{addr}/events/{}", e.id);
+fn registration(e: &SimEvent, base: &str, interval: u64) -> EventServiceConfig {
+    let base = format!("{base}/events/{}", e.id);
     serde_json::from_value(json!({
         "eventId": e.id,
         "serviceName": "muster-simulator",

@@ -1,12 +1,70 @@
 //! One type per topic record, each bound to its `.avsc` file.
 
+/// A Rust enum written as an Avro `string` (not an Avro enum, so a new variant never breaks an
+/// old reader). apache-avro's schema-aware serializer insists on an Avro enum for unit variants,
+/// hence the hand-written serde impls.
+macro_rules! string_enum {
+    ($(#[$meta:meta])* $name:ident { $($variant:ident => $text:literal),+ $(,)? }) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum $name {
+            $($variant),+
+        }
+
+        impl $name {
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $(Self::$variant => $text),+
+                }
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+
+        impl std::str::FromStr for $name {
+            type Err = String;
+
+            fn from_str(s: &str) -> Result<Self, Self::Err> {
+                match s {
+                    $($text => Ok(Self::$variant),)+
+                    other => Err(format!(
+                        concat!("unknown ", stringify!($name), " {:?} (expected one of: ", $($text, " "),+, ")"),
+                        other
+                    )),
+                }
+            }
+        }
+
+        impl serde::Serialize for $name {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.serialize_str(self.as_str())
+            }
+        }
+
+        impl<'de> serde::Deserialize<'de> for $name {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                let s = String::deserialize(d)?;
+                s.parse().map_err(serde::de::Error::custom)
+            }
+        }
+    };
+}
+
+mod checkin;
 mod dead_letter;
 mod normalized;
 mod raw_snapshot;
+mod service_health;
 
+pub use checkin::{Direction, RawCheckin};
 pub use dead_letter::DeadLetter;
 pub use normalized::{GateActivity, NormalizedMetrics, SourceOffset, UpstreamAlert};
 pub use raw_snapshot::{RawSnapshot, SnapshotSource};
+pub use service_health::{Health, ServiceHealth};
 
 use serde::{Serialize, de::DeserializeOwned};
 

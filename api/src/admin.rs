@@ -1,0 +1,138 @@
+//! `/api/admin/services`: register (validated), list with health, remove. Bearer token auth.
+
+use muster_ingest::EventServiceConfig;
+use muster_ingest::registrar::{RegisterError, Registrar};
+use serde_json::json;
+use subtle::ConstantTimeEq;
+use warp::Filter;
+use warp::http::StatusCode;
+
+use crate::problem::Problem;
+
+/// Passes when the request carries `Authorization: Bearer <admin token>` (compared in constant
+/// time); the admin API is closed while no token is configured.
+pub fn require_admin(
+    token: Option<String>,
+) -> impl Filter<Extract = (), Error = warp::Rejection> + Clone {
+    warp::header::optional::<String>("authorization")
+        .and_then(move |header: Option<String>| {
+            let token = token.clone();
+            async move {
+                let Some(expected) = token else {
+                    return Err(warp::reject::custom(
+                        Problem::new(
+                            StatusCode::FORBIDDEN,
+                            "admin-disabled",
+                            "The admin API is disabled",
+                        )
+                        .detail("set MUSTER_ADMIN_TOKEN to enable it"),
+                    ));
+                };
+                let given = header
+                    .as_deref()
+                    .and_then(|h| h.strip_prefix("Bearer "))
+                    .unwrap_or_default();
+                if bool::from(given.as_bytes().ct_eq(expected.as_bytes())) {
+                    Ok(())
+                } else {
+                    Err(warp::reject::custom(Problem::new(
+                        StatusCode::UNAUTHORIZED,
+                        "unauthorized",
+                        "A valid admin bearer token is required",
+                    )))
+                }
+            }
+        })
+        .untuple_one()
+}
+
+fn internal(e: anyhow::Error) -> warp::Rejection {
+    warp::reject::custom(Problem::unavailable(&format!("{e:#}")))
+}
+
+pub async fn register(
+    registrar: Registrar,
+    svc: EventServiceConfig,
+) -> Result<warp::reply::Response, warp::Rejection> {
+    use warp::Reply;
+    let event_id = svc.event_id.clone();
+    match registrar.register(svc).await {
+        Ok(r) => {
+            let status = if r.created {
+                StatusCode::CREATED
+            } else {
+                StatusCode::OK
+            };
+            let body = json!({
+                "service": r.service,
+                "webhookSecret": r.webhook_secret,
+                "initialSync": match &r.initial_sync {
+                    Ok(()) => json!({"ok": true}),
+                    Err(e) => json!({"ok": false, "error": e}),
+                },
+            });
+            let reply = warp::reply::with_status(warp::reply::json(&body), status);
+            Ok(warp::reply::with_header(
+                reply,
+                "location",
+                format!("/api/admin/services/{event_id}"),
+            )
+            .into_response())
+        }
+        Err(RegisterError::Invalid(reason)) => Err(warp::reject::custom(
+            Problem::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid-registration",
+                "The registration is invalid",
+            )
+            .detail(reason),
+        )),
+        Err(RegisterError::Unhealthy(reason)) => Err(warp::reject::custom(
+            Problem::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "service-unhealthy",
+                "The service failed its health check; nothing was saved",
+            )
+            .detail(reason),
+        )),
+        Err(RegisterError::Internal(e)) => Err(internal(e)),
+    }
+}
+
+pub async fn list(registrar: Registrar) -> Result<impl warp::Reply, warp::Rejection> {
+    let services = registrar.list(None).await.map_err(internal)?;
+    Ok(warp::reply::json(&json!({ "services": services })))
+}
+
+pub async fn get(
+    event_id: String,
+    registrar: Registrar,
+) -> Result<impl warp::Reply, warp::Rejection> {
+    match registrar
+        .list(Some(&event_id))
+        .await
+        .map_err(internal)?
+        .pop()
+    {
+        Some(s) => Ok(warp::reply::json(&s)),
+        None => Err(not_registered(&event_id)),
+    }
+}
+
+pub async fn remove(
+    event_id: String,
+    registrar: Registrar,
+) -> Result<impl warp::Reply, warp::Rejection> {
+    if registrar.remove(&event_id).await.map_err(internal)? {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(not_registered(&event_id))
+    }
+}
+
+fn not_registered(event_id: &str) -> warp::Rejection {
+    warp::reject::custom(
+        Problem::new(StatusCode::NOT_FOUND, "not-found", "No such service")
+            .detail(format!("no service is registered for event {event_id}")),
+    )
+}

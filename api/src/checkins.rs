@@ -1,0 +1,52 @@
+//! `POST /api/ingest/{eventId}/checkins`: check-ins pushed by a registered service.
+
+use muster_ingest::checkins::{CheckinError, Receiver, Signed};
+use serde_json::json;
+use warp::http::{HeaderMap, StatusCode};
+
+use crate::problem::Problem;
+
+pub async fn accept(
+    event_id: String,
+    headers: HeaderMap,
+    body: bytes::Bytes,
+    receiver: Receiver,
+) -> Result<impl warp::Reply, warp::Rejection> {
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    let signed = Signed {
+        id: header("webhook-id"),
+        timestamp: header("webhook-timestamp"),
+        signature: header("webhook-signature"),
+    };
+    match receiver.accept(&event_id, signed, &body).await {
+        Ok(n) => Ok(warp::reply::with_status(
+            warp::reply::json(&json!({ "accepted": n })),
+            StatusCode::ACCEPTED,
+        )),
+        Err(e) => Err(warp::reject::custom(match e {
+            CheckinError::UnknownEvent(_) => {
+                Problem::new(StatusCode::NOT_FOUND, "not-found", "No such service")
+                    .detail(e.to_string())
+            }
+            CheckinError::Unauthorized(_) => Problem::new(
+                StatusCode::UNAUTHORIZED,
+                "bad-signature",
+                "The request signature was refused",
+            )
+            .detail(e.to_string()),
+            CheckinError::Replay(_) => Problem::new(
+                StatusCode::CONFLICT,
+                "replayed-delivery",
+                "This delivery was already accepted",
+            )
+            .detail(e.to_string()),
+            CheckinError::Invalid(_) => Problem::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid-checkins",
+                "The check-ins are invalid; none were accepted",
+            )
+            .detail(e.to_string()),
+            CheckinError::Unavailable(e) => Problem::unavailable(&format!("{e:#}")),
+        })),
+    }
+}

@@ -1,0 +1,223 @@
+//! Check-ins pushed by a service: signed with the service's webhook secret (Standard Webhooks),
+//! participant ids pseudonymized before anything is written, published to the raw topic.
+//! A delivery id is accepted once; replays and tampered requests are refused.
+
+use std::time::Duration;
+
+use anyhow::Context;
+use muster_runtime::secrets::Secrets;
+use muster_runtime::signature::{self, SignatureError};
+use muster_schemas::records::now_millis;
+use muster_schemas::{Direction, RawCheckin, TopicRecord};
+use rdkafka::producer::FutureRecord;
+use serde::Deserialize;
+
+use crate::collector::Collector;
+use crate::store;
+
+/// Most check-ins one request may carry.
+pub const MAX_BATCH: usize = 10_000;
+
+#[derive(Debug, thiserror::Error)]
+pub enum CheckinError {
+    #[error("no service is registered for event {0}")]
+    UnknownEvent(String),
+    #[error("signature refused: {0}")]
+    Unauthorized(#[from] SignatureError),
+    #[error("delivery {0} was already accepted")]
+    Replay(String),
+    #[error("{0}")]
+    Invalid(String),
+    #[error(transparent)]
+    Unavailable(#[from] anyhow::Error),
+}
+
+/// The Standard Webhooks headers of a request.
+pub struct Signed<'a> {
+    pub id: Option<&'a str>,
+    pub timestamp: Option<&'a str>,
+    pub signature: Option<&'a str>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct Checkin {
+    gate_id: String,
+    participant_id: String,
+    direction: Direction,
+    scanned_at: chrono::DateTime<chrono::FixedOffset>,
+}
+
+/// Parses a single check-in or an array of them; the first bad one is named by its index.
+fn parse(body: &[u8]) -> Result<Vec<Checkin>, String> {
+    let value: serde_json::Value =
+        serde_json::from_slice(body).map_err(|e| format!("body is not JSON: {e}"))?;
+    let items = match value {
+        serde_json::Value::Array(items) => items,
+        one @ serde_json::Value::Object(_) => vec![one],
+        _ => return Err("body must be a check-in object or an array of them".into()),
+    };
+    if items.is_empty() {
+        return Err("no check-ins in the body".into());
+    }
+    if items.len() > MAX_BATCH {
+        return Err(format!("at most {MAX_BATCH} check-ins per request"));
+    }
+    items
+        .into_iter()
+        .enumerate()
+        .map(|(i, v)| {
+            let c: Checkin =
+                serde_json::from_value(v).map_err(|e| format!("check-in [{i}]: {e}"))?;
+            if c.gate_id.is_empty() || c.participant_id.is_empty() {
+                return Err(format!(
+                    "check-in [{i}]: gateId and participantId must not be empty"
+                ));
+            }
+            Ok(c)
+        })
+        .collect()
+}
+
+#[derive(Clone)]
+pub struct Receiver {
+    pub collector: Collector,
+    pub pool: deadpool_postgres::Pool,
+    pub secrets: Secrets,
+    /// How far `webhook-timestamp` may be from now.
+    pub tolerance: Duration,
+}
+
+impl Receiver {
+    /// Verifies, pseudonymizes and publishes; returns how many check-ins were accepted.
+    pub async fn accept(
+        &self,
+        event_id: &str,
+        signed: Signed<'_>,
+        body: &[u8],
+    ) -> Result<usize, CheckinError> {
+        let id = signed
+            .id
+            .ok_or(SignatureError::MissingHeader("webhook-id"))?;
+        let timestamp = signed
+            .timestamp
+            .ok_or(SignatureError::MissingHeader("webhook-timestamp"))?;
+        let sig = signed
+            .signature
+            .ok_or(SignatureError::MissingHeader("webhook-signature"))?;
+        let mut client = self.pool.get().await.context("connecting to PostgreSQL")?;
+        let service = store::load(&**client, &self.secrets, event_id)
+            .await?
+            .ok_or_else(|| CheckinError::UnknownEvent(event_id.to_owned()))?;
+        signature::verify(
+            &[&service.webhook_secret],
+            id,
+            timestamp,
+            sig,
+            body,
+            chrono::Utc::now().timestamp(),
+            self.tolerance.as_secs() as i64,
+        )?;
+        let checkins = parse(body).map_err(CheckinError::Invalid)?;
+
+        // The delivery id is claimed in a transaction that commits only after Kafka has the
+        // records: a replay waits for or is refused by the first delivery, and a failed publish
+        // leaves the id free for the sender's retry.
+        let tx = client
+            .transaction()
+            .await
+            .context("starting a transaction")?;
+        let fresh = tx
+            .execute(
+                "INSERT INTO checkin_deliveries (event_id, delivery_id) VALUES ($1, $2)
+                 ON CONFLICT DO NOTHING",
+                &[&event_id, &id],
+            )
+            .await
+            .context("recording the delivery")?;
+        if fresh == 0 {
+            return Err(CheckinError::Replay(id.to_owned()));
+        }
+        let received_at = now_millis();
+        let mut deliveries = Vec::with_capacity(checkins.len());
+        for c in &checkins {
+            let record = RawCheckin {
+                event_id: event_id.to_owned(),
+                gate_id: c.gate_id.clone(),
+                participant: self.secrets.pseudonymize(&c.participant_id),
+                direction: c.direction,
+                scanned_at: c.scanned_at.timestamp_millis(),
+                received_at,
+                delivery_id: id.to_owned(),
+            };
+            let payload = self
+                .collector
+                .codec
+                .encode(&record)
+                .await
+                .context("encoding a check-in")?;
+            let delivery = self
+                .collector
+                .producer
+                .send_result(
+                    FutureRecord::to(RawCheckin::TOPIC)
+                        .key(event_id)
+                        .payload(&payload),
+                )
+                .map_err(|(e, _)| e)
+                .context("queueing a check-in")?;
+            deliveries.push(delivery);
+        }
+        for d in deliveries {
+            d.await
+                .context("the producer dropped a check-in")?
+                .map_err(|(e, _)| e)
+                .context("publishing a check-in")?;
+        }
+        tx.execute(
+            "DELETE FROM checkin_deliveries WHERE event_id = $1
+             AND received_at < now() - interval '1 day'",
+            &[&event_id],
+        )
+        .await
+        .context("pruning old deliveries")?;
+        tx.commit().await.context("committing the delivery")?;
+        metrics::counter!("muster_ingest_checkins_total").increment(checkins.len() as u64);
+        Ok(checkins.len())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn single_and_batch_bodies_parse() {
+        let one = br#"{"gateId":"G1","participantId":"P1","direction":"in","scannedAt":"2026-11-24T10:00:00+09:00"}"#;
+        assert_eq!(parse(one).unwrap().len(), 1);
+        let many = format!(
+            "[{},{}]",
+            std::str::from_utf8(one).unwrap(),
+            std::str::from_utf8(one).unwrap()
+        );
+        assert_eq!(parse(many.as_bytes()).unwrap().len(), 2);
+    }
+
+    /// `Checkin` has no `Debug` on purpose (it holds a raw participant id), hence no unwrap_err.
+    fn error_of(body: &[u8]) -> String {
+        match parse(body) {
+            Err(e) => e,
+            Ok(_) => panic!("{} should not parse", String::from_utf8_lossy(body)),
+        }
+    }
+
+    #[test]
+    fn bad_bodies_name_the_problem() {
+        assert!(error_of(b"nope").contains("not JSON"));
+        assert!(error_of(b"[]").contains("no check-ins"));
+        let bad = br#"[{"gateId":"G1","participantId":"P1","direction":"sideways","scannedAt":"2026-11-24T10:00:00Z"}]"#;
+        assert!(error_of(bad).contains("[0]"));
+        let no_time = br#"{"gateId":"G1","participantId":"P1","direction":"in"}"#;
+        assert!(error_of(no_time).contains("scannedAt"));
+    }
+}

@@ -1,0 +1,231 @@
+//! Talks to event-management services: fetches snapshots (with the service's auth and retry
+//! policy), publishes them unchanged, checks health, and publishes health transitions.
+
+use std::time::{Duration, Instant};
+
+use muster_schemas::records::now_millis;
+use muster_schemas::{Codec, RawSnapshot, ServiceHealth, SnapshotSource, TopicRecord};
+use rand::Rng;
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use reqwest::StatusCode;
+use tokio_util::sync::CancellationToken;
+
+use crate::auth::TokenCache;
+use crate::health::{Observation, Transition};
+use crate::service::EventServiceConfig;
+
+/// A health check must answer within this (DESIGN.md §2).
+pub const HEALTH_TIMEOUT: Duration = Duration::from_secs(10);
+
+#[derive(Debug, thiserror::Error)]
+pub enum CollectError {
+    #[error("requesting {url}: {reason}")]
+    Request { url: String, reason: String },
+    #[error("{url} answered HTTP {status}")]
+    Status { url: String, status: u16 },
+    #[error(transparent)]
+    Token(#[from] crate::auth::TokenError),
+    #[error(transparent)]
+    Codec(#[from] muster_schemas::CodecError),
+    #[error("publishing to Kafka: {0}")]
+    Kafka(#[from] rdkafka::error::KafkaError),
+}
+
+impl CollectError {
+    /// Server errors, throttling and transport failures may pass; a 4xx will not.
+    fn retryable(&self) -> bool {
+        match self {
+            Self::Request { .. } | Self::Kafka(_) | Self::Token(_) => true,
+            Self::Status { status, .. } => *status >= 500 || *status == 429,
+            Self::Codec(e) => e.is_transient(),
+        }
+    }
+}
+
+/// Shared by every service task of a process. Cheap to clone.
+#[derive(Clone)]
+pub struct Collector {
+    pub http: reqwest::Client,
+    pub tokens: TokenCache,
+    pub producer: FutureProducer,
+    pub codec: Codec,
+}
+
+fn request_error(url: &str, e: reqwest::Error) -> CollectError {
+    let reason = if e.is_timeout() {
+        "timed out".to_owned()
+    } else if e.is_connect() {
+        "connection refused or unreachable".to_owned()
+    } else {
+        e.to_string()
+    };
+    CollectError::Request {
+        url: url.to_owned(),
+        reason,
+    }
+}
+
+impl Collector {
+    /// GET with the service's credentials; an OAuth token the service refuses is renewed once.
+    async fn get(
+        &self,
+        svc: &EventServiceConfig,
+        url: &str,
+        timeout: Option<Duration>,
+    ) -> Result<reqwest::Response, CollectError> {
+        for attempt in 0..2 {
+            let mut req = self.http.get(url);
+            if let Some(t) = timeout {
+                req = req.timeout(t);
+            }
+            let req = self
+                .tokens
+                .authorize(&self.http, &svc.authentication, req)
+                .await?;
+            let response = req.send().await.map_err(|e| request_error(url, e))?;
+            if response.status() == StatusCode::UNAUTHORIZED && attempt == 0 {
+                self.tokens.invalidate(&svc.authentication);
+                if matches!(
+                    svc.authentication,
+                    crate::auth::Authentication::Oauth2 { .. }
+                ) {
+                    continue;
+                }
+            }
+            return Ok(response);
+        }
+        unreachable!("the loop returns on its second pass")
+    }
+
+    /// Fetches one snapshot and publishes it unchanged; returns the fetch latency.
+    pub async fn collect_once(
+        &self,
+        svc: &EventServiceConfig,
+        source: SnapshotSource,
+    ) -> Result<Duration, CollectError> {
+        let url = svc.realtime_url();
+        let started = Instant::now();
+        let response = self.get(svc, &url, None).await?;
+        let status = response.status();
+        if status.is_server_error()
+            || status == StatusCode::TOO_MANY_REQUESTS
+            || status == StatusCode::UNAUTHORIZED
+            || status == StatusCode::FORBIDDEN
+        {
+            return Err(CollectError::Status {
+                url,
+                status: status.as_u16(),
+            });
+        }
+        let body = response.bytes().await.map_err(|e| request_error(&url, e))?;
+        let latency = started.elapsed();
+        let snapshot = RawSnapshot {
+            event_id: svc.event_id.clone(),
+            service_name: svc.service_name.clone(),
+            source,
+            data_schema: svc.sync_settings.data_schema.clone(),
+            fetched_at: now_millis(),
+            http_status: status.as_u16() as i32,
+            body: String::from_utf8_lossy(&body).into_owned(),
+        };
+        self.publish(&snapshot).await?;
+        metrics::counter!("muster_ingest_snapshots_total", "source" => source.as_str())
+            .increment(1);
+        Ok(latency)
+    }
+
+    /// `collect_once` with the service's retry policy (exponential backoff, full jitter).
+    pub async fn collect(
+        &self,
+        svc: &EventServiceConfig,
+        source: SnapshotSource,
+        stop: &CancellationToken,
+    ) -> Result<Duration, CollectError> {
+        let policy = &svc.sync_settings.retry_policy;
+        let mut attempt = 1;
+        loop {
+            match self.collect_once(svc, source).await {
+                Ok(latency) => return Ok(latency),
+                Err(e) if e.retryable() => match policy.delay(attempt, random_unit()) {
+                    Some(delay) => {
+                        metrics::counter!("muster_ingest_retries_total").increment(1);
+                        tracing::debug!(event_id = %svc.event_id, attempt, ?delay, error = %e, "retrying");
+                        tokio::select! {
+                            _ = stop.cancelled() => return Err(e),
+                            _ = tokio::time::sleep(delay) => {}
+                        }
+                        attempt += 1;
+                    }
+                    None => return Err(e),
+                },
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// The service's health check: 2xx with JSON `{"status":"healthy"}` within 10 s.
+    pub async fn check_health(&self, svc: &EventServiceConfig) -> Observation {
+        let url = svc.health_url();
+        let started = Instant::now();
+        let failed =
+            |reason: String, latency: Option<Duration>| Observation::Failed { reason, latency };
+        let response = match self.get(svc, &url, Some(HEALTH_TIMEOUT)).await {
+            Ok(r) => r,
+            Err(e) => return failed(e.to_string(), None),
+        };
+        let latency = started.elapsed();
+        let status = response.status();
+        if !status.is_success() {
+            return failed(
+                format!("health check answered HTTP {}", status.as_u16()),
+                Some(latency),
+            );
+        }
+        match response.json::<serde_json::Value>().await {
+            Ok(v) if v["status"] == "healthy" => Observation::Ok { latency },
+            Ok(v) => failed(
+                format!("health check reports status {}", v["status"]),
+                Some(latency),
+            ),
+            Err(_) => failed(
+                "health check answered a body that is not JSON".into(),
+                Some(latency),
+            ),
+        }
+    }
+
+    pub async fn publish_health(
+        &self,
+        svc: &EventServiceConfig,
+        t: &Transition,
+    ) -> Result<(), CollectError> {
+        let record = ServiceHealth {
+            event_id: svc.event_id.clone(),
+            service_name: svc.service_name.clone(),
+            previous: t.previous,
+            current: t.current,
+            reason: t.reason.clone(),
+            latency_ms: t.latency.map(|l| l.as_millis() as i64),
+            consecutive_failures: t.consecutive_failures as i32,
+            at: now_millis(),
+        };
+        self.publish(&record).await
+    }
+
+    pub async fn publish<R: TopicRecord>(&self, record: &R) -> Result<(), CollectError> {
+        let payload = self.codec.encode(record).await?;
+        let mut out = FutureRecord::to(R::TOPIC).payload(&payload);
+        if let Some(k) = record.key() {
+            out = out.key(k);
+        }
+        self.producer
+            .send(out, Duration::from_secs(30))
+            .await
+            .map_err(|(e, _)| CollectError::Kafka(e))?;
+        Ok(())
+    }
+}
+
+pub fn random_unit() -> f64 {
+    rand::rng().random()
+}

@@ -1,0 +1,95 @@
+//! Registration of a service, in the order the seed gives: validate the connection, save the
+//! configuration, take an initial snapshot. The ingest processes pick the service up at their
+//! next lease refresh and start its schedule and health monitoring.
+
+use muster_runtime::secrets::Secrets;
+use muster_schemas::SnapshotSource;
+
+use crate::collector::Collector;
+use crate::health::Observation;
+use crate::service::EventServiceConfig;
+use crate::store::{self, ServiceView};
+
+#[derive(Debug, thiserror::Error)]
+pub enum RegisterError {
+    #[error("{0}")]
+    Invalid(String),
+    #[error("the service failed its health check: {0}")]
+    Unhealthy(String),
+    #[error(transparent)]
+    Internal(#[from] anyhow::Error),
+}
+
+/// The outcome of a registration.
+#[derive(Debug)]
+pub struct Registered {
+    pub created: bool,
+    /// The secret the service must sign pushed check-ins with; only shown when created.
+    pub webhook_secret: Option<String>,
+    /// `Err` with the reason when the initial snapshot could not be taken; the service stays
+    /// registered and its schedule retries.
+    pub initial_sync: Result<(), String>,
+    pub service: ServiceView,
+}
+
+#[derive(Clone)]
+pub struct Registrar {
+    pub collector: Collector,
+    pub pool: deadpool_postgres::Pool,
+    pub secrets: Secrets,
+}
+
+impl Registrar {
+    async fn client(&self) -> anyhow::Result<deadpool_postgres::Object> {
+        use anyhow::Context;
+        self.pool.get().await.context("connecting to PostgreSQL")
+    }
+
+    pub async fn register(&self, svc: EventServiceConfig) -> Result<Registered, RegisterError> {
+        svc.validate().map_err(RegisterError::Invalid)?;
+        if let Observation::Failed { reason, .. } = self.collector.check_health(&svc).await {
+            return Err(RegisterError::Unhealthy(reason));
+        }
+        let client = self.client().await?;
+        let saved = store::upsert(&**client, &self.secrets, &svc).await?;
+        store::start_attempt(&**client, &svc.event_id).await?;
+        let initial_sync = self
+            .collector
+            .collect_once(&svc, SnapshotSource::InitialSync)
+            .await
+            .map_err(|e| e.to_string());
+        store::finish_attempt(
+            &**client,
+            &svc.event_id,
+            initial_sync.is_ok(),
+            initial_sync.as_ref().ok().map(|l| l.as_millis() as i64),
+            initial_sync.as_ref().err().map(String::as_str),
+        )
+        .await?;
+        let service = store::list(&**client, &self.secrets, Some(&svc.event_id))
+            .await?
+            .pop()
+            .ok_or_else(|| {
+                anyhow::anyhow!("service {} vanished while registering", svc.event_id)
+            })?;
+        tracing::info!(event_id = %svc.event_id, created = saved.created, "service registered");
+        Ok(Registered {
+            created: saved.created,
+            webhook_secret: saved.created.then_some(saved.webhook_secret),
+            initial_sync: initial_sync.map(|_| ()),
+            service,
+        })
+    }
+
+    pub async fn remove(&self, event_id: &str) -> anyhow::Result<bool> {
+        let removed = store::delete(&**self.client().await?, event_id).await?;
+        if removed {
+            tracing::info!(%event_id, "service removed");
+        }
+        Ok(removed)
+    }
+
+    pub async fn list(&self, event_id: Option<&str>) -> anyhow::Result<Vec<ServiceView>> {
+        store::list(&**self.client().await?, &self.secrets, event_id).await
+    }
+}
