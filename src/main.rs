@@ -50,7 +50,7 @@ enum Command {
     /// Apply database migrations and exit.
     Migrate,
     /// Serve simulated event-management services on loopback.
-    Simulate(simulate::Args),
+    Simulate(Box<simulate::Args>),
     /// Print the effective configuration (secrets redacted) and exit.
     Config,
 }
@@ -60,7 +60,7 @@ async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     init_tracing(&cli.log_format);
     if let Command::Simulate(args) = cli.command {
-        return simulate::run(args, shutdown::on_signals()).await;
+        return simulate::run(*args, shutdown::on_signals()).await;
     }
     let cfg = Config::load(&cli.config)?;
     match cli.command {

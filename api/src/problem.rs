@@ -60,15 +60,9 @@ pub async fn recover(rejection: warp::Rejection) -> Result<Problem, std::convert
     if let Some(p) = rejection.find::<Problem>() {
         return Ok(p.clone());
     }
-    let p = if rejection.is_not_found() {
-        Problem::new(StatusCode::NOT_FOUND, "not-found", "No such resource")
-    } else if rejection.find::<warp::reject::MethodNotAllowed>().is_some() {
-        Problem::new(
-            StatusCode::METHOD_NOT_ALLOWED,
-            "method-not-allowed",
-            "Method not allowed on this resource",
-        )
-    } else if let Some(e) = rejection.find::<warp::filters::body::BodyDeserializeError>() {
+    // Specific causes first: warp combines the rejections of every route tried, and a body
+    // error on the matching route must not read as "method not allowed" from another one.
+    let p = if let Some(e) = rejection.find::<warp::filters::body::BodyDeserializeError>() {
         Problem::new(
             StatusCode::BAD_REQUEST,
             "invalid-body",
@@ -82,6 +76,29 @@ pub async fn recover(rejection: warp::Rejection) -> Result<Problem, std::convert
             "The query string is invalid",
         )
         .detail(e.to_string())
+    } else if rejection.find::<warp::reject::PayloadTooLarge>().is_some() {
+        Problem::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload-too-large",
+            "The request body is too large",
+        )
+    } else if rejection
+        .find::<warp::reject::UnsupportedMediaType>()
+        .is_some()
+    {
+        Problem::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported-media-type",
+            "The request body must be application/json",
+        )
+    } else if rejection.is_not_found() {
+        Problem::new(StatusCode::NOT_FOUND, "not-found", "No such resource")
+    } else if rejection.find::<warp::reject::MethodNotAllowed>().is_some() {
+        Problem::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method-not-allowed",
+            "Method not allowed on this resource",
+        )
     } else {
         tracing::error!(?rejection, "unhandled rejection");
         Problem::new(

@@ -1,5 +1,8 @@
 //! Helpers for end-to-end tests: the services' addresses, free ports, worker processes.
+
 #![allow(dead_code)]
+
+pub mod stack;
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};

@@ -1,0 +1,470 @@
+//! Ingest end to end, against real Kafka, registry and PostgreSQL: registration, scheduled
+//! collection across restarts, each auth type, retries and health, pushed check-ins, and two
+//! ingest processes sharing services.
+
+mod common;
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use common::stack::{ADMIN_TOKEN, Stack, gaps};
+use common::wait_for;
+use muster_schemas::{Codec, RawCheckin, ServiceHealth, TopicRecord};
+use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::message::Message;
+use serde_json::{Value, json};
+
+/// Tests here share the services table (every ingest process leases from all of it), so they
+/// take turns.
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+fn consumer(stack: &Stack, topic: &str) -> StreamConsumer {
+    let c: StreamConsumer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", &stack.services.brokers)
+        .set("group.id", format!("t{}-{topic}-check", stack.run))
+        .set("auto.offset.reset", "earliest")
+        .set("enable.auto.commit", "false")
+        .create()
+        .unwrap();
+    c.subscribe(&[topic]).unwrap();
+    c
+}
+
+/// Reads `topic` until `done` says so, returning the records of `event_id`.
+async fn read_until<R: TopicRecord>(
+    stack: &Stack,
+    event_id: &str,
+    timeout: Duration,
+    done: impl Fn(&[(R, Vec<u8>)]) -> bool,
+) -> Vec<(R, Vec<u8>)> {
+    let codec = Codec::new(&stack.services.registry).unwrap();
+    let consumer = consumer(stack, R::TOPIC);
+    let deadline = std::time::Instant::now() + timeout;
+    let mut out = Vec::new();
+    while !done(&out) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out reading {}",
+            R::TOPIC
+        );
+        let Ok(Ok(msg)) = tokio::time::timeout(Duration::from_secs(2), consumer.recv()).await
+        else {
+            continue;
+        };
+        if msg.key() != Some(event_id.as_bytes()) {
+            continue;
+        }
+        let bytes = msg.payload().unwrap().to_vec();
+        out.push((codec.decode::<R>(&bytes).await.unwrap(), bytes));
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn registration_is_validated_and_refused_for_unhealthy_or_unreachable_services() {
+    let _turn = SERIAL.lock().await;
+    let stack = Stack::start(&["--events", "2", "--unhealthy", "1"]).await;
+
+    let unhealthy = stack.registration(2).await;
+    let (status, body) = stack.register(&unhealthy).await;
+    assert_eq!(status, 422, "{body}");
+    assert_eq!(
+        body["type"],
+        "https://muster.dev/problems/service-unhealthy"
+    );
+    assert!(body["detail"].as_str().unwrap().contains("503"), "{body}");
+    assert_eq!(
+        stack.admin_get(&stack.event(2)).await.0,
+        404,
+        "nothing saved"
+    );
+
+    let mut unreachable = stack.registration(1).await;
+    let closed = common::free_port();
+    unreachable["endpoints"]["api"] = json!(format!("http://127.0.0.1:{closed}/x"));
+    unreachable["endpoints"]["healthCheck"] = json!(format!("http://127.0.0.1:{closed}/x/health"));
+    let (status, body) = stack.register(&unreachable).await;
+    assert_eq!(status, 422, "{body}");
+    assert!(
+        body["detail"]
+            .as_str()
+            .unwrap()
+            .contains("connection refused"),
+        "{body}"
+    );
+    assert_eq!(
+        stack.admin_get(&stack.event(1)).await.0,
+        404,
+        "nothing saved"
+    );
+
+    let mut invalid = stack.registration(1).await;
+    invalid["syncSettings"]["interval"] = json!(0);
+    let (status, body) = stack.register(&invalid).await;
+    assert_eq!(status, 422, "{body}");
+    assert!(
+        body["detail"]
+            .as_str()
+            .unwrap()
+            .contains("syncSettings.interval"),
+        "{body}"
+    );
+
+    let (status, body) = stack.register(&json!({"eventId": "x"})).await;
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body["detail"].as_str().unwrap().contains("serviceName"),
+        "{body}"
+    );
+
+    let anonymous = stack
+        .http
+        .get(format!("{}/api/admin/services", stack.api_url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(anonymous.status(), 401);
+    assert_eq!(
+        anonymous.headers()["content-type"],
+        "application/problem+json"
+    );
+    stack.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_registered_service_is_synced_at_its_interval_and_survives_an_ingest_restart() {
+    let _turn = SERIAL.lock().await;
+    let stack = Stack::start(&["--events", "1", "--interval", "1"]).await;
+    let id = stack.event(1);
+    let (status, body) = stack.register(&stack.registration(1).await).await;
+    assert_eq!(status, 201, "{body}");
+    assert!(
+        body["webhookSecret"]
+            .as_str()
+            .unwrap()
+            .starts_with("whsec_")
+    );
+    assert_eq!(body["initialSync"]["ok"], true, "{body}");
+    assert_eq!(
+        stack.stats(&id).await["realtime"].as_array().unwrap().len(),
+        1,
+        "initial sync"
+    );
+
+    let ingest = stack.start_ingest("ingest-1");
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    let before = stack.stats(&id).await["realtime"].as_array().unwrap().len();
+    assert!(
+        (5..=9).contains(&before),
+        "{before} collections in ~6 s at a 1 s interval"
+    );
+    assert!(ingest.terminate(Duration::from_secs(20)).success());
+
+    let _second = stack.start_ingest("ingest-2");
+    wait_for(
+        "collections after the restart",
+        Duration::from_secs(20),
+        || {
+            let stack = &stack;
+            let id = id.clone();
+            async move {
+                let n = stack.stats(&id).await["realtime"].as_array().unwrap().len();
+                (n >= before + 3).then_some(())
+            }
+        },
+    )
+    .await;
+    let stats = stack.stats(&id).await;
+    let short: Vec<f64> = gaps(&stats["realtime"])
+        .into_iter()
+        .filter(|g| *g < 0.8)
+        .collect();
+    assert!(
+        short.is_empty(),
+        "collections closer than the interval: {short:?}"
+    );
+
+    let (_, view) = stack.admin_get(&id).await;
+    assert_eq!(view["status"]["health"], "healthy", "{view}");
+    assert!(view["status"]["lastSuccessAt"].is_string(), "{view}");
+    assert!(
+        view["status"]["lagSeconds"].as_f64().unwrap() < 5.0,
+        "{view}"
+    );
+    assert!(
+        view.get("authentication").is_none(),
+        "credentials never listed: {view}"
+    );
+
+    let (status, body) = stack.register(&stack.registration(1).await).await;
+    assert_eq!(status, 200, "re-registering updates in place: {body}");
+    assert!(
+        body["webhookSecret"].is_null(),
+        "the secret is shown once: {body}"
+    );
+    stack.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_auth_type_reaches_the_service_with_the_right_header() {
+    let _turn = SERIAL.lock().await;
+    let stack = Stack::start(&["--events", "4", "--auth", "mixed", "--interval", "1"]).await;
+    let mut kinds = Vec::new();
+    for n in 1..=4 {
+        let body = stack.registration(n).await;
+        kinds.push(
+            body["authentication"]["type"]
+                .as_str()
+                .unwrap_or("none")
+                .to_owned(),
+        );
+        let (status, answer) = stack.register(&body).await;
+        assert_eq!(status, 201, "{}: {answer}", kinds[n - 1]);
+        assert_eq!(
+            answer["service"]["authenticationType"],
+            kinds[n - 1].as_str()
+        );
+    }
+    assert_eq!(kinds, ["none", "api_key", "jwt", "oauth2"]);
+
+    let mut wrong = stack.registration(2).await;
+    wrong["authentication"]["credentials"]["key"] = json!("not-the-key");
+    let (status, body) = stack.register(&wrong).await;
+    assert_eq!(
+        status, 422,
+        "wrong credentials fail the health check: {body}"
+    );
+    assert!(body["detail"].as_str().unwrap().contains("401"), "{body}");
+
+    let _ingest = stack.start_ingest("ingest");
+    for n in 1..=4 {
+        let id = stack.event(n);
+        wait_for(
+            &format!("collections of {}", kinds[n - 1]),
+            Duration::from_secs(20),
+            || {
+                let (stack, id) = (&stack, id.clone());
+                async move {
+                    let s = stack.stats(&id).await;
+                    (s["realtime"].as_array().unwrap().len() >= 3).then_some(())
+                }
+            },
+        )
+        .await;
+    }
+    let unauthorized: u64 = {
+        let mut total = 0;
+        for n in [1, 3, 4] {
+            total += stack.stats(&stack.event(n)).await["unauthorized"]
+                .as_u64()
+                .unwrap();
+        }
+        total
+    };
+    assert_eq!(
+        unauthorized, 0,
+        "every request of the right services carried the right header"
+    );
+    stack.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_service_is_retried_per_policy_then_reported_down() {
+    let _turn = SERIAL.lock().await;
+    let stack = Stack::start(&["--events", "1", "--interval", "1"]).await;
+    let id = stack.event(1);
+    let mut body = stack.registration(1).await;
+    body["syncSettings"]["retryPolicy"] =
+        json!({"maxAttempts": 3, "initialBackoffMs": 50, "maxBackoffMs": 100});
+    assert_eq!(stack.register(&body).await.0, 201);
+    let _ingest = stack.start_ingest("ingest");
+    wait_for("healthy", Duration::from_secs(20), || {
+        let (stack, id) = (&stack, id.clone());
+        async move { (stack.admin_get(&id).await.1["status"]["health"] == "healthy").then_some(()) }
+    })
+    .await;
+
+    stack.set_mode(&id, "failing").await;
+    let records = read_until::<ServiceHealth>(&stack, &id, Duration::from_secs(60), |rs| {
+        rs.iter().any(|(r, _)| r.current.as_str() == "down")
+    })
+    .await;
+    let path: Vec<&str> = records.iter().map(|(r, _)| r.current.as_str()).collect();
+    assert_eq!(path, ["healthy", "degraded", "down"], "{records:?}");
+    let down = &records[2].0;
+    assert!(down.consecutive_failures >= 3);
+    assert!(down.reason.contains("HTTP 500"), "{}", down.reason);
+    let failed = stack.stats(&id).await["failed"].as_u64().unwrap();
+    assert!(
+        failed >= 9,
+        "3 collections of 3 attempts each before down, saw {failed} requests"
+    );
+
+    stack.set_mode(&id, "healthy").await;
+    let records =
+        read_until::<ServiceHealth>(&stack, &id, Duration::from_secs(30), |rs| rs.len() >= 4).await;
+    assert_eq!(records[3].0.current.as_str(), "healthy");
+    assert_eq!(records[3].0.previous.map(|h| h.as_str()), Some("down"));
+    stack.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pushed_checkins_are_verified_and_arrive_pseudonymized() {
+    let _turn = SERIAL.lock().await;
+    let stack = Stack::start(&["--events", "1"]).await;
+    let id = stack.event(1);
+    let (_, body) = stack.register(&stack.registration(1).await).await;
+    let secret = body["webhookSecret"].as_str().unwrap().to_owned();
+    let url = format!("{}/api/ingest/{id}/checkins", stack.api_url);
+    let raw_ids: Vec<String> = (0..3).map(|i| format!("alice-{}-{i}", stack.run)).collect();
+    let batch =
+        json!(raw_ids.iter().enumerate().map(|(i, p)| json!({
+        "gateId": "G1", "participantId": p, "direction": if i == 2 { "out" } else { "in" },
+        "scannedAt": "2026-11-24T10:00:00+09:00"
+    })).collect::<Vec<_>>());
+    let body = serde_json::to_vec(&batch).unwrap();
+    let now = chrono::Utc::now().timestamp();
+    let send = |msg_id: &str, ts: i64, sig: Option<String>, body: Vec<u8>| {
+        let mut r = stack
+            .http
+            .post(&url)
+            .header("webhook-id", msg_id)
+            .header("webhook-timestamp", ts.to_string())
+            .body(body);
+        if let Some(s) = sig {
+            r = r.header("webhook-signature", s);
+        }
+        async move { r.send().await.unwrap() }
+    };
+    let sign = |msg_id: &str, ts: i64, body: &[u8]| {
+        muster_runtime::signature::sign(&secret, msg_id, ts, body).unwrap()
+    };
+
+    let r = send("msg_a", now, None, body.clone()).await;
+    assert_eq!(r.status(), 401, "unsigned");
+    let forged = muster_runtime::signature::sign(
+        &muster_runtime::signature::generate_secret(),
+        "msg_a",
+        now,
+        &body,
+    )
+    .unwrap();
+    assert_eq!(
+        send("msg_a", now, Some(forged), body.clone())
+            .await
+            .status(),
+        401,
+        "wrong secret"
+    );
+    let tampered = sign("msg_a", now, b"[]");
+    assert_eq!(
+        send("msg_a", now, Some(tampered), body.clone())
+            .await
+            .status(),
+        401,
+        "tampered body"
+    );
+    let stale = sign("msg_a", now - 3600, &body);
+    assert_eq!(
+        send("msg_a", now - 3600, Some(stale), body.clone())
+            .await
+            .status(),
+        401,
+        "replayed later"
+    );
+
+    let good = send("msg_a", now, Some(sign("msg_a", now, &body)), body.clone()).await;
+    assert_eq!(good.status(), 202);
+    assert_eq!(good.json::<Value>().await.unwrap()["accepted"], 3);
+    let again = send("msg_a", now, Some(sign("msg_a", now, &body)), body.clone()).await;
+    assert_eq!(again.status(), 409, "a delivery is accepted once");
+
+    let invalid = br#"[{"gateId":"G1","participantId":"x","direction":"sideways","scannedAt":"2026-11-24T10:00:00Z"}]"#.to_vec();
+    let r = send("msg_b", now, Some(sign("msg_b", now, &invalid)), invalid).await;
+    assert_eq!(r.status(), 422);
+
+    let records =
+        read_until::<RawCheckin>(&stack, &id, Duration::from_secs(30), |rs| rs.len() >= 3).await;
+    assert_eq!(records.len(), 3);
+    let secrets = muster_runtime::secrets::Secrets::from_config(None).unwrap();
+    for ((record, bytes), raw) in records.iter().zip(&raw_ids) {
+        assert_eq!(record.participant, secrets.pseudonymize(raw));
+        assert_eq!(record.delivery_id, "msg_a");
+        let haystack = String::from_utf8_lossy(bytes);
+        assert!(
+            !haystack.contains(raw.as_str()),
+            "the raw id never enters Kafka"
+        );
+    }
+    assert_eq!(records[2].0.direction.as_str(), "out");
+    stack.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_ingest_processes_never_poll_the_same_service_in_one_interval() {
+    let _turn = SERIAL.lock().await;
+    let stack = Stack::start(&["--events", "6", "--interval", "2"]).await;
+    for n in 1..=6 {
+        assert_eq!(stack.register(&stack.registration(n).await).await.0, 201);
+    }
+    let _a = stack.start_ingest("ingest-a");
+    let b = stack.start_ingest("ingest-b");
+    let ours = |services: &Value| -> Vec<Value> {
+        services["services"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|s| s["eventId"].as_str().unwrap().starts_with(&stack.prefix))
+            .cloned()
+            .collect()
+    };
+    let owners = wait_for(
+        "both processes holding leases",
+        Duration::from_secs(30),
+        || {
+            let stack = &stack;
+            async move {
+                let all: Value = stack
+                    .http
+                    .get(format!("{}/api/admin/services", stack.api_url))
+                    .bearer_auth(ADMIN_TOKEN)
+                    .send()
+                    .await
+                    .ok()?
+                    .json()
+                    .await
+                    .ok()?;
+                let owners: HashSet<String> = ours(&all)
+                    .iter()
+                    .filter_map(|s| s["status"]["polledBy"].as_str().map(str::to_owned))
+                    .collect();
+                (owners.len() == 2).then_some(owners)
+            }
+        },
+    )
+    .await;
+    assert_eq!(owners.len(), 2);
+    tokio::time::sleep(Duration::from_secs(8)).await;
+
+    // One process dies without releasing; the other takes its services over after the lease.
+    let killed_at = chrono::Utc::now().timestamp_millis();
+    drop(b);
+    tokio::time::sleep(Duration::from_secs(12)).await;
+    for n in 1..=6 {
+        let id = stack.event(n);
+        let stats = stack.stats(&id).await;
+        let g = gaps(&stats["realtime"]);
+        assert!(
+            g.iter().all(|g| *g >= 1.6),
+            "{id}: polled twice in one 2 s interval: {g:?}"
+        );
+        let after = stats["realtime"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|t| t.as_i64().unwrap() > killed_at + 8000)
+            .count();
+        assert!(after >= 1, "{id} is polled again after its owner died");
+    }
+    stack.cleanup().await;
+}
