@@ -1,5 +1,6 @@
 //! `muster`: one binary, one subcommand per worker kind.
 
+mod bench;
 mod config;
 mod simulate;
 
@@ -53,6 +54,9 @@ enum Command {
     Simulate(Box<simulate::Args>),
     /// Print the effective configuration (secrets redacted) and exit.
     Config,
+    /// Measure throughput against a baseline taken in the same run.
+    #[command(subcommand)]
+    Bench(bench::Bench),
 }
 
 #[tokio::main]
@@ -81,6 +85,7 @@ async fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Simulate(_) => unreachable!("handled above"),
+        Command::Bench(b) => bench::run(b, cfg).await,
         command => run_workers(command, cfg).await,
     }
 }

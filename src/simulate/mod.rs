@@ -108,6 +108,51 @@ type State = Arc<HashMap<String, Mutex<Sim>>>;
 const SERVED_KEPT: usize = 1000;
 
 impl Args {
+    /// Healthy services without auth, for `muster bench`.
+    pub fn for_bench(events: usize, addr: SocketAddr) -> Self {
+        Self {
+            events,
+            addr,
+            prefix: "bench-".into(),
+            cycle: Duration::from_secs(600),
+            interval: 1,
+            malformed: 0,
+            failing: 0,
+            slow: 0,
+            unhealthy: 0,
+            auth: "none".into(),
+            write_config: None,
+            public_url: None,
+            register_with: None,
+            admin_token: None,
+            push_checkins: false,
+        }
+    }
+
+    fn events(&self) -> Vec<SimEvent> {
+        (0..self.events)
+            .map(|i| SimEvent::nth(&self.prefix, i, self.cycle.as_secs_f64().max(1.0)))
+            .collect()
+    }
+
+    fn required(&self, events: &[SimEvent]) -> Vec<auth::Required> {
+        events
+            .iter()
+            .enumerate()
+            .map(|(i, e)| auth::Required::for_event(&self.auth, i, &e.id))
+            .collect()
+    }
+
+    /// The services' registrations, reached at `base`.
+    pub fn registrations(&self, base: &str) -> Vec<EventServiceConfig> {
+        let events = self.events();
+        events
+            .iter()
+            .zip(self.required(&events))
+            .map(|(e, a)| registration(e, &a, base, self.interval))
+            .collect()
+    }
+
     fn mode_of(&self, i: usize) -> Mode {
         let n = self.events;
         let mut edge = n;
@@ -145,17 +190,9 @@ pub async fn run(args: Args, shutdown: Shutdown) -> anyhow::Result<()> {
         .clone()
         .unwrap_or_else(|| format!("http://{addr}"));
     let base = base.trim_end_matches('/').to_owned();
-    let events: Vec<SimEvent> = (0..args.events)
-        .map(|i| SimEvent::nth(&args.prefix, i, args.cycle.as_secs_f64().max(1.0)))
-        .collect();
-    let required: Vec<auth::Required> = (0..args.events)
-        .map(|i| auth::Required::for_event(&args.auth, i, &events[i].id))
-        .collect();
-    let registrations: Vec<EventServiceConfig> = events
-        .iter()
-        .zip(&required)
-        .map(|(e, a)| registration(e, a, &base, args.interval))
-        .collect();
+    let events = args.events();
+    let required = args.required(&events);
+    let registrations = args.registrations(&base);
     if let Some(path) = &args.write_config {
         let doc = toml::to_string_pretty(&json!({"ingest": {"services": registrations}}))?;
         let header = format!(

@@ -1,0 +1,21 @@
+//! `muster bench …`: throughput measured against a baseline taken in the same run, so the
+//! figures mean something on whatever machine runs them.
+
+mod ingest;
+
+use clap::Subcommand;
+
+use crate::config::Config;
+
+#[derive(Subcommand, Debug)]
+pub enum Bench {
+    /// Snapshots/s collected from N simulated services and published to Kafka, against
+    /// Kafka's own producer rate for messages of the same size.
+    Ingest(ingest::Args),
+}
+
+pub async fn run(bench: Bench, cfg: Config) -> anyhow::Result<()> {
+    match bench {
+        Bench::Ingest(args) => ingest::run(args, cfg).await,
+    }
+}
