@@ -2,7 +2,8 @@
 # Starts the whole thing on this machine: Kafka, the schema registry and PostgreSQL, a simulator
 # serving N event-management services, and every muster worker; then prints where to look.
 #
-#   scripts/demo.sh [--events N]   start (default 5 events, one of them serving bad bodies)
+#   scripts/demo.sh [--events N]   start (default 5 events, one of them serving bad bodies);
+#                                  MUSTER_ADMIN_TOKEN defaults to demo-admin-token
 #   scripts/demo.sh stop           stop muster and the simulator (services keep running;
 #                                  `scripts/services.sh down` stops those)
 set -euo pipefail
@@ -37,13 +38,10 @@ cargo build --bin muster
 bin="${CARGO_TARGET_DIR:-target}/debug/muster"
 stop
 
-"$bin" simulate --events "$events" --malformed 1 --interval 2 \
-  --write-config "$state/services.toml" >"$state/simulator.log" 2>&1 &
-echo $! >"$state/simulator.pid"
-for _ in $(seq 50); do [ -s "$state/services.toml" ] && break; sleep 0.2; done
-[ -s "$state/services.toml" ] || { tail -20 "$state/simulator.log"; exit 1; }
-
-"$bin" --config "$state/services.toml" all >"$state/muster.log" 2>&1 &
+# muster first: the simulator registers its services through the admin API, like a real
+# event-management service would be registered, and then pushes signed check-ins.
+export MUSTER_ADMIN_TOKEN="${MUSTER_ADMIN_TOKEN:-demo-admin-token}"
+"$bin" all >"$state/muster.log" 2>&1 &
 echo $! >"$state/muster.pid"
 api="http://${MUSTER_API_ADDR:-127.0.0.1:8080}"
 for _ in $(seq 120); do
@@ -53,14 +51,27 @@ for _ in $(seq 120); do
 done
 curl -fsS "$api/readyz" >/dev/null || { echo "muster did not become ready:"; tail -30 "$state/muster.log"; exit 1; }
 
+"$bin" simulate --events "$events" --malformed 1 --interval 2 --auth mixed \
+  --register-with "$api" --push-checkins >"$state/simulator.log" 2>&1 &
+echo $! >"$state/simulator.pid"
+for _ in $(seq 60); do
+  [ "$(curl -fsS -H "authorization: Bearer $MUSTER_ADMIN_TOKEN" "$api/api/admin/services" 2>/dev/null \
+      | grep -o '"eventId"' | wc -l)" -ge "$events" ] && break
+  kill -0 "$(cat "$state/simulator.pid")" 2>/dev/null || { tail -30 "$state/simulator.log"; exit 1; }
+  sleep 0.5
+done
+
 cat <<MSG
 
-muster is running with $events simulated events (the last one serves malformed bodies).
+muster is running with $events simulated events, registered through the admin API with
+mixed authentication (none, api_key, jwt, oauth2); the last one serves malformed bodies, which
+go to the dead-letter topic. The simulator also pushes signed check-ins.
 
   curl -s $api/api/public/events          events with live numbers (first ones within seconds)
+  curl -s -H "authorization: Bearer $MUSTER_ADMIN_TOKEN" $api/api/admin/services
+                                          registered services with health, last sync and lag
   curl -s $api/metrics                    Prometheus metrics; $api/readyz for readiness
   tail -f $state/muster.log               worker logs; $state/simulator.log for the simulator
-  curl -s http://127.0.0.1:9100/services  the simulated services' registrations
 
 Stop with: scripts/demo.sh stop   (and scripts/services.sh down for Kafka, registry, PostgreSQL)
 MSG

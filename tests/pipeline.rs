@@ -55,6 +55,8 @@ async fn simulated_services_reach_the_api_and_bad_bodies_reach_the_dead_letter_t
     let env = |ops: u16| -> Vec<(&str, String)> {
         vec![
             ("MUSTER__KAFKA__GROUP_PREFIX", group.clone()),
+            // Skip the history other runs left on the shared cluster.
+            ("MUSTER__KAFKA__AUTO_OFFSET_RESET", "latest".to_owned()),
             ("MUSTER__OPS__ADDR", format!("127.0.0.1:{ops}")),
             ("MUSTER_API_ADDR", format!("127.0.0.1:{}", ports[3])),
         ]

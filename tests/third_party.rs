@@ -29,6 +29,7 @@ async fn confluent_python_client_reads_raw_snapshots() {
         http_status: 200,
         body: body.into(),
     };
+    let since = (chrono::Utc::now().timestamp_millis() - 60_000).to_string();
     let payload = codec.encode(&snapshot).await.unwrap();
     assert_eq!(payload[0], 0, "Confluent magic byte");
     producer
@@ -55,7 +56,14 @@ async fn confluent_python_client_reads_raw_snapshots() {
             "--registry",
             &services.registry,
         ])
-        .args(["--topic", RawSnapshot::TOPIC, "--event-id", &event_id])
+        .args([
+            "--topic",
+            RawSnapshot::TOPIC,
+            "--event-id",
+            &event_id,
+            "--since",
+            &since,
+        ])
         .output()
         .unwrap_or_else(|e| panic!("running {python}: {e} (scripts/test.sh installs the client)"));
     assert!(

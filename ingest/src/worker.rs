@@ -55,6 +55,7 @@ pub async fn collector(
             .create()
             .context("creating the Kafka producer")?,
         codec,
+        topic_override: None,
     })
 }
 

@@ -20,6 +20,9 @@ pub struct KafkaConfig {
     /// Replication factor of the topics muster creates; 1 suits a single local broker, use 3 on
     /// a real cluster.
     pub replication_factor: i32,
+    /// Where a consumer group without committed offsets starts: `earliest` replays the whole
+    /// log (what event sourcing wants); `latest` skips history (tests on a shared cluster).
+    pub auto_offset_reset: OffsetReset,
     /// Extra librdkafka properties (e.g. `security.protocol`, `sasl.mechanism`), applied to every
     /// client after muster's own.
     pub options: BTreeMap<String, String>,
@@ -32,6 +35,7 @@ impl Default for KafkaConfig {
             group_prefix: "muster".into(),
             topic_partitions: 3,
             replication_factor: 1,
+            auto_offset_reset: OffsetReset::Earliest,
             options: BTreeMap::new(),
         }
     }
@@ -67,7 +71,7 @@ impl KafkaConfig {
         self.build(&[
             ("group.id", &group),
             ("enable.auto.commit", "false"),
-            ("auto.offset.reset", "earliest"),
+            ("auto.offset.reset", self.auto_offset_reset.as_str()),
             ("isolation.level", "read_committed"),
             ("partition.assignment.strategy", "cooperative-sticky"),
         ])
@@ -81,6 +85,22 @@ impl KafkaConfig {
             ("compression.type", "zstd"),
             ("linger.ms", "5"),
         ])
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OffsetReset {
+    Earliest,
+    Latest,
+}
+
+impl OffsetReset {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Earliest => "earliest",
+            Self::Latest => "latest",
+        }
     }
 }
 

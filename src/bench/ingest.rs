@@ -3,11 +3,14 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use muster_schemas::{Codec, RawSnapshot, SnapshotSource, TopicRecord};
+use muster_schemas::{Codec, RawSnapshot, SnapshotSource};
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 
 use crate::config::Config;
 use crate::simulate;
+
+/// Where both sides of the benchmark write; `muster.*` topics stay untouched.
+const BENCH_TOPIC: &str = "muster-bench.snapshots";
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -24,7 +27,10 @@ pub struct Args {
 
 pub async fn run(args: Args, cfg: Config) -> anyhow::Result<()> {
     let codec = Codec::new(&cfg.schema_registry.url)?;
-    let collector = muster_ingest::collector(&cfg.kafka, codec.clone(), &cfg.ingest).await?;
+    let mut collector = muster_ingest::collector(&cfg.kafka, codec.clone(), &cfg.ingest).await?;
+    // Benchmark records never enter the event log.
+    muster_runtime::topics::ensure(&cfg.kafka, &[BENCH_TOPIC]).await?;
+    collector.topic_override = Some(BENCH_TOPIC.into());
 
     // The simulated services, in this process, on a free loopback port.
     let addr = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?;
@@ -87,9 +93,7 @@ pub async fn run(args: Args, cfg: Config) -> anyhow::Result<()> {
     let mut sent = 0u64;
     let mut inflight = Vec::with_capacity(10_000);
     while started.elapsed() < args.duration {
-        let record = FutureRecord::to(RawSnapshot::TOPIC)
-            .key("bench")
-            .payload(&sample);
+        let record = FutureRecord::to(BENCH_TOPIC).key("bench").payload(&sample);
         match producer.send_result(record) {
             Ok(d) => {
                 inflight.push(d);

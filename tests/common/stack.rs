@@ -61,6 +61,8 @@ impl Stack {
     pub fn env(&self, port: u16) -> Vec<(&'static str, String)> {
         vec![
             ("MUSTER__KAFKA__GROUP_PREFIX", format!("t{}", self.run)),
+            // Skip the history other runs left on the shared cluster.
+            ("MUSTER__KAFKA__AUTO_OFFSET_RESET", "latest".to_owned()),
             ("MUSTER__OPS__ADDR", format!("127.0.0.1:{port}")),
             ("MUSTER_API_ADDR", format!("127.0.0.1:{port}")),
             ("MUSTER_ADMIN_TOKEN", ADMIN_TOKEN.to_owned()),

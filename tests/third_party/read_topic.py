@@ -1,14 +1,15 @@
 """Reads muster records as a partner would: Confluent's own Python client and its Avro
 deserializer, pointed at the schema registry. Prints each matching record as JSON lines.
 
-usage: read_topic.py --brokers B --registry URL --topic T --event-id ID [--count N] [--timeout S]
+usage: read_topic.py --brokers B --registry URL --topic T --event-id ID [--since MS] [--count N]
+                     [--timeout S]
 """
 import argparse
 import json
 import sys
 import time
 
-from confluent_kafka import Consumer
+from confluent_kafka import Consumer, TopicPartition
 from confluent_kafka.schema_registry import SchemaRegistryClient
 from confluent_kafka.schema_registry.avro import AvroDeserializer
 from confluent_kafka.serialization import MessageField, SerializationContext
@@ -22,6 +23,8 @@ def main() -> int:
     p.add_argument("--event-id", required=True)
     p.add_argument("--count", type=int, default=1)
     p.add_argument("--timeout", type=float, default=60)
+    p.add_argument("--since", type=int, default=None,
+                   help="start at this time (epoch ms) instead of the beginning of the topic")
     a = p.parse_args()
 
     deserialize = AvroDeserializer(SchemaRegistryClient({"url": a.registry}))
@@ -31,7 +34,12 @@ def main() -> int:
         "auto.offset.reset": "earliest",
         "isolation.level": "read_committed",
     })
-    consumer.subscribe([a.topic])
+    def start_at_since(c, partitions):
+        if a.since is not None:
+            wanted = [TopicPartition(tp.topic, tp.partition, a.since) for tp in partitions]
+            c.assign(c.offsets_for_times(wanted, timeout=10))
+
+    consumer.subscribe([a.topic], on_assign=start_at_since)
     found = 0
     deadline = time.time() + a.timeout
     try:
