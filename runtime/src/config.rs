@@ -238,7 +238,8 @@ impl std::fmt::Debug for SecurityConfig {
 
 impl SecurityConfig {
     pub fn secrets(&self) -> Result<crate::secrets::Secrets, crate::secrets::SecretError> {
-        let s = crate::secrets::Secrets::from_config(self.secret_key.as_deref())?;
+        let key = self.secret_key.as_deref().filter(|k| !k.trim().is_empty());
+        let s = crate::secrets::Secrets::from_config(key)?;
         if s.is_development {
             tracing::warn!(
                 "MUSTER_SECRET_KEY is not set: using the built-in development key; set it in production"
