@@ -40,8 +40,15 @@ struct Cli {
 enum Command {
     /// Poll registered event-management services into the raw topics.
     Ingest,
-    /// Normalize raw topics into derived topics (exactly-once).
-    Process,
+    /// Normalize and window raw topics into derived topics (exactly-once).
+    Process {
+        /// List the registered processors and exit.
+        #[arg(long)]
+        list: bool,
+        /// Run only these processors (repeatable; default: all).
+        #[arg(long)]
+        only: Vec<String>,
+    },
     /// Materialize derived topics into PostgreSQL read models.
     Project,
     /// Serve the HTTP API.
@@ -86,6 +93,24 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::Simulate(_) => unreachable!("handled above"),
         Command::Bench(b) => bench::run(b, cfg).await,
+        Command::Process { list: true, .. } => {
+            for p in muster_processors::registry(&cfg.processors)? {
+                println!("{:<28} {}", p.name(), p.description());
+            }
+            Ok(())
+        }
+        Command::Process { only, .. } if !only.is_empty() => {
+            let mut cfg = cfg;
+            cfg.processors.only = only;
+            run_workers(
+                Command::Process {
+                    list: false,
+                    only: vec![],
+                },
+                cfg,
+            )
+            .await
+        }
         command => run_workers(command, cfg).await,
     }
 }
@@ -125,7 +150,7 @@ async fn run_workers(command: Command, cfg: Config) -> anyhow::Result<()> {
 
     let (ingest, process, project, api) = match command {
         Command::Ingest => (true, false, false, false),
-        Command::Process => (false, true, false, false),
+        Command::Process { .. } => (false, true, false, false),
         Command::Project => (false, false, true, false),
         Command::Api => (false, false, false, true),
         _ => (true, true, true, true),

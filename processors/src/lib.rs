@@ -3,9 +3,13 @@
 //! any point neither loses nor duplicates an output.
 
 pub mod config;
+pub mod drain;
 pub mod normalize;
+pub mod processor;
+pub mod sql;
 mod transactional;
 mod worker;
 
 pub use config::ProcessorsConfig;
-pub use worker::run;
+pub use processor::Processor;
+pub use worker::{registry, run};

@@ -27,7 +27,7 @@ pub struct InRecord {
 /// A record to produce in the batch's transaction.
 #[derive(Debug, Clone)]
 pub struct OutRecord {
-    pub topic: &'static str,
+    pub topic: String,
     pub key: Option<String>,
     pub payload: Vec<u8>,
 }
@@ -45,15 +45,16 @@ impl TransactionalLoop {
     pub fn new(
         kafka: &KafkaConfig,
         group: &str,
-        topics: &[&str],
+        topics: &[String],
         cfg: ProcessorsConfig,
     ) -> anyhow::Result<Self> {
         let consumer: StreamConsumer = kafka
             .consumer(group)
             .create()
             .context("creating the Kafka consumer")?;
+        let topics: Vec<&str> = topics.iter().map(String::as_str).collect();
         consumer
-            .subscribe(topics)
+            .subscribe(&topics)
             .with_context(|| format!("subscribing to {topics:?}"))?;
         let producer: FutureProducer = kafka
             .producer()
@@ -126,7 +127,7 @@ impl TransactionalLoop {
         let timeout = self.cfg.transaction_timeout;
         let mut deliveries = Vec::with_capacity(outputs.len());
         for out in &outputs {
-            let mut record = FutureRecord::to(out.topic).payload(&out.payload);
+            let mut record = FutureRecord::to(&out.topic).payload(&out.payload);
             if let Some(k) = &out.key {
                 record = record.key(k);
             }

@@ -1,20 +1,34 @@
-//! `muster process`: the normalizer, raw snapshots in, normalized metrics or dead letters out.
+//! `muster process`: runs every registered processor (or the ones named), each with its own
+//! consumer group and exactly-once micro-batch loop.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
 use muster_runtime::health::PartState;
 use muster_runtime::{Health, KafkaConfig, Shutdown};
-use muster_schemas::{
-    Codec, DeadLetter, NormalizedMetrics, RawSnapshot, SourceOffset, TopicRecord,
-};
+use muster_schemas::{Codec, DeadLetter, TopicRecord};
 
 use crate::config::ProcessorsConfig;
-use crate::normalize::{self, Normalizer};
-use crate::transactional::{InRecord, OutRecord, TransactionalLoop};
+use crate::processor::Processor;
+use crate::transactional::TransactionalLoop;
 
-const PART: &str = "processors.normalize";
-const GROUP: &str = "processors.normalize";
+/// Every processor muster knows: the built-in ones and the SQL processors.
+pub fn registry(cfg: &ProcessorsConfig) -> anyhow::Result<Vec<Arc<dyn Processor>>> {
+    let mut all: Vec<Arc<dyn Processor>> = vec![Arc::new(crate::normalize::Normalize::default())];
+    for p in crate::sql::load(cfg)? {
+        all.push(Arc::new(p));
+    }
+    let mut names = std::collections::HashSet::new();
+    for p in &all {
+        anyhow::ensure!(
+            names.insert(p.name().to_owned()),
+            "two processors are named {}",
+            p.name()
+        );
+    }
+    Ok(all)
+}
 
 pub async fn run(
     cfg: ProcessorsConfig,
@@ -23,31 +37,65 @@ pub async fn run(
     health: Health,
     shutdown: Shutdown,
 ) -> anyhow::Result<()> {
-    health.set(PART, PartState::Starting);
-    muster_runtime::topics::ensure(
-        kafka,
-        &[
-            RawSnapshot::TOPIC,
-            NormalizedMetrics::TOPIC,
-            DeadLetter::TOPIC,
-        ],
-    )
-    .await?;
-    codec
-        .register::<NormalizedMetrics>()
-        .await
-        .context("registering the normalized metrics schema")?;
+    let mut selected = registry(&cfg)?;
+    if !cfg.only.is_empty() {
+        for name in &cfg.only {
+            anyhow::ensure!(
+                selected.iter().any(|p| p.name() == name),
+                "processors.only names {name:?}, which is not a registered processor (see `muster process --list`)"
+            );
+        }
+        selected.retain(|p| cfg.only.iter().any(|n| n == p.name()));
+    }
+    let mut topics = vec![DeadLetter::TOPIC.to_owned()];
+    for p in &selected {
+        topics.extend(p.inputs());
+        topics.extend(p.outputs());
+    }
+    let topics: Vec<&str> = topics.iter().map(String::as_str).collect();
+    muster_runtime::topics::ensure(kafka, &topics).await?;
     codec
         .register::<DeadLetter>()
         .await
         .context("registering the dead-letter schema")?;
-    let normalizers = normalize::registry();
+    for p in &selected {
+        p.register(&codec)
+            .await
+            .with_context(|| format!("processor {}: registering its output schemas", p.name()))?;
+    }
+    let mut tasks = tokio::task::JoinSet::new();
+    for p in selected {
+        let (cfg, kafka, codec, health, shutdown) = (
+            cfg.clone(),
+            kafka.clone(),
+            codec.clone(),
+            health.clone(),
+            shutdown.clone(),
+        );
+        tasks.spawn(async move { run_one(p, cfg, &kafka, codec, health, shutdown).await });
+    }
+    while let Some(r) = tasks.join_next().await {
+        r.context("a processor panicked")??;
+    }
+    Ok(())
+}
+
+/// One processor until shutdown; failures restart it from the last committed offsets.
+async fn run_one(
+    p: Arc<dyn Processor>,
+    cfg: ProcessorsConfig,
+    kafka: &KafkaConfig,
+    codec: Codec,
+    health: Health,
+    shutdown: Shutdown,
+) -> anyhow::Result<()> {
+    let part = format!("processors.{}", p.name());
+    health.set(&part, PartState::Starting);
     while !shutdown.is_cancelled() {
-        let result = run_clients(&cfg, kafka, &codec, &normalizers, &health, &shutdown).await;
-        if let Err(e) = result {
-            tracing::error!(error = %format!("{e:#}"), "normalizer failed; restarting from committed offsets");
-            health.failing(PART, format!("{e:#}"));
-            metrics::counter!("muster_processor_restarts_total", "processor" => "normalize")
+        if let Err(e) = run_clients(&p, &cfg, kafka, &codec, &health, &part, &shutdown).await {
+            tracing::error!(processor = p.name(), error = %format!("{e:#}"), "processor failed; restarting from committed offsets");
+            health.failing(&part, format!("{e:#}"));
+            metrics::counter!("muster_processor_restarts_total", "processor" => p.name().to_owned())
                 .increment(1);
             tokio::select! {
                 _ = shutdown.cancelled() => {}
@@ -59,15 +107,18 @@ pub async fn run(
 }
 
 async fn run_clients(
+    p: &Arc<dyn Processor>,
     cfg: &ProcessorsConfig,
     kafka: &KafkaConfig,
     codec: &Codec,
-    normalizers: &[Box<dyn Normalizer>],
     health: &Health,
+    part: &str,
     shutdown: &Shutdown,
 ) -> anyhow::Result<()> {
-    let tx = TransactionalLoop::new(kafka, GROUP, &[RawSnapshot::TOPIC], cfg.clone())?;
-    health.ready(PART);
+    let group = format!("processors.{}", p.name());
+    let tx = TransactionalLoop::new(kafka, &group, &p.inputs(), cfg.clone())?;
+    health.ready(part);
+    let name = p.name().to_owned();
     loop {
         let batch = tokio::select! {
             _ = shutdown.cancelled() => return Ok(()),
@@ -77,86 +128,14 @@ async fn run_clients(
             continue;
         }
         let started = std::time::Instant::now();
-        let mut outputs = Vec::with_capacity(batch.len());
-        for record in &batch {
-            outputs.push(process(codec, normalizers, record).await?);
-        }
+        let outputs = p.process(&batch, codec).await?;
+        let n_out = outputs.len();
         tx.commit(&batch, outputs).await?;
-        metrics::counter!("muster_processor_records_in_total", "processor" => "normalize")
+        metrics::counter!("muster_processor_records_in_total", "processor" => name.clone())
             .increment(batch.len() as u64);
-        metrics::histogram!("muster_processor_batch_seconds", "processor" => "normalize")
+        metrics::counter!("muster_processor_records_out_total", "processor" => name.clone())
+            .increment(n_out as u64);
+        metrics::histogram!("muster_processor_batch_seconds", "processor" => name.clone())
             .record(started.elapsed().as_secs_f64());
     }
-}
-
-/// One raw record to one output: its normalized metrics, or a dead letter saying why not.
-async fn process(
-    codec: &Codec,
-    normalizers: &[Box<dyn Normalizer>],
-    record: &InRecord,
-) -> anyhow::Result<OutRecord> {
-    let source = SourceOffset {
-        topic: record.topic.clone(),
-        partition: record.partition,
-        offset: record.offset,
-    };
-    let raw: RawSnapshot = match codec.decode(&record.payload).await {
-        Ok(r) => r,
-        Err(e) if e.is_transient() => return Err(e.into()),
-        Err(e) => {
-            let dl = DeadLetter::new(
-                "decode",
-                e.to_string(),
-                source,
-                None,
-                record.payload.clone(),
-            );
-            return dead_letter(codec, dl).await;
-        }
-    };
-    match normalize::normalize(normalizers, &raw.data_schema, raw.http_status, &raw.body) {
-        Ok(m) => {
-            let out = NormalizedMetrics {
-                event_id: raw.event_id,
-                timestamp: m.timestamp.unwrap_or(raw.fetched_at),
-                fetched_at: raw.fetched_at,
-                total_registered: m.total_registered,
-                current_attendees: m.current_attendees,
-                checked_in: m.checked_in,
-                checked_out: m.checked_out,
-                attendance_rate: m.attendance_rate(),
-                status: m.status().to_owned(),
-                gate_activity: m.gate_activity,
-                alerts: m.alerts,
-                source,
-            };
-            metrics::counter!("muster_processor_records_out_total", "processor" => "normalize")
-                .increment(1);
-            Ok(OutRecord {
-                topic: NormalizedMetrics::TOPIC,
-                key: Some(out.event_id.clone()),
-                payload: codec.encode(&out).await?,
-            })
-        }
-        Err(e) => {
-            tracing::warn!(event_id = %raw.event_id, offset = record.offset, error = %e, "dead-lettered");
-            let dl = DeadLetter::new(
-                "normalize",
-                e.to_string(),
-                source,
-                Some(raw.event_id),
-                raw.body.into_bytes(),
-            );
-            dead_letter(codec, dl).await
-        }
-    }
-}
-
-async fn dead_letter(codec: &Codec, dl: DeadLetter) -> anyhow::Result<OutRecord> {
-    metrics::counter!("muster_dead_letters_total", "stage" => dl.stage.clone()).increment(1);
-    Ok(OutRecord {
-        topic: DeadLetter::TOPIC,
-        key: dl.event_id.clone(),
-        payload: codec.encode(&dl).await?,
-    })
 }

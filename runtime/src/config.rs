@@ -96,7 +96,7 @@ pub enum OffsetReset {
 }
 
 impl OffsetReset {
-    fn as_str(self) -> &'static str {
+    pub fn as_str(self) -> &'static str {
         match self {
             Self::Earliest => "earliest",
             Self::Latest => "latest",

@@ -32,6 +32,8 @@ pub enum CodecError {
         #[source]
         source: SRCError,
     },
+    #[error("setting BACKWARD compatibility on {subject}: {reason}")]
+    Compatibility { subject: String, reason: String },
     #[error("encoding a {topic} record: {source}")]
     Encode {
         topic: &'static str,
@@ -72,7 +74,7 @@ impl CodecError {
             Self::Registry { source, .. }
             | Self::Register { source, .. }
             | Self::Encode { source, .. } => source.retriable,
-            Self::BadSchema { .. } => false,
+            Self::BadSchema { .. } | Self::Compatibility { .. } => false,
         }
     }
 }
@@ -115,15 +117,67 @@ impl Codec {
     /// every topic they write before writing anything, so an incompatible change stops them at
     /// start instead of mid-stream.
     pub async fn register<R: TopicRecord>(&self) -> Result<u32, CodecError> {
-        let subject = value_subject(R::TOPIC);
-        let schema = schema_registry_converter::async_impl::schema_registry::post_schema(
+        self.register_schema(R::TOPIC, R::SCHEMA).await
+    }
+
+    /// Every subject muster writes is BACKWARD compatible: a consumer with the new schema can
+    /// read everything already in the topic, so replays keep working.
+    async fn require_backward(&self, subject: &str) -> Result<(), CodecError> {
+        let url = format!("{}/config/{subject}", self.url.trim_end_matches('/'));
+        let refused = |reason: String| CodecError::Compatibility {
+            subject: subject.to_owned(),
+            reason,
+        };
+        let answer = reqwest::Client::new()
+            .put(&url)
+            .header("content-type", "application/vnd.schemaregistry.v1+json")
+            .body(r#"{"compatibility":"BACKWARD"}"#)
+            .timeout(Duration::from_secs(10))
+            .send()
+            .await
+            .map_err(|e| refused(e.to_string()))?;
+        if !answer.status().is_success() {
+            let status = answer.status();
+            let body = answer.text().await.unwrap_or_default();
+            return Err(refused(format!("HTTP {status}: {body}")));
+        }
+        Ok(())
+    }
+
+    /// Registers a schema known only at run time (e.g. derived from a SQL processor's query).
+    pub async fn register_schema(
+        &self,
+        topic: &'static str,
+        schema: &str,
+    ) -> Result<u32, CodecError> {
+        let subject = value_subject(topic);
+        self.require_backward(&subject).await?;
+        let registered = schema_registry_converter::async_impl::schema_registry::post_schema(
             &self.settings,
             subject.clone(),
-            SuppliedSchema::new(None, SchemaType::Avro, R::SCHEMA.to_owned()),
+            SuppliedSchema::new(None, SchemaType::Avro, schema.to_owned()),
         )
         .await
         .map_err(|source| CodecError::Register { subject, source })?;
-        Ok(schema.id)
+        Ok(registered.id)
+    }
+
+    /// Encodes an Avro value with a schema known only at run time.
+    pub async fn encode_value(
+        &self,
+        topic: &'static str,
+        schema: &str,
+        value: apache_avro::types::Value,
+    ) -> Result<Vec<u8>, CodecError> {
+        let strategy = SubjectNameStrategy::TopicNameStrategyWithSchema(
+            topic.to_owned(),
+            false,
+            SuppliedSchema::new(None, SchemaType::Avro, schema.to_owned()),
+        );
+        self.encoder
+            .encode_value(value, &strategy)
+            .await
+            .map_err(|source| CodecError::Encode { topic, source })
     }
 
     pub async fn encode<R: TopicRecord>(&self, record: &R) -> Result<Vec<u8>, CodecError> {
@@ -162,6 +216,19 @@ impl Codec {
             reason: e.to_string(),
             transient: false,
         })
+    }
+
+    /// Decodes with the writer's schema alone, for records of schemas derived at run time.
+    pub async fn decode_any(&self, bytes: &[u8]) -> Result<apache_avro::types::Value, CodecError> {
+        self.decoder
+            .decode(Some(bytes))
+            .await
+            .map(|d| d.value)
+            .map_err(|e| CodecError::Decode {
+                topic: "(any)",
+                reason: e.to_string(),
+                transient: e.retriable,
+            })
     }
 
     fn reader_schema<R: TopicRecord>(&self) -> Result<Arc<Schema>, CodecError> {

@@ -2,6 +2,7 @@
 //! figures mean something on whatever machine runs them.
 
 mod ingest;
+mod process;
 
 use clap::Subcommand;
 
@@ -12,10 +13,14 @@ pub enum Bench {
     /// Snapshots/s collected from N simulated services and published to Kafka, against
     /// Kafka's own producer rate for messages of the same size.
     Ingest(ingest::Args),
+    /// Records/s of the normalizer and a windowed SQL processor, each against a raw
+    /// consume→produce loop over the same records on the same broker.
+    Process(process::Args),
 }
 
 pub async fn run(bench: Bench, cfg: Config) -> anyhow::Result<()> {
     match bench {
         Bench::Ingest(args) => ingest::run(args, cfg).await,
+        Bench::Process(args) => process::run(args, cfg).await,
     }
 }

@@ -88,13 +88,29 @@ impl Worker {
 
     /// Panics with the log if the process has exited.
     pub fn assert_running(&mut self) {
-        if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
+        let Some(child) = self.child.as_mut() else {
+            return;
+        };
+        if let Some(status) = child.try_wait().unwrap() {
             panic!(
                 "muster {} exited with {status}:\n{}",
                 self.name,
                 self.log_tail()
             );
         }
+    }
+
+    /// SIGKILL: the process gets no chance to clean up.
+    pub fn kill_hard(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            c.kill().unwrap();
+            c.wait().unwrap();
+        }
+    }
+
+    /// The exit status, if the process has exited.
+    pub fn try_status(&mut self) -> Option<std::process::ExitStatus> {
+        self.child.as_mut().and_then(|c| c.try_wait().unwrap())
     }
 
     /// Sends SIGTERM and waits for a clean exit.

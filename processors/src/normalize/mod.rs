@@ -1,7 +1,10 @@
 //! Normalizers turn an upstream body into muster's metrics. There is one per upstream
 //! `dataSchema`; the raw record names its schema, and the registry below picks the normalizer.
 
+mod processor;
 mod s_attend_v1;
+
+pub use processor::Normalize;
 
 use muster_schemas::{GateActivity, UpstreamAlert};
 

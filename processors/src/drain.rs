@@ -1,0 +1,53 @@
+//! Runs a processor over a topic until a number of records went through, with outputs
+//! redirected to another topic: for benchmarks, on the same exactly-once loop as production.
+
+use std::time::{Duration, Instant};
+
+use muster_runtime::KafkaConfig;
+use muster_schemas::Codec;
+
+use crate::config::ProcessorsConfig;
+use crate::processor::Processor;
+use crate::transactional::TransactionalLoop;
+
+/// Consumes `records` records of `input` (from the beginning, under a fresh group), processes
+/// them and commits each batch transactionally, writing every output to `output`. Returns the
+/// time from the first record to the last commit.
+pub async fn drain(
+    p: &dyn Processor,
+    kafka: &KafkaConfig,
+    codec: &Codec,
+    cfg: &ProcessorsConfig,
+    input: &str,
+    output: &str,
+    records: usize,
+) -> anyhow::Result<Duration> {
+    let mut kafka = kafka.clone();
+    kafka.auto_offset_reset = muster_runtime::config::OffsetReset::Earliest;
+    let group = format!("bench.{}.{:08x}", p.name(), rand_suffix());
+    let tx = TransactionalLoop::new(&kafka, &group, &[input.to_owned()], cfg.clone())?;
+    let mut done = 0;
+    let mut started = None;
+    while done < records {
+        let batch = tx.next_batch(Duration::from_secs(10)).await?;
+        anyhow::ensure!(
+            !batch.is_empty(),
+            "no input after {done} of {records} records"
+        );
+        started.get_or_insert_with(Instant::now);
+        let mut outputs = p.process(&batch, codec).await?;
+        for o in &mut outputs {
+            o.topic = output.to_owned();
+        }
+        tx.commit(&batch, outputs).await?;
+        done += batch.len();
+    }
+    Ok(started.map(|s| s.elapsed()).unwrap_or_default())
+}
+
+fn rand_suffix() -> u32 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or_default()
+}

@@ -1,0 +1,45 @@
+//! What a processor is: a stateless function from a micro-batch of input records to output
+//! records. The runtime handles consuming, transactions, offsets and restarts; a processor only
+//! says what it reads, what it writes, and how one batch becomes outputs.
+
+use async_trait::async_trait;
+use muster_schemas::{Codec, DeadLetter, SourceOffset, TopicRecord};
+
+pub use crate::transactional::{InRecord, OutRecord};
+
+#[async_trait]
+pub trait Processor: Send + Sync {
+    /// Unique and stable: it names the consumer group (`processors.<name>`).
+    fn name(&self) -> &str;
+    /// One line for `muster process --list`.
+    fn description(&self) -> String;
+    /// Topics consumed.
+    fn inputs(&self) -> Vec<String>;
+    /// Topics produced (besides the dead-letter topic).
+    fn outputs(&self) -> Vec<String>;
+    /// Registers every output schema; an incompatible one must fail here, before any write.
+    async fn register(&self, codec: &Codec) -> anyhow::Result<()>;
+    /// Turns one batch into outputs. Bad records become dead letters, never errors: an error
+    /// aborts the batch's transaction and the batch is retried.
+    async fn process(&self, batch: &[InRecord], codec: &Codec) -> anyhow::Result<Vec<OutRecord>>;
+}
+
+impl InRecord {
+    pub fn source(&self) -> SourceOffset {
+        SourceOffset {
+            topic: self.topic.clone(),
+            partition: self.partition,
+            offset: self.offset,
+        }
+    }
+}
+
+/// Encodes a dead letter as an output of the batch's transaction.
+pub async fn dead_letter(codec: &Codec, dl: DeadLetter) -> anyhow::Result<OutRecord> {
+    metrics::counter!("muster_dead_letters_total", "stage" => dl.stage.clone()).increment(1);
+    Ok(OutRecord {
+        topic: DeadLetter::TOPIC.to_owned(),
+        key: dl.event_id.clone(),
+        payload: codec.encode(&dl).await?,
+    })
+}

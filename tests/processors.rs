@@ -1,0 +1,454 @@
+//! Processors end to end against the real broker and registry: exactly-once across a kill -9,
+//! late data to the dead-letter topic, windowed partial aggregates, and an incompatible output
+//! schema refused before anything is written.
+
+mod common;
+
+use std::collections::{BTreeMap, HashSet};
+use std::time::{Duration, Instant};
+
+use common::{Services, Worker, free_port, run_id, scratch_dir, wait_for};
+use muster_schemas::{
+    Codec, DeadLetter, Direction, NormalizedMetrics, RawCheckin, RawSnapshot, SnapshotSource,
+    TopicRecord,
+};
+use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::message::Message;
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::{Offset, TopicPartitionList};
+
+fn env(run: &str, port: u16) -> Vec<(&'static str, String)> {
+    vec![
+        ("MUSTER__KAFKA__GROUP_PREFIX", format!("p{run}")),
+        ("MUSTER__KAFKA__AUTO_OFFSET_RESET", "latest".to_owned()),
+        ("MUSTER__OPS__ADDR", format!("127.0.0.1:{port}")),
+        ("MUSTER__PROCESSORS__BATCH_MAX_RECORDS", "2000".to_owned()),
+    ]
+}
+
+fn producer(s: &Services) -> FutureProducer {
+    rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", &s.brokers)
+        .set("linger.ms", "5")
+        .create()
+        .unwrap()
+}
+
+/// A read_committed consumer of `topic` from `since_ms` on, without a consumer group's state.
+fn reader(s: &Services, topic: &str, since_ms: i64) -> StreamConsumer {
+    let c: StreamConsumer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", &s.brokers)
+        .set("group.id", format!("reader-{}", run_id()))
+        .set("isolation.level", "read_committed")
+        .set("enable.auto.commit", "false")
+        .create()
+        .unwrap();
+    // The processor creates its topics as it starts; until then the topic is unknown.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let partitions: Vec<i32> = loop {
+        let ids: Vec<i32> = c
+            .fetch_metadata(Some(topic), Duration::from_secs(10))
+            .map(|meta| {
+                meta.topics()[0]
+                    .partitions()
+                    .iter()
+                    .map(|p| p.id())
+                    .collect()
+            })
+            .unwrap_or_default();
+        if !ids.is_empty() {
+            break ids;
+        }
+        assert!(Instant::now() < deadline, "topic {topic} never appeared");
+        std::thread::sleep(Duration::from_millis(250));
+    };
+    let mut tpl = TopicPartitionList::new();
+    for p in partitions {
+        tpl.add_partition_offset(topic, p, Offset::Offset(since_ms))
+            .unwrap();
+    }
+    let at = c.offsets_for_times(tpl, Duration::from_secs(10)).unwrap();
+    let mut start = TopicPartitionList::new();
+    for e in at.elements() {
+        let offset = match e.offset() {
+            Offset::Offset(o) => Offset::Offset(o),
+            _ => Offset::End,
+        };
+        start
+            .add_partition_offset(topic, e.partition(), offset)
+            .unwrap();
+    }
+    c.assign(&start).unwrap();
+    c
+}
+
+async fn send<R: TopicRecord>(p: &FutureProducer, codec: &Codec, r: &R) {
+    let payload = codec.encode(r).await.unwrap();
+    p.send(
+        FutureRecord::to(R::TOPIC)
+            .key(r.key().unwrap())
+            .payload(&payload),
+        Duration::from_secs(30),
+    )
+    .await
+    .map_err(|(e, _)| e)
+    .unwrap();
+}
+
+fn snapshot(event_id: &str, current: i64) -> RawSnapshot {
+    RawSnapshot {
+        event_id: event_id.to_owned(),
+        service_name: "processor-test".into(),
+        source: SnapshotSource::Poll,
+        data_schema: "s-attend/v1".into(),
+        fetched_at: chrono::Utc::now().timestamp_millis(),
+        http_status: 200,
+        body: format!(
+            r#"{{"participants":{{"total":1000}},"attendance":{{"current":{current}}}}}"#
+        ),
+    }
+}
+
+/// Produces probes until the processor answers one: from then on it is consuming at the end of
+/// the topic, so nothing produced later is skipped.
+async fn wait_until_live<R: TopicRecord>(
+    s: &Services,
+    codec: &Codec,
+    output: &str,
+    probe: impl Fn() -> R,
+    probe_event: &str,
+) {
+    let since = chrono::Utc::now().timestamp_millis() - 1000;
+    let out = reader(s, output, since);
+    let p = producer(s);
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        assert!(
+            Instant::now() < deadline,
+            "the processor never answered a probe"
+        );
+        send(&p, codec, &probe()).await;
+        let until = Instant::now() + Duration::from_secs(2);
+        while Instant::now() < until {
+            if let Ok(Ok(m)) = tokio::time::timeout(Duration::from_millis(500), out.recv()).await
+                && m.key() == Some(probe_event.as_bytes())
+            {
+                return;
+            }
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_processor_killed_mid_run_neither_loses_nor_duplicates_outputs() {
+    const N: usize = 100_000;
+    let s = Services::from_env();
+    let run = run_id();
+    let dir = scratch_dir(&run);
+    let codec = Codec::new(&s.registry).unwrap();
+    let args = ["process", "--only", "normalize"];
+    let mut worker = Worker::start("process-1", &args, &env(&run, free_port()), &dir);
+    let probe_event = format!("probe-{run}");
+    wait_until_live(
+        &s,
+        &codec,
+        NormalizedMetrics::TOPIC,
+        || snapshot(&probe_event, 1),
+        &probe_event,
+    )
+    .await;
+
+    // 100k snapshots over 10 events; remember where each landed.
+    let since = chrono::Utc::now().timestamp_millis() - 1000;
+    let p = producer(&s);
+    let events: Vec<String> = (0..10).map(|i| format!("eo{run}-{i}")).collect();
+    let template = codec.encode(&snapshot(&events[0], 0)).await.unwrap();
+    let mut expected = HashSet::with_capacity(N);
+    let mut pending = Vec::new();
+    for i in 0..N {
+        let r = snapshot(&events[i % 10], (i % 1000) as i64);
+        let payload = if i == 0 {
+            template.clone()
+        } else {
+            codec.encode(&r).await.unwrap()
+        };
+        loop {
+            match p.send_result(
+                FutureRecord::to(RawSnapshot::TOPIC)
+                    .key(&r.event_id)
+                    .payload(&payload),
+            ) {
+                Ok(d) => {
+                    pending.push(d);
+                    break;
+                }
+                Err(_) => tokio::time::sleep(Duration::from_millis(5)).await,
+            }
+        }
+        if pending.len() == 10_000 || i == N - 1 {
+            for d in pending.drain(..) {
+                let delivery = d.await.unwrap().map_err(|(e, _)| e).unwrap();
+                expected.insert((delivery.partition, delivery.offset));
+            }
+        }
+    }
+    assert_eq!(expected.len(), N);
+
+    // Read the output; kill -9 the processor part-way, restart it, read on.
+    let out = reader(&s, NormalizedMetrics::TOPIC, since);
+    let ours: HashSet<&str> = events.iter().map(String::as_str).collect();
+    let mut seen: BTreeMap<(i32, i64), u32> = BTreeMap::new();
+    let mut killed = false;
+    let deadline = Instant::now() + Duration::from_secs(600);
+    let mut quiet_since = None;
+    loop {
+        assert!(
+            Instant::now() < deadline,
+            "only {} of {N} outputs after 10 minutes",
+            seen.len()
+        );
+        if !killed && seen.len() >= N / 5 {
+            worker.kill_hard();
+            killed = true;
+            worker = Worker::start("process-2", &args, &env(&run, free_port()), &dir);
+        }
+        match tokio::time::timeout(Duration::from_secs(2), out.recv()).await {
+            Ok(Ok(m)) => {
+                if !m
+                    .key()
+                    .is_some_and(|k| ours.contains(std::str::from_utf8(k).unwrap_or("")))
+                {
+                    continue;
+                }
+                let r: NormalizedMetrics = codec.decode(m.payload().unwrap()).await.unwrap();
+                *seen
+                    .entry((r.source.partition, r.source.offset))
+                    .or_default() += 1;
+                quiet_since = None;
+            }
+            _ => {
+                worker.assert_running();
+                // Done once everything arrived and nothing more came for a while.
+                if seen.len() == N {
+                    let q = *quiet_since.get_or_insert_with(Instant::now);
+                    if q.elapsed() > Duration::from_secs(6) {
+                        break;
+                    }
+                }
+            }
+        }
+    }
+    assert!(killed, "the processor was killed mid-run");
+    let duplicates: Vec<_> = seen.iter().filter(|(_, n)| **n > 1).take(5).collect();
+    assert!(
+        duplicates.is_empty(),
+        "outputs seen more than once: {duplicates:?}"
+    );
+    let produced: HashSet<(i32, i64)> = seen.keys().copied().collect();
+    assert_eq!(produced, expected, "every input has exactly its one output");
+    drop(worker);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn late_checkins_are_dead_lettered_and_on_time_ones_are_windowed() {
+    let s = Services::from_env();
+    let run = run_id();
+    let dir = scratch_dir(&run);
+    let codec = Codec::new(&s.registry).unwrap();
+    let _worker = Worker::start(
+        "process",
+        &["process", "--only", "gate_throughput_1m"],
+        &env(&run, free_port()),
+        &dir,
+    );
+    let output = "muster.windows.gate-throughput-1m.v1";
+    let now = chrono::Utc::now().timestamp_millis();
+    let checkin = |event: &str, direction, scanned_at: i64, received_at: i64| RawCheckin {
+        event_id: event.to_owned(),
+        gate_id: "G1".into(),
+        participant: "p".into(),
+        direction,
+        scanned_at,
+        received_at,
+        delivery_id: "d".into(),
+    };
+    let probe_event = format!("probe-{run}");
+    wait_until_live(
+        &s,
+        &codec,
+        output,
+        || checkin(&probe_event, Direction::In, now, now),
+        &probe_event,
+    )
+    .await;
+
+    let since = chrono::Utc::now().timestamp_millis() - 1000;
+    let event = format!("w{run}");
+    let minute = now.div_euclid(60_000) * 60_000;
+    let p = producer(&s);
+    for (i, d) in [
+        Direction::In,
+        Direction::In,
+        Direction::Out,
+        Direction::In,
+        Direction::Out,
+        Direction::In,
+        Direction::In,
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let at = minute + i as i64 * 1000;
+        send(&p, &codec, &checkin(&event, d, at, at + 1500)).await;
+    }
+    let late_at = now - 2 * 3600 * 1000;
+    send(&p, &codec, &checkin(&event, Direction::In, late_at, now)).await;
+
+    let windows = reader(&s, output, since);
+    let (mut entries, mut exits) = (0, 0);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while (entries, exits) != (5, 2) {
+        assert!(
+            Instant::now() < deadline,
+            "windowed counts {entries}/{exits}, expected 5/2"
+        );
+        let Ok(Ok(m)) = tokio::time::timeout(Duration::from_secs(2), windows.recv()).await else {
+            continue;
+        };
+        if m.key() != Some(event.as_bytes()) {
+            continue;
+        }
+        let v = decode_json(&codec, m.payload().unwrap()).await;
+        assert_eq!(v["gateId"], "G1");
+        assert_eq!(v["windowStart"], serde_json::json!(minute), "{v}");
+        assert_eq!(v["windowEnd"], serde_json::json!(minute + 60_000), "{v}");
+        entries += v["entries"].as_i64().unwrap();
+        exits += v["exits"].as_i64().unwrap();
+    }
+
+    let dead = reader(&s, DeadLetter::TOPIC, since);
+    let dl = wait_for(
+        "the late check-in's dead letter",
+        Duration::from_secs(60),
+        || {
+            let (dead, codec, event) = (&dead, &codec, &event);
+            async move {
+                let m = tokio::time::timeout(Duration::from_secs(2), dead.recv())
+                    .await
+                    .ok()?
+                    .ok()?;
+                let dl: DeadLetter = codec.decode(m.payload()?).await.ok()?;
+                (dl.event_id.as_deref() == Some(event.as_str())).then_some(dl)
+            }
+        },
+    )
+    .await;
+    assert_eq!(dl.stage, "window:gate_throughput_1m");
+    assert!(
+        dl.error.starts_with("late: arrived 7200.0 s after"),
+        "{}",
+        dl.error
+    );
+    assert_eq!(dl.source_topic, RawCheckin::TOPIC);
+}
+
+/// Decodes a record of a derived schema into JSON through the registry.
+async fn decode_json(codec: &Codec, bytes: &[u8]) -> serde_json::Value {
+    let value = codec.decode_any(bytes).await.unwrap();
+    let mut obj = serde_json::Map::new();
+    if let apache_avro::types::Value::Record(fields) = value {
+        for (k, v) in fields {
+            let v = match v {
+                apache_avro::types::Value::Union(_, inner) => *inner,
+                other => other,
+            };
+            obj.insert(
+                k,
+                match v {
+                    apache_avro::types::Value::String(s) => serde_json::json!(s),
+                    apache_avro::types::Value::Long(l)
+                    | apache_avro::types::Value::TimestampMillis(l) => serde_json::json!(l),
+                    apache_avro::types::Value::Int(i) => serde_json::json!(i),
+                    apache_avro::types::Value::Double(d) => serde_json::json!(d),
+                    apache_avro::types::Value::Null => serde_json::Value::Null,
+                    other => serde_json::json!(format!("{other:?}")),
+                },
+            );
+        }
+    }
+    serde_json::Value::Object(obj)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_incompatible_output_schema_is_refused_before_anything_is_written() {
+    let _ = Services::from_env();
+    let run = run_id();
+    let dir = scratch_dir(&run);
+    let sql_dir = dir.join("sql");
+    std::fs::create_dir_all(&sql_dir).unwrap();
+    let name = format!("compat_{run}");
+    let topic = format!("muster.test-compat-{run}.v1");
+    let write_sql = |extra: &str| {
+        std::fs::write(
+            sql_dir.join("compat.sql"),
+            format!(
+                "-- name: {name}\n-- input: checkins\n-- output: {topic}\n\
+                 SELECT event_id, CAST(count(*) AS BIGINT) AS n{extra} FROM checkins GROUP BY event_id\n"
+            ),
+        )
+        .unwrap();
+    };
+    let config = dir.join("compat.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[processors]\nsql_dirs = [{:?}]\n",
+            sql_dir.display().to_string()
+        ),
+    )
+    .unwrap();
+    let args = [
+        "--config",
+        config.to_str().unwrap(),
+        "process",
+        "--only",
+        &name,
+    ];
+
+    write_sql("");
+    let list = std::process::Command::new(env!("CARGO_BIN_EXE_muster"))
+        .args(["--config", config.to_str().unwrap(), "process", "--list"])
+        .output()
+        .unwrap();
+    let listed = String::from_utf8_lossy(&list.stdout);
+    assert!(
+        listed.contains(&name) && listed.contains("normalize"),
+        "{listed}"
+    );
+
+    let port = free_port();
+    let first = Worker::start("process-v1", &args, &env(&run, port), &dir);
+    wait_for("v1 registered", Duration::from_secs(60), || async move {
+        let r = reqwest::get(format!("http://127.0.0.1:{port}/readyz"))
+            .await
+            .ok()?;
+        r.status().is_success().then_some(())
+    })
+    .await;
+    assert!(first.terminate(Duration::from_secs(30)).success());
+
+    // A new non-null column without a default cannot read the old records: not BACKWARD.
+    write_sql(", CAST(0 AS BIGINT) AS extra");
+    let mut second = Worker::start("process-v2", &args, &env(&run, free_port()), &dir);
+    let status = wait_for("muster to stop", Duration::from_secs(60), || {
+        let status = second.try_status();
+        async move { status }
+    })
+    .await;
+    assert!(!status.success(), "an incompatible schema must stop muster");
+    let log = second.log_tail();
+    assert!(
+        log.contains(&format!("refused the schema of {topic}-value")),
+        "{log}"
+    );
+}
