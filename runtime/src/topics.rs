@@ -13,6 +13,11 @@ pub async fn ensure(kafka: &KafkaConfig, topics: &[&str]) -> anyhow::Result<()> 
         .client()
         .create()
         .context("creating the Kafka admin client")?;
+    // librdkafka refuses a request naming a topic twice, and rdkafka 0.39 then dereferences a
+    // null result (a segfault), so never send duplicates.
+    let mut topics = topics.to_vec();
+    topics.sort_unstable();
+    topics.dedup();
     let new: Vec<NewTopic> = topics
         .iter()
         .map(|t| {
