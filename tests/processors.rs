@@ -139,15 +139,38 @@ async fn wait_until_live<R: TopicRecord>(
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_processor_killed_mid_run_neither_loses_nor_duplicates_outputs() {
-    const N: usize = 100_000;
+/// What happens to the processors part-way through a run.
+#[derive(Clone, Copy, PartialEq)]
+enum Disruption {
+    /// One processor, SIGKILLed at a fifth of the run and started again.
+    KillAndRestart,
+    /// Two processors sharing the partitions; one stops (SIGTERM) at a fifth, a new one joins
+    /// at three fifths: two rebalances mid-stream.
+    Rebalance,
+}
+
+/// Runs `n` snapshots through `muster process --only normalize` under `disruption` and checks
+/// that each has exactly one output.
+async fn exactly_once(n: usize, disruption: Disruption) {
     let s = Services::from_env();
     let run = run_id();
     let dir = scratch_dir(&run);
     let codec = Codec::new(&s.registry).unwrap();
     let args = ["process", "--only", "normalize"];
-    let mut worker = Worker::start("process-1", &args, &env(&run, free_port()), &dir);
+    let mut workers = vec![Worker::start(
+        "process-1",
+        &args,
+        &env(&run, free_port()),
+        &dir,
+    )];
+    if disruption == Disruption::Rebalance {
+        workers.push(Worker::start(
+            "process-2",
+            &args,
+            &env(&run, free_port()),
+            &dir,
+        ));
+    }
     let probe_event = format!("probe-{run}");
     wait_until_live(
         &s,
@@ -163,9 +186,9 @@ async fn a_processor_killed_mid_run_neither_loses_nor_duplicates_outputs() {
     let p = producer(&s);
     let events: Vec<String> = (0..10).map(|i| format!("eo{run}-{i}")).collect();
     let template = codec.encode(&snapshot(&events[0], 0)).await.unwrap();
-    let mut expected = HashSet::with_capacity(N);
+    let mut expected = HashSet::with_capacity(n);
     let mut pending = Vec::new();
-    for i in 0..N {
+    for i in 0..n {
         let r = snapshot(&events[i % 10], (i % 1000) as i64);
         let payload = if i == 0 {
             template.clone()
@@ -185,32 +208,49 @@ async fn a_processor_killed_mid_run_neither_loses_nor_duplicates_outputs() {
                 Err(_) => tokio::time::sleep(Duration::from_millis(5)).await,
             }
         }
-        if pending.len() == 10_000 || i == N - 1 {
+        if pending.len() == 10_000 || i == n - 1 {
             for d in pending.drain(..) {
                 let delivery = d.await.unwrap().map_err(|(e, _)| e).unwrap();
                 expected.insert((delivery.partition, delivery.offset));
             }
         }
     }
-    assert_eq!(expected.len(), N);
+    assert_eq!(expected.len(), n);
 
     // Read the output; kill -9 the processor part-way, restart it, read on.
     let out = reader(&s, NormalizedMetrics::TOPIC, since);
     let ours: HashSet<&str> = events.iter().map(String::as_str).collect();
     let mut seen: BTreeMap<(i32, i64), u32> = BTreeMap::new();
-    let mut killed = false;
+    let mut disrupted = 0;
     let deadline = Instant::now() + Duration::from_secs(600);
     let mut quiet_since = None;
     loop {
         assert!(
             Instant::now() < deadline,
-            "only {} of {N} outputs after 10 minutes",
+            "only {} of {n} outputs after 10 minutes",
             seen.len()
         );
-        if !killed && seen.len() >= N / 5 {
-            worker.kill_hard();
-            killed = true;
-            worker = Worker::start("process-2", &args, &env(&run, free_port()), &dir);
+        if disrupted == 0 && seen.len() >= n / 5 {
+            disrupted += 1;
+            match disruption {
+                Disruption::KillAndRestart => {
+                    workers[0].kill_hard();
+                    workers[0] = Worker::start("process-2", &args, &env(&run, free_port()), &dir);
+                }
+                Disruption::Rebalance => {
+                    let leaving = workers.remove(0);
+                    assert!(leaving.terminate(Duration::from_secs(30)).success());
+                }
+            }
+        }
+        if disruption == Disruption::Rebalance && disrupted == 1 && seen.len() >= 3 * n / 5 {
+            disrupted += 1;
+            workers.push(Worker::start(
+                "process-3",
+                &args,
+                &env(&run, free_port()),
+                &dir,
+            ));
         }
         match tokio::time::timeout(Duration::from_secs(2), out.recv()).await {
             Ok(Ok(m)) => {
@@ -227,9 +267,11 @@ async fn a_processor_killed_mid_run_neither_loses_nor_duplicates_outputs() {
                 quiet_since = None;
             }
             _ => {
-                worker.assert_running();
+                for w in workers.iter_mut() {
+                    w.assert_running();
+                }
                 // Done once everything arrived and nothing more came for a while.
-                if seen.len() == N {
+                if seen.len() == n {
                     let q = *quiet_since.get_or_insert_with(Instant::now);
                     if q.elapsed() > Duration::from_secs(6) {
                         break;
@@ -238,7 +280,7 @@ async fn a_processor_killed_mid_run_neither_loses_nor_duplicates_outputs() {
             }
         }
     }
-    assert!(killed, "the processor was killed mid-run");
+    assert!(disrupted > 0, "the disruption happened mid-run");
     let duplicates: Vec<_> = seen.iter().filter(|(_, n)| **n > 1).take(5).collect();
     assert!(
         duplicates.is_empty(),
@@ -246,7 +288,17 @@ async fn a_processor_killed_mid_run_neither_loses_nor_duplicates_outputs() {
     );
     let produced: HashSet<(i32, i64)> = seen.keys().copied().collect();
     assert_eq!(produced, expected, "every input has exactly its one output");
-    drop(worker);
+    drop(workers);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_processor_killed_mid_run_neither_loses_nor_duplicates_outputs() {
+    exactly_once(100_000, Disruption::KillAndRestart).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rebalances_between_processors_neither_lose_nor_duplicate_outputs() {
+    exactly_once(30_000, Disruption::Rebalance).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
