@@ -261,7 +261,7 @@ async fn simulated_services_reach_the_api_and_bad_bodies_reach_the_dead_letter_t
         );
     }
 
-    cleanup(&services.database, &prefix).await;
+    common::forget_services(&services.database, &prefix).await;
 }
 
 /// Forgets services that earlier, failed runs left behind (their simulators are gone).
@@ -277,19 +277,4 @@ async fn forget_abandoned_runs(database: &str) {
             &[],
         )
         .await;
-}
-
-/// Forgets this run's services so later runs do not poll a simulator that is gone.
-async fn cleanup(database: &str, prefix: &str) {
-    let (client, conn) = tokio_postgres::connect(database, tokio_postgres::NoTls)
-        .await
-        .unwrap();
-    tokio::spawn(conn);
-    client
-        .execute(
-            "DELETE FROM services WHERE event_id LIKE $1 || '%'",
-            &[&prefix],
-        )
-        .await
-        .unwrap();
 }

@@ -163,6 +163,22 @@ where
     }
 }
 
+/// Forgets the services whose event ids start with `prefix`, so later runs' ingest processes do
+/// not poll simulators that are gone.
+pub async fn forget_services(database: &str, prefix: &str) {
+    let (client, conn) = tokio_postgres::connect(database, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    client
+        .execute(
+            "DELETE FROM services WHERE event_id LIKE $1 || '%'",
+            &[&prefix],
+        )
+        .await
+        .unwrap();
+}
+
 pub async fn get_json(url: &str) -> Option<serde_json::Value> {
     let r = reqwest::get(url).await.ok()?;
     if !r.status().is_success() {

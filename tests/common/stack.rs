@@ -154,18 +154,7 @@ impl Stack {
 
     /// Removes this run's services so later tests' ingest processes do not poll them.
     pub async fn cleanup(&self) {
-        let (client, conn) =
-            tokio_postgres::connect(&self.services.database, tokio_postgres::NoTls)
-                .await
-                .unwrap();
-        tokio::spawn(conn);
-        client
-            .execute(
-                "DELETE FROM services WHERE event_id LIKE $1 || '%'",
-                &[&self.prefix],
-            )
-            .await
-            .unwrap();
+        super::forget_services(&self.services.database, &self.prefix).await;
     }
 }
 

@@ -44,7 +44,7 @@ fn ts() -> DataType {
 /// A batch decoded for SQL, and the records refused (undecodable or too late) with why.
 pub struct Decoded<'a> {
     pub batch: RecordBatch,
-    pub rejected: Vec<(&'a InRecord, String, Option<String>)>,
+    pub rejected: Rejected<'a>,
 }
 
 impl Stream {
@@ -96,45 +96,80 @@ impl Stream {
         records: &'a [InRecord],
         allowed_lateness_ms: i64,
     ) -> anyhow::Result<Decoded<'a>> {
-        let mut rejected = Vec::new();
-        let late = |event_ms, arrived_ms| too_late(event_ms, arrived_ms, allowed_lateness_ms);
-        match self {
+        Ok(match self {
             Self::Checkins => {
-                let mut rows = Vec::with_capacity(records.len());
-                for r in records {
-                    match codec.decode::<RawCheckin>(&r.payload).await {
-                        Ok(c) => match late(c.scanned_at, c.received_at) {
-                            Some(reason) => rejected.push((r, reason, Some(c.event_id))),
-                            None => rows.push(c),
-                        },
-                        Err(e) if e.is_transient() => return Err(e.into()),
-                        Err(e) => rejected.push((r, e.to_string(), None)),
-                    }
-                }
-                Ok(Decoded {
+                let (rows, rejected) =
+                    decode_on_time::<RawCheckin>(codec, records, allowed_lateness_ms).await?;
+                Decoded {
                     batch: checkins_batch(&rows)?,
                     rejected,
-                })
+                }
             }
             Self::Normalized => {
-                let mut rows = Vec::with_capacity(records.len());
-                for r in records {
-                    match codec.decode::<NormalizedMetrics>(&r.payload).await {
-                        Ok(m) => match late(m.timestamp, m.fetched_at) {
-                            Some(reason) => rejected.push((r, reason, Some(m.event_id))),
-                            None => rows.push(m),
-                        },
-                        Err(e) if e.is_transient() => return Err(e.into()),
-                        Err(e) => rejected.push((r, e.to_string(), None)),
-                    }
-                }
-                Ok(Decoded {
+                let (rows, rejected) =
+                    decode_on_time::<NormalizedMetrics>(codec, records, allowed_lateness_ms)
+                        .await?;
+                Decoded {
                     batch: normalized_batch(&rows)?,
                     rejected,
-                })
+                }
             }
+        })
+    }
+}
+
+/// A stream record's event time and the time it reached muster.
+trait Timed: TopicRecord {
+    fn event_ms(&self) -> i64;
+    fn arrived_ms(&self) -> i64;
+    fn event_id(&self) -> &str;
+}
+
+impl Timed for RawCheckin {
+    fn event_ms(&self) -> i64 {
+        self.scanned_at
+    }
+    fn arrived_ms(&self) -> i64 {
+        self.received_at
+    }
+    fn event_id(&self) -> &str {
+        &self.event_id
+    }
+}
+
+impl Timed for NormalizedMetrics {
+    fn event_ms(&self) -> i64 {
+        self.timestamp
+    }
+    fn arrived_ms(&self) -> i64 {
+        self.fetched_at
+    }
+    fn event_id(&self) -> &str {
+        &self.event_id
+    }
+}
+
+type Rejected<'a> = Vec<(&'a InRecord, String, Option<String>)>;
+
+/// Decodes records, setting aside the undecodable and the late with the reason.
+async fn decode_on_time<'a, R: Timed>(
+    codec: &Codec,
+    records: &'a [InRecord],
+    allowed_lateness_ms: i64,
+) -> anyhow::Result<(Vec<R>, Rejected<'a>)> {
+    let mut rows = Vec::with_capacity(records.len());
+    let mut rejected = Vec::new();
+    for r in records {
+        match codec.decode::<R>(&r.payload).await {
+            Ok(row) => match too_late(row.event_ms(), row.arrived_ms(), allowed_lateness_ms) {
+                Some(reason) => rejected.push((r, reason, Some(row.event_id().to_owned()))),
+                None => rows.push(row),
+            },
+            Err(e) if e.is_transient() => return Err(e.into()),
+            Err(e) => rejected.push((r, e.to_string(), None)),
         }
     }
+    Ok((rows, rejected))
 }
 
 /// Why a record is too late for its window, if it is.
