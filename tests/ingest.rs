@@ -175,9 +175,11 @@ async fn a_registered_service_is_synced_at_its_interval_and_survives_an_ingest_r
     )
     .await;
     let stats = stack.stats(&id).await;
+    // A second poller would show as a gap near zero; half the interval leaves room for a
+    // loaded machine answering one request late and the next on time.
     let short: Vec<f64> = gaps(&stats["realtime"])
         .into_iter()
-        .filter(|g| *g < 0.8)
+        .filter(|g| *g < 0.5)
         .collect();
     assert!(
         short.is_empty(),
@@ -455,7 +457,8 @@ async fn two_ingest_processes_never_poll_the_same_service_in_one_interval() {
         let stats = stack.stats(&id).await;
         let g = gaps(&stats["realtime"]);
         assert!(
-            g.iter().all(|g| *g >= 1.6),
+            // Double polling shows as a gap near zero; allow a loaded machine's lateness.
+            g.iter().all(|g| *g >= 1.0),
             "{id}: polled twice in one 2 s interval: {g:?}"
         );
         let after = stats["realtime"]
