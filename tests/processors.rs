@@ -498,7 +498,7 @@ async fn an_incompatible_output_schema_is_refused_before_anything_is_written() {
     })
     .await;
     assert!(!status.success(), "an incompatible schema must stop muster");
-    let log = second.log_tail();
+    let log = second.log();
     assert!(
         log.contains(&format!("refused the schema of {topic}-value")),
         "{log}"
