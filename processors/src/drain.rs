@@ -24,7 +24,7 @@ pub async fn drain(
 ) -> anyhow::Result<Duration> {
     let mut kafka = kafka.clone();
     kafka.auto_offset_reset = muster_runtime::config::OffsetReset::Earliest;
-    let group = format!("bench.{}.{:08x}", p.name(), rand_suffix());
+    let group = format!("bench.{}.{}", p.name(), muster_runtime::unique_suffix());
     let tx = TransactionalLoop::new(&kafka, &group, &[input.to_owned()], cfg.clone())?;
     let mut done = 0;
     let mut started = None;
@@ -43,11 +43,4 @@ pub async fn drain(
         done += batch.len();
     }
     Ok(started.map(|s| s.elapsed()).unwrap_or_default())
-}
-
-fn rand_suffix() -> u32 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.subsec_nanos())
-        .unwrap_or_default()
 }

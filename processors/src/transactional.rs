@@ -60,7 +60,7 @@ impl TransactionalLoop {
             .producer()
             .set(
                 "transactional.id",
-                format!("{}.{}", kafka.group(group), uuid_like()),
+                format!("{}.{}", kafka.group(group), muster_runtime::unique_suffix()),
             )
             .set(
                 "transaction.timeout.ms",
@@ -172,15 +172,6 @@ fn next_offsets(batch: &[InRecord]) -> anyhow::Result<TopicPartitionList> {
         tpl.add_partition_offset(topic, partition, Offset::Offset(offset + 1))?;
     }
     Ok(tpl)
-}
-
-fn uuid_like() -> String {
-    use std::time::{SystemTime, UNIX_EPOCH};
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or_default();
-    format!("{}-{nanos:x}", std::process::id())
 }
 
 #[cfg(test)]

@@ -13,3 +13,9 @@ pub mod topics;
 pub use config::{DatabaseConfig, KafkaConfig, RegistryConfig, SecurityConfig};
 pub use health::Health;
 pub use shutdown::Shutdown;
+
+/// 64 random bits as hex: a suffix that keeps transactional ids, benchmark groups and message
+/// ids of different processes apart.
+pub fn unique_suffix() -> String {
+    format!("{:016x}", rand::random::<u64>())
+}

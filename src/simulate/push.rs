@@ -106,7 +106,7 @@ pub async fn send(
     body: &Value,
 ) -> anyhow::Result<reqwest::StatusCode> {
     let body = serde_json::to_vec(body)?;
-    let id = format!("msg_{}", uuid_like());
+    let id = format!("msg_{}", muster_runtime::unique_suffix());
     let ts = chrono::Utc::now().timestamp();
     let signature = muster_runtime::signature::sign(secret, &id, ts, &body)?;
     let answer = http
@@ -122,12 +122,4 @@ pub async fn send(
         .send()
         .await?;
     Ok(answer.status())
-}
-
-fn uuid_like() -> String {
-    format!(
-        "{:016x}{:016x}",
-        rand::random::<u64>(),
-        rand::random::<u64>()
-    )
 }

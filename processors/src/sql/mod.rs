@@ -143,7 +143,7 @@ impl SqlProcessor {
     /// output schema.
     pub fn new(def: SqlDefinition, allowed_lateness: std::time::Duration) -> anyhow::Result<Self> {
         let ctx = SessionContext::new();
-        let output_schema = futures_lite_block_on(plan_schema(&ctx, &def))
+        let output_schema = block_on(plan_schema(&ctx, &def))
             .with_context(|| format!("{}: the query does not plan", def.origin))?;
         let avro_schema = avro::schema_for(&def.name, &output_schema)
             .with_context(|| format!("{}: the output cannot be written as Avro", def.origin))?;
@@ -196,7 +196,7 @@ async fn plan_schema(ctx: &SessionContext, def: &SqlDefinition) -> anyhow::Resul
 }
 
 /// Planning is CPU-only; run it to completion on the current thread at load time.
-fn futures_lite_block_on<F: std::future::Future>(f: F) -> F::Output {
+fn block_on<F: std::future::Future>(f: F) -> F::Output {
     match tokio::runtime::Handle::try_current() {
         Ok(h) => tokio::task::block_in_place(|| h.block_on(f)),
         Err(_) => tokio::runtime::Builder::new_current_thread()
