@@ -9,8 +9,9 @@ use std::time::{Duration, Instant};
 
 use common::{Services, Worker, free_port, run_id, scratch_dir, wait_for};
 use muster_schemas::{
-    Codec, DeadLetter, Direction, NormalizedMetrics, RawCheckin, RawSnapshot, SnapshotSource,
-    TopicRecord,
+    Alert, AlertAction, AlertKind, Codec, DeadLetter, Direction, GateActivity, Health,
+    NormalizedMetrics, RawCheckin, RawSnapshot, ServiceHealth, SnapshotSource, SourceOffset,
+    TopicRecord, UpstreamAlert,
 };
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::message::Message;
@@ -106,6 +107,7 @@ fn snapshot(event_id: &str, current: i64) -> RawSnapshot {
         body: format!(
             r#"{{"participants":{{"total":1000}},"attendance":{{"current":{current}}}}}"#
         ),
+        capacity: None,
     }
 }
 
@@ -356,14 +358,31 @@ async fn late_checkins_are_dead_lettered_and_on_time_ones_are_windowed() {
     }
     let late_at = now - 2 * 3600 * 1000;
     send(&p, &codec, &checkin(&event, Direction::In, late_at, now)).await;
+    // Bytes that are not Avro at all, in the middle of good records.
+    let garbage = format!("not avro {run}").into_bytes();
+    p.send(
+        FutureRecord::to(RawCheckin::TOPIC)
+            .key(&event)
+            .payload(&garbage),
+        Duration::from_secs(30),
+    )
+    .await
+    .map_err(|(e, _)| e)
+    .unwrap();
+    send(
+        &p,
+        &codec,
+        &checkin(&event, Direction::In, minute + 7000, now),
+    )
+    .await;
 
     let windows = reader(&s, output, since);
     let (mut entries, mut exits) = (0, 0);
     let deadline = Instant::now() + Duration::from_secs(60);
-    while (entries, exits) != (5, 2) {
+    while (entries, exits) != (6, 2) {
         assert!(
             Instant::now() < deadline,
-            "windowed counts {entries}/{exits}, expected 5/2"
+            "windowed counts {entries}/{exits}, expected 6/2"
         );
         let Ok(Ok(m)) = tokio::time::timeout(Duration::from_secs(2), windows.recv()).await else {
             continue;
@@ -380,29 +399,216 @@ async fn late_checkins_are_dead_lettered_and_on_time_ones_are_windowed() {
     }
 
     let dead = reader(&s, DeadLetter::TOPIC, since);
-    let dl = wait_for(
-        "the late check-in's dead letter",
-        Duration::from_secs(60),
-        || {
-            let (dead, codec, event) = (&dead, &codec, &event);
-            async move {
-                let m = tokio::time::timeout(Duration::from_secs(2), dead.recv())
-                    .await
-                    .ok()?
-                    .ok()?;
-                let dl: DeadLetter = codec.decode(m.payload()?).await.ok()?;
-                (dl.event_id.as_deref() == Some(event.as_str())).then_some(dl)
-            }
+    let (mut late, mut undecodable) = (None, None);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while late.is_none() || undecodable.is_none() {
+        assert!(
+            Instant::now() < deadline,
+            "dead letters: late {late:?}, undecodable {undecodable:?}"
+        );
+        let Ok(Ok(m)) = tokio::time::timeout(Duration::from_secs(2), dead.recv()).await else {
+            continue;
+        };
+        let Ok(dl) = codec.decode::<DeadLetter>(m.payload().unwrap()).await else {
+            continue;
+        };
+        if dl.event_id.as_deref() == Some(event.as_str()) {
+            late = Some(dl);
+        } else if dl.payload == garbage {
+            undecodable = Some(dl);
+        }
+    }
+    let (late, undecodable) = (late.unwrap(), undecodable.unwrap());
+    assert_eq!(late.stage, "window:gate_throughput_1m");
+    assert!(
+        late.error.starts_with("late: arrived 7200.0 s after"),
+        "{}",
+        late.error
+    );
+    assert_eq!(late.source_topic, RawCheckin::TOPIC);
+    assert_eq!(undecodable.stage, "window:gate_throughput_1m");
+    assert_eq!(undecodable.source_topic, RawCheckin::TOPIC);
+    assert!(!undecodable.error.is_empty());
+}
+
+fn metrics(
+    event_id: &str,
+    at: i64,
+    current: i64,
+    gates: &[(&str, &str)],
+    upstream: &[&str],
+) -> NormalizedMetrics {
+    NormalizedMetrics {
+        event_id: event_id.to_owned(),
+        timestamp: at,
+        fetched_at: at,
+        total_registered: 1000,
+        current_attendees: current,
+        checked_in: current,
+        checked_out: 0,
+        attendance_rate: current as f64 / 1000.0,
+        gate_activity: gates
+            .iter()
+            .map(|(id, status)| GateActivity {
+                gate_id: (*id).into(),
+                status: (*status).into(),
+                throughput: 10.0,
+            })
+            .collect(),
+        alerts: upstream
+            .iter()
+            .map(|id| UpstreamAlert {
+                id: (*id).into(),
+                severity: "warning".into(),
+                message: "probe".into(),
+            })
+            .collect(),
+        status: "live".into(),
+        source: SourceOffset {
+            topic: "test".into(),
+            partition: 0,
+            offset: at,
         },
+        capacity: Some(1000),
+    }
+}
+
+fn health(event_id: &str, current: Health, at: i64) -> ServiceHealth {
+    ServiceHealth {
+        event_id: event_id.to_owned(),
+        service_name: "gates".into(),
+        previous: None,
+        current,
+        reason: "HTTP 500".into(),
+        latency_ms: None,
+        consecutive_failures: 3,
+        at,
+    }
+}
+
+/// Reads alerts of `event` until `n` arrived, then a little longer to catch extras.
+async fn alerts_of(out: &StreamConsumer, codec: &Codec, event: &str, n: usize) -> Vec<Alert> {
+    let mut got = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(90);
+    let mut settle = None;
+    loop {
+        assert!(
+            Instant::now() < deadline,
+            "{} of {n} alerts after 90 s: {got:?}",
+            got.len()
+        );
+        if got.len() >= n {
+            let since: &mut Instant = settle.get_or_insert_with(Instant::now);
+            if since.elapsed() > Duration::from_secs(3) {
+                return got;
+            }
+        }
+        let Ok(Ok(m)) = tokio::time::timeout(Duration::from_millis(500), out.recv()).await else {
+            continue;
+        };
+        if m.key() == Some(event.as_bytes()) {
+            got.push(codec.decode::<Alert>(m.payload().unwrap()).await.unwrap());
+        }
+    }
+}
+
+fn summary(alerts: &[Alert]) -> Vec<(AlertAction, AlertKind, Option<String>)> {
+    alerts
+        .iter()
+        .map(|a| (a.action, a.kind, a.subject.clone()))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn alerts_are_raised_and_resolved_once_even_across_a_kill() {
+    let s = Services::from_env();
+    let run = run_id();
+    let dir = scratch_dir(&run);
+    let codec = Codec::new(&s.registry).unwrap();
+    let args = ["process", "--only", "alerts"];
+    let mut worker = Worker::start("alerts-1", &args, &env(&run, free_port()), &dir);
+    let probe_event = format!("aprobe-{run}");
+    let probes = std::cell::Cell::new(0);
+    wait_until_live(
+        &s,
+        &codec,
+        Alert::TOPIC,
+        || {
+            // A new upstream alert each time, so every probe has an answer.
+            probes.set(probes.get() + 1);
+            let id = format!("probe{}", probes.get());
+            metrics(&probe_event, probes.get(), 0, &[], &[id.as_str()])
+        },
+        &probe_event,
     )
     .await;
-    assert_eq!(dl.stage, "window:gate_throughput_1m");
-    assert!(
-        dl.error.starts_with("late: arrived 7200.0 s after"),
-        "{}",
-        dl.error
+
+    let since = chrono::Utc::now().timestamp_millis() - 1000;
+    let out = reader(&s, Alert::TOPIC, since);
+    let p = producer(&s);
+    let ev = format!("alerts-{run}");
+    let t0 = chrono::Utc::now().timestamp_millis();
+    // The metrics and health topics are read side by side, so each step waits for its answer
+    // before the next one is sent. 95 % of capacity, then the service goes down.
+    send(&p, &codec, &metrics(&ev, t0, 950, &[("G1", "open")], &[])).await;
+    let mut first = alerts_of(&out, &codec, &ev, 1).await;
+    send(&p, &codec, &health(&ev, Health::Degraded, t0 + 1)).await;
+    send(&p, &codec, &health(&ev, Health::Down, t0 + 2)).await;
+    first.extend(alerts_of(&out, &codec, &ev, 1).await);
+    assert_eq!(
+        summary(&first),
+        [
+            (AlertAction::Raised, AlertKind::Occupancy, None),
+            (
+                AlertAction::Raised,
+                AlertKind::ServiceDown,
+                Some("gates".into())
+            ),
+        ]
     );
-    assert_eq!(dl.source_topic, RawCheckin::TOPIC);
+
+    // The processor dies; its successor must remember both alerts from the state topic.
+    worker.kill_hard();
+    let _worker = Worker::start("alerts-2", &args, &env(&run, free_port()), &dir);
+    send(
+        &p,
+        &codec,
+        &metrics(&ev, t0 + 10, 960, &[("G1", "down")], &[]),
+    )
+    .await;
+    let mut second = alerts_of(&out, &codec, &ev, 1).await;
+    send(&p, &codec, &health(&ev, Health::Healthy, t0 + 11)).await;
+    second.extend(alerts_of(&out, &codec, &ev, 1).await);
+    send(
+        &p,
+        &codec,
+        &metrics(&ev, t0 + 12, 100, &[("G1", "open")], &[]),
+    )
+    .await;
+    second.extend(alerts_of(&out, &codec, &ev, 2).await);
+    assert_eq!(
+        summary(&second),
+        [
+            (AlertAction::Raised, AlertKind::GateDown, Some("G1".into())),
+            (
+                AlertAction::Resolved,
+                AlertKind::ServiceDown,
+                Some("gates".into())
+            ),
+            (AlertAction::Resolved, AlertKind::Occupancy, None),
+            (
+                AlertAction::Resolved,
+                AlertKind::GateDown,
+                Some("G1".into())
+            ),
+        ],
+        "no alert raised twice, every one resolved: {second:?}"
+    );
+    assert_eq!(second[1].alert_id, first[1].alert_id);
+    assert_eq!(second[2].alert_id, first[0].alert_id);
+    assert_eq!(second[3].alert_id, second[0].alert_id);
+    assert_eq!(second[2].duration_ms, Some(12));
+    assert_eq!(second[1].raised_at, t0 + 2);
 }
 
 /// Decodes a record of a derived schema into JSON through the registry.

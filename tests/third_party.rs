@@ -28,6 +28,7 @@ async fn confluent_python_client_reads_raw_snapshots() {
         fetched_at: 1_795_482_900_123,
         http_status: 200,
         body: body.into(),
+        capacity: None,
     };
     let since = (chrono::Utc::now().timestamp_millis() - 60_000).to_string();
     let payload = codec.encode(&snapshot).await.unwrap();

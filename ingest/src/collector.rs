@@ -130,6 +130,7 @@ impl Collector {
             fetched_at: now_millis(),
             http_status: status.as_u16() as i32,
             body: String::from_utf8_lossy(&body).into_owned(),
+            capacity: svc.event.capacity,
         };
         self.publish(&snapshot).await?;
         metrics::counter!("muster_ingest_snapshots_total", "source" => source.as_str())

@@ -22,6 +22,8 @@ pub struct ProcessorsConfig {
     /// window and goes to the dead-letter topic instead.
     #[serde(with = "humantime_serde")]
     pub allowed_lateness: Duration,
+    /// Thresholds of the alerts processor.
+    pub alerts: crate::alerts::AlertRules,
 }
 
 impl Default for ProcessorsConfig {
@@ -33,6 +35,7 @@ impl Default for ProcessorsConfig {
             only: Vec::new(),
             sql_dirs: Vec::new(),
             allowed_lateness: Duration::from_secs(300),
+            alerts: crate::alerts::AlertRules::default(),
         }
     }
 }

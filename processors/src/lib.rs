@@ -2,6 +2,7 @@
 //! produced in one Kafka transaction together with the consumed offsets, so a worker killed at
 //! any point neither loses nor duplicates an output.
 
+pub mod alerts;
 pub mod config;
 pub mod drain;
 pub mod normalize;

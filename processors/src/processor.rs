@@ -3,6 +3,7 @@
 //! says what it reads, what it writes, and how one batch becomes outputs.
 
 use async_trait::async_trait;
+use muster_runtime::KafkaConfig;
 use muster_schemas::{Codec, DeadLetter, SourceOffset, TopicRecord};
 
 pub use crate::transactional::{InRecord, OutRecord};
@@ -19,6 +20,16 @@ pub trait Processor: Send + Sync {
     fn outputs(&self) -> Vec<String>;
     /// Registers every output schema; an incompatible one must fail here, before any write.
     async fn register(&self, codec: &Codec) -> anyhow::Result<()>;
+    /// Compacted topics holding the processor's state, keyed like its inputs and written in
+    /// the batch's transaction. Most processors keep no state and have none.
+    fn state_topics(&self) -> Vec<String> {
+        Vec::new()
+    }
+    /// Reloads the state from `state_topics()`. Called before the first batch and again after
+    /// every assignment change, so whichever instance owns an event sees its committed state.
+    async fn restore(&self, _kafka: &KafkaConfig, _codec: &Codec) -> anyhow::Result<()> {
+        Ok(())
+    }
     /// Turns one batch into outputs. Bad records become dead letters, never errors: an error
     /// aborts the batch's transaction and the batch is retried.
     async fn process(&self, batch: &[InRecord], codec: &Codec) -> anyhow::Result<Vec<OutRecord>>;

@@ -1,13 +1,21 @@
 //! The exactly-once micro-batch loop: read a batch, produce its outputs and the batch's offsets
 //! in one Kafka transaction. Any failure aborts the transaction and the caller rebuilds the
 //! clients, which resumes from the last committed offsets.
+//!
+//! A rebalance while a batch is being gathered is the subtle case: a partition revoked
+//! mid-batch is re-read from its committed offset by its next owner, so the records already
+//! gathered from it must not be processed here too. Rebalance events are served inside
+//! `recv()`, in queue order, so dropping the revoked partitions' records after each `recv()`
+//! keeps exactly the records this consumer still owns.
 
 use std::collections::BTreeMap;
+use std::sync::Mutex;
 use std::time::Duration;
 
 use anyhow::Context;
 use muster_runtime::KafkaConfig;
-use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::client::ClientContext;
+use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance, StreamConsumer};
 use rdkafka::message::Message;
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use rdkafka::{Offset, TopicPartitionList};
@@ -32,8 +40,52 @@ pub struct OutRecord {
     pub payload: Vec<u8>,
 }
 
+/// Remembers what rebalances did, for the loop to act on between records.
+#[derive(Default)]
+pub struct LoopContext {
+    log: Mutex<RebalanceLog>,
+}
+
+#[derive(Default)]
+struct RebalanceLog {
+    /// Partitions revoked (or lost) since the loop last looked.
+    revoked: Vec<(String, i32)>,
+    /// Assignments received so far; a change tells stateful processors to restore.
+    assignments: u64,
+}
+
+impl ClientContext for LoopContext {}
+
+impl ConsumerContext for LoopContext {
+    fn pre_rebalance(&self, _: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        if let Rebalance::Revoke(tpl) = rebalance {
+            let mut log = self.log.lock().expect("rebalance log poisoned");
+            for e in tpl.elements() {
+                log.revoked.push((e.topic().to_owned(), e.partition()));
+            }
+        }
+    }
+
+    fn post_rebalance(&self, _: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        if let Rebalance::Assign(tpl) = rebalance {
+            tracing::info!(partitions = tpl.count(), "partitions assigned");
+            self.log.lock().expect("rebalance log poisoned").assignments += 1;
+        }
+    }
+}
+
+impl LoopContext {
+    fn take_revoked(&self) -> Vec<(String, i32)> {
+        std::mem::take(&mut self.log.lock().expect("rebalance log poisoned").revoked)
+    }
+
+    fn assignments(&self) -> u64 {
+        self.log.lock().expect("rebalance log poisoned").assignments
+    }
+}
+
 pub struct TransactionalLoop {
-    consumer: StreamConsumer,
+    consumer: StreamConsumer<LoopContext>,
     producer: FutureProducer,
     cfg: ProcessorsConfig,
 }
@@ -48,9 +100,9 @@ impl TransactionalLoop {
         topics: &[String],
         cfg: ProcessorsConfig,
     ) -> anyhow::Result<Self> {
-        let consumer: StreamConsumer = kafka
+        let consumer: StreamConsumer<LoopContext> = kafka
             .consumer(group)
-            .create()
+            .create_with_context(LoopContext::default())
             .context("creating the Kafka consumer")?;
         let topics: Vec<&str> = topics.iter().map(String::as_str).collect();
         consumer
@@ -78,9 +130,17 @@ impl TransactionalLoop {
         })
     }
 
-    /// Waits for the first record (or `idle`), then gathers up to the batch bounds.
+    /// How many assignments this consumer has received; stateful processors restore their
+    /// state when it changes, before processing the batch that follows.
+    pub fn assignments(&self) -> u64 {
+        self.consumer.context().assignments()
+    }
+
+    /// Waits for the first record (or `idle`), then gathers up to the batch bounds. Records of
+    /// partitions revoked while gathering are dropped (their next owner re-reads them).
     pub async fn next_batch(&self, idle: Duration) -> anyhow::Result<Vec<InRecord>> {
-        let mut batch = Vec::new();
+        let mut batch: Vec<InRecord> = Vec::new();
+        self.consumer.context().take_revoked();
         let first_deadline = Instant::now() + idle;
         let mut deadline = first_deadline;
         while batch.len() < self.cfg.batch_max_records {
@@ -88,6 +148,23 @@ impl TransactionalLoop {
                 Err(_) => break,
                 Ok(r) => r.context("reading from Kafka")?,
             };
+            let revoked = self.consumer.context().take_revoked();
+            if !revoked.is_empty() {
+                let before = batch.len();
+                batch.retain(|r| {
+                    !revoked
+                        .iter()
+                        .any(|(t, p)| *t == r.topic && *p == r.partition)
+                });
+                if before != batch.len() {
+                    tracing::info!(
+                        dropped = before - batch.len(),
+                        "partitions revoked mid-batch; their records are left to the next owner"
+                    );
+                    metrics::counter!("muster_processor_revoked_records_total")
+                        .increment((before - batch.len()) as u64);
+                }
+            }
             if batch.is_empty() {
                 deadline = Instant::now() + self.cfg.batch_max_wait;
             }

@@ -15,7 +15,10 @@ use crate::transactional::TransactionalLoop;
 
 /// Every processor muster knows: the built-in ones and the SQL processors.
 pub fn registry(cfg: &ProcessorsConfig) -> anyhow::Result<Vec<Arc<dyn Processor>>> {
-    let mut all: Vec<Arc<dyn Processor>> = vec![Arc::new(crate::normalize::Normalize::default())];
+    let mut all: Vec<Arc<dyn Processor>> = vec![
+        Arc::new(crate::normalize::Normalize::default()),
+        Arc::new(crate::alerts::Alerts::new(cfg.alerts.clone())),
+    ];
     for p in crate::sql::load(cfg)? {
         all.push(Arc::new(p));
     }
@@ -54,6 +57,9 @@ pub async fn run(
     }
     let topics: Vec<&str> = topics.iter().map(String::as_str).collect();
     muster_runtime::topics::ensure(kafka, &topics).await?;
+    let state: Vec<String> = selected.iter().flat_map(|p| p.state_topics()).collect();
+    let state: Vec<&str> = state.iter().map(String::as_str).collect();
+    muster_runtime::topics::ensure_compacted(kafka, &state).await?;
     codec
         .register::<DeadLetter>()
         .await
@@ -119,6 +125,7 @@ async fn run_clients(
     let tx = TransactionalLoop::new(kafka, &group, &p.inputs(), cfg.clone())?;
     health.ready(part);
     let name = p.name().to_owned();
+    let mut restored_at = None;
     loop {
         let batch = tokio::select! {
             _ = shutdown.cancelled() => return Ok(()),
@@ -128,6 +135,12 @@ async fn run_clients(
             continue;
         }
         let started = std::time::Instant::now();
+        if restored_at != Some(tx.assignments()) {
+            restored_at = Some(tx.assignments());
+            p.restore(kafka, codec)
+                .await
+                .with_context(|| format!("processor {name}: restoring its state"))?;
+        }
         let outputs = p.process(&batch, codec).await?;
         let n_out = outputs.len();
         tx.commit(&batch, outputs).await?;

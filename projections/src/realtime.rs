@@ -145,6 +145,7 @@ mod tests {
                 partition: 0,
                 offset,
             },
+            capacity: None,
         }
     }
 

@@ -9,6 +9,23 @@ use rdkafka::types::RDKafkaErrorCode;
 use crate::KafkaConfig;
 
 pub async fn ensure(kafka: &KafkaConfig, topics: &[&str]) -> anyhow::Result<()> {
+    create(kafka, topics, &[]).await
+}
+
+/// Like `ensure`, for topics that hold the latest value per key (state, catalogues): Kafka
+/// compacts them, so reading one from the start stays cheap however long it has run.
+pub async fn ensure_compacted(kafka: &KafkaConfig, topics: &[&str]) -> anyhow::Result<()> {
+    create(kafka, topics, &[("cleanup.policy", "compact")]).await
+}
+
+async fn create(
+    kafka: &KafkaConfig,
+    topics: &[&str],
+    config: &[(&str, &str)],
+) -> anyhow::Result<()> {
+    if topics.is_empty() {
+        return Ok(());
+    }
     let admin: AdminClient<DefaultClientContext> = kafka
         .client()
         .create()
@@ -21,10 +38,13 @@ pub async fn ensure(kafka: &KafkaConfig, topics: &[&str]) -> anyhow::Result<()> 
     let new: Vec<NewTopic> = topics
         .iter()
         .map(|t| {
-            NewTopic::new(
-                t,
-                kafka.topic_partitions,
-                TopicReplication::Fixed(kafka.replication_factor),
+            config.iter().fold(
+                NewTopic::new(
+                    t,
+                    kafka.topic_partitions,
+                    TopicReplication::Fixed(kafka.replication_factor),
+                ),
+                |topic, (k, v)| topic.set(k, v),
             )
         })
         .collect();

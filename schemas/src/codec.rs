@@ -286,6 +286,7 @@ mod tests {
             fetched_at: 1_764_000_000_000,
             http_status: 200,
             body: "{\"participants\":{}}".into(),
+            capacity: Some(1200),
         });
     }
 
@@ -316,6 +317,7 @@ mod tests {
                 partition: 0,
                 offset: 7,
             },
+            capacity: Some(1500),
         });
     }
 

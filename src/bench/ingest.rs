@@ -150,5 +150,6 @@ fn sample_snapshot() -> RawSnapshot {
         fetched_at: muster_schemas::records::now_millis(),
         http_status: 200,
         body: event.snapshot(chrono::Utc::now()).to_string(),
+        capacity: None,
     }
 }

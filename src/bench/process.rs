@@ -49,6 +49,7 @@ pub async fn run(args: Args, cfg: Config) -> anyhow::Result<()> {
                 fetched_at: at.timestamp_millis(),
                 http_status: 200,
                 body: e.snapshot(at).to_string(),
+                capacity: None,
             }
         },
         &codec,

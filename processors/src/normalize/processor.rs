@@ -95,6 +95,7 @@ impl Normalize {
                     gate_activity: m.gate_activity,
                     alerts: m.alerts,
                     source,
+                    capacity: raw.capacity,
                 };
                 Ok(OutRecord {
                     topic: NormalizedMetrics::TOPIC.to_owned(),

@@ -54,12 +54,14 @@ macro_rules! string_enum {
     };
 }
 
+mod alert;
 mod checkin;
 mod dead_letter;
 mod normalized;
 mod raw_snapshot;
 mod service_health;
 
+pub use alert::{ActiveAlert, Alert, AlertAction, AlertKind, AlertState, GateBaseline, Severity};
 pub use checkin::{Direction, RawCheckin};
 pub use dead_letter::DeadLetter;
 pub use normalized::{GateActivity, NormalizedMetrics, SourceOffset, UpstreamAlert};

@@ -19,6 +19,8 @@ pub struct NormalizedMetrics {
     pub alerts: Vec<UpstreamAlert>,
     pub status: String,
     pub source: SourceOffset,
+    /// Carried from the raw record, for occupancy alerts.
+    pub capacity: Option<i64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -14,6 +14,8 @@ pub struct RawSnapshot {
     pub fetched_at: i64,
     pub http_status: i32,
     pub body: String,
+    /// The event's registered capacity at fetch time; `None` when the service did not say.
+    pub capacity: Option<i64>,
 }
 
 string_enum!(
