@@ -6,6 +6,8 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use apache_avro::Schema;
+use apache_avro::reader::datum::GenericDatumReader;
+use apache_avro::writer::datum::GenericDatumWriter;
 use schema_registry_converter::async_impl::easy_avro::{EasyAvroDecoder, EasyAvroEncoder};
 use schema_registry_converter::async_impl::schema_registry::SrSettings;
 use schema_registry_converter::error::SRCError;
@@ -47,6 +49,12 @@ pub enum CodecError {
         /// The registry could not be reached: the bytes may be fine, try again later.
         transient: bool,
     },
+    #[error("encoding a {topic} record: {source}")]
+    EncodeAvro {
+        topic: &'static str,
+        #[source]
+        source: apache_avro::Error,
+    },
     #[error("the built-in schema of {topic} does not parse: {source}")]
     BadSchema {
         topic: &'static str,
@@ -63,6 +71,34 @@ pub struct Codec {
     encoder: EasyAvroEncoder,
     decoder: EasyAvroDecoder,
     reader_schemas: Arc<RwLock<HashMap<&'static str, Arc<Schema>>>>,
+    fast: Arc<FastPaths>,
+}
+
+/// Serde straight to and from Avro bytes, skipping the generic `Value` tree, once a topic's
+/// schema id is known. Decoding takes it only when the writer's schema is the reader's own
+/// (the common case); an older writer schema still goes through `Value` and resolution.
+///
+/// The parsed schemas are leaked so the datum readers and writers can borrow them for
+/// `'static`: there is one per topic and writer schema version, a handful per process.
+type FastReader = Option<Arc<GenericDatumReader<'static>>>;
+
+#[derive(Default)]
+struct FastPaths {
+    writers: RwLock<HashMap<&'static str, Arc<(u32, GenericDatumWriter<'static>)>>>,
+    /// `None`: that writer schema differs from the reader's, so decoding must resolve.
+    readers: RwLock<HashMap<(u32, &'static str), FastReader>>,
+}
+
+fn leak_schema(json: &str) -> Result<&'static Schema, apache_avro::Error> {
+    Ok(Box::leak(Box::new(Schema::parse_str(json)?)))
+}
+
+/// The schema id of a Confluent wire-format record, if it is one.
+fn wire_id(bytes: &[u8]) -> Option<u32> {
+    match bytes {
+        [0, a, b, c, d, ..] => Some(u32::from_be_bytes([*a, *b, *c, *d])),
+        _ => None,
+    }
 }
 
 impl CodecError {
@@ -74,7 +110,7 @@ impl CodecError {
             Self::Registry { source, .. }
             | Self::Register { source, .. }
             | Self::Encode { source, .. } => source.retriable,
-            Self::BadSchema { .. } | Self::Compatibility { .. } => false,
+            Self::BadSchema { .. } | Self::Compatibility { .. } | Self::EncodeAvro { .. } => false,
         }
     }
 }
@@ -102,6 +138,7 @@ impl Codec {
             decoder: EasyAvroDecoder::new(settings.clone()),
             settings,
             reader_schemas: Arc::default(),
+            fast: Arc::default(),
         })
     }
 
@@ -181,18 +218,75 @@ impl Codec {
     }
 
     pub async fn encode<R: TopicRecord>(&self, record: &R) -> Result<Vec<u8>, CodecError> {
-        self.encoder
+        let fast = self
+            .fast
+            .writers
+            .read()
+            .expect("poisoned")
+            .get(R::TOPIC)
+            .cloned();
+        if let Some(w) = fast {
+            let mut buf = Vec::with_capacity(256);
+            buf.push(0);
+            buf.extend_from_slice(&w.0.to_be_bytes());
+            w.1.write_ser(&mut buf, record)
+                .map_err(|source| CodecError::EncodeAvro {
+                    topic: R::TOPIC,
+                    source,
+                })?;
+            return Ok(buf);
+        }
+        // The first record of a topic goes through the registry client, which looks up (or
+        // registers) the schema id; later ones reuse it.
+        let bytes = self
+            .encoder
             .encode_struct(record, &Self::strategy::<R>())
             .await
             .map_err(|source| CodecError::Encode {
                 topic: R::TOPIC,
                 source,
-            })
+            })?;
+        if let Some(id) = wire_id(&bytes) {
+            let bad = |source| CodecError::BadSchema {
+                topic: R::TOPIC,
+                source,
+            };
+            let schema = leak_schema(R::SCHEMA).map_err(bad)?;
+            let writer = GenericDatumWriter::builder(schema).build().map_err(bad)?;
+            self.fast
+                .writers
+                .write()
+                .expect("poisoned")
+                .insert(R::TOPIC, Arc::new((id, writer)));
+        }
+        Ok(bytes)
     }
 
     /// Decodes with the writer's schema from the registry, then resolves to `R`'s schema so that
     /// records written before a compatible change still read (missing fields take defaults).
     pub async fn decode<R: TopicRecord>(&self, bytes: &[u8]) -> Result<R, CodecError> {
+        if let Some(id) = wire_id(bytes) {
+            let known = self
+                .fast
+                .readers
+                .read()
+                .expect("poisoned")
+                .get(&(id, R::TOPIC))
+                .cloned();
+            let reader = match known {
+                Some(r) => r,
+                None => self.learn_reader::<R>(id).await?,
+            };
+            if let Some(reader) = reader {
+                return reader
+                    .read_deser::<R>(&mut &bytes[5..])
+                    .map_err(|e| CodecError::Decode {
+                        topic: R::TOPIC,
+                        reason: e.to_string(),
+                        transient: false,
+                    });
+            }
+        }
         let decoded = self
             .decoder
             .decode(Some(bytes))
@@ -216,6 +310,41 @@ impl Codec {
             reason: e.to_string(),
             transient: false,
         })
+    }
+
+    /// Looks up writer schema `id` and remembers whether records written with it can be read
+    /// straight into `R` (same schema) or need resolution.
+    async fn learn_reader<R: TopicRecord>(&self, id: u32) -> Result<FastReader, CodecError> {
+        let registered = schema_registry_converter::async_impl::schema_registry::get_schema_by_id(
+            id,
+            &self.settings,
+        )
+        .await
+        .map_err(|e| CodecError::Decode {
+            topic: R::TOPIC,
+            reason: e.to_string(),
+            transient: e.retriable,
+        })?;
+        let reader = self.reader_schema::<R>()?;
+        let fast = match Schema::parse_str(&registered.schema) {
+            Ok(writer) if writer.canonical_form() == reader.canonical_form() => {
+                let bad = |source| CodecError::BadSchema {
+                    topic: R::TOPIC,
+                    source,
+                };
+                let schema = leak_schema(R::SCHEMA).map_err(bad)?;
+                let r = GenericDatumReader::builder(schema).build().map_err(bad)?;
+                Some(Arc::new(r))
+            }
+            // Another schema (or one this library cannot parse): the slow path says why.
+            _ => None,
+        };
+        self.fast
+            .readers
+            .write()
+            .expect("poisoned")
+            .insert((id, R::TOPIC), fast.clone());
+        Ok(fast)
     }
 
     /// Decodes with the writer's schema alone, for records of schemas derived at run time.
@@ -265,15 +394,27 @@ mod tests {
             .expect("writer")
             .write_ser_to_vec(&record)
             .expect("encodes");
-        let back = apache_avro::reader::datum::GenericDatumReader::builder(&schema)
+        let reader = apache_avro::reader::datum::GenericDatumReader::builder(&schema)
             .build()
-            .expect("reader")
+            .expect("reader");
+        // The fast path: serde straight from the bytes.
+        let direct: R = reader.read_deser(&mut &bytes[..]).expect("deserializes");
+        assert_eq!(direct, record);
+        // The resolving path, taken for records of an older writer schema.
+        let back = reader
             .read_value(&mut &bytes[..])
             .expect("decodes")
             .resolve(&schema)
             .expect("resolves");
         let back: R = apache_avro::from_value(&back).expect("from value");
         assert_eq!(back, record);
+        // Both writers agree byte for byte.
+        let via_value = apache_avro::writer::datum::GenericDatumWriter::builder(&schema)
+            .build()
+            .expect("writer")
+            .write_value_to_vec(apache_avro::to_value(&record).expect("to value"))
+            .expect("encodes via Value");
+        assert_eq!(via_value, bytes);
     }
 
     #[test]
@@ -361,5 +502,42 @@ mod tests {
         roundtrip(dl.clone());
         dl.event_id = Some("e9".into());
         roundtrip(dl);
+    }
+
+    #[test]
+    fn alert_and_alert_state_roundtrip() {
+        roundtrip(Alert {
+            alert_id: "e1:gate-down:G1@5".into(),
+            event_id: "e1".into(),
+            kind: AlertKind::GateDown,
+            subject: Some("G1".into()),
+            action: AlertAction::Resolved,
+            severity: Severity::Critical,
+            message: "gate G1 is down".into(),
+            raised_at: 5,
+            at: 9,
+            duration_ms: Some(4),
+            source: SourceOffset {
+                topic: "t".into(),
+                partition: 0,
+                offset: 3,
+            },
+        });
+        roundtrip(AlertState {
+            event_id: "e1".into(),
+            active: vec![ActiveAlert {
+                alert_id: "e1:occupancy@5".into(),
+                kind: AlertKind::Occupancy,
+                subject: None,
+                severity: Severity::Warning,
+                message: "920 attendees".into(),
+                raised_at: 5,
+            }],
+            gate_baselines: vec![GateBaseline {
+                gate_id: "G1".into(),
+                throughput: 12.5,
+            }],
+            last_metrics_at: Some(5),
+        });
     }
 }
