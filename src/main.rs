@@ -14,6 +14,11 @@ use muster_schemas::Codec;
 
 use crate::config::Config;
 
+/// Decoding, normalizing and encoding allocate many small strings per record; mimalloc makes
+/// those allocations markedly cheaper than glibc's malloc (see README, Performance).
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(
     version,
@@ -50,13 +55,30 @@ enum Command {
         only: Vec<String>,
     },
     /// Materialize derived topics into PostgreSQL read models.
-    Project,
+    Project {
+        /// Run only these projections (repeatable; default: all; see `muster replay --list`).
+        #[arg(long)]
+        only: Vec<String>,
+    },
     /// Serve the HTTP API.
     Api,
     /// Every worker in one process, for a laptop.
     All,
     /// Apply database migrations and exit.
     Migrate,
+    /// Rebuild a projection from the start of its topics into fresh tables, compare them with
+    /// the live ones, and swap them in while the live projection keeps serving.
+    Replay {
+        /// The projection (see `muster replay --list`).
+        #[arg(required_unless_present = "list")]
+        projection: Option<String>,
+        /// List the projections and exit.
+        #[arg(long)]
+        list: bool,
+        /// Rebuild and compare, but keep the live tables.
+        #[arg(long)]
+        dry_run: bool,
+    },
     /// Serve simulated event-management services on loopback.
     Simulate(Box<simulate::Args>),
     /// Print the effective configuration (secrets redacted) and exit.
@@ -80,6 +102,9 @@ async fn main() -> anyhow::Result<()> {
             shown.database.url = muster_runtime::config::redact_password(&shown.database.url);
             shown.api.admin_token = shown.api.admin_token.map(|_| "***".into());
             shown.security.secret_key = shown.security.secret_key.map(|_| "***".into());
+            for v in shown.projections.archive.options.values_mut() {
+                *v = "***".into();
+            }
             for svc in &mut shown.ingest.services {
                 svc.authentication = Default::default();
             }
@@ -91,6 +116,22 @@ async fn main() -> anyhow::Result<()> {
             println!("migrations applied");
             Ok(())
         }
+        Command::Replay { list: true, .. } => {
+            for p in muster_projections::registry() {
+                println!(
+                    "{:<16} {} ← {}",
+                    p.name(),
+                    p.tables().join(", "),
+                    p.topics().join(", ")
+                );
+            }
+            Ok(())
+        }
+        Command::Replay {
+            projection,
+            dry_run,
+            ..
+        } => replay(&cfg, projection.as_deref().unwrap_or_default(), dry_run).await,
         Command::Simulate(_) => unreachable!("handled above"),
         Command::Bench(b) => bench::run(b, cfg).await,
         Command::Process { list: true, .. } => {
@@ -110,6 +151,11 @@ async fn main() -> anyhow::Result<()> {
                 cfg,
             )
             .await
+        }
+        Command::Project { only } if !only.is_empty() => {
+            let mut cfg = cfg;
+            cfg.projections.only = only;
+            run_workers(Command::Project { only: vec![] }, cfg).await
         }
         command => run_workers(command, cfg).await,
     }
@@ -131,11 +177,61 @@ async fn migrate(pool: &deadpool_postgres::Pool) -> anyhow::Result<()> {
         .get()
         .await
         .context("connecting to PostgreSQL (is it running? see scripts/services.sh)")?;
-    muster_runtime::migrate::apply(
-        &mut client,
-        &[&muster_ingest::MIGRATIONS, &muster_projections::MIGRATIONS],
-    )
-    .await
+    muster_runtime::migrate::apply(&mut client, &[&muster_ingest::MIGRATIONS]).await?;
+    muster_projections::migrate(&mut client).await
+}
+
+async fn replay(cfg: &Config, name: &str, dry_run: bool) -> anyhow::Result<()> {
+    let projection = muster_projections::find(name)?;
+    let pool = cfg.database.pool()?;
+    migrate(&pool).await?;
+    let codec = Codec::new(&cfg.schema_registry.url)?;
+    let bar = indicatif::ProgressBar::new(0);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{spinner} replaying {prefix} [{bar:30}] {human_pos}/{human_len} records, {per_sec}, ETA {eta}",
+        )?
+        .progress_chars("=> "),
+    );
+    bar.set_prefix(name.to_owned());
+    let report = muster_projections::replay::Replay {
+        projection: projection.as_ref(),
+        kafka: &cfg.kafka,
+        codec: &codec,
+        pool: &pool,
+        cfg: &cfg.projections,
+        mode: if dry_run {
+            muster_projections::replay::Mode::DryRun
+        } else {
+            muster_projections::replay::Mode::Swap
+        },
+        topics: None,
+    }
+    .run(|p| {
+        bar.set_length(p.total);
+        bar.set_position(p.done);
+    })
+    .await?;
+    bar.finish_and_clear();
+    println!(
+        "replayed {} records of {name} in {:.1} s ({:.0} records/s)",
+        report.records,
+        report.elapsed.as_secs_f64(),
+        report.records as f64 / report.elapsed.as_secs_f64().max(1e-9)
+    );
+    for (table, n) in &report.differences {
+        if *n == 0 {
+            println!("  {table}: identical to the live table");
+        } else {
+            println!("  {table}: {n} rows differ from the live table");
+        }
+    }
+    if report.swapped {
+        println!("swapped in: the live projection now serves the rebuilt tables");
+    } else {
+        println!("dry run: the live tables are unchanged");
+    }
+    Ok(())
 }
 
 /// Runs the workers of `command` until SIGTERM, or until one fails.
@@ -151,7 +247,7 @@ async fn run_workers(command: Command, cfg: Config) -> anyhow::Result<()> {
     let (ingest, process, project, api) = match command {
         Command::Ingest => (true, false, false, false),
         Command::Process { .. } => (false, true, false, false),
-        Command::Project => (false, false, true, false),
+        Command::Project { .. } => (false, false, true, false),
         Command::Api => (false, false, false, true),
         _ => (true, true, true, true),
     };
@@ -238,6 +334,21 @@ async fn run_workers(command: Command, cfg: Config) -> anyhow::Result<()> {
             muster_projections::run(c, &k, codec, pool, health, stop)
                 .await
                 .context("project")
+        });
+    }
+    if project && cfg.projections.archive.url.is_some() {
+        let (c, k, codec, pool, health, stop) = (
+            cfg.projections.archive.clone(),
+            cfg.kafka.clone(),
+            codec.clone(),
+            pool.clone(),
+            health.clone(),
+            stop.clone(),
+        );
+        tasks.spawn(async move {
+            muster_projections::archive::run(c, &k, codec, pool, health, stop)
+                .await
+                .context("archive")
         });
     }
     stop_all_on_first_exit(tasks, stop).await

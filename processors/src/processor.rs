@@ -35,8 +35,13 @@ pub trait Processor: Send + Sync {
     async fn process(&self, batch: &[InRecord], codec: &Codec) -> anyhow::Result<Vec<OutRecord>>;
 }
 
-impl InRecord {
-    pub fn source(&self) -> SourceOffset {
+/// Where a consumed record came from, for lineage in outputs and dead letters.
+pub trait RecordSource {
+    fn source(&self) -> SourceOffset;
+}
+
+impl RecordSource for InRecord {
+    fn source(&self) -> SourceOffset {
         SourceOffset {
             topic: self.topic.clone(),
             partition: self.partition,

@@ -16,21 +16,13 @@ use anyhow::Context;
 use muster_runtime::KafkaConfig;
 use rdkafka::client::ClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance, StreamConsumer};
-use rdkafka::message::Message;
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use rdkafka::{Offset, TopicPartitionList};
-use tokio::time::Instant;
 
 use crate::config::ProcessorsConfig;
 
-/// A consumed record, owned so a batch outlives the consumer's buffers.
-#[derive(Debug, Clone)]
-pub struct InRecord {
-    pub topic: String,
-    pub partition: i32,
-    pub offset: i64,
-    pub payload: Vec<u8>,
-}
+pub use muster_runtime::batch::InRecord;
+use muster_runtime::batch::{BatchBounds, gather};
 
 /// A record to produce in the batch's transaction.
 #[derive(Debug, Clone)]
@@ -139,43 +131,34 @@ impl TransactionalLoop {
     /// Waits for the first record (or `idle`), then gathers up to the batch bounds. Records of
     /// partitions revoked while gathering are dropped (their next owner re-reads them).
     pub async fn next_batch(&self, idle: Duration) -> anyhow::Result<Vec<InRecord>> {
-        let mut batch: Vec<InRecord> = Vec::new();
-        self.consumer.context().take_revoked();
-        let first_deadline = Instant::now() + idle;
-        let mut deadline = first_deadline;
-        while batch.len() < self.cfg.batch_max_records {
-            let msg = match tokio::time::timeout_at(deadline, self.consumer.recv()).await {
-                Err(_) => break,
-                Ok(r) => r.context("reading from Kafka")?,
-            };
-            let revoked = self.consumer.context().take_revoked();
-            if !revoked.is_empty() {
-                let before = batch.len();
-                batch.retain(|r| {
-                    !revoked
-                        .iter()
-                        .any(|(t, p)| *t == r.topic && *p == r.partition)
-                });
-                if before != batch.len() {
-                    tracing::info!(
-                        dropped = before - batch.len(),
-                        "partitions revoked mid-batch; their records are left to the next owner"
-                    );
-                    metrics::counter!("muster_processor_revoked_records_total")
-                        .increment((before - batch.len()) as u64);
-                }
+        let ctx = self.consumer.context();
+        ctx.take_revoked();
+        let bounds = BatchBounds {
+            max_records: self.cfg.batch_max_records,
+            max_wait: self.cfg.batch_max_wait,
+            idle,
+        };
+        gather(&self.consumer, bounds, |batch| {
+            let revoked = ctx.take_revoked();
+            if revoked.is_empty() {
+                return;
             }
-            if batch.is_empty() {
-                deadline = Instant::now() + self.cfg.batch_max_wait;
-            }
-            batch.push(InRecord {
-                topic: msg.topic().to_owned(),
-                partition: msg.partition(),
-                offset: msg.offset(),
-                payload: msg.payload().unwrap_or_default().to_vec(),
+            let before = batch.len();
+            batch.retain(|r| {
+                !revoked
+                    .iter()
+                    .any(|(t, p)| *t == r.topic && *p == r.partition)
             });
-        }
-        Ok(batch)
+            if before != batch.len() {
+                tracing::info!(
+                    dropped = before - batch.len(),
+                    "partitions revoked mid-batch; their records are left to the next owner"
+                );
+                metrics::counter!("muster_processor_revoked_records_total")
+                    .increment((before - batch.len()) as u64);
+            }
+        })
+        .await
     }
 
     /// Produces `outputs` and commits `batch`'s offsets atomically.

@@ -2,6 +2,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::archive::ArchiveConfig;
+
 /// `[projections]` in the config file.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -11,6 +13,14 @@ pub struct ProjectionsConfig {
     /// ...or this long after its first record.
     #[serde(with = "humantime_serde")]
     pub batch_max_wait: Duration,
+    /// How long time series are kept.
+    pub retention: RetentionConfig,
+    /// Run only these projections (by name); empty runs every one.
+    pub only: Vec<String>,
+    /// `[projections.archive]`: the raw and normalized topics as Parquet files; off unless its
+    /// `url` is set.
+    #[serde(default)]
+    pub archive: ArchiveConfig,
 }
 
 impl Default for ProjectionsConfig {
@@ -18,6 +28,34 @@ impl Default for ProjectionsConfig {
         Self {
             batch_max_records: 2000,
             batch_max_wait: Duration::from_millis(250),
+            retention: RetentionConfig::default(),
+            only: Vec::new(),
+            archive: ArchiveConfig::default(),
+        }
+    }
+}
+
+/// `[projections.retention]`: minute buckets for recent detail, hour buckets for history.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RetentionConfig {
+    /// Minute buckets older than this are deleted (their hours stay).
+    #[serde(with = "humantime_serde")]
+    pub minutes: Duration,
+    /// Hour buckets older than this are deleted.
+    #[serde(with = "humantime_serde")]
+    pub hours: Duration,
+    /// How often the retention pass runs.
+    #[serde(with = "humantime_serde")]
+    pub every: Duration,
+}
+
+impl Default for RetentionConfig {
+    fn default() -> Self {
+        Self {
+            minutes: Duration::from_secs(14 * 86_400),
+            hours: Duration::from_secs(400 * 86_400),
+            every: Duration::from_secs(600),
         }
     }
 }

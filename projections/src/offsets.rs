@@ -39,6 +39,23 @@ pub async fn lock(
     Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
 }
 
+/// Every stored offset of `projection`, per (topic, partition).
+pub async fn all(
+    client: &tokio_postgres::Client,
+    projection: &str,
+) -> Result<BTreeMap<(String, i32), i64>, tokio_postgres::Error> {
+    let rows = client
+        .query(
+            "SELECT topic, partition, next_offset FROM projection_offsets WHERE projection = $1",
+            &[&projection],
+        )
+        .await?;
+    Ok(rows
+        .iter()
+        .map(|r| ((r.get(0), r.get(1)), r.get(2)))
+        .collect())
+}
+
 pub async fn store(
     tx: &Transaction<'_>,
     projection: &str,

@@ -2,13 +2,56 @@
 
 use std::collections::HashMap;
 
+use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use muster_schemas::NormalizedMetrics;
+use muster_schemas::{Codec, NormalizedMetrics, TopicRecord};
 use tokio_postgres::Transaction;
+
+use crate::projection::{InRecord, Projection, Rejected, decode_all, sql};
 
 pub const NAME: &str = "event_realtime";
 
-pub const CREATE_TABLE: &str = "CREATE TABLE event_realtime (
+/// The latest numbers per event. Readers judge staleness by `fetched_at` (when muster fetched
+/// the snapshot), not `updated_at`, so a replay does not make old numbers look fresh.
+pub struct EventRealtime;
+
+#[async_trait]
+impl Projection for EventRealtime {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    fn topics(&self) -> Vec<&'static str> {
+        vec![NormalizedMetrics::TOPIC]
+    }
+
+    fn tables(&self) -> &'static [&'static str] {
+        &["event_realtime"]
+    }
+
+    fn migrations(&self) -> &'static [&'static str] {
+        &[
+            CREATE_TABLE,
+            "ALTER TABLE {schema}.event_realtime ADD COLUMN IF NOT EXISTS capacity bigint",
+        ]
+    }
+
+    async fn apply(
+        &self,
+        tx: &Transaction<'_>,
+        schema: &str,
+        batch: &[InRecord],
+        codec: &Codec,
+    ) -> anyhow::Result<Vec<Rejected>> {
+        let (records, rejected) = decode_all::<NormalizedMetrics>(codec, batch).await?;
+        apply(tx, schema, records.into_iter().map(|(_, r)| r).collect()).await?;
+        Ok(rejected)
+    }
+}
+
+/// Created with IF NOT EXISTS: databases from before projections had their own migrations
+/// already hold this table.
+const CREATE_TABLE: &str = "CREATE TABLE IF NOT EXISTS {schema}.event_realtime (
     event_id text PRIMARY KEY,
     observed_at timestamptz NOT NULL,
     fetched_at timestamptz NOT NULL,
@@ -48,6 +91,7 @@ fn ts(millis: i64) -> DateTime<Utc> {
 /// One multi-row upsert for the whole batch; an older snapshot never overwrites a newer one.
 pub async fn apply(
     tx: &Transaction<'_>,
+    schema: &str,
     records: Vec<NormalizedMetrics>,
 ) -> Result<u64, tokio_postgres::Error> {
     let rows = latest_per_event(records);
@@ -87,13 +131,14 @@ pub async fn apply(
     let status: Vec<&str> = rows.iter().map(|r| r.status.as_str()).collect();
     let partition: Vec<i32> = rows.iter().map(|r| r.source.partition).collect();
     let offset: Vec<i64> = rows.iter().map(|r| r.source.offset).collect();
-    tx.execute(
-        "INSERT INTO event_realtime (event_id, observed_at, fetched_at, total_registered,
-            current_attendees, checked_in, checked_out, attendance_rate, gate_activity, alerts,
-            status, source_partition, source_offset)
+    let capacity: Vec<Option<i64>> = rows.iter().map(|r| r.capacity).collect();
+    let stmt = sql(
+        "INSERT INTO {schema}.event_realtime AS t (event_id, observed_at, fetched_at,
+            total_registered, current_attendees, checked_in, checked_out, attendance_rate,
+            gate_activity, alerts, status, source_partition, source_offset, capacity)
          SELECT * FROM unnest($1::text[], $2::timestamptz[], $3::timestamptz[], $4::bigint[],
             $5::bigint[], $6::bigint[], $7::bigint[], $8::float8[], $9::jsonb[], $10::jsonb[],
-            $11::text[], $12::int[], $13::bigint[])
+            $11::text[], $12::int[], $13::bigint[], $14::bigint[])
          ON CONFLICT (event_id) DO UPDATE SET
             observed_at = excluded.observed_at, fetched_at = excluded.fetched_at,
             total_registered = excluded.total_registered,
@@ -101,8 +146,13 @@ pub async fn apply(
             checked_out = excluded.checked_out, attendance_rate = excluded.attendance_rate,
             gate_activity = excluded.gate_activity, alerts = excluded.alerts,
             status = excluded.status, source_partition = excluded.source_partition,
-            source_offset = excluded.source_offset, updated_at = now()
-         WHERE event_realtime.observed_at <= excluded.observed_at",
+            source_offset = excluded.source_offset, capacity = excluded.capacity,
+            updated_at = now()
+         WHERE t.observed_at <= excluded.observed_at",
+        schema,
+    );
+    tx.execute(
+        &stmt,
         &[
             &ids,
             &observed,
@@ -117,6 +167,7 @@ pub async fn apply(
             &status,
             &partition,
             &offset,
+            &capacity,
         ],
     )
     .await

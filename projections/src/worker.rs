@@ -1,22 +1,45 @@
-//! `muster project`: the `event_realtime` projection of `muster.normalized.v1`.
+//! `muster project`: every projection, each with its own consumer group and loop. A batch is
+//! applied in one PostgreSQL transaction that also stores the consumed offsets; records below
+//! the stored offsets were applied before and are skipped, so a batch read twice (after a
+//! crash, a rebalance, or a replay's swap) is applied once.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
+use muster_runtime::batch::{BatchBounds, gather};
 use muster_runtime::health::PartState;
 use muster_runtime::{Health, KafkaConfig, Shutdown};
-use muster_schemas::{Codec, DeadLetter, NormalizedMetrics, SourceOffset, TopicRecord};
+use muster_schemas::{Codec, DeadLetter, TopicRecord};
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
-use rdkafka::message::Message;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::{Offset, TopicPartitionList};
-use tokio::time::Instant;
 
 use crate::config::ProjectionsConfig;
-use crate::{offsets, realtime};
+use crate::offsets;
+use crate::projection::{InRecord, Projection};
 
-const PART: &str = "projections.event_realtime";
+/// Every projection muster knows.
+pub fn registry() -> Vec<Arc<dyn Projection>> {
+    vec![
+        Arc::new(crate::realtime::EventRealtime),
+        Arc::new(crate::series::EventSeries),
+        Arc::new(crate::series::GateSeries),
+        Arc::new(crate::alerts::AlertLifecycle),
+        Arc::new(crate::health::ServiceHealthHistory),
+    ]
+}
+
+/// Looks a projection up by name, with the known names in the error.
+pub fn find(name: &str) -> anyhow::Result<Arc<dyn Projection>> {
+    let all = registry();
+    let known: Vec<&str> = all.iter().map(|p| p.name()).collect();
+    let known = known.join(", ");
+    all.into_iter()
+        .find(|p| p.name() == name)
+        .with_context(|| format!("no projection named {name:?} (known: {known})"))
+}
 
 pub async fn run(
     cfg: ProjectionsConfig,
@@ -26,8 +49,18 @@ pub async fn run(
     health: Health,
     shutdown: Shutdown,
 ) -> anyhow::Result<()> {
-    health.set(PART, PartState::Starting);
-    muster_runtime::topics::ensure(kafka, &[NormalizedMetrics::TOPIC, DeadLetter::TOPIC]).await?;
+    let mut all = registry();
+    for name in &cfg.only {
+        find(name).context("projections.only")?;
+    }
+    if !cfg.only.is_empty() {
+        all.retain(|p| cfg.only.iter().any(|n| n == p.name()));
+    }
+    let mut topics = vec![DeadLetter::TOPIC];
+    for p in &all {
+        topics.extend(p.topics());
+    }
+    muster_runtime::topics::ensure(kafka, &topics).await?;
     codec
         .register::<DeadLetter>()
         .await
@@ -36,143 +69,246 @@ pub async fn run(
         .producer()
         .create()
         .context("creating the dead-letter producer")?;
-    while !shutdown.is_cancelled() {
-        let result = consume(
-            &cfg,
-            kafka,
-            &codec,
-            &pool,
-            &dead_letters,
-            &health,
-            &shutdown,
-        )
-        .await;
-        if let Err(e) = result {
-            tracing::error!(error = %format!("{e:#}"), "projection failed; restarting");
-            health.failing(PART, format!("{e:#}"));
-            tokio::select! {
-                _ = shutdown.cancelled() => {}
-                _ = tokio::time::sleep(Duration::from_secs(2)) => {}
-            }
-        }
+    let mut tasks = tokio::task::JoinSet::new();
+    for p in all {
+        let w = Worker {
+            projection: p,
+            cfg: cfg.clone(),
+            kafka: kafka.clone(),
+            codec: codec.clone(),
+            pool: pool.clone(),
+            dead_letters: dead_letters.clone(),
+            health: health.clone(),
+        };
+        let shutdown = shutdown.clone();
+        tasks.spawn(async move { w.run(shutdown).await });
+    }
+    {
+        let (cfg, pool, shutdown) = (cfg.clone(), pool.clone(), shutdown.clone());
+        tasks.spawn(async move { crate::retention::run(cfg.retention, pool, shutdown).await });
+    }
+    while let Some(r) = tasks.join_next().await {
+        r.context("a projection panicked")??;
     }
     Ok(())
 }
 
-struct Batch {
-    records: Vec<(SourceOffset, Vec<u8>)>,
+/// What applying a batch needs besides the batch: shared by the live loop, the replay and
+/// the benchmark.
+pub struct Applier<'a> {
+    pub projection: &'a dyn Projection,
+    pub codec: &'a Codec,
+    pub dead_letters: &'a FutureProducer,
+    /// Key of the stored offsets: the projection's name live, another for a replay.
+    pub offsets_key: &'a str,
+    /// Where its tables are: `public` live, a fresh schema for a replay.
+    pub schema: &'a str,
 }
 
-async fn consume(
-    cfg: &ProjectionsConfig,
-    kafka: &KafkaConfig,
-    codec: &Codec,
-    pool: &deadpool_postgres::Pool,
-    dead_letters: &FutureProducer,
-    health: &Health,
-    shutdown: &Shutdown,
-) -> anyhow::Result<()> {
-    let consumer: StreamConsumer = kafka
-        .consumer(&format!("projections.{}", realtime::NAME))
-        .create()
-        .context("creating the Kafka consumer")?;
-    consumer.subscribe(&[NormalizedMetrics::TOPIC])?;
-    health.ready(PART);
-    loop {
-        let batch = tokio::select! {
-            _ = shutdown.cancelled() => return Ok(()),
-            b = next_batch(&consumer, cfg) => b?,
-        };
-        if batch.records.is_empty() {
-            continue;
+impl Applier<'_> {
+    /// Applies `batch` in one transaction with its offsets, skipping what an earlier
+    /// transaction applied. Returns the next offset per (topic, partition).
+    pub async fn apply(
+        &self,
+        pool: &deadpool_postgres::Pool,
+        batch: Vec<InRecord>,
+    ) -> anyhow::Result<BTreeMap<(String, i32), i64>> {
+        let mut client = pool.get().await.context("connecting to PostgreSQL")?;
+        let tx = client.transaction().await?;
+        let mut by_topic: BTreeMap<&str, Vec<i32>> = BTreeMap::new();
+        for r in &batch {
+            by_topic.entry(&r.topic).or_default().push(r.partition);
         }
-        let started = std::time::Instant::now();
-        let n = batch.records.len();
-        let next = apply(codec, pool, dead_letters, batch).await?;
-        // Kafka's committed offsets only save re-reading after a restart; PostgreSQL decides.
-        let mut tpl = TopicPartitionList::new();
-        for (p, o) in &next {
-            tpl.add_partition_offset(NormalizedMetrics::TOPIC, *p, Offset::Offset(*o))?;
+        let mut stored: BTreeMap<(String, i32), i64> = BTreeMap::new();
+        for (topic, mut partitions) in by_topic {
+            partitions.sort_unstable();
+            partitions.dedup();
+            for (p, o) in offsets::lock(&tx, self.offsets_key, topic, &partitions).await? {
+                stored.insert((topic.to_owned(), p), o);
+            }
         }
-        if let Err(e) = consumer.commit(&tpl, CommitMode::Async) {
-            tracing::debug!(error = %e, "committing the offset hint to Kafka failed");
+        let mut next = stored.clone();
+        let fresh: Vec<InRecord> = batch
+            .into_iter()
+            .filter(|r| {
+                let key = (r.topic.clone(), r.partition);
+                let applied = r.offset < stored.get(&key).copied().unwrap_or(0);
+                if !applied {
+                    let n = next.entry(key).or_insert(0);
+                    *n = (*n).max(r.offset + 1);
+                }
+                !applied
+            })
+            .collect();
+        if fresh.is_empty() {
+            return Ok(next);
         }
-        metrics::counter!("muster_projection_records_total", "projection" => realtime::NAME)
-            .increment(n as u64);
-        metrics::histogram!("muster_projection_batch_seconds", "projection" => realtime::NAME)
-            .record(started.elapsed().as_secs_f64());
+        let rejected = self
+            .projection
+            .apply(&tx, self.schema, &fresh, self.codec)
+            .await
+            .with_context(|| format!("projection {}", self.projection.name()))?;
+        for r in rejected {
+            let rec = &fresh[r.index];
+            tracing::warn!(projection = self.projection.name(), topic = %rec.topic, offset = rec.offset, reason = %r.reason, "dead-lettered");
+            let dl = DeadLetter::new(
+                &format!("project:{}", self.projection.name()),
+                r.reason,
+                muster_schemas::SourceOffset {
+                    topic: rec.topic.clone(),
+                    partition: rec.partition,
+                    offset: rec.offset,
+                },
+                r.event_id,
+                rec.payload.clone(),
+            );
+            metrics::counter!("muster_dead_letters_total", "stage" => dl.stage.clone())
+                .increment(1);
+            let bytes = self.codec.encode(&dl).await?;
+            self.dead_letters
+                .send(
+                    FutureRecord::<(), _>::to(DeadLetter::TOPIC).payload(&bytes),
+                    Duration::from_secs(30),
+                )
+                .await
+                .map_err(|(e, _)| e)
+                .context("producing a dead letter")?;
+        }
+        let mut per_topic: BTreeMap<&str, BTreeMap<i32, i64>> = BTreeMap::new();
+        for ((topic, p), o) in &next {
+            per_topic.entry(topic).or_default().insert(*p, *o);
+        }
+        for (topic, offsets) in per_topic {
+            offsets::store(&tx, self.offsets_key, topic, &offsets).await?;
+        }
+        tx.commit()
+            .await
+            .context("committing the projection batch")?;
+        Ok(next)
     }
 }
 
-async fn next_batch(consumer: &StreamConsumer, cfg: &ProjectionsConfig) -> anyhow::Result<Batch> {
-    let mut records = Vec::new();
-    let mut deadline = Instant::now() + Duration::from_secs(1);
-    while records.len() < cfg.batch_max_records {
-        let msg = match tokio::time::timeout_at(deadline, consumer.recv()).await {
-            Err(_) => break,
-            Ok(m) => m.context("reading from Kafka")?,
-        };
-        if records.is_empty() {
-            deadline = Instant::now() + cfg.batch_max_wait;
-        }
-        records.push((
-            SourceOffset {
-                topic: msg.topic().to_owned(),
-                partition: msg.partition(),
-                offset: msg.offset(),
-            },
-            msg.payload().unwrap_or_default().to_vec(),
-        ));
-    }
-    Ok(Batch { records })
+struct Worker {
+    projection: Arc<dyn Projection>,
+    cfg: ProjectionsConfig,
+    kafka: KafkaConfig,
+    codec: Codec,
+    pool: deadpool_postgres::Pool,
+    dead_letters: FutureProducer,
+    health: Health,
 }
 
-/// Applies a batch in one transaction with its offsets; returns the next offset per partition.
-async fn apply(
-    codec: &Codec,
-    pool: &deadpool_postgres::Pool,
-    dead_letters: &FutureProducer,
-    batch: Batch,
-) -> anyhow::Result<BTreeMap<i32, i64>> {
-    let mut client = pool.get().await.context("connecting to PostgreSQL")?;
-    let tx = client.transaction().await?;
-    let partitions: Vec<i32> = {
-        let mut p: Vec<i32> = batch.records.iter().map(|(s, _)| s.partition).collect();
-        p.sort_unstable();
-        p.dedup();
-        p
-    };
-    let stored = offsets::lock(&tx, realtime::NAME, NormalizedMetrics::TOPIC, &partitions).await?;
-    let mut next = stored.clone();
-    let mut decoded = Vec::with_capacity(batch.records.len());
-    for (source, payload) in batch.records {
-        if source.offset < stored.get(&source.partition).copied().unwrap_or(0) {
-            continue; // applied by an earlier transaction
+impl Worker {
+    fn part(&self) -> String {
+        format!("projections.{}", self.projection.name())
+    }
+
+    async fn run(self, shutdown: Shutdown) -> anyhow::Result<()> {
+        let part = self.part();
+        self.health.set(&part, PartState::Starting);
+        while !shutdown.is_cancelled() {
+            if let Err(e) = self.consume(&shutdown).await {
+                tracing::error!(projection = self.projection.name(), error = %format!("{e:#}"), "projection failed; restarting");
+                self.health.failing(&part, format!("{e:#}"));
+                metrics::counter!("muster_projection_restarts_total", "projection" => self.projection.name())
+                    .increment(1);
+                tokio::select! {
+                    _ = shutdown.cancelled() => {}
+                    _ = tokio::time::sleep(Duration::from_secs(2)) => {}
+                }
+            }
         }
-        let n = next.entry(source.partition).or_insert(0);
-        *n = (*n).max(source.offset + 1);
-        match codec.decode::<NormalizedMetrics>(&payload).await {
-            Ok(r) => decoded.push(r),
-            Err(e) if e.is_transient() => return Err(e.into()),
+        Ok(())
+    }
+
+    /// Starts the consumer group where PostgreSQL says, not where Kafka's committed offsets
+    /// (only a hint) say: they may have expired, or never been written, and `auto.offset.reset`
+    /// would then skip or repeat records. Kafka accepts this only while no other process of
+    /// the group is running, which is fine: a running member keeps the hints current.
+    async fn seed_group_offsets(&self, consumer: &StreamConsumer) {
+        let name = self.projection.name();
+        let stored = match self.pool.get().await {
+            Ok(client) => offsets::all(&client, name).await,
             Err(e) => {
-                tracing::warn!(partition = source.partition, offset = source.offset, error = %e, "dead-lettered");
-                let dl = DeadLetter::new("project", e.to_string(), source, None, payload);
-                let bytes = codec.encode(&dl).await?;
-                dead_letters
-                    .send(
-                        FutureRecord::<(), _>::to(DeadLetter::TOPIC).payload(&bytes),
-                        Duration::from_secs(30),
-                    )
-                    .await
-                    .map_err(|(e, _)| e)
-                    .context("producing a dead letter")?;
+                tracing::warn!(error = %e, "reading stored offsets");
+                return;
+            }
+        };
+        let stored = match stored {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!(error = %e, "reading stored offsets");
+                return;
+            }
+        };
+        if stored.is_empty() {
+            return;
+        }
+        let mut tpl = TopicPartitionList::new();
+        for ((topic, p), o) in &stored {
+            if let Err(e) = tpl.add_partition_offset(topic, *p, Offset::Offset(*o)) {
+                tracing::warn!(error = %e, "seeding offsets");
+                return;
+            }
+        }
+        match consumer.commit(&tpl, CommitMode::Sync) {
+            Ok(()) => tracing::info!(
+                projection = name,
+                partitions = stored.len(),
+                "consumer group starts at the offsets stored in PostgreSQL"
+            ),
+            Err(e) => {
+                tracing::info!(projection = name, error = %e, "another member runs the group; its offsets stand")
             }
         }
     }
-    realtime::apply(&tx, decoded).await?;
-    offsets::store(&tx, realtime::NAME, NormalizedMetrics::TOPIC, &next).await?;
-    tx.commit()
-        .await
-        .context("committing the projection batch")?;
-    Ok(next)
+
+    async fn consume(&self, shutdown: &Shutdown) -> anyhow::Result<()> {
+        let name = self.projection.name();
+        let consumer: StreamConsumer = self
+            .kafka
+            .consumer(&format!("projections.{name}"))
+            .create()
+            .context("creating the Kafka consumer")?;
+        self.seed_group_offsets(&consumer).await;
+        consumer.subscribe(&self.projection.topics())?;
+        self.health.ready(&self.part());
+        let applier = Applier {
+            projection: self.projection.as_ref(),
+            codec: &self.codec,
+            dead_letters: &self.dead_letters,
+            offsets_key: name,
+            schema: "public",
+        };
+        let bounds = BatchBounds {
+            max_records: self.cfg.batch_max_records,
+            max_wait: self.cfg.batch_max_wait,
+            idle: Duration::from_secs(1),
+        };
+        loop {
+            let batch = tokio::select! {
+                _ = shutdown.cancelled() => return Ok(()),
+                b = gather(&consumer, bounds, |_| {}) => b?,
+            };
+            if batch.is_empty() {
+                continue;
+            }
+            let started = std::time::Instant::now();
+            let n = batch.len();
+            let next = applier.apply(&self.pool, batch).await?;
+            // Kafka's committed offsets only save re-reading after a restart; PostgreSQL
+            // decides what is applied.
+            let mut tpl = TopicPartitionList::new();
+            for ((topic, p), o) in &next {
+                tpl.add_partition_offset(topic, *p, Offset::Offset(*o))?;
+            }
+            if let Err(e) = consumer.commit(&tpl, CommitMode::Async) {
+                tracing::debug!(error = %e, "committing the offset hint to Kafka failed");
+            }
+            metrics::counter!("muster_projection_records_total", "projection" => name)
+                .increment(n as u64);
+            metrics::histogram!("muster_projection_batch_seconds", "projection" => name)
+                .record(started.elapsed().as_secs_f64());
+        }
+    }
 }

@@ -1,6 +1,7 @@
 //! What every muster worker shares: client settings for Kafka and PostgreSQL, schema migrations,
 //! health and metrics endpoints, and shutdown on SIGTERM.
 
+pub mod batch;
 pub mod config;
 pub mod health;
 pub mod migrate;

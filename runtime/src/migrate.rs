@@ -10,6 +10,24 @@ pub struct Migrations {
 }
 
 pub async fn apply(client: &mut tokio_postgres::Client, all: &[&Migrations]) -> anyhow::Result<()> {
+    let sets: Vec<(String, Vec<String>)> = all
+        .iter()
+        .map(|m| {
+            (
+                m.component.to_owned(),
+                m.steps.iter().map(|s| (*s).to_owned()).collect(),
+            )
+        })
+        .collect();
+    apply_sets(client, &sets).await
+}
+
+/// Like [`apply`], for steps built at run time (a projection's DDL with its schema filled in).
+/// Each entry is a component and its steps in order.
+pub async fn apply_sets(
+    client: &mut tokio_postgres::Client,
+    all: &[(String, Vec<String>)],
+) -> anyhow::Result<()> {
     let tx = client
         .transaction()
         .await
@@ -26,25 +44,25 @@ pub async fn apply(client: &mut tokio_postgres::Client, all: &[&Migrations]) -> 
     )
     .await
     .context("creating muster_migrations")?;
-    for m in all {
+    for (component, steps) in all {
         let done: i32 = tx
             .query_one(
                 "SELECT coalesce(max(version), 0) FROM muster_migrations WHERE component = $1",
-                &[&m.component],
+                &[component],
             )
             .await?
             .get(0);
-        for (i, sql) in m.steps.iter().enumerate().skip(done as usize) {
+        for (i, sql) in steps.iter().enumerate().skip(done as usize) {
             let version = i as i32 + 1;
             tx.batch_execute(sql)
                 .await
-                .with_context(|| format!("migration {} #{version}", m.component))?;
+                .with_context(|| format!("migration {component} #{version}"))?;
             tx.execute(
                 "INSERT INTO muster_migrations (component, version) VALUES ($1, $2)",
-                &[&m.component, &version],
+                &[component, &version],
             )
             .await?;
-            tracing::info!(component = m.component, version, "migration applied");
+            tracing::info!(component = %component, version, "migration applied");
         }
     }
     tx.commit().await.context("committing migrations")?;

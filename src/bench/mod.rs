@@ -3,6 +3,7 @@
 
 mod ingest;
 mod process;
+mod project;
 
 use clap::Subcommand;
 
@@ -16,11 +17,15 @@ pub enum Bench {
     /// Records/s of the normalizer and a windowed SQL processor, each against a raw
     /// consume→produce loop over the same records on the same broker.
     Process(process::Args),
+    /// Records/s the projections apply to PostgreSQL against a plain COPY of the same rows,
+    /// and a replay's records/s against the live loop's over the same topic.
+    Project(project::Args),
 }
 
 pub async fn run(bench: Bench, cfg: Config) -> anyhow::Result<()> {
     match bench {
         Bench::Ingest(args) => ingest::run(args, cfg).await,
         Bench::Process(args) => process::run(args, cfg).await,
+        Bench::Project(args) => project::run(args, cfg).await,
     }
 }

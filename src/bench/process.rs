@@ -149,7 +149,7 @@ pub async fn run(args: Args, cfg: Config) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn produce<R: TopicRecord>(
+pub(super) async fn produce<R: TopicRecord>(
     cfg: &Config,
     topic: &str,
     n: usize,

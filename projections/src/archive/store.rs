@@ -1,0 +1,110 @@
+//! The archive's object store: a local folder or S3, chosen by the URL's scheme.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use anyhow::Context;
+use object_store::path::Path;
+use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
+use url::Url;
+
+/// Where files go: a store and the prefix of the archive in it.
+#[derive(Debug, Clone)]
+pub struct Target {
+    store: Arc<dyn ObjectStore>,
+    root: Path,
+}
+
+/// The URL of `url`: an absolute path is a local folder.
+pub fn parse(url: &str) -> anyhow::Result<Url> {
+    if url.starts_with('/') {
+        return Url::from_directory_path(url)
+            .map_err(|()| anyhow::anyhow!("projections.archive.url {url:?} is not a valid path"));
+    }
+    Url::parse(url).with_context(|| {
+        format!(
+            "projections.archive.url {url:?} is neither a URL (file://, s3://) nor an absolute path"
+        )
+    })
+}
+
+impl Target {
+    /// `options` are the config's; `AWS_*` environment variables are added (and win), as
+    /// `AmazonS3Builder::from_env` would. Other stores ignore what they do not know.
+    pub fn open(url: &str, options: &BTreeMap<String, String>) -> anyhow::Result<Self> {
+        let parsed = parse(url)?;
+        let mut opts: BTreeMap<String, String> = options
+            .iter()
+            .map(|(k, v)| (k.to_ascii_lowercase(), v.clone()))
+            .collect();
+        for (k, v) in std::env::vars() {
+            if k.starts_with("AWS_") {
+                opts.insert(k.to_ascii_lowercase(), v);
+            }
+        }
+        let (store, root) = object_store::parse_url_opts(&parsed, opts).with_context(|| {
+            let hint = if parsed.scheme().starts_with("s3") && !cfg!(feature = "s3") {
+                " (this muster was built without S3 support: build with --features muster-projections/s3)"
+            } else {
+                ""
+            };
+            format!("opening the archive at projections.archive.url {url:?}{hint}")
+        })?;
+        Ok(Self {
+            store: Arc::from(store),
+            root,
+        })
+    }
+
+    /// `relative` below the root (relative paths come from `layout`, already encoded).
+    pub fn location(&self, relative: &str) -> anyhow::Result<Path> {
+        let full = if self.root.as_ref().is_empty() {
+            relative.to_owned()
+        } else {
+            format!("{}/{relative}", self.root)
+        };
+        Path::parse(&full).with_context(|| format!("archive path {full:?}"))
+    }
+
+    /// Writes a whole file or nothing: a reader never sees a partial one, and writing the same
+    /// path again replaces it.
+    pub async fn put(&self, relative: &str, bytes: Vec<u8>) -> anyhow::Result<()> {
+        let location = self.location(relative)?;
+        self.store
+            .put(&location, PutPayload::from(bytes))
+            .await
+            .with_context(|| format!("writing {location} to {}", self.store))?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn folders_and_file_urls_name_the_same_root() {
+        let none = BTreeMap::new();
+        let a = Target::open("/var/lib/muster/archive", &none).unwrap();
+        let b = Target::open("file:///var/lib/muster/archive/", &none).unwrap();
+        let rel = "muster.raw.checkins.v1/date=2026-01-01/event=a%2Fb/part-0-1.parquet";
+        assert_eq!(a.location(rel).unwrap(), b.location(rel).unwrap());
+        assert_eq!(
+            a.location(rel).unwrap().as_ref(),
+            format!("var/lib/muster/archive/{rel}")
+        );
+        assert!(Target::open("relative/dir", &none).is_err());
+    }
+
+    #[tokio::test]
+    async fn put_writes_the_encoded_name_once_on_disk() {
+        let dir = std::env::temp_dir().join(format!("muster-archive-{}", std::process::id()));
+        let target = Target::open(dir.to_str().unwrap(), &BTreeMap::new()).unwrap();
+        let rel = "t/date=2026-01-01/event=a%2Fb/part-0-1.parquet";
+        target.put(rel, b"one".to_vec()).await.unwrap();
+        target.put(rel, b"two".to_vec()).await.unwrap();
+        let on_disk = dir.join("t/date=2026-01-01/event=a%2Fb/part-0-1.parquet");
+        assert_eq!(std::fs::read(&on_disk).unwrap(), b"two");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

@@ -1,0 +1,78 @@
+//! What a projection is: a read model owned by one component, built only from topics. The
+//! runtime ([`crate::worker`]) consumes, stores offsets and retries; [`crate::replay`] rebuilds
+//! it into fresh tables and swaps them in. A projection only says what it reads, which tables it
+//! owns, how to create them, and how a batch changes them.
+
+use async_trait::async_trait;
+use muster_schemas::{Codec, TopicRecord};
+use tokio_postgres::Transaction;
+
+pub use muster_runtime::batch::InRecord;
+
+/// A record that could not be applied, with why; it goes to the dead-letter topic.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Rejected {
+    /// Index in the batch.
+    pub index: usize,
+    pub reason: String,
+    pub event_id: Option<String>,
+}
+
+#[async_trait]
+pub trait Projection: Send + Sync {
+    /// Unique and stable: it names the consumer group and the stored offsets.
+    fn name(&self) -> &'static str;
+    /// Topics it reads.
+    fn topics(&self) -> Vec<&'static str>;
+    /// Tables it owns; a replay rebuilds exactly these and swaps them in together.
+    fn tables(&self) -> &'static [&'static str];
+    /// Forward-only DDL, with `{schema}` where the schema name goes: applied to `public` as
+    /// migrations, and all of them, in order, to a replay's fresh schema. Never edit a
+    /// released step; append one.
+    fn migrations(&self) -> &'static [&'static str];
+    /// Applies one batch (in log order within each partition) to the tables in `schema`,
+    /// inside `tx`, which also stores the offsets. Must be idempotent per record only in the
+    /// sense that the runtime never applies a record twice; may be called with any subset of
+    /// a partition's records as long as order is kept.
+    async fn apply(
+        &self,
+        tx: &Transaction<'_>,
+        schema: &str,
+        batch: &[InRecord],
+        codec: &Codec,
+    ) -> anyhow::Result<Vec<Rejected>>;
+}
+
+/// Decodes every record of a batch as `R`, setting aside the ones that do not decode. A
+/// registry that cannot be reached is an error (retry), not a bad record.
+pub async fn decode_all<R: TopicRecord>(
+    codec: &Codec,
+    batch: &[InRecord],
+) -> anyhow::Result<(Vec<(usize, R)>, Vec<Rejected>)> {
+    let mut ok = Vec::with_capacity(batch.len());
+    let mut rejected = Vec::new();
+    for (index, r) in batch.iter().enumerate() {
+        match codec.decode::<R>(&r.payload).await {
+            Ok(v) => ok.push((index, v)),
+            Err(e) if e.is_transient() => return Err(e.into()),
+            Err(e) => rejected.push(Rejected {
+                index,
+                reason: e.to_string(),
+                event_id: None,
+            }),
+        }
+    }
+    Ok((ok, rejected))
+}
+
+/// A schema name is spliced into SQL, so only plain identifiers are accepted.
+pub fn sql(step: &str, schema: &str) -> String {
+    assert!(
+        !schema.is_empty()
+            && schema
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_'),
+        "schema name {schema:?} is not a plain identifier"
+    );
+    step.replace("{schema}", schema)
+}

@@ -1,0 +1,350 @@
+//! `muster replay <projection>`: rebuilds a projection from the start of its topics into a
+//! fresh schema while the live tables keep serving, then swaps the new tables in, in one
+//! transaction that also hands the replay's offsets to the live worker.
+//!
+//! The swap happens only once the replay has applied every record the live projection had
+//! (its consumer position is at or past the live stored offsets on every partition), with the
+//! live offsets locked, so the live worker cannot apply anything in between. Before swapping,
+//! the two versions are compared row by row and the differences reported.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use muster_runtime::KafkaConfig;
+use muster_runtime::batch::{BatchBounds, gather};
+use muster_schemas::Codec;
+use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::producer::FutureProducer;
+use rdkafka::{Offset, TopicPartitionList};
+
+use crate::config::ProjectionsConfig;
+use crate::projection::Projection;
+use crate::worker::Applier;
+
+/// Where a replay is, for a progress bar.
+#[derive(Debug, Clone, Copy)]
+pub struct Progress {
+    pub done: u64,
+    /// Records between the start of the topics and their ends when the replay began.
+    pub total: u64,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReplayReport {
+    pub records: u64,
+    pub elapsed: Duration,
+    /// Rows that differ between the rebuilt and the live tables at the swap, per table (in
+    /// either direction; 0 everywhere means identical).
+    pub differences: Vec<(String, i64)>,
+    pub swapped: bool,
+}
+
+pub struct Replay<'a> {
+    pub projection: &'a dyn Projection,
+    pub kafka: &'a KafkaConfig,
+    pub codec: &'a Codec,
+    pub pool: &'a deadpool_postgres::Pool,
+    pub cfg: &'a ProjectionsConfig,
+    pub mode: Mode,
+    /// Read these topics instead of the projection's own (benchmarks use copies).
+    pub topics: Option<Vec<String>>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Compare, then swap the rebuilt tables in.
+    Swap,
+    /// Compare and report, but keep the live tables (and drop the rebuilt ones).
+    DryRun,
+    /// Neither compare nor swap: only the rebuild's throughput matters (benchmarks).
+    Discard,
+}
+
+impl Replay<'_> {
+    /// Benchmarks rebuild elsewhere, so they never collide with a real replay.
+    fn schema(&self) -> String {
+        match self.mode {
+            Mode::Discard => format!("bench_replay_{}", self.projection.name()),
+            _ => format!("replay_{}", self.projection.name()),
+        }
+    }
+
+    fn offsets_key(&self) -> String {
+        match self.mode {
+            Mode::Discard => format!("bench-replay:{}", self.projection.name()),
+            _ => format!("replay:{}", self.projection.name()),
+        }
+    }
+
+    pub async fn run(&self, mut progress: impl FnMut(Progress)) -> anyhow::Result<ReplayReport> {
+        let started = Instant::now();
+        let name = self.projection.name();
+        let schema = self.schema();
+        let key = self.offsets_key();
+        self.prepare(&schema, &key).await?;
+
+        let consumer: StreamConsumer = self
+            .kafka
+            .client()
+            .set(
+                "group.id",
+                self.kafka.group(&format!(
+                    "replay.{name}.{}",
+                    muster_runtime::unique_suffix()
+                )),
+            )
+            .set("enable.auto.commit", "false")
+            .set("isolation.level", "read_committed")
+            .create()
+            .context("creating the replay consumer")?;
+        let mut tpl = TopicPartitionList::new();
+        let mut total = 0u64;
+        let mut partitions = Vec::new();
+        let mut lows = BTreeMap::new();
+        let topics: Vec<String> = match &self.topics {
+            Some(t) => t.clone(),
+            None => self
+                .projection
+                .topics()
+                .into_iter()
+                .map(str::to_owned)
+                .collect(),
+        };
+        for topic in topics.iter().map(String::as_str) {
+            let meta = consumer
+                .fetch_metadata(Some(topic), Duration::from_secs(10))
+                .with_context(|| format!("reading the metadata of {topic}"))?;
+            for t in meta.topics() {
+                for p in t.partitions() {
+                    let (low, high) = consumer
+                        .fetch_watermarks(topic, p.id(), Duration::from_secs(10))
+                        .with_context(|| format!("reading the offsets of {topic}/{}", p.id()))?;
+                    total += (high - low).max(0) as u64;
+                    tpl.add_partition_offset(topic, p.id(), Offset::Beginning)?;
+                    partitions.push((topic.to_owned(), p.id()));
+                    lows.insert((topic.to_owned(), p.id()), low);
+                }
+            }
+        }
+        consumer.assign(&tpl).context("assigning the topics")?;
+
+        let dead_letters: FutureProducer = self
+            .kafka
+            .producer()
+            .create()
+            .context("creating the dead-letter producer")?;
+        let applier = Applier {
+            projection: self.projection,
+            codec: self.codec,
+            dead_letters: &dead_letters,
+            offsets_key: &key,
+            schema: &schema,
+        };
+        let bounds = BatchBounds {
+            max_records: self.cfg.batch_max_records.max(5000),
+            max_wait: Duration::from_millis(500),
+            idle: Duration::from_secs(2),
+        };
+        let mut done = 0u64;
+        progress(Progress { done, total });
+        loop {
+            // Read up to the ends the topics have now, then try to swap.
+            let mut targets = BTreeMap::new();
+            for (topic, p) in &partitions {
+                let (_, high) = consumer
+                    .fetch_watermarks(topic, *p, Duration::from_secs(10))
+                    .with_context(|| format!("reading the offsets of {topic}/{p}"))?;
+                targets.insert((topic.clone(), *p), high);
+            }
+            loop {
+                let position = positions(&consumer, &lows)?;
+                if targets.iter().all(|(k, high)| position[k] >= *high) {
+                    break;
+                }
+                let batch = gather(&consumer, bounds, |_| {}).await?;
+                if !batch.is_empty() {
+                    done += batch.len() as u64;
+                    applier.apply(self.pool, batch).await?;
+                    progress(Progress {
+                        done,
+                        total: total.max(done),
+                    });
+                }
+            }
+            let position = positions(&consumer, &lows)?;
+            if self.mode == Mode::Discard {
+                self.discard(&schema, &key).await?;
+                return Ok(ReplayReport {
+                    records: done,
+                    elapsed: started.elapsed(),
+                    differences: Vec::new(),
+                    swapped: false,
+                });
+            }
+            if let Some(report) = self.try_swap(&schema, &key, &position).await? {
+                return Ok(ReplayReport {
+                    records: done,
+                    elapsed: started.elapsed(),
+                    ..report
+                });
+            }
+            tracing::info!(
+                projection = name,
+                "the live projection moved on; catching up"
+            );
+        }
+    }
+
+    async fn discard(&self, schema: &str, key: &str) -> anyhow::Result<()> {
+        let client = self.pool.get().await.context("connecting to PostgreSQL")?;
+        client
+            .batch_execute(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"))
+            .await?;
+        client
+            .execute(
+                "DELETE FROM projection_offsets WHERE projection = $1",
+                &[&key],
+            )
+            .await?;
+        Ok(())
+    }
+
+    async fn prepare(&self, schema: &str, key: &str) -> anyhow::Result<()> {
+        let client = self.pool.get().await.context("connecting to PostgreSQL")?;
+        client
+            .batch_execute(&format!(
+                "DROP SCHEMA IF EXISTS {schema} CASCADE; CREATE SCHEMA {schema}"
+            ))
+            .await
+            .with_context(|| format!("creating schema {schema}"))?;
+        for step in crate::steps(self.projection, schema) {
+            client
+                .batch_execute(&step)
+                .await
+                .with_context(|| format!("creating the tables in {schema}"))?;
+        }
+        client
+            .execute(
+                "DELETE FROM projection_offsets WHERE projection = $1",
+                &[&key],
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// Swaps if the replay is at or past the live offsets everywhere; `None` if it is behind.
+    async fn try_swap(
+        &self,
+        schema: &str,
+        key: &str,
+        position: &BTreeMap<(String, i32), i64>,
+    ) -> anyhow::Result<Option<ReplayReport>> {
+        let name = self.projection.name();
+        let mut client = self.pool.get().await.context("connecting to PostgreSQL")?;
+        let tx = client.transaction().await?;
+        let live = tx
+            .query(
+                "SELECT topic, partition, next_offset FROM projection_offsets
+                 WHERE projection = $1 ORDER BY topic, partition FOR UPDATE",
+                &[&name],
+            )
+            .await?;
+        for row in &live {
+            let (topic, p, next): (String, i32, i64) = (row.get(0), row.get(1), row.get(2));
+            let at = position.get(&(topic.clone(), p)).copied().unwrap_or(0);
+            if at < next {
+                tracing::info!(%topic, partition = p, replay = at, live = next, "replay behind the live projection");
+                return Ok(None);
+            }
+        }
+        let mut differences = Vec::new();
+        for table in self.projection.tables() {
+            let cols: Vec<String> = tx
+                .query(
+                    "SELECT column_name FROM information_schema.columns
+                     WHERE table_schema = 'public' AND table_name = $1
+                       AND column_name <> 'updated_at' ORDER BY ordinal_position",
+                    &[table],
+                )
+                .await?
+                .iter()
+                .map(|r| format!("\"{}\"", r.get::<_, String>(0)))
+                .collect();
+            let cols = cols.join(", ");
+            let n: i64 = tx
+                .query_one(
+                    &format!(
+                        "SELECT (SELECT count(*) FROM (SELECT {cols} FROM {schema}.{table}
+                                  EXCEPT ALL SELECT {cols} FROM public.{table}) a)
+                              + (SELECT count(*) FROM (SELECT {cols} FROM public.{table}
+                                  EXCEPT ALL SELECT {cols} FROM {schema}.{table}) b)"
+                    ),
+                    &[],
+                )
+                .await
+                .with_context(|| format!("comparing {table}"))?
+                .get(0);
+            differences.push(((*table).to_owned(), n));
+        }
+        if self.mode == Mode::DryRun {
+            tx.rollback().await?;
+            self.discard(schema, key).await?;
+            return Ok(Some(ReplayReport {
+                records: 0,
+                elapsed: Duration::ZERO,
+                differences,
+                swapped: false,
+            }));
+        }
+        for table in self.projection.tables() {
+            tx.batch_execute(&format!(
+                "DROP TABLE IF EXISTS public.{table}; ALTER TABLE {schema}.{table} SET SCHEMA public"
+            ))
+            .await
+            .with_context(|| format!("swapping {table}"))?;
+        }
+        // The live worker continues from the replay's offsets (never behind its own).
+        tx.execute(
+            "INSERT INTO projection_offsets (projection, topic, partition, next_offset)
+             SELECT $1, topic, partition, next_offset FROM projection_offsets WHERE projection = $2
+             ON CONFLICT (projection, topic, partition) DO UPDATE
+                SET next_offset = greatest(projection_offsets.next_offset, excluded.next_offset),
+                    updated_at = now()",
+            &[&name, &key],
+        )
+        .await?;
+        tx.execute(
+            "DELETE FROM projection_offsets WHERE projection = $1",
+            &[&key],
+        )
+        .await?;
+        tx.batch_execute(&format!("DROP SCHEMA {schema} CASCADE"))
+            .await?;
+        tx.commit().await.context("committing the swap")?;
+        Ok(Some(ReplayReport {
+            records: 0,
+            elapsed: Duration::ZERO,
+            differences,
+            swapped: true,
+        }))
+    }
+}
+
+/// Where the consumer is on each partition; a partition not fetched yet is at its start.
+fn positions(
+    consumer: &StreamConsumer,
+    lows: &BTreeMap<(String, i32), i64>,
+) -> anyhow::Result<BTreeMap<(String, i32), i64>> {
+    let position = consumer.position()?;
+    Ok(lows
+        .iter()
+        .map(|((topic, p), low)| {
+            let at = match position.find_partition(topic, *p).map(|e| e.offset()) {
+                Some(Offset::Offset(o)) => o,
+                _ => *low,
+            };
+            ((topic.clone(), *p), at)
+        })
+        .collect())
+}

@@ -1,0 +1,437 @@
+//! Time series (what the seed kept in InfluxDB): per event from normalized metrics, per gate
+//! from the per-minute window partials, in minute buckets rolled up to hours in the same
+//! transaction. Every bucket is a merge of partial aggregates (sums, counts, extremes, the
+//! latest sample), so the order in which partials arrive never changes the result, and exactly
+//! once application makes the sums exact.
+
+use std::collections::BTreeMap;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use muster_schemas::{Codec, NormalizedMetrics, TopicRecord};
+use tokio_postgres::Transaction;
+
+use crate::projection::{InRecord, Projection, Rejected, decode_all, sql};
+
+const MINUTE: i64 = 60_000;
+const HOUR: i64 = 3_600_000;
+
+/// The per-minute gate throughput windows written by `processors/sql/gate_throughput_1m.sql`.
+pub const GATE_WINDOWS_TOPIC: &str = "muster.windows.gate-throughput-1m.v1";
+
+fn ts(millis: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp_millis(millis).unwrap_or_default()
+}
+
+/// One bucket's partial aggregate of an event's attendance.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct AttendanceAgg {
+    pub samples: i64,
+    pub attendees_sum: i64,
+    pub attendees_max: i64,
+    pub attendees_min: i64,
+    pub registered_max: i64,
+    pub rate_sum: f64,
+    /// The latest sample: its time and value (ties broken by the larger value, so merging is
+    /// order-independent).
+    pub last_at: i64,
+    pub last_attendees: i64,
+}
+
+impl AttendanceAgg {
+    fn of(m: &NormalizedMetrics) -> Self {
+        Self {
+            samples: 1,
+            attendees_sum: m.current_attendees,
+            attendees_max: m.current_attendees,
+            attendees_min: m.current_attendees,
+            registered_max: m.total_registered,
+            rate_sum: m.attendance_rate,
+            last_at: m.timestamp,
+            last_attendees: m.current_attendees,
+        }
+    }
+
+    pub fn merge(&mut self, o: &Self) {
+        self.samples += o.samples;
+        self.attendees_sum += o.attendees_sum;
+        self.attendees_max = self.attendees_max.max(o.attendees_max);
+        self.attendees_min = self.attendees_min.min(o.attendees_min);
+        self.registered_max = self.registered_max.max(o.registered_max);
+        self.rate_sum += o.rate_sum;
+        if (o.last_at, o.last_attendees) > (self.last_at, self.last_attendees) {
+            self.last_at = o.last_at;
+            self.last_attendees = o.last_attendees;
+        }
+    }
+}
+
+/// Buckets of `width` ms per event, merged within the batch (one row per key per statement).
+pub fn attendance_buckets(
+    records: &[NormalizedMetrics],
+    width: i64,
+) -> BTreeMap<(String, i64), AttendanceAgg> {
+    let mut out: BTreeMap<(String, i64), AttendanceAgg> = BTreeMap::new();
+    for m in records {
+        let key = (m.event_id.clone(), m.timestamp.div_euclid(width) * width);
+        let agg = AttendanceAgg::of(m);
+        out.entry(key).and_modify(|a| a.merge(&agg)).or_insert(agg);
+    }
+    out
+}
+
+pub struct EventSeries;
+
+#[async_trait]
+impl Projection for EventSeries {
+    fn name(&self) -> &'static str {
+        "event_series"
+    }
+
+    fn topics(&self) -> Vec<&'static str> {
+        vec![NormalizedMetrics::TOPIC]
+    }
+
+    fn tables(&self) -> &'static [&'static str] {
+        &["event_series_minute", "event_series_hour"]
+    }
+
+    fn migrations(&self) -> &'static [&'static str] {
+        &[
+            "CREATE TABLE {schema}.event_series_minute (
+                event_id text NOT NULL,
+                bucket timestamptz NOT NULL,
+                samples bigint NOT NULL,
+                attendees_sum bigint NOT NULL,
+                attendees_max bigint NOT NULL,
+                attendees_min bigint NOT NULL,
+                registered_max bigint NOT NULL,
+                rate_sum double precision NOT NULL,
+                last_at timestamptz NOT NULL,
+                last_attendees bigint NOT NULL,
+                PRIMARY KEY (event_id, bucket));
+             CREATE TABLE {schema}.event_series_hour (LIKE {schema}.event_series_minute INCLUDING ALL);
+             CREATE INDEX ON {schema}.event_series_minute (bucket);
+             CREATE INDEX ON {schema}.event_series_hour (bucket)",
+        ]
+    }
+
+    async fn apply(
+        &self,
+        tx: &Transaction<'_>,
+        schema: &str,
+        batch: &[InRecord],
+        codec: &Codec,
+    ) -> anyhow::Result<Vec<Rejected>> {
+        let (records, rejected) = decode_all::<NormalizedMetrics>(codec, batch).await?;
+        let records: Vec<NormalizedMetrics> = records.into_iter().map(|(_, r)| r).collect();
+        for (table, width) in [("event_series_minute", MINUTE), ("event_series_hour", HOUR)] {
+            upsert_attendance(tx, schema, table, &attendance_buckets(&records, width)).await?;
+        }
+        Ok(rejected)
+    }
+}
+
+async fn upsert_attendance(
+    tx: &Transaction<'_>,
+    schema: &str,
+    table: &str,
+    buckets: &BTreeMap<(String, i64), AttendanceAgg>,
+) -> Result<u64, tokio_postgres::Error> {
+    if buckets.is_empty() {
+        return Ok(0);
+    }
+    let ids: Vec<&str> = buckets.keys().map(|(e, _)| e.as_str()).collect();
+    let bucket: Vec<DateTime<Utc>> = buckets.keys().map(|(_, b)| ts(*b)).collect();
+    let col = |f: fn(&AttendanceAgg) -> i64| -> Vec<i64> { buckets.values().map(f).collect() };
+    let samples = col(|a| a.samples);
+    let sum = col(|a| a.attendees_sum);
+    let max = col(|a| a.attendees_max);
+    let min = col(|a| a.attendees_min);
+    let reg = col(|a| a.registered_max);
+    let last_att = col(|a| a.last_attendees);
+    let rate: Vec<f64> = buckets.values().map(|a| a.rate_sum).collect();
+    let last_at: Vec<DateTime<Utc>> = buckets.values().map(|a| ts(a.last_at)).collect();
+    let stmt = sql(
+        &format!(
+            "INSERT INTO {{schema}}.{table} AS t (event_id, bucket, samples, attendees_sum,
+                attendees_max, attendees_min, registered_max, rate_sum, last_at, last_attendees)
+             SELECT * FROM unnest($1::text[], $2::timestamptz[], $3::bigint[], $4::bigint[],
+                $5::bigint[], $6::bigint[], $7::bigint[], $8::float8[], $9::timestamptz[],
+                $10::bigint[])
+             ON CONFLICT (event_id, bucket) DO UPDATE SET
+                samples = t.samples + excluded.samples,
+                attendees_sum = t.attendees_sum + excluded.attendees_sum,
+                attendees_max = greatest(t.attendees_max, excluded.attendees_max),
+                attendees_min = least(t.attendees_min, excluded.attendees_min),
+                registered_max = greatest(t.registered_max, excluded.registered_max),
+                rate_sum = t.rate_sum + excluded.rate_sum,
+                last_at = CASE WHEN (excluded.last_at, excluded.last_attendees)
+                    > (t.last_at, t.last_attendees) THEN excluded.last_at ELSE t.last_at END,
+                last_attendees = CASE WHEN (excluded.last_at, excluded.last_attendees)
+                    > (t.last_at, t.last_attendees) THEN excluded.last_attendees
+                    ELSE t.last_attendees END"
+        ),
+        schema,
+    );
+    tx.execute(
+        &stmt,
+        &[
+            &ids, &bucket, &samples, &sum, &max, &min, &reg, &rate, &last_at, &last_att,
+        ],
+    )
+    .await
+}
+
+/// One gate's entries and exits in a bucket.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct GateAgg {
+    pub entries: i64,
+    pub exits: i64,
+}
+
+/// A partial window from the gate throughput processor.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GateWindow {
+    pub event_id: String,
+    pub gate_id: String,
+    pub window_start: i64,
+    pub entries: i64,
+    pub exits: i64,
+}
+
+impl GateWindow {
+    /// Reads the fields by name from a record of the SQL processor's derived schema.
+    pub fn from_avro(value: apache_avro::types::Value) -> Result<Self, String> {
+        use apache_avro::types::Value;
+        let Value::Record(fields) = value else {
+            return Err("not an Avro record".into());
+        };
+        let mut event_id = None;
+        let mut gate_id = None;
+        let mut window_start = None;
+        let mut entries = None;
+        let mut exits = None;
+        for (name, v) in fields {
+            let v = match v {
+                Value::Union(_, inner) => *inner,
+                other => other,
+            };
+            match (name.as_str(), v) {
+                ("eventId", Value::String(s)) => event_id = Some(s),
+                ("gateId", Value::String(s)) => gate_id = Some(s),
+                ("windowStart", Value::TimestampMillis(t) | Value::Long(t)) => {
+                    window_start = Some(t)
+                }
+                ("entries", Value::Long(n)) => entries = Some(n),
+                ("exits", Value::Long(n)) => exits = Some(n),
+                _ => {}
+            }
+        }
+        let missing = |f: &str| format!("gate window without a usable {f}");
+        Ok(Self {
+            event_id: event_id.ok_or_else(|| missing("eventId"))?,
+            gate_id: gate_id.ok_or_else(|| missing("gateId"))?,
+            window_start: window_start.ok_or_else(|| missing("windowStart"))?,
+            entries: entries.ok_or_else(|| missing("entries"))?,
+            exits: exits.ok_or_else(|| missing("exits"))?,
+        })
+    }
+}
+
+pub fn gate_buckets(
+    windows: &[GateWindow],
+    width: i64,
+) -> BTreeMap<(String, String, i64), GateAgg> {
+    let mut out: BTreeMap<(String, String, i64), GateAgg> = BTreeMap::new();
+    for w in windows {
+        let key = (
+            w.event_id.clone(),
+            w.gate_id.clone(),
+            w.window_start.div_euclid(width) * width,
+        );
+        let a = out.entry(key).or_default();
+        a.entries += w.entries;
+        a.exits += w.exits;
+    }
+    out
+}
+
+pub struct GateSeries;
+
+#[async_trait]
+impl Projection for GateSeries {
+    fn name(&self) -> &'static str {
+        "gate_series"
+    }
+
+    fn topics(&self) -> Vec<&'static str> {
+        vec![GATE_WINDOWS_TOPIC]
+    }
+
+    fn tables(&self) -> &'static [&'static str] {
+        &["gate_series_minute", "gate_series_hour"]
+    }
+
+    fn migrations(&self) -> &'static [&'static str] {
+        &["CREATE TABLE {schema}.gate_series_minute (
+                event_id text NOT NULL,
+                gate_id text NOT NULL,
+                bucket timestamptz NOT NULL,
+                entries bigint NOT NULL,
+                exits bigint NOT NULL,
+                PRIMARY KEY (event_id, gate_id, bucket));
+             CREATE TABLE {schema}.gate_series_hour (LIKE {schema}.gate_series_minute INCLUDING ALL);
+             CREATE INDEX ON {schema}.gate_series_minute (bucket);
+             CREATE INDEX ON {schema}.gate_series_hour (bucket)"]
+    }
+
+    async fn apply(
+        &self,
+        tx: &Transaction<'_>,
+        schema: &str,
+        batch: &[InRecord],
+        codec: &Codec,
+    ) -> anyhow::Result<Vec<Rejected>> {
+        let mut windows = Vec::with_capacity(batch.len());
+        let mut rejected = Vec::new();
+        for (index, r) in batch.iter().enumerate() {
+            let decoded = match codec.decode_any(&r.payload).await {
+                Ok(v) => GateWindow::from_avro(v),
+                Err(e) if e.is_transient() => return Err(e.into()),
+                Err(e) => Err(e.to_string()),
+            };
+            match decoded {
+                Ok(w) => windows.push(w),
+                Err(reason) => rejected.push(Rejected {
+                    index,
+                    reason,
+                    event_id: None,
+                }),
+            }
+        }
+        for (table, width) in [("gate_series_minute", MINUTE), ("gate_series_hour", HOUR)] {
+            let buckets = gate_buckets(&windows, width);
+            if buckets.is_empty() {
+                continue;
+            }
+            let ev: Vec<&str> = buckets.keys().map(|(e, _, _)| e.as_str()).collect();
+            let gate: Vec<&str> = buckets.keys().map(|(_, g, _)| g.as_str()).collect();
+            let bucket: Vec<DateTime<Utc>> = buckets.keys().map(|(_, _, b)| ts(*b)).collect();
+            let entries: Vec<i64> = buckets.values().map(|a| a.entries).collect();
+            let exits: Vec<i64> = buckets.values().map(|a| a.exits).collect();
+            let stmt = sql(
+                &format!(
+                    "INSERT INTO {{schema}}.{table} AS t (event_id, gate_id, bucket, entries, exits)
+                     SELECT * FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::bigint[],
+                        $5::bigint[])
+                     ON CONFLICT (event_id, gate_id, bucket) DO UPDATE SET
+                        entries = t.entries + excluded.entries, exits = t.exits + excluded.exits"
+                ),
+                schema,
+            );
+            tx.execute(&stmt, &[&ev, &gate, &bucket, &entries, &exits])
+                .await?;
+        }
+        Ok(rejected)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use muster_schemas::SourceOffset;
+
+    fn m(event: &str, at: i64, current: i64) -> NormalizedMetrics {
+        NormalizedMetrics {
+            event_id: event.into(),
+            timestamp: at,
+            fetched_at: at,
+            total_registered: 100,
+            current_attendees: current,
+            checked_in: current,
+            checked_out: 0,
+            attendance_rate: current as f64 / 100.0,
+            gate_activity: vec![],
+            alerts: vec![],
+            status: "live".into(),
+            source: SourceOffset {
+                topic: "t".into(),
+                partition: 0,
+                offset: at,
+            },
+            capacity: None,
+        }
+    }
+
+    #[test]
+    fn minute_and_hour_buckets_merge_partials_in_any_order() {
+        let records = vec![
+            m("a", 10_000, 5),
+            m("a", 50_000, 9),
+            m("a", 70_000, 7),
+            m("b", 10_000, 1),
+        ];
+        let minutes = attendance_buckets(&records, MINUTE);
+        let a0 = minutes[&("a".to_owned(), 0)];
+        assert_eq!(
+            (
+                a0.samples,
+                a0.attendees_sum,
+                a0.attendees_max,
+                a0.attendees_min
+            ),
+            (2, 14, 9, 5)
+        );
+        assert_eq!((a0.last_at, a0.last_attendees), (50_000, 9));
+        assert_eq!(minutes[&("a".to_owned(), 60_000)].samples, 1);
+        let hours = attendance_buckets(&records, HOUR);
+        assert_eq!(hours[&("a".to_owned(), 0)].samples, 3);
+        // Merging two halves in either order gives the whole.
+        let (x, y) = records.split_at(2);
+        let mut xy = attendance_buckets(x, HOUR)[&("a".to_owned(), 0)];
+        xy.merge(&attendance_buckets(y, HOUR)[&("a".to_owned(), 0)]);
+        let mut yx = attendance_buckets(y, HOUR)[&("a".to_owned(), 0)];
+        yx.merge(&attendance_buckets(x, HOUR)[&("a".to_owned(), 0)]);
+        assert_eq!(xy, yx);
+        assert_eq!(xy, hours[&("a".to_owned(), 0)]);
+    }
+
+    #[test]
+    fn gate_windows_roll_up_to_hours() {
+        let w = |start, entries| GateWindow {
+            event_id: "e".into(),
+            gate_id: "G1".into(),
+            window_start: start,
+            entries,
+            exits: 1,
+        };
+        let ws = vec![w(0, 3), w(60_000, 4), w(0, 2), w(HOUR, 1)];
+        let minutes = gate_buckets(&ws, MINUTE);
+        assert_eq!(
+            minutes[&("e".into(), "G1".into(), 0)],
+            GateAgg {
+                entries: 5,
+                exits: 2
+            }
+        );
+        let hours = gate_buckets(&ws, HOUR);
+        assert_eq!(hours[&("e".into(), "G1".into(), 0)].entries, 9);
+        assert_eq!(hours[&("e".into(), "G1".into(), HOUR)].entries, 1);
+    }
+
+    #[test]
+    fn a_window_record_missing_a_field_is_refused_with_its_name() {
+        use apache_avro::types::Value;
+        let v = Value::Record(vec![
+            ("eventId".into(), Value::String("e".into())),
+            ("gateId".into(), Value::String("G".into())),
+            ("windowStart".into(), Value::TimestampMillis(0)),
+            ("entries".into(), Value::Long(1)),
+        ]);
+        assert_eq!(
+            GateWindow::from_avro(v).unwrap_err(),
+            "gate window without a usable exits"
+        );
+    }
+}

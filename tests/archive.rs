@@ -1,0 +1,553 @@
+//! The raw archive end to end against the real broker, registry and PostgreSQL: records of the
+//! three archived topics land in Parquet once each, by day and event, and DataFusion reads them
+//! back; bad bytes go to the dead-letter topic instead; kill -9 mid-stream loses and duplicates
+//! nothing.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use common::{Services, Worker, free_port, run_id, scratch_dir, wait_for};
+use datafusion::arrow::datatypes::DataType;
+use datafusion::arrow::util::display::array_value_to_string;
+use datafusion::prelude::{ParquetReadOptions, SessionContext};
+use muster_schemas::{
+    Codec, DeadLetter, Direction, GateActivity, NormalizedMetrics, RawCheckin, RawSnapshot,
+    SnapshotSource, SourceOffset, TopicRecord,
+};
+use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::message::Message;
+use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord};
+use rdkafka::{Offset, TopicPartitionList};
+
+/// 2026-01-01T00:00:00Z: records just before and after land in two date folders.
+const NEW_YEAR: i64 = 1_767_225_600_000;
+const DATES: [(&str, i64); 2] = [
+    ("2025-12-31", NEW_YEAR - 3_600_000),
+    ("2026-01-01", NEW_YEAR),
+];
+
+fn env(run: &str, archive: &Path, batch: usize) -> Vec<(&'static str, String)> {
+    vec![
+        ("MUSTER__KAFKA__GROUP_PREFIX", format!("a{run}")),
+        ("MUSTER__KAFKA__AUTO_OFFSET_RESET", "latest".to_owned()),
+        ("MUSTER__OPS__ADDR", format!("127.0.0.1:{}", free_port())),
+        (
+            "MUSTER__PROJECTIONS__ARCHIVE__URL",
+            format!("file://{}", archive.display()),
+        ),
+        (
+            "MUSTER__PROJECTIONS__ARCHIVE__BATCH_MAX_RECORDS",
+            batch.to_string(),
+        ),
+        (
+            "MUSTER__PROJECTIONS__ARCHIVE__BATCH_MAX_WAIT",
+            "1s".to_owned(),
+        ),
+    ]
+}
+
+fn producer(s: &Services) -> FutureProducer {
+    rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", &s.brokers)
+        .set("enable.idempotence", "true")
+        .set("linger.ms", "5")
+        .create()
+        .unwrap()
+}
+
+/// Queues a record; its delivery says where it landed.
+async fn queue(p: &FutureProducer, topic: &str, key: &str, payload: &[u8]) -> DeliveryFuture {
+    loop {
+        match p.send_result(FutureRecord::to(topic).key(key).payload(payload)) {
+            Ok(d) => return d,
+            Err(_) => tokio::time::sleep(Duration::from_millis(5)).await,
+        }
+    }
+}
+
+async fn delivered(d: DeliveryFuture) -> (i32, i64) {
+    let r = d.await.unwrap().map_err(|(e, _)| e).unwrap();
+    (r.partition, r.offset)
+}
+
+fn checkin(event: &str, scanned_at: i64, i: usize) -> RawCheckin {
+    RawCheckin {
+        event_id: event.to_owned(),
+        gate_id: format!("G{}", i % 4),
+        participant: format!("p{i}"),
+        direction: if i.is_multiple_of(3) {
+            Direction::Out
+        } else {
+            Direction::In
+        },
+        scanned_at,
+        received_at: scanned_at + 1000,
+        delivery_id: format!("d{i}"),
+    }
+}
+
+fn snapshot(event: &str, fetched_at: i64, i: usize) -> RawSnapshot {
+    RawSnapshot {
+        event_id: event.to_owned(),
+        service_name: "archive-test".into(),
+        source: SnapshotSource::Poll,
+        data_schema: "s-attend/v1".into(),
+        fetched_at,
+        http_status: 200,
+        body: format!(r#"{{"attendance":{{"current":{i}}}}}"#),
+        capacity: Some(1000),
+    }
+}
+
+fn normalized(event: &str, timestamp: i64, i: usize) -> NormalizedMetrics {
+    NormalizedMetrics {
+        event_id: event.to_owned(),
+        timestamp,
+        fetched_at: timestamp,
+        total_registered: 1000,
+        current_attendees: i as i64,
+        checked_in: i as i64,
+        checked_out: 0,
+        attendance_rate: i as f64 / 1000.0,
+        gate_activity: vec![GateActivity {
+            gate_id: "G1".into(),
+            status: "open".into(),
+            throughput: 2.5,
+        }],
+        alerts: vec![],
+        status: "live".into(),
+        source: SourceOffset {
+            topic: RawSnapshot::TOPIC.into(),
+            partition: 0,
+            offset: i as i64,
+        },
+        capacity: None,
+    }
+}
+
+/// A DataFusion session over one topic's folder, with the Hive partition columns.
+async fn table(root: &Path, topic: &str) -> Option<SessionContext> {
+    let dir = root.join(topic);
+    if !dir.exists() {
+        return None;
+    }
+    let ctx = SessionContext::new();
+    let options = ParquetReadOptions::default().table_partition_cols(vec![
+        ("date".to_owned(), DataType::Utf8),
+        ("event".to_owned(), DataType::Utf8),
+    ]);
+    ctx.register_parquet("t", format!("{}/", dir.display()), options)
+        .await
+        .unwrap();
+    Some(ctx)
+}
+
+/// Every row of `sql`'s answer, each value as text.
+async fn query(ctx: &SessionContext, sql: &str) -> Vec<Vec<String>> {
+    let batches = ctx.sql(sql).await.unwrap().collect().await.unwrap();
+    let mut rows = Vec::new();
+    for b in batches {
+        for i in 0..b.num_rows() {
+            rows.push(
+                b.columns()
+                    .iter()
+                    .map(|c| array_value_to_string(c, i).unwrap())
+                    .collect(),
+            );
+        }
+    }
+    rows
+}
+
+/// Rows per (event, date) of the events starting with `prefix`.
+async fn counts(root: &Path, topic: &str, prefix: &str) -> BTreeMap<(String, String), usize> {
+    let Some(ctx) = table(root, topic).await else {
+        return BTreeMap::new();
+    };
+    query(
+        &ctx,
+        &format!(
+            "SELECT event, date, count(*) FROM t WHERE event LIKE '{prefix}%' GROUP BY event, date"
+        ),
+    )
+    .await
+    .into_iter()
+    .map(|r| ((r[0].clone(), r[1].clone()), r[2].parse().unwrap()))
+    .collect()
+}
+
+/// Log positions stored more than once, and rows whose folder is not their event's.
+async fn anomalies(root: &Path, topic: &str) -> (Vec<Vec<String>>, Vec<Vec<String>>) {
+    let Some(ctx) = table(root, topic).await else {
+        return (vec![], vec![]);
+    };
+    let twice = query(
+        &ctx,
+        "SELECT kafka_partition, kafka_offset, count(*) FROM t
+         GROUP BY kafka_partition, kafka_offset HAVING count(*) > 1 LIMIT 5",
+    )
+    .await;
+    let misplaced = query(
+        &ctx,
+        "SELECT event, event_id FROM t WHERE event <> event_id LIMIT 5",
+    )
+    .await;
+    (twice, misplaced)
+}
+
+/// Produces check-in probes until one is archived: from then on the archiver reads whatever
+/// is produced.
+async fn wait_until_archiving(s: &Services, codec: &Codec, root: &Path, run: &str) {
+    let probe = format!("ap{run}");
+    let p = producer(s);
+    let payload = codec
+        .encode(&checkin(&probe, chrono::Utc::now().timestamp_millis(), 0))
+        .await
+        .unwrap();
+    let folder = |root: &Path| -> bool {
+        let Ok(dates) = std::fs::read_dir(root.join(RawCheckin::TOPIC)) else {
+            return false;
+        };
+        dates
+            .flatten()
+            .any(|d| d.path().join(format!("event={probe}")).exists())
+    };
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while !folder(root) {
+        assert!(
+            Instant::now() < deadline,
+            "the archiver never archived a probe"
+        );
+        delivered(queue(&p, RawCheckin::TOPIC, &probe, &payload).await).await;
+        tokio::time::sleep(Duration::from_secs(2)).await;
+    }
+}
+
+/// A read_committed reader of the dead-letter topic from `since_ms` on.
+fn dead_letters(s: &Services, since_ms: i64) -> StreamConsumer {
+    let c: StreamConsumer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", &s.brokers)
+        .set("group.id", format!("reader-{}", run_id()))
+        .set("isolation.level", "read_committed")
+        .set("enable.auto.commit", "false")
+        .create()
+        .unwrap();
+    let meta = c
+        .fetch_metadata(Some(DeadLetter::TOPIC), Duration::from_secs(10))
+        .unwrap();
+    let mut tpl = TopicPartitionList::new();
+    for p in meta.topics()[0].partitions() {
+        tpl.add_partition_offset(DeadLetter::TOPIC, p.id(), Offset::Offset(since_ms))
+            .unwrap();
+    }
+    let at = c.offsets_for_times(tpl, Duration::from_secs(10)).unwrap();
+    let mut start = TopicPartitionList::new();
+    for e in at.elements() {
+        let offset = match e.offset() {
+            Offset::Offset(o) => Offset::Offset(o),
+            _ => Offset::End,
+        };
+        start
+            .add_partition_offset(DeadLetter::TOPIC, e.partition(), offset)
+            .unwrap();
+    }
+    c.assign(&start).unwrap();
+    c
+}
+
+/// Waits until the counts of `topic` for `prefix` are `expected`, then a little longer to see
+/// that they stay so; and no log position is archived twice.
+async fn assert_archived(
+    root: &Path,
+    topic: &str,
+    prefix: &str,
+    expected: &BTreeMap<(String, String), usize>,
+) {
+    let deadline = Instant::now() + Duration::from_secs(180);
+    loop {
+        let now = counts(root, topic, prefix).await;
+        if now == *expected {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{topic}: expected {expected:?}, archived {now:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(&counts(root, topic, prefix).await, expected, "{topic}");
+    let (twice, misplaced) = anomalies(root, topic).await;
+    assert!(twice.is_empty(), "{topic}: rows archived twice: {twice:?}");
+    assert!(
+        misplaced.is_empty(),
+        "{topic}: rows in another event's folder: {misplaced:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_record_is_archived_once_by_date_and_event_and_bad_bytes_are_dead_lettered() {
+    let s = Services::from_env();
+    let run = run_id();
+    let dir = scratch_dir(&run);
+    let root = dir.join("archive");
+    let codec = Codec::new(&s.registry).unwrap();
+    let worker = Worker::start("project", &["project"], &env(&run, &root, 200), &dir);
+    wait_until_archiving(&s, &codec, &root, &run).await;
+    let since = chrono::Utc::now().timestamp_millis() - 1000;
+
+    // Three events, two dates, a different number of records of each topic for each pair.
+    let p = producer(&s);
+    let raw_prefix = format!("ar{run}-");
+    let norm_prefix = format!("an{run}-");
+    let mut expected: BTreeMap<&str, BTreeMap<(String, String), usize>> = BTreeMap::new();
+    let mut pending = Vec::new();
+    for e in 0..3 {
+        for (d, (date, start)) in DATES.iter().enumerate() {
+            for (t, &topic) in muster_projections::archive::TOPICS.iter().enumerate() {
+                let n = 20 + 7 * e + 5 * d + 11 * t;
+                let event = if topic == NormalizedMetrics::TOPIC {
+                    format!("{norm_prefix}{e}")
+                } else {
+                    format!("{raw_prefix}{e}")
+                };
+                expected
+                    .entry(topic)
+                    .or_default()
+                    .insert((event.clone(), date.to_string()), n);
+                for i in 0..n {
+                    let at = start + i as i64 * 1000;
+                    let payload = match t {
+                        0 => codec.encode(&snapshot(&event, at, i)).await.unwrap(),
+                        1 => codec.encode(&checkin(&event, at, i)).await.unwrap(),
+                        _ => codec.encode(&normalized(&event, at, i)).await.unwrap(),
+                    };
+                    pending.push(queue(&p, topic, &event, &payload).await);
+                }
+            }
+        }
+    }
+    let bad_event = format!("{raw_prefix}bad");
+    let bad = delivered(queue(&p, RawCheckin::TOPIC, &bad_event, b"not avro at all").await).await;
+    for d in pending {
+        delivered(d).await;
+    }
+
+    for (topic, expected) in &expected {
+        let prefix = if *topic == NormalizedMetrics::TOPIC {
+            &norm_prefix
+        } else {
+            &raw_prefix
+        };
+        assert_archived(&root, topic, prefix, expected).await;
+    }
+    let file = root.join(format!(
+        "{}/date=2025-12-31/event={raw_prefix}0",
+        RawCheckin::TOPIC
+    ));
+    let names: Vec<String> = std::fs::read_dir(&file)
+        .unwrap()
+        .flatten()
+        .map(|f| f.file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(
+        names
+            .iter()
+            .all(|n| n.starts_with("part-") && n.ends_with(".parquet")),
+        "{names:?}"
+    );
+
+    let reader = dead_letters(&s, since);
+    let (reader, codec) = (&reader, &codec);
+    wait_for(
+        "the bad record's dead letter",
+        Duration::from_secs(60),
+        || async move {
+            let m = tokio::time::timeout(Duration::from_secs(1), reader.recv())
+                .await
+                .ok()?
+                .ok()?;
+            let dl: DeadLetter = codec.decode(m.payload()?).await.ok()?;
+            (dl.stage == "archive"
+                && dl.source_topic == RawCheckin::TOPIC
+                && (dl.source_partition, dl.source_offset) == bad)
+                .then_some(())
+        },
+    )
+    .await;
+
+    assert!(worker.terminate(Duration::from_secs(60)).success());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_archiver_killed_mid_stream_neither_loses_nor_duplicates_rows() {
+    let s = Services::from_env();
+    let run = run_id();
+    let dir = scratch_dir(&run);
+    let root = dir.join("archive");
+    let codec = Codec::new(&s.registry).unwrap();
+    let envs = env(&run, &root, 1000);
+    let mut worker = Worker::start("project-1", &["project"], &envs, &dir);
+    wait_until_archiving(&s, &codec, &root, &run).await;
+
+    // 24,000 check-ins over four events and two dates, produced over about six seconds.
+    let prefix = format!("ak{run}-");
+    let n = 24_000;
+    let mut expected: BTreeMap<(String, String), usize> = BTreeMap::new();
+    let produce = {
+        let (s, codec, prefix) = (Services::from_env(), codec.clone(), prefix.clone());
+        tokio::spawn(async move {
+            let p = producer(&s);
+            let mut pending = Vec::new();
+            for i in 0..n {
+                let event = format!("{prefix}{}", i % 4);
+                let at = DATES[(i / 4) % 2].1 + i as i64;
+                let payload = codec.encode(&checkin(&event, at, i)).await.unwrap();
+                pending.push(queue(&p, RawCheckin::TOPIC, &event, &payload).await);
+                if i % 1000 == 999 {
+                    for d in pending.drain(..) {
+                        delivered(d).await;
+                    }
+                    tokio::time::sleep(Duration::from_millis(250)).await;
+                }
+            }
+            for d in pending {
+                delivered(d).await;
+            }
+        })
+    };
+    for i in 0..n {
+        let key = (
+            format!("{prefix}{}", i % 4),
+            DATES[(i / 4) % 2].0.to_owned(),
+        );
+        *expected.entry(key).or_default() += 1;
+    }
+
+    // kill -9 twice while records keep coming, each time once more rows are archived.
+    let mut restarts = Vec::new();
+    for (k, at_least) in [(2, n / 6), (3, n / 2)] {
+        let deadline = Instant::now() + Duration::from_secs(180);
+        loop {
+            worker.assert_running();
+            let archived: usize = counts(&root, RawCheckin::TOPIC, &prefix)
+                .await
+                .values()
+                .sum();
+            if archived >= at_least {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "only {archived} of {at_least} rows archived"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        worker.kill_hard();
+        restarts.push(worker);
+        worker = Worker::start(&format!("project-{k}"), &["project"], &envs, &dir);
+    }
+    produce.await.unwrap();
+
+    assert_archived(&root, RawCheckin::TOPIC, &prefix, &expected).await;
+    worker.assert_running();
+    let redone = [&worker]
+        .into_iter()
+        .chain(restarts.iter().skip(1))
+        .filter(|w| w.log().contains("rewriting the batch a crash left pending"))
+        .count();
+    eprintln!("restarts that rewrote a pending batch: {redone} of 2");
+    assert!(worker.terminate(Duration::from_secs(60)).success());
+}
+
+/// The state a crash leaves between storing a batch's intent and finishing it, made on purpose:
+/// check-ins produced while the archiver is stopped are marked pending in PostgreSQL, and one
+/// of the batch's files is already there, half written. The next archiver must re-read exactly
+/// that range and write the same files over it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_left_pending_by_a_crash_is_rewritten_over_its_own_files() {
+    let s = Services::from_env();
+    let run = run_id();
+    let dir = scratch_dir(&run);
+    let root = dir.join("archive");
+    let codec = Codec::new(&s.registry).unwrap();
+    let envs = env(&run, &root, 200);
+    let worker = Worker::start("project-1", &["project"], &envs, &dir);
+    wait_until_archiving(&s, &codec, &root, &run).await;
+    assert!(worker.terminate(Duration::from_secs(60)).success());
+
+    let prefix = format!("ac{run}-");
+    let p = producer(&s);
+    let mut expected: BTreeMap<(String, String), usize> = BTreeMap::new();
+    // Per (event, date): the partition and offsets its records landed at.
+    let mut landed: BTreeMap<(String, String), Vec<(i32, i64)>> = BTreeMap::new();
+    for i in 0..300 {
+        let event = format!("{prefix}{}", i % 2);
+        let (date, start) = DATES[(i / 2) % 2];
+        let payload = codec
+            .encode(&checkin(&event, start + i as i64, i))
+            .await
+            .unwrap();
+        let at = delivered(queue(&p, RawCheckin::TOPIC, &event, &payload).await).await;
+        let key = (event, date.to_owned());
+        *expected.entry(key.clone()).or_default() += 1;
+        landed.entry(key).or_default().push(at);
+    }
+    let mut ends: BTreeMap<i32, i64> = BTreeMap::new();
+    for &(partition, offset) in landed.values().flatten() {
+        let end = ends.entry(partition).or_default();
+        *end = (*end).max(offset + 1);
+    }
+
+    let (db, conn) = tokio_postgres::connect(&s.database, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    let archive = format!("a{run}.archive");
+    for (partition, end) in &ends {
+        let marked = db
+            .execute(
+                "UPDATE archive_offsets SET pending_end = $4
+                 WHERE archive = $1 AND topic = $2 AND partition = $3 AND next_offset < $4",
+                &[&archive, &RawCheckin::TOPIC, partition, end],
+            )
+            .await
+            .unwrap();
+        assert_eq!(marked, 1, "partition {partition} marked pending");
+    }
+    let ((event, date), at) = landed.iter().next().unwrap();
+    let (partition, first) = at[0];
+    let half_written = root.join(format!(
+        "{}/date={date}/event={event}/part-{partition}-{first}.parquet",
+        RawCheckin::TOPIC
+    ));
+    std::fs::create_dir_all(half_written.parent().unwrap()).unwrap();
+    std::fs::write(&half_written, b"PAR1 and then the crash").unwrap();
+
+    let worker = Worker::start("project-2", &["project"], &envs, &dir);
+    let (db, archive) = (&db, &archive);
+    wait_for("the pending batch finished", Duration::from_secs(120), || async move {
+        let left: i64 = db
+            .query_one(
+                "SELECT count(*) FROM archive_offsets WHERE archive = $1 AND pending_end IS NOT NULL",
+                &[archive],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        (left == 0).then_some(())
+    })
+    .await;
+    assert!(
+        worker
+            .log()
+            .contains("rewriting the batch a crash left pending"),
+        "{}",
+        worker.log_tail()
+    );
+    assert_archived(&root, RawCheckin::TOPIC, &prefix, &expected).await;
+    assert!(worker.terminate(Duration::from_secs(60)).success());
+}

@@ -1,0 +1,467 @@
+//! Projections end to end against the real broker, registry and PostgreSQL: a worker killed
+//! mid-stream ends with tables equal to a reference computed here from what was produced;
+//! retention deletes exactly what is past it; a replay rebuilds tables equal to the live ones.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use common::{Services, Worker, free_port, run_id, scratch_dir, wait_for};
+use muster_schemas::{
+    Alert, AlertAction, AlertKind, Codec, NormalizedMetrics, Severity, SourceOffset, TopicRecord,
+};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+
+const MINUTE: i64 = 60_000;
+
+fn env(run: &str, reset: &str) -> Vec<(&'static str, String)> {
+    vec![
+        ("MUSTER__KAFKA__GROUP_PREFIX", format!("j{run}")),
+        ("MUSTER__KAFKA__AUTO_OFFSET_RESET", reset.to_owned()),
+        ("MUSTER__OPS__ADDR", format!("127.0.0.1:{}", free_port())),
+        ("MUSTER__PROJECTIONS__BATCH_MAX_RECORDS", "500".to_owned()),
+    ]
+}
+
+async fn db(s: &Services) -> tokio_postgres::Client {
+    let (client, conn) = tokio_postgres::connect(&s.database, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    client
+}
+
+async fn migrated(s: &Services) -> tokio_postgres::Client {
+    let mut client = db(s).await;
+    muster_projections::migrate(&mut client).await.unwrap();
+    client
+}
+
+fn producer(s: &Services) -> FutureProducer {
+    rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", &s.brokers)
+        .set("linger.ms", "5")
+        .create()
+        .unwrap()
+}
+
+async fn send<R: TopicRecord>(p: &FutureProducer, codec: &Codec, r: &R) {
+    let payload = codec.encode(r).await.unwrap();
+    p.send(
+        FutureRecord::to(R::TOPIC)
+            .key(r.key().unwrap())
+            .payload(&payload),
+        Duration::from_secs(30),
+    )
+    .await
+    .map_err(|(e, _)| e)
+    .unwrap();
+}
+
+fn metrics(event: &str, at: i64, current: i64) -> NormalizedMetrics {
+    NormalizedMetrics {
+        event_id: event.to_owned(),
+        timestamp: at,
+        fetched_at: at,
+        total_registered: 1000,
+        current_attendees: current,
+        checked_in: current,
+        checked_out: 0,
+        attendance_rate: current as f64 / 1000.0,
+        gate_activity: vec![],
+        alerts: vec![],
+        status: "live".into(),
+        source: SourceOffset {
+            topic: "test".into(),
+            partition: 0,
+            offset: 0,
+        },
+        capacity: Some(1200),
+    }
+}
+
+/// (samples, sum, max, min) per (event, minute bucket in ms).
+type Reference = BTreeMap<(String, i64), (i64, i64, i64, i64)>;
+
+async fn minute_rows(client: &tokio_postgres::Client, prefix: &str) -> Reference {
+    client
+        .query(
+            "SELECT event_id, (extract(epoch FROM bucket) * 1000)::bigint, samples,
+                    attendees_sum, attendees_max, attendees_min
+             FROM event_series_minute WHERE event_id LIKE $1 || '%'",
+            &[&prefix],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                (r.get(0), r.get(1)),
+                (r.get(2), r.get(3), r.get(4), r.get(5)),
+            )
+        })
+        .collect()
+}
+
+async fn samples(client: &tokio_postgres::Client, prefix: &str) -> i64 {
+    client
+        .query_one(
+            "SELECT coalesce(sum(samples), 0)::bigint FROM event_series_minute
+             WHERE event_id LIKE $1 || '%'",
+            &[&prefix],
+        )
+        .await
+        .unwrap()
+        .get(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_projection_killed_mid_stream_ends_equal_to_a_reference() {
+    let s = Services::from_env();
+    let run = run_id();
+    let dir = scratch_dir(&run);
+    let codec = Codec::new(&s.registry).unwrap();
+    let client = migrated(&s).await;
+    let args = [
+        "project",
+        "--only",
+        "event_series",
+        "--only",
+        "event_realtime",
+    ];
+    let mut worker = Worker::start("project-1", &args, &env(&run, "latest"), &dir);
+    let p = producer(&s);
+
+    // Probe until the worker consumes, so nothing produced afterwards is skipped.
+    let probe = format!("kprobe{run}");
+    wait_for("the projection to consume", Duration::from_secs(90), || {
+        let (p, codec, client, probe) = (&p, &codec, &client, &probe);
+        async move {
+            send(
+                p,
+                codec,
+                &metrics(probe, chrono::Utc::now().timestamp_millis(), 1),
+            )
+            .await;
+            let n: i64 = client
+                .query_one(
+                    "SELECT count(*) FROM event_realtime WHERE event_id = $1",
+                    &[probe],
+                )
+                .await
+                .ok()?
+                .get(0);
+            (n > 0).then_some(())
+        }
+    })
+    .await;
+
+    // 30,000 snapshots of 10 events over two hours, and the reference they must add up to.
+    let prefix = format!("kill{run}-");
+    let n = 30_000i64;
+    let start = (chrono::Utc::now().timestamp_millis() - 2 * 3_600_000) / MINUTE * MINUTE;
+    let mut reference: Reference = BTreeMap::new();
+    let mut latest: BTreeMap<String, (i64, i64)> = BTreeMap::new();
+    let mut pending = Vec::new();
+    for i in 0..n {
+        let event = format!("{prefix}{}", i % 10);
+        let at = start + i * 240;
+        let current = (i * 7919) % 1000;
+        let r = metrics(&event, at, current);
+        let bucket = at / MINUTE * MINUTE;
+        let e = reference
+            .entry((event.clone(), bucket))
+            .or_insert((0, 0, i64::MIN, i64::MAX));
+        *e = (e.0 + 1, e.1 + current, e.2.max(current), e.3.min(current));
+        latest.insert(event.clone(), (at, current));
+        let payload = codec.encode(&r).await.unwrap();
+        loop {
+            match p.send_result(
+                FutureRecord::to(NormalizedMetrics::TOPIC)
+                    .key(&event)
+                    .payload(&payload),
+            ) {
+                Ok(d) => {
+                    pending.push(d);
+                    break;
+                }
+                Err(_) => tokio::time::sleep(Duration::from_millis(5)).await,
+            }
+        }
+    }
+    for d in pending {
+        d.await.unwrap().map_err(|(e, _)| e).unwrap();
+    }
+
+    // Kill -9 part-way, start again.
+    let killed_at = wait_for(
+        "a fifth of the records applied",
+        Duration::from_secs(120),
+        || {
+            let (client, prefix) = (&client, &prefix);
+            async move {
+                let got = samples(client, prefix).await;
+                (got >= n / 5).then_some(got)
+            }
+        },
+    )
+    .await;
+    worker.kill_hard();
+    assert!(killed_at < n, "the kill came after everything was applied");
+    let _worker = Worker::start("project-2", &args, &env(&run, "latest"), &dir);
+
+    let deadline = Instant::now() + Duration::from_secs(300);
+    let mut stable_since = None;
+    loop {
+        let got = samples(&client, &prefix).await;
+        assert!(
+            got <= n,
+            "{got} samples applied for {n} records: double counting"
+        );
+        if got == n {
+            let since: &mut Instant = stable_since.get_or_insert_with(Instant::now);
+            if since.elapsed() > Duration::from_secs(4) {
+                break;
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "only {got} of {n} samples after 5 minutes"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    assert_eq!(minute_rows(&client, &prefix).await, reference);
+
+    let hours: i64 = client
+        .query_one(
+            "SELECT sum(samples)::bigint FROM event_series_hour WHERE event_id LIKE $1 || '%'",
+            &[&prefix],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(hours, n, "hour buckets roll up every sample once");
+    for (event, (at, current)) in latest {
+        let row = client
+            .query_one(
+                "SELECT current_attendees, (extract(epoch FROM observed_at) * 1000)::bigint,
+                        capacity
+                 FROM event_realtime WHERE event_id = $1",
+                &[&event],
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            (row.get::<_, i64>(0), row.get::<_, i64>(1)),
+            (current, at),
+            "{event}: the realtime row is the newest snapshot"
+        );
+        assert_eq!(row.get::<_, Option<i64>>(2), Some(1200));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retention_deletes_only_buckets_past_it() {
+    let s = Services::from_env();
+    let client = migrated(&s).await;
+    let event = format!("ret{}", run_id());
+    let now = chrono::Utc::now();
+    let day = chrono::Duration::days(1);
+    for (table, ages) in [
+        ("event_series_minute", [20, 1]),
+        ("event_series_hour", [500, 20]),
+    ] {
+        for age in ages {
+            client
+                .execute(
+                    &format!(
+                        "INSERT INTO {table} (event_id, bucket, samples, attendees_sum,
+                            attendees_max, attendees_min, registered_max, rate_sum, last_at,
+                            last_attendees)
+                         VALUES ($1, $2, 1, 1, 1, 1, 1, 0.1, $2, 1)"
+                    ),
+                    &[&event, &(now - day * age)],
+                )
+                .await
+                .unwrap();
+        }
+    }
+    let cfg = muster_projections::config::RetentionConfig {
+        minutes: Duration::from_secs(14 * 86_400),
+        hours: Duration::from_secs(400 * 86_400),
+        every: Duration::from_secs(60),
+    };
+    muster_projections::retention::apply(&client, &cfg, now)
+        .await
+        .unwrap();
+    for (table, kept_age) in [("event_series_minute", 1), ("event_series_hour", 20)] {
+        let ages: Vec<i64> = client
+            .query(
+                &format!(
+                    "SELECT round(extract(epoch FROM $2 - bucket) / 86400)::bigint
+                     FROM {table} WHERE event_id = $1"
+                ),
+                &[&event, &now],
+            )
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        assert_eq!(
+            ages,
+            [kept_age],
+            "{table}: only the bucket within retention stays"
+        );
+    }
+}
+
+fn alert(event: &str, i: i64, action: AlertAction, t0: i64) -> Alert {
+    let raised_at = t0 + i * 1000;
+    let at = match action {
+        AlertAction::Raised => raised_at,
+        AlertAction::Resolved => raised_at + 500 + i,
+    };
+    Alert {
+        alert_id: format!("{event}:gate-down:G{i}@{raised_at}"),
+        event_id: event.to_owned(),
+        kind: AlertKind::GateDown,
+        subject: Some(format!("G{i}")),
+        action,
+        severity: Severity::Critical,
+        message: format!("gate G{i} is down"),
+        raised_at,
+        at,
+        duration_ms: (action == AlertAction::Resolved).then_some(at - raised_at),
+        source: SourceOffset {
+            topic: "test".into(),
+            partition: 0,
+            offset: i,
+        },
+    }
+}
+
+async fn alert_rows(client: &tokio_postgres::Client) -> Vec<String> {
+    client
+        .query(
+            "SELECT row_to_json(a)::text FROM alerts a ORDER BY alert_id",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect()
+}
+
+fn muster(args: &[&str], env: &[(&str, String)]) -> String {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_muster"))
+        .args(args)
+        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+        .env("MUSTER_LOG", "warn")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "muster {args:?} failed: {stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replay_rebuilds_tables_equal_to_the_live_ones_and_swaps_them_in() {
+    let s = Services::from_env();
+    let run = run_id();
+    let dir = scratch_dir(&run);
+    let codec = Codec::new(&s.registry).unwrap();
+    let client = migrated(&s).await;
+    // The live projection must hold the whole topic to be comparable with a rebuild from
+    // offset 0: start it from the beginning, with nothing stored from other test runs.
+    client
+        .batch_execute(
+            "DELETE FROM projection_offsets WHERE projection = 'alerts'; TRUNCATE alerts",
+        )
+        .await
+        .unwrap();
+    let env = env(&run, "earliest");
+    let worker = Worker::start(
+        "project-alerts",
+        &["project", "--only", "alerts"],
+        &env,
+        &dir,
+    );
+
+    let event = format!("replay{run}");
+    let t0 = chrono::Utc::now().timestamp_millis();
+    let p = producer(&s);
+    for i in 0..20 {
+        send(&p, &codec, &alert(&event, i, AlertAction::Raised, t0)).await;
+    }
+    for i in 0..15 {
+        send(&p, &codec, &alert(&event, i, AlertAction::Resolved, t0)).await;
+    }
+    // Caught up: our 15 resolved alerts are there and the table stopped changing.
+    let mut last = Vec::new();
+    let mut stable_since = Instant::now();
+    let deadline = Instant::now() + Duration::from_secs(180);
+    loop {
+        assert!(
+            Instant::now() < deadline,
+            "the live projection never caught up"
+        );
+        let rows = alert_rows(&client).await;
+        if rows != last {
+            last = rows;
+            stable_since = Instant::now();
+        }
+        let resolved: i64 = client
+            .query_one(
+                "SELECT count(*) FILTER (WHERE state = 'resolved') FROM alerts WHERE event_id = $1",
+                &[&event],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        if resolved == 15 && stable_since.elapsed() > Duration::from_secs(4) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    assert!(worker.terminate(Duration::from_secs(30)).success());
+    let live = alert_rows(&client).await;
+    let ours: Vec<&String> = live.iter().filter(|r| r.contains(&event)).collect();
+    assert_eq!(ours.len(), 20);
+    assert!(
+        ours.iter()
+            .any(|r| r.contains(r#""state":"resolved""#) && r.contains(r#""duration_ms":500"#))
+    );
+
+    let dry = muster(&["replay", "alerts", "--dry-run"], &env);
+    assert!(dry.contains("alerts: identical to the live table"), "{dry}");
+    assert!(dry.contains("dry run"), "{dry}");
+    assert_eq!(alert_rows(&client).await, live, "a dry run changes nothing");
+
+    let swapped = muster(&["replay", "alerts"], &env);
+    assert!(
+        swapped.contains("alerts: identical to the live table"),
+        "{swapped}"
+    );
+    assert!(swapped.contains("swapped in"), "{swapped}");
+    assert_eq!(
+        alert_rows(&client).await,
+        live,
+        "the rebuilt table serves the same rows"
+    );
+    let leftovers: i64 = client
+        .query_one(
+            "SELECT count(*) FROM information_schema.schemata WHERE schema_name = 'replay_alerts'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(leftovers, 0, "the replay schema is gone after the swap");
+}
