@@ -55,11 +55,12 @@ pub async fn list(
     let client = pool.get().await.map_err(|e| Problem::unavailable(&e))?;
     let rows = client
         .query(
-            "SELECT s.event_id, s.name, s.event_type, s.starts_at, s.ends_at, r.status,
+            "SELECT c.event_id, c.name, c.event_type, c.starts_at, c.ends_at, r.status,
                     r.total_registered, r.current_attendees, r.attendance_rate,
                     r.observed_at, r.fetched_at
-             FROM services s LEFT JOIN event_realtime r USING (event_id)
-             ORDER BY s.event_id",
+             FROM event_catalogue c LEFT JOIN event_realtime r USING (event_id)
+             WHERE NOT c.removed
+             ORDER BY c.event_id",
             &[],
         )
         .await

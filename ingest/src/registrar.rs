@@ -4,6 +4,7 @@
 
 use muster_runtime::secrets::Secrets;
 use muster_schemas::SnapshotSource;
+use muster_schemas::records::now_millis;
 
 use crate::collector::Collector;
 use crate::health::Observation;
@@ -52,6 +53,11 @@ impl Registrar {
         }
         let client = self.client().await?;
         let saved = store::upsert(&**client, &self.secrets, &svc).await?;
+        // Re-registering republishes, so a failure here is repaired by registering again.
+        self.collector
+            .publish(&svc.catalogue_entry(now_millis()))
+            .await
+            .map_err(|e| anyhow::anyhow!("publishing the catalogue entry: {e}"))?;
         store::start_attempt(&**client, &svc.event_id).await?;
         let initial_sync = self
             .collector
@@ -82,7 +88,17 @@ impl Registrar {
     }
 
     pub async fn remove(&self, event_id: &str) -> anyhow::Result<bool> {
-        let removed = store::delete(&**self.client().await?, event_id).await?;
+        let client = self.client().await?;
+        let Some(stored) = store::load(&**client, &self.secrets, event_id).await? else {
+            return Ok(false);
+        };
+        let mut entry = stored.config.catalogue_entry(now_millis());
+        entry.removed = true;
+        self.collector
+            .publish(&entry)
+            .await
+            .map_err(|e| anyhow::anyhow!("publishing the catalogue removal: {e}"))?;
+        let removed = store::delete(&**client, event_id).await?;
         if removed {
             tracing::info!(%event_id, "service removed");
         }

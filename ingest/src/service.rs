@@ -84,6 +84,27 @@ pub struct EventMetadata {
 }
 
 impl EventServiceConfig {
+    /// The catalogue's view of this registration (no endpoints, no credentials).
+    pub fn catalogue_entry(&self, at: i64) -> muster_schemas::CatalogueEntry {
+        let e = &self.event;
+        muster_schemas::CatalogueEntry {
+            event_id: self.event_id.clone(),
+            service_name: self.service_name.clone(),
+            name: e.name.clone(),
+            event_type: e.event_type.clone(),
+            venue: e.venue.clone(),
+            capacity: e.capacity,
+            starts_at: e.starts_at.map(|t| t.timestamp_millis()),
+            ends_at: e.ends_at.map(|t| t.timestamp_millis()),
+            utc_offset_minutes: e.starts_at.map(|t| t.offset().local_minus_utc() / 60),
+            ticket_price: e.ticket_price,
+            cost_total: e.cost_total,
+            currency: e.currency.clone(),
+            removed: false,
+            at,
+        }
+    }
+
     /// Checks what serde cannot: names the first bad field.
     pub fn validate(&self) -> Result<(), String> {
         if self.event_id.trim().is_empty() {

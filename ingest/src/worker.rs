@@ -9,7 +9,7 @@ use anyhow::Context;
 use muster_runtime::health::PartState;
 use muster_runtime::secrets::Secrets;
 use muster_runtime::{Health, KafkaConfig, Shutdown};
-use muster_schemas::{Codec, RawCheckin, RawSnapshot, ServiceHealth, TopicRecord};
+use muster_schemas::{CatalogueEntry, Codec, RawCheckin, RawSnapshot, ServiceHealth, TopicRecord};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
@@ -31,6 +31,11 @@ pub async fn collector(
         &[RawSnapshot::TOPIC, RawCheckin::TOPIC, ServiceHealth::TOPIC],
     )
     .await?;
+    muster_runtime::topics::ensure_compacted(kafka, &[CatalogueEntry::TOPIC]).await?;
+    codec
+        .register::<CatalogueEntry>()
+        .await
+        .context("registering the catalogue schema")?;
     codec
         .register::<RawSnapshot>()
         .await
@@ -76,6 +81,27 @@ pub async fn run(
             svc.validate()
                 .map_err(|e| anyhow::anyhow!("ingest.services[{}]: {e}", svc.event_id))?;
             store::upsert(&**client, &secrets, svc).await?;
+        }
+        // The catalogue topic holds every registered event, including those registered
+        // before it existed or while Kafka was unreachable: republish them all (compacted, so
+        // this costs one record per event).
+        let ids: Vec<String> = client
+            .query("SELECT event_id FROM services", &[])
+            .await
+            .context("listing services")?
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        for id in ids {
+            if let Some(s) = store::load(&**client, &secrets, &id).await? {
+                collector
+                    .publish(
+                        &s.config
+                            .catalogue_entry(muster_schemas::records::now_millis()),
+                    )
+                    .await
+                    .map_err(|e| anyhow::anyhow!("publishing the catalogue entry of {id}: {e}"))?;
+            }
         }
     }
     let member = format!(

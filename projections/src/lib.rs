@@ -4,6 +4,7 @@
 
 pub mod alerts;
 pub mod archive;
+pub mod catalogue;
 pub mod config;
 pub mod health;
 pub mod offsets;

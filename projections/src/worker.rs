@@ -28,6 +28,7 @@ pub fn registry() -> Vec<Arc<dyn Projection>> {
         Arc::new(crate::series::GateSeries),
         Arc::new(crate::alerts::AlertLifecycle),
         Arc::new(crate::health::ServiceHealthHistory),
+        Arc::new(crate::catalogue::EventCatalogue),
     ]
 }
 

@@ -10,7 +10,7 @@ pub mod topics;
 
 pub use codec::{Codec, CodecError};
 pub use records::{
-    ActiveAlert, Alert, AlertAction, AlertKind, AlertState, DeadLetter, Direction, GateActivity,
-    GateBaseline, Health, NormalizedMetrics, RawCheckin, RawSnapshot, ServiceHealth, Severity,
-    SnapshotSource, SourceOffset, TopicRecord, UpstreamAlert,
+    ActiveAlert, Alert, AlertAction, AlertKind, AlertState, CatalogueEntry, DeadLetter, Direction,
+    GateActivity, GateBaseline, Health, NormalizedMetrics, RawCheckin, RawSnapshot, ServiceHealth,
+    Severity, SnapshotSource, SourceOffset, TopicRecord, UpstreamAlert,
 };

@@ -7,6 +7,8 @@ pub const NORMALIZED: &str = "muster.normalized.v1";
 pub const ALERTS: &str = "muster.alerts.v1";
 /// Compacted: the alerts processor's state per event, written with its alerts.
 pub const ALERTS_STATE: &str = "muster.alerts.state.v1";
+/// Compacted: every registered event's metadata, from registration.
+pub const CATALOGUE: &str = "muster.catalogue.v1";
 pub const DEAD_LETTER: &str = "muster.dead-letter.v1";
 
 /// The registry subject of a topic's values (Confluent's TopicNameStrategy).

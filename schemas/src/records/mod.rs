@@ -55,6 +55,7 @@ macro_rules! string_enum {
 }
 
 mod alert;
+mod catalogue;
 mod checkin;
 mod dead_letter;
 mod normalized;
@@ -62,6 +63,7 @@ mod raw_snapshot;
 mod service_health;
 
 pub use alert::{ActiveAlert, Alert, AlertAction, AlertKind, AlertState, GateBaseline, Severity};
+pub use catalogue::CatalogueEntry;
 pub use checkin::{Direction, RawCheckin};
 pub use dead_letter::DeadLetter;
 pub use normalized::{GateActivity, NormalizedMetrics, SourceOffset, UpstreamAlert};

@@ -1,0 +1,103 @@
+//! `event_catalogue`: every registered event's metadata (name, type, venue, capacity, dates,
+//! its own UTC offset, prices), from `muster.catalogue.v1`, for the API and analytics.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use muster_schemas::{CatalogueEntry, Codec, TopicRecord};
+use tokio_postgres::Transaction;
+
+use crate::projection::{InRecord, Projection, Rejected, decode_all, sql};
+
+pub struct EventCatalogue;
+
+fn ts(millis: Option<i64>) -> Option<DateTime<Utc>> {
+    millis.and_then(DateTime::from_timestamp_millis)
+}
+
+#[async_trait]
+impl Projection for EventCatalogue {
+    fn name(&self) -> &'static str {
+        "event_catalogue"
+    }
+
+    fn topics(&self) -> Vec<&'static str> {
+        vec![CatalogueEntry::TOPIC]
+    }
+
+    fn tables(&self) -> &'static [&'static str] {
+        &["event_catalogue"]
+    }
+
+    fn migrations(&self) -> &'static [&'static str] {
+        &["CREATE TABLE {schema}.event_catalogue (
+                event_id text PRIMARY KEY,
+                service_name text NOT NULL,
+                name text NOT NULL,
+                event_type text NOT NULL,
+                venue text,
+                capacity bigint,
+                starts_at timestamptz,
+                ends_at timestamptz,
+                utc_offset_minutes int,
+                ticket_price double precision,
+                cost_total double precision,
+                currency text,
+                removed boolean NOT NULL,
+                version_at timestamptz NOT NULL);
+             CREATE INDEX ON {schema}.event_catalogue (event_type) WHERE NOT removed"]
+    }
+
+    /// The latest version per event wins; a removal keeps the row, marked, so analytics of
+    /// past events still find their metadata.
+    async fn apply(
+        &self,
+        tx: &Transaction<'_>,
+        schema: &str,
+        batch: &[InRecord],
+        codec: &Codec,
+    ) -> anyhow::Result<Vec<Rejected>> {
+        let (records, rejected) = decode_all::<CatalogueEntry>(codec, batch).await?;
+        let stmt = tx
+            .prepare(&sql(
+                "INSERT INTO {schema}.event_catalogue AS t (event_id, service_name, name,
+                    event_type, venue, capacity, starts_at, ends_at, utc_offset_minutes,
+                    ticket_price, cost_total, currency, removed, version_at)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
+                 ON CONFLICT (event_id) DO UPDATE SET service_name = excluded.service_name,
+                    name = excluded.name, event_type = excluded.event_type,
+                    venue = excluded.venue, capacity = excluded.capacity,
+                    starts_at = excluded.starts_at, ends_at = excluded.ends_at,
+                    utc_offset_minutes = excluded.utc_offset_minutes,
+                    ticket_price = excluded.ticket_price, cost_total = excluded.cost_total,
+                    currency = excluded.currency, removed = excluded.removed,
+                    version_at = excluded.version_at
+                 WHERE t.version_at <= excluded.version_at",
+                schema,
+            ))
+            .await?;
+        for (_, e) in records {
+            let at = DateTime::from_timestamp_millis(e.at).unwrap_or_default();
+            tx.execute(
+                &stmt,
+                &[
+                    &e.event_id,
+                    &e.service_name,
+                    &e.name,
+                    &e.event_type,
+                    &e.venue,
+                    &e.capacity,
+                    &ts(e.starts_at),
+                    &ts(e.ends_at),
+                    &e.utc_offset_minutes,
+                    &e.ticket_price,
+                    &e.cost_total,
+                    &e.currency,
+                    &e.removed,
+                    &at,
+                ],
+            )
+            .await?;
+        }
+        Ok(rejected)
+    }
+}
