@@ -78,6 +78,10 @@ enum Command {
         /// Rebuild and compare, but keep the live tables.
         #[arg(long)]
         dry_run: bool,
+        /// Swap even if a topic lost its oldest records to retention (history only the live
+        /// tables hold is then dropped).
+        #[arg(long)]
+        accept_truncated: bool,
     },
     /// Serve simulated event-management services on loopback.
     Simulate(Box<simulate::Args>),
@@ -130,8 +134,17 @@ async fn main() -> anyhow::Result<()> {
         Command::Replay {
             projection,
             dry_run,
+            accept_truncated,
             ..
-        } => replay(&cfg, projection.as_deref().unwrap_or_default(), dry_run).await,
+        } => {
+            replay(
+                &cfg,
+                projection.as_deref().unwrap_or_default(),
+                dry_run,
+                accept_truncated,
+            )
+            .await
+        }
         Command::Simulate(_) => unreachable!("handled above"),
         Command::Bench(b) => bench::run(b, cfg).await,
         Command::Process { list: true, .. } => {
@@ -181,7 +194,12 @@ async fn migrate(pool: &deadpool_postgres::Pool) -> anyhow::Result<()> {
     muster_projections::migrate(&mut client).await
 }
 
-async fn replay(cfg: &Config, name: &str, dry_run: bool) -> anyhow::Result<()> {
+async fn replay(
+    cfg: &Config,
+    name: &str,
+    dry_run: bool,
+    accept_truncated: bool,
+) -> anyhow::Result<()> {
     let projection = muster_projections::find(name)?;
     let pool = cfg.database.pool()?;
     migrate(&pool).await?;
@@ -206,6 +224,7 @@ async fn replay(cfg: &Config, name: &str, dry_run: bool) -> anyhow::Result<()> {
             muster_projections::replay::Mode::Swap
         },
         topics: None,
+        accept_truncated,
     }
     .run(|p| {
         bar.set_length(p.total);

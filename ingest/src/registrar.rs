@@ -89,10 +89,30 @@ impl Registrar {
 
     pub async fn remove(&self, event_id: &str) -> anyhow::Result<bool> {
         let client = self.client().await?;
-        let Some(stored) = store::load(&**client, &self.secrets, event_id).await? else {
-            return Ok(false);
+        let mut entry = match store::load(&**client, &self.secrets, event_id).await {
+            Ok(Some(stored)) => stored.config.catalogue_entry(now_millis()),
+            Ok(None) => return Ok(false),
+            // A service whose stored config no longer reads can still be removed.
+            Err(e) => {
+                tracing::warn!(%event_id, error = %format!("{e:#}"), "removing an unreadable service");
+                muster_schemas::CatalogueEntry {
+                    event_id: event_id.to_owned(),
+                    service_name: String::new(),
+                    name: String::new(),
+                    event_type: String::new(),
+                    venue: None,
+                    capacity: None,
+                    starts_at: None,
+                    ends_at: None,
+                    utc_offset_minutes: None,
+                    ticket_price: None,
+                    cost_total: None,
+                    currency: None,
+                    removed: true,
+                    at: now_millis(),
+                }
+            }
         };
-        let mut entry = stored.config.catalogue_entry(now_millis());
         entry.removed = true;
         self.collector
             .publish(&entry)

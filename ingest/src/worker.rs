@@ -93,14 +93,19 @@ pub async fn run(
             .map(|r| r.get(0))
             .collect();
         for id in ids {
-            if let Some(s) = store::load(&**client, &secrets, &id).await? {
-                collector
+            match store::load(&**client, &secrets, &id).await {
+                Ok(Some(s)) => collector
                     .publish(
                         &s.config
                             .catalogue_entry(muster_schemas::records::now_millis()),
                     )
                     .await
-                    .map_err(|e| anyhow::anyhow!("publishing the catalogue entry of {id}: {e}"))?;
+                    .map_err(|e| anyhow::anyhow!("publishing the catalogue entry of {id}: {e}"))?,
+                Ok(None) => {}
+                // The lease loop skips it too; one bad row must not stop every other service.
+                Err(e) => {
+                    tracing::error!(event_id = %id, error = %format!("{e:#}"), "unreadable stored service; not in the catalogue")
+                }
             }
         }
     }

@@ -138,7 +138,7 @@ impl TransactionalLoop {
             max_wait: self.cfg.batch_max_wait,
             idle,
         };
-        gather(&self.consumer, bounds, |batch| {
+        let drop_revoked = |batch: &mut Vec<InRecord>| {
             let revoked = ctx.take_revoked();
             if revoked.is_empty() {
                 return;
@@ -157,8 +157,11 @@ impl TransactionalLoop {
                 metrics::counter!("muster_processor_revoked_records_total")
                     .increment((before - batch.len()) as u64);
             }
-        })
-        .await
+        };
+        let mut batch = gather(&self.consumer, bounds, drop_revoked).await?;
+        // A revoke served by the last `recv()`, the one that timed out, is applied here.
+        drop_revoked(&mut batch);
+        Ok(batch)
     }
 
     /// Produces `outputs` and commits `batch`'s offsets atomically.

@@ -75,8 +75,28 @@ impl Projection for EventCatalogue {
                 schema,
             ))
             .await?;
+        // A removal keeps the metadata the row has (the removal may carry none).
+        let remove = tx
+            .prepare(&sql(
+                "INSERT INTO {schema}.event_catalogue AS t (event_id, service_name, name,
+                    event_type, removed, version_at)
+                 VALUES ($1, $2, $3, $4, true, $5)
+                 ON CONFLICT (event_id) DO UPDATE SET removed = true,
+                    version_at = excluded.version_at
+                 WHERE t.version_at <= excluded.version_at",
+                schema,
+            ))
+            .await?;
         for (_, e) in records {
             let at = DateTime::from_timestamp_millis(e.at).unwrap_or_default();
+            if e.removed {
+                tx.execute(
+                    &remove,
+                    &[&e.event_id, &e.service_name, &e.name, &e.event_type, &at],
+                )
+                .await?;
+                continue;
+            }
             tx.execute(
                 &stmt,
                 &[

@@ -47,6 +47,9 @@ pub struct Replay<'a> {
     pub pool: &'a deadpool_postgres::Pool,
     pub cfg: &'a ProjectionsConfig,
     pub mode: Mode,
+    /// Swap even when a topic no longer starts at offset 0 (its oldest records were deleted by
+    /// retention): the rebuilt tables then lack what only the live ones still hold.
+    pub accept_truncated: bool,
     /// Read these topics instead of the projection's own (benchmarks use copies).
     pub topics: Option<Vec<String>>,
 }
@@ -126,6 +129,17 @@ impl Replay<'_> {
                     lows.insert((topic.to_owned(), p.id()), low);
                 }
             }
+        }
+        let truncated: Vec<String> = lows
+            .iter()
+            .filter(|(_, low)| **low > 0)
+            .map(|((t, p), low)| format!("{t}/{p} starts at {low}"))
+            .collect();
+        if !truncated.is_empty() && self.mode == Mode::Swap && !self.accept_truncated {
+            anyhow::bail!(
+                "not rebuilding {name}: its topics lost their oldest records to retention ({}), so a rebuild would drop history the live tables still hold. Use --dry-run to compare, or --accept-truncated to swap anyway",
+                truncated.join(", ")
+            );
         }
         consumer.assign(&tpl).context("assigning the topics")?;
 
@@ -260,16 +274,25 @@ impl Replay<'_> {
         }
         let mut differences = Vec::new();
         for table in self.projection.tables() {
+            // Sums of floats depend on the order they were added in (batches differ between
+            // the live run and the replay), so floats are compared to 9 decimals.
             let cols: Vec<String> = tx
                 .query(
-                    "SELECT column_name FROM information_schema.columns
+                    "SELECT column_name, data_type FROM information_schema.columns
                      WHERE table_schema = 'public' AND table_name = $1
                        AND column_name <> 'updated_at' ORDER BY ordinal_position",
                     &[table],
                 )
                 .await?
                 .iter()
-                .map(|r| format!("\"{}\"", r.get::<_, String>(0)))
+                .map(|r| {
+                    let (name, ty): (String, String) = (r.get(0), r.get(1));
+                    if ty == "double precision" {
+                        format!("round(\"{name}\"::numeric, 9)")
+                    } else {
+                        format!("\"{name}\"")
+                    }
+                })
                 .collect();
             let cols = cols.join(", ");
             let n: i64 = tx

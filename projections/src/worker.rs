@@ -61,6 +61,9 @@ pub async fn run(
     for p in &all {
         topics.extend(p.topics());
     }
+    // Compacted topics first, so that whichever worker creates them creates them compacted.
+    muster_runtime::topics::ensure_compacted(kafka, &[muster_schemas::CatalogueEntry::TOPIC])
+        .await?;
     muster_runtime::topics::ensure(kafka, &topics).await?;
     codec
         .register::<DeadLetter>()
@@ -128,17 +131,19 @@ impl Applier<'_> {
                 stored.insert((topic.to_owned(), p), o);
             }
         }
-        let mut next = stored.clone();
+        // Compared with a running next offset, not only the stored one: a partition revoked
+        // and handed back within one batch is re-read from Kafka, and its records must not
+        // count twice.
+        let mut next = stored;
         let fresh: Vec<InRecord> = batch
             .into_iter()
             .filter(|r| {
-                let key = (r.topic.clone(), r.partition);
-                let applied = r.offset < stored.get(&key).copied().unwrap_or(0);
-                if !applied {
-                    let n = next.entry(key).or_insert(0);
-                    *n = (*n).max(r.offset + 1);
+                let n = next.entry((r.topic.clone(), r.partition)).or_insert(0);
+                if r.offset < *n {
+                    return false;
                 }
-                !applied
+                *n = r.offset + 1;
+                true
             })
             .collect();
         if fresh.is_empty() {

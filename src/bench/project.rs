@@ -169,6 +169,7 @@ pub async fn run(args: Args, cfg: Config) -> anyhow::Result<()> {
         pool: &pool,
         cfg: &cfg.projections,
         mode: Mode::Discard,
+        accept_truncated: true,
         topics: Some(vec![topic.clone()]),
     }
     .run(|_| {})

@@ -23,6 +23,9 @@ pub struct AlertRules {
     pub occupancy_warning: f64,
     /// ...and at or above this, a critical alert.
     pub occupancy_critical: f64,
+    /// An occupancy alert ends (or steps down) only once occupancy is this far below its
+    /// threshold, so a crowd hovering at 90 % does not raise and resolve every minute.
+    pub occupancy_hysteresis: f64,
     /// An open gate whose throughput falls below this share of its usual throughput has
     /// collapsed...
     pub collapse_ratio: f64,
@@ -40,6 +43,7 @@ impl Default for AlertRules {
         Self {
             occupancy_warning: 0.9,
             occupancy_critical: 1.0,
+            occupancy_hysteresis: 0.05,
             collapse_ratio: 0.2,
             recover_ratio: 0.5,
             min_baseline: 5.0,
@@ -82,9 +86,22 @@ impl AlertRules {
         let mut now = Vec::new();
         if let Some(capacity) = m.capacity.filter(|c| *c > 0) {
             let share = m.current_attendees as f64 / capacity as f64;
-            let severity = if share >= self.occupancy_critical {
+            let active = state
+                .active
+                .iter()
+                .find(|a| a.kind == AlertKind::Occupancy)
+                .map(|a| a.severity);
+            // A threshold is lowered by the hysteresis while its alert is the active one.
+            let threshold = |t: f64, s: Severity| {
+                if active.is_some_and(|a| a >= s) {
+                    t - self.occupancy_hysteresis
+                } else {
+                    t
+                }
+            };
+            let severity = if share >= threshold(self.occupancy_critical, Severity::Critical) {
                 Some(Severity::Critical)
-            } else if share >= self.occupancy_warning {
+            } else if share >= threshold(self.occupancy_warning, Severity::Warning) {
                 Some(Severity::Warning)
             } else {
                 None
@@ -343,8 +360,9 @@ mod tests {
             [(AlertAction::Raised, AlertKind::Occupancy, Severity::Warning)]
         );
         assert_eq!(raised[0].alert_id, "ev:occupancy@2");
-        // Still over: nothing new.
+        // Still over, or just under but within the hysteresis: nothing new.
         assert!(rules.on_metrics(&mut s, &metrics(3, 950, &[])).is_empty());
+        assert!(rules.on_metrics(&mut s, &metrics(3, 870, &[])).is_empty());
         // Over capacity: the warning ends and a critical alert starts.
         let escalated = rules.on_metrics(&mut s, &metrics(4, 1001, &[]));
         assert_eq!(

@@ -14,7 +14,6 @@ use muster_schemas::{
     TopicRecord,
 };
 use rdkafka::consumer::{Consumer, StreamConsumer};
-use rdkafka::error::KafkaError;
 use rdkafka::message::Message;
 use rdkafka::{Offset, TopicPartitionList};
 use tokio::sync::Mutex;
@@ -24,7 +23,26 @@ use crate::processor::{InRecord, OutRecord, Processor, RecordSource, dead_letter
 
 pub struct Alerts {
     rules: AlertRules,
+    /// Keyed by the state record's Kafka key: [`state_key`].
     state: Mutex<HashMap<String, AlertState>>,
+}
+
+/// Which input an event's state follows. Metrics and health come from two topics whose
+/// partitions may be owned by two instances, so each keeps its own state record: neither
+/// instance ever overwrites what the other decided.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Family {
+    Metrics,
+    Health,
+}
+
+/// The state record's key: the event id for metrics, `{eventId}#health` for health. Both keys
+/// hash like any other string; only the owner of the input partition writes each.
+fn state_key(event_id: &str, family: Family) -> String {
+    match family {
+        Family::Metrics => event_id.to_owned(),
+        Family::Health => format!("{event_id}#health"),
+    }
 }
 
 impl Alerts {
@@ -92,11 +110,12 @@ impl Processor for Alerts {
         let mut touched = BTreeSet::new();
         for record in batch {
             let source = record.source();
-            let (event_id, alerts) = if record.topic == NormalizedMetrics::TOPIC {
+            let (key, alerts) = if record.topic == NormalizedMetrics::TOPIC {
                 match codec.decode::<NormalizedMetrics>(&record.payload).await {
                     Ok(m) => {
-                        let s = entry(&mut states, &m.event_id);
-                        (m.event_id.clone(), self.rules.on_metrics(s, &m))
+                        let key = state_key(&m.event_id, Family::Metrics);
+                        let s = entry(&mut states, &key, &m.event_id);
+                        (key, self.rules.on_metrics(s, &m))
                     }
                     Err(e) if e.is_transient() => return Err(e.into()),
                     Err(e) => {
@@ -107,8 +126,9 @@ impl Processor for Alerts {
             } else {
                 match codec.decode::<ServiceHealth>(&record.payload).await {
                     Ok(h) => {
-                        let s = entry(&mut states, &h.event_id);
-                        (h.event_id.clone(), self.rules.on_health(s, &h, &source))
+                        let key = state_key(&h.event_id, Family::Health);
+                        let s = entry(&mut states, &key, &h.event_id);
+                        (key, self.rules.on_health(s, &h, &source))
                     }
                     Err(e) if e.is_transient() => return Err(e.into()),
                     Err(e) => {
@@ -130,13 +150,13 @@ impl Processor for Alerts {
                     payload: codec.encode(&a).await?,
                 });
             }
-            touched.insert(event_id);
+            touched.insert(key);
         }
-        for event_id in touched {
-            let s = &states[&event_id];
+        for key in touched {
+            let s = &states[&key];
             out.push(OutRecord {
                 topic: AlertState::TOPIC.to_owned(),
-                key: Some(event_id.clone()),
+                key: Some(key.clone()),
                 payload: codec.encode(s).await?,
             });
         }
@@ -144,13 +164,15 @@ impl Processor for Alerts {
     }
 }
 
-fn entry<'a>(states: &'a mut HashMap<String, AlertState>, event_id: &str) -> &'a mut AlertState {
-    states
-        .entry(event_id.to_owned())
-        .or_insert_with(|| AlertState {
-            event_id: event_id.to_owned(),
-            ..Default::default()
-        })
+fn entry<'a>(
+    states: &'a mut HashMap<String, AlertState>,
+    key: &str,
+    event_id: &str,
+) -> &'a mut AlertState {
+    states.entry(key.to_owned()).or_insert_with(|| AlertState {
+        event_id: event_id.to_owned(),
+        ..Default::default()
+    })
 }
 
 async fn undecodable(
@@ -168,8 +190,9 @@ async fn undecodable(
     dead_letter(codec, dl).await
 }
 
-/// Reads the compacted state topic from the start to its last committed record. Records are
-/// keyed by event, so the latest one per event wins.
+/// Reads the compacted state topic from the start up to the high watermarks taken first. Not
+/// merely to the end a `read_committed` fetch reports: the previous owner's last commit may
+/// not have its markers written yet, and its state must be seen before its offsets are used.
 async fn read_state(
     kafka: &KafkaConfig,
     codec: &Codec,
@@ -178,7 +201,6 @@ async fn read_state(
         .client()
         .set("group.id", kafka.group("processors.alerts.restore"))
         .set("enable.auto.commit", "false")
-        .set("enable.partition.eof", "true")
         .set("isolation.level", "read_committed")
         .create()
         .context("creating the state reader")?;
@@ -186,37 +208,54 @@ async fn read_state(
     let meta = consumer
         .fetch_metadata(Some(topic), Duration::from_secs(10))
         .with_context(|| format!("reading the metadata of {topic}"))?;
-    let partitions: Vec<i32> = meta
-        .topics()
-        .iter()
-        .flat_map(|t| t.partitions().iter().map(|p| p.id()))
-        .collect();
     let mut tpl = TopicPartitionList::new();
-    for p in &partitions {
-        tpl.add_partition_offset(topic, *p, Offset::Beginning)?;
+    let mut ends = HashMap::new();
+    for p in meta.topics().iter().flat_map(|t| t.partitions()) {
+        let (low, high) = consumer
+            .fetch_watermarks(topic, p.id(), Duration::from_secs(10))
+            .with_context(|| format!("reading the offsets of {topic}/{}", p.id()))?;
+        if high > low {
+            ends.insert(p.id(), high);
+            tpl.add_partition_offset(topic, p.id(), Offset::Beginning)?;
+        }
+    }
+    let mut states = HashMap::new();
+    if ends.is_empty() {
+        return Ok(states);
     }
     consumer.assign(&tpl).context("assigning the state topic")?;
-    let mut open: BTreeSet<i32> = partitions.into_iter().collect();
-    let mut states = HashMap::new();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
-    while !open.is_empty() {
-        let msg = match tokio::time::timeout_at(deadline, consumer.recv()).await {
-            Err(_) => anyhow::bail!(
-                "reading {topic} to its end took over 2 minutes ({} partitions left)",
-                open.len()
-            ),
-            Ok(Err(KafkaError::PartitionEOF(p))) => {
-                open.remove(&p);
+    loop {
+        let position = consumer.position()?;
+        let done = ends.iter().all(|(p, high)| {
+            matches!(position.find_partition(topic, *p).map(|e| e.offset()),
+                     Some(Offset::Offset(o)) if o >= *high)
+        });
+        if done {
+            return Ok(states);
+        }
+        anyhow::ensure!(
+            tokio::time::Instant::now() < deadline,
+            "reading {topic} to its end took over 2 minutes"
+        );
+        // A short wait: the last offsets may be transaction markers, which move the position
+        // without delivering a record.
+        let msg = match tokio::time::timeout(Duration::from_millis(200), consumer.recv()).await {
+            Err(_) => continue,
+            Ok(Ok(m)) => m,
+            Ok(Err(e)) => {
+                // recv() may wake without a record while the position moves past markers.
+                tracing::debug!(error = %e, "reading the alert state");
                 continue;
             }
-            Ok(r) => r.with_context(|| format!("reading {topic}"))?,
         };
-        let Some(payload) = msg.payload() else {
+        let (Some(payload), Some(key)) = (msg.payload(), msg.key()) else {
             continue;
         };
+        let key = String::from_utf8_lossy(key).into_owned();
         match codec.decode::<AlertState>(payload).await {
             Ok(s) => {
-                states.insert(s.event_id.clone(), s);
+                states.insert(key, s);
             }
             Err(e) if e.is_transient() => return Err(e.into()),
             // Only this processor writes the topic; a record it cannot read is a bug to see,
@@ -226,5 +265,4 @@ async fn read_state(
             }
         }
     }
-    Ok(states)
 }
