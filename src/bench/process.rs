@@ -117,6 +117,8 @@ pub async fn run(args: Args, cfg: Config) -> anyhow::Result<()> {
     )
     .await?;
 
+    let (norm_split, win_split) = (norm, win);
+    let (norm, win) = (norm.total, win.total);
     let rate = |d: Duration| n as f64 / d.as_secs_f64();
     println!(
         "muster bench process ({n} records each, batches of {})",
@@ -140,6 +142,15 @@ pub async fn run(args: Args, cfg: Config) -> anyhow::Result<()> {
         rate(win),
         100.0 * raw_check.as_secs_f64() / win.as_secs_f64()
     );
+    for (name, d) in [("normalize", norm_split), ("gate_throughput_1m", win_split)] {
+        let share = |x: Duration| 100.0 * x.as_secs_f64() / d.total.as_secs_f64();
+        println!(
+            "  {name}: {:.0} % of its time processing, {:.0} % producing and committing, {:.0} % reading",
+            share(d.processing),
+            share(d.committing),
+            (100.0 - share(d.processing) - share(d.committing)).max(0.0)
+        );
+    }
 
     let admin: AdminClient<DefaultClientContext> = cfg.kafka.client().create()?;
     admin
