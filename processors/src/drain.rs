@@ -57,6 +57,9 @@ pub async fn drain(
         spent.committing += t.elapsed();
         done += batch.len();
     }
+    let t = Instant::now();
+    tx.flush().await?;
+    spent.committing += t.elapsed();
     spent.total = started.map(|s| s.elapsed()).unwrap_or_default();
     Ok(spent)
 }

@@ -9,15 +9,18 @@
 //! keeps exactly the records this consumer still owns.
 
 use std::collections::BTreeMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
 use anyhow::Context;
 use muster_runtime::KafkaConfig;
 use rdkafka::client::ClientContext;
-use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance, StreamConsumer};
+use rdkafka::consumer::{
+    BaseConsumer, Consumer, ConsumerContext, ConsumerGroupMetadata, Rebalance, StreamConsumer,
+};
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use rdkafka::{Offset, TopicPartitionList};
+use tokio::task::JoinHandle;
 
 use crate::config::ProcessorsConfig;
 
@@ -36,6 +39,41 @@ pub struct OutRecord {
 #[derive(Default)]
 pub struct LoopContext {
     log: Mutex<RebalanceLog>,
+    /// True while a batch's transaction is being committed in the background.
+    committing: Arc<InFlight>,
+}
+
+/// A flag with a condition variable: a revoke waits until the commit in flight is done, so the
+/// partition's next owner reads offsets that include it (or that it will wait for).
+#[derive(Default)]
+struct InFlight {
+    busy: Mutex<bool>,
+    done: Condvar,
+}
+
+impl InFlight {
+    fn set(&self, busy: bool) {
+        *self.busy.lock().expect("in-flight flag poisoned") = busy;
+        if !busy {
+            self.done.notify_all();
+        }
+    }
+
+    fn wait_idle(&self) {
+        let mut busy = self.busy.lock().expect("in-flight flag poisoned");
+        while *busy {
+            busy = self.done.wait(busy).expect("in-flight flag poisoned");
+        }
+    }
+}
+
+/// Clears the in-flight flag however the commit task ends.
+struct ClearOnDrop(Arc<InFlight>);
+
+impl Drop for ClearOnDrop {
+    fn drop(&mut self) {
+        self.0.set(false);
+    }
 }
 
 #[derive(Default)]
@@ -51,6 +89,13 @@ impl ClientContext for LoopContext {}
 impl ConsumerContext for LoopContext {
     fn pre_rebalance(&self, _: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         if let Rebalance::Revoke(tpl) = rebalance {
+            // Let the transaction in flight, which may hold these partitions' offsets, finish
+            // before they go: their next owner then starts after it.
+            let wait = || self.committing.wait_idle();
+            match tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()) {
+                Ok(tokio::runtime::RuntimeFlavor::MultiThread) => tokio::task::block_in_place(wait),
+                _ => wait(),
+            }
             let mut log = self.log.lock().expect("rebalance log poisoned");
             for e in tpl.elements() {
                 log.revoked.push((e.topic().to_owned(), e.partition()));
@@ -80,6 +125,8 @@ pub struct TransactionalLoop {
     consumer: StreamConsumer<LoopContext>,
     producer: FutureProducer,
     cfg: ProcessorsConfig,
+    /// The previous batch's commit, running while the next batch is read and processed.
+    in_flight: tokio::sync::Mutex<Option<JoinHandle<anyhow::Result<()>>>>,
 }
 
 impl TransactionalLoop {
@@ -119,6 +166,7 @@ impl TransactionalLoop {
             consumer,
             producer,
             cfg,
+            in_flight: tokio::sync::Mutex::new(None),
         })
     }
 
@@ -164,63 +212,91 @@ impl TransactionalLoop {
         Ok(batch)
     }
 
-    /// Produces `outputs` and commits `batch`'s offsets atomically.
+    /// Produces `outputs` and commits `batch`'s offsets atomically, in the background: the
+    /// caller reads and processes the next batch meanwhile. The previous batch's commit is
+    /// awaited first (one transaction at a time), and its error, if any, returned here.
     pub async fn commit(&self, batch: &[InRecord], outputs: Vec<OutRecord>) -> anyhow::Result<()> {
-        let timeout = self.cfg.transaction_timeout;
-        tokio::task::block_in_place(|| self.producer.begin_transaction())
-            .context("beginning a transaction")?;
-        match self.produce_and_commit(batch, outputs).await {
-            Ok(()) => Ok(()),
-            Err(e) => {
-                if let Err(abort) =
-                    tokio::task::block_in_place(|| self.producer.abort_transaction(timeout))
-                {
-                    tracing::error!(error = %abort, "aborting the transaction failed");
-                }
-                Err(e)
-            }
-        }
-    }
-
-    async fn produce_and_commit(
-        &self,
-        batch: &[InRecord],
-        outputs: Vec<OutRecord>,
-    ) -> anyhow::Result<()> {
-        let timeout = self.cfg.transaction_timeout;
-        let mut deliveries = Vec::with_capacity(outputs.len());
-        for out in &outputs {
-            let mut record = FutureRecord::to(&out.topic).payload(&out.payload);
-            if let Some(k) = &out.key {
-                record = record.key(k);
-            }
-            let delivery = self
-                .producer
-                .send_result(record)
-                .map_err(|(e, _)| e)
-                .with_context(|| format!("queueing a record for {}", out.topic))?;
-            deliveries.push(delivery);
-        }
-        for d in deliveries {
-            d.await
-                .context("the producer dropped a delivery")?
-                .map_err(|(e, _)| e)
-                .context("producing an output record")?;
-        }
+        self.flush().await?;
         let offsets = next_offsets(batch)?;
+        // The group generation now, before the next batch's reads serve any rebalance: a
+        // rebalance since makes the broker refuse the offsets (KIP-447).
         let group = self
             .consumer
             .group_metadata()
             .context("the consumer has no group metadata")?;
-        tokio::task::block_in_place(|| {
-            self.producer
-                .send_offsets_to_transaction(&offsets, &group, timeout)
-        })
-        .context("adding the consumed offsets to the transaction")?;
-        tokio::task::block_in_place(|| self.producer.commit_transaction(timeout))
-            .context("committing the transaction")?;
+        let producer = self.producer.clone();
+        let timeout = self.cfg.transaction_timeout;
+        let flag = self.consumer.context().committing.clone();
+        flag.set(true);
+        let clear = ClearOnDrop(flag);
+        let task = tokio::spawn(async move {
+            let _clear = clear;
+            commit_transaction(&producer, offsets, group, outputs, timeout).await
+        });
+        *self.in_flight.lock().await = Some(task);
         Ok(())
     }
+
+    /// Waits for the commit in flight; its error, if any.
+    pub async fn flush(&self) -> anyhow::Result<()> {
+        let Some(task) = self.in_flight.lock().await.take() else {
+            return Ok(());
+        };
+        task.await.context("the commit task panicked")?
+    }
+}
+
+async fn commit_transaction(
+    producer: &FutureProducer,
+    offsets: TopicPartitionList,
+    group: ConsumerGroupMetadata,
+    outputs: Vec<OutRecord>,
+    timeout: Duration,
+) -> anyhow::Result<()> {
+    tokio::task::block_in_place(|| producer.begin_transaction())
+        .context("beginning a transaction")?;
+    match produce_and_commit(producer, &offsets, &group, outputs, timeout).await {
+        Ok(()) => Ok(()),
+        Err(e) => {
+            if let Err(abort) = tokio::task::block_in_place(|| producer.abort_transaction(timeout))
+            {
+                tracing::error!(error = %abort, "aborting the transaction failed");
+            }
+            Err(e)
+        }
+    }
+}
+
+async fn produce_and_commit(
+    producer: &FutureProducer,
+    offsets: &TopicPartitionList,
+    group: &ConsumerGroupMetadata,
+    outputs: Vec<OutRecord>,
+    timeout: Duration,
+) -> anyhow::Result<()> {
+    let mut deliveries = Vec::with_capacity(outputs.len());
+    for out in &outputs {
+        let mut record = FutureRecord::to(&out.topic).payload(&out.payload);
+        if let Some(k) = &out.key {
+            record = record.key(k);
+        }
+        let delivery = producer
+            .send_result(record)
+            .map_err(|(e, _)| e)
+            .with_context(|| format!("queueing a record for {}", out.topic))?;
+        deliveries.push(delivery);
+    }
+    for d in deliveries {
+        d.await
+            .context("the producer dropped a delivery")?
+            .map_err(|(e, _)| e)
+            .context("producing an output record")?;
+    }
+    tokio::task::block_in_place(|| producer.send_offsets_to_transaction(offsets, group, timeout))
+        .context("adding the consumed offsets to the transaction")?;
+    tokio::task::block_in_place(|| producer.commit_transaction(timeout))
+        .context("committing the transaction")?;
+    Ok(())
 }
 
 /// The offset to resume from for each partition: one past the last record consumed.

@@ -124,6 +124,22 @@ async fn run_clients(
     let group = format!("processors.{}", p.name());
     let tx = TransactionalLoop::new(kafka, &group, &p.inputs(), cfg.clone())?;
     health.ready(part);
+    let result = batches(p, kafka, codec, shutdown, &tx).await;
+    // Never leave a commit running behind a restart: the next clients would read the offsets
+    // it has not added yet, and process its batch a second time.
+    let flushed = tx.flush().await;
+    result.and(flushed)
+}
+
+/// Reads, processes and commits batches until shutdown; each commit runs while the next batch
+/// is read and processed.
+async fn batches(
+    p: &Arc<dyn Processor>,
+    kafka: &KafkaConfig,
+    codec: &Codec,
+    shutdown: &Shutdown,
+    tx: &TransactionalLoop,
+) -> anyhow::Result<()> {
     let name = p.name().to_owned();
     let mut restored_at = None;
     loop {
@@ -132,10 +148,14 @@ async fn run_clients(
             b = tx.next_batch(Duration::from_secs(1)) => b?,
         };
         if batch.is_empty() {
+            // Idle: surface the last commit's outcome now rather than with the next batch.
+            tx.flush().await?;
             continue;
         }
         let started = std::time::Instant::now();
         if restored_at != Some(tx.assignments()) {
+            // State must include the commit in flight before it is read back.
+            tx.flush().await?;
             restored_at = Some(tx.assignments());
             p.restore(kafka, codec)
                 .await
