@@ -188,6 +188,13 @@ pub async fn run(args: Args, cfg: Config) -> anyhow::Result<()> {
         )
         .await?;
 
+    let admin: rdkafka::admin::AdminClient<rdkafka::client::DefaultClientContext> =
+        cfg.kafka.client().create()?;
+    admin
+        .delete_topics(&[&topic], &rdkafka::admin::AdminOptions::new())
+        .await
+        .context("deleting the benchmark topic")?;
+
     let rate = |d: Duration| n as f64 / d.as_secs_f64().max(1e-9);
     let copy_rate = rate(copy_time);
     println!(
