@@ -9,7 +9,8 @@ use std::time::{Duration, Instant};
 
 use common::{Services, Worker, free_port, run_id, scratch_dir, wait_for};
 use muster_schemas::{
-    Alert, AlertAction, AlertKind, Codec, NormalizedMetrics, Severity, SourceOffset, TopicRecord,
+    Alert, AlertAction, AlertKind, CatalogueEntry, Codec, NormalizedMetrics, Severity,
+    SourceOffset, TopicRecord,
 };
 use rdkafka::producer::{FutureProducer, FutureRecord};
 
@@ -464,4 +465,126 @@ async fn a_replay_rebuilds_tables_equal_to_the_live_ones_and_swaps_them_in() {
         .unwrap()
         .get(0);
     assert_eq!(leftovers, 0, "the replay schema is gone after the swap");
+}
+
+fn catalogue(event: &str, removed: bool) -> CatalogueEntry {
+    CatalogueEntry {
+        event_id: event.to_owned(),
+        service_name: "test".into(),
+        name: format!("Expo {event}"),
+        event_type: "exhibition".into(),
+        venue: Some("Hall 1".into()),
+        capacity: Some(1200),
+        starts_at: None,
+        ends_at: None,
+        utc_offset_minutes: Some(540),
+        ticket_price: Some(20.0),
+        cost_total: None,
+        currency: Some("JPY".into()),
+        removed,
+        at: chrono::Utc::now().timestamp_millis(),
+    }
+}
+
+/// The status `/api/public/events` gives `event`, if it lists it.
+async fn public_status(api: &str, event: &str) -> Option<String> {
+    let body = common::get_json(&format!("{api}/api/public/events")).await?;
+    body["events"]
+        .as_array()?
+        .iter()
+        .find(|e| e["eventId"] == event)
+        .map(|e| e["status"].as_str().unwrap_or_default().to_owned())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_catalogue_feeds_the_public_list_and_old_numbers_show_as_stale() {
+    let s = Services::from_env();
+    let run = run_id();
+    let dir = scratch_dir(&run);
+    let codec = Codec::new(&s.registry).unwrap();
+    migrated(&s).await;
+    let env = env(&run, "latest");
+    let _project = Worker::start(
+        "project-catalogue",
+        &[
+            "project",
+            "--only",
+            "event_catalogue",
+            "--only",
+            "event_realtime",
+        ],
+        &env,
+        &dir,
+    );
+    let api_port = free_port();
+    let mut api_env = env.clone();
+    api_env.push(("MUSTER_API_ADDR", format!("127.0.0.1:{api_port}")));
+    api_env.push(("MUSTER__OPS__ADDR", format!("127.0.0.1:{}", free_port())));
+    let _api = Worker::start("api", &["api"], &api_env, &dir);
+    let api = format!("http://127.0.0.1:{api_port}");
+    let p = producer(&s);
+
+    // A fresh event, re-sent until the workers consume: listed, and live.
+    let fresh = format!("fresh{run}");
+    let status = wait_for(
+        "the fresh event in the public list",
+        Duration::from_secs(90),
+        || {
+            let (p, codec, fresh, api) = (&p, &codec, &fresh, &api);
+            async move {
+                send(p, codec, &catalogue(fresh, false)).await;
+                let now = chrono::Utc::now().timestamp_millis();
+                send(p, codec, &metrics(fresh, now, 300)).await;
+                public_status(api, fresh).await
+            }
+        },
+    )
+    .await;
+    assert_eq!(status, "live");
+
+    // An event whose last numbers are six minutes old is shown as stale, not live.
+    let old = format!("old{run}");
+    send(&p, &codec, &catalogue(&old, false)).await;
+    let six_minutes_ago = chrono::Utc::now().timestamp_millis() - 6 * 60_000;
+    send(&p, &codec, &metrics(&old, six_minutes_ago, 300)).await;
+    let status = wait_for(
+        "the old event's realtime row",
+        Duration::from_secs(60),
+        || {
+            let (old, api) = (&old, &api);
+            async move {
+                public_status(api, old)
+                    .await
+                    .filter(|s| s.as_str() != "pending")
+            }
+        },
+    )
+    .await;
+    assert_eq!(status, "stale");
+
+    // A removal takes it off the list.
+    send(&p, &codec, &catalogue(&fresh, true)).await;
+    wait_for(
+        "the removed event to leave the list",
+        Duration::from_secs(60),
+        || {
+            let (fresh, api) = (&fresh, &api);
+            async move { public_status(api, fresh).await.is_none().then_some(()) }
+        },
+    )
+    .await;
+    let client = db(&s).await;
+    let row = client
+        .query_one(
+            "SELECT name, removed, utc_offset_minutes FROM event_catalogue WHERE event_id = $1",
+            &[&fresh],
+        )
+        .await
+        .unwrap();
+    assert_eq!(row.get::<_, String>(0), format!("Expo {fresh}"));
+    assert!(
+        row.get::<_, bool>(1),
+        "the removal is kept, with the metadata"
+    );
+    assert_eq!(row.get::<_, Option<i32>>(2), Some(540));
 }
