@@ -24,6 +24,10 @@ impl Projection for EventCatalogue {
         vec![CatalogueEntry::TOPIC]
     }
 
+    fn reads_from_start(&self) -> bool {
+        true
+    }
+
     fn tables(&self) -> &'static [&'static str] {
         &["event_catalogue"]
     }

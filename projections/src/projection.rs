@@ -24,6 +24,12 @@ pub trait Projection: Send + Sync {
     fn name(&self) -> &'static str;
     /// Topics it reads.
     fn topics(&self) -> Vec<&'static str>;
+    /// True for a projection of a compacted topic that holds state (the catalogue): it is read
+    /// from its start whatever `kafka.auto_offset_reset` says, since skipping its history
+    /// would leave entries missing for good.
+    fn reads_from_start(&self) -> bool {
+        false
+    }
     /// Tables it owns; a replay rebuilds exactly these and swaps them in together.
     fn tables(&self) -> &'static [&'static str];
     /// Forward-only DDL, with `{schema}` where the schema name goes: applied to `public` as

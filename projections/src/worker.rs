@@ -271,8 +271,11 @@ impl Worker {
 
     async fn consume(&self, shutdown: &Shutdown) -> anyhow::Result<()> {
         let name = self.projection.name();
-        let consumer: StreamConsumer = self
-            .kafka
+        let mut kafka = self.kafka.clone();
+        if self.projection.reads_from_start() {
+            kafka.auto_offset_reset = muster_runtime::config::OffsetReset::Earliest;
+        }
+        let consumer: StreamConsumer = kafka
             .consumer(&format!("projections.{name}"))
             .create()
             .context("creating the Kafka consumer")?;
