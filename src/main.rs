@@ -190,7 +190,11 @@ async fn migrate(pool: &deadpool_postgres::Pool) -> anyhow::Result<()> {
         .get()
         .await
         .context("connecting to PostgreSQL (is it running? see scripts/services.sh)")?;
-    muster_runtime::migrate::apply(&mut client, &[&muster_ingest::MIGRATIONS]).await?;
+    muster_runtime::migrate::apply(
+        &mut client,
+        &[&muster_ingest::MIGRATIONS, &muster_api::MIGRATIONS],
+    )
+    .await?;
     muster_projections::migrate(&mut client).await
 }
 

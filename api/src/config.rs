@@ -13,6 +13,8 @@ pub struct ApiConfig {
     pub admin_token: Option<String>,
     /// Seconds after which an event's realtime numbers are shown as stale instead of live.
     pub stale_after_secs: u64,
+    /// Per key, per tier; per process (see the README).
+    pub rate_limits: crate::partners::RateLimits,
 }
 
 impl std::fmt::Debug for ApiConfig {
@@ -21,6 +23,7 @@ impl std::fmt::Debug for ApiConfig {
             .field("addr", &self.addr)
             .field("admin_token", &self.admin_token.as_ref().map(|_| "***"))
             .field("stale_after_secs", &self.stale_after_secs)
+            .field("rate_limits", &self.rate_limits)
             .finish()
     }
 }
@@ -31,6 +34,7 @@ impl Default for ApiConfig {
             addr: ([127, 0, 0, 1], 8080).into(),
             admin_token: None,
             stale_after_secs: 300,
+            rate_limits: Default::default(),
         }
     }
 }

@@ -5,8 +5,10 @@ mod admin;
 mod checkins;
 pub mod config;
 mod events;
+pub mod partners;
 pub mod problem;
 mod server;
 
 pub use config::ApiConfig;
+pub use partners::MIGRATIONS;
 pub use server::{AppState, routes, run};

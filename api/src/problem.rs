@@ -13,6 +13,9 @@ pub struct Problem {
     pub status: u16,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub detail: Option<String>,
+    /// Extra response headers (`Retry-After` and `RateLimit-*` on a 429).
+    #[serde(skip)]
+    pub headers: Vec<(&'static str, String)>,
 }
 
 impl Problem {
@@ -22,7 +25,17 @@ impl Problem {
             title: title.to_owned(),
             status: status.as_u16(),
             detail: None,
+            headers: Vec::new(),
         }
+    }
+
+    pub fn header(mut self, name: &'static str, value: String) -> Self {
+        self.headers.push((name, value));
+        self
+    }
+
+    pub fn status(&self) -> StatusCode {
+        StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
     }
 
     pub fn detail(mut self, detail: impl Into<String>) -> Self {
@@ -51,6 +64,11 @@ impl warp::Reply for Problem {
             "content-type",
             warp::http::HeaderValue::from_static("application/problem+json"),
         );
+        for (name, value) in &self.headers {
+            if let Ok(v) = warp::http::HeaderValue::from_str(value) {
+                res.headers_mut().insert(*name, v);
+            }
+        }
         res
     }
 }

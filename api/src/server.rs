@@ -4,10 +4,11 @@ use metrics_exporter_prometheus::PrometheusHandle;
 use muster_ingest::Registrar;
 use muster_ingest::checkins::Receiver;
 use muster_runtime::{Health, Shutdown};
+use uuid::Uuid;
 use warp::Filter;
 
 use crate::config::ApiConfig;
-use crate::{admin, checkins, events, problem};
+use crate::{admin, checkins, events, partners, problem};
 
 /// What the routes need.
 #[derive(Clone)]
@@ -66,6 +67,45 @@ pub fn routes(
         .and(with_registrar)
         .and_then(admin::remove);
 
+    let pool = state.pool.clone();
+    let with_pool = warp::any().map(move || pool.clone());
+    let admin = admin::require_admin(cfg.admin_token.clone());
+    let create_partner = warp::path!("api" / "admin" / "partners")
+        .and(warp::post())
+        .and(admin.clone())
+        .and(with_pool.clone())
+        .and(warp::body::content_length_limit(MAX_BODY))
+        .and(warp::body::json())
+        .and_then(partners::create);
+    let rotate_key = warp::path!("api" / "admin" / "partners" / Uuid / "rotate")
+        .and(warp::post())
+        .and(admin.clone())
+        .and(with_pool.clone())
+        .and(
+            warp::body::content_length_limit(MAX_BODY)
+                .and(warp::body::json())
+                .or(warp::any().map(partners::Rotate::default))
+                .unify(),
+        )
+        .and_then(partners::rotate);
+    let revoke_partner = warp::path!("api" / "admin" / "partners" / Uuid)
+        .and(warp::delete())
+        .and(admin)
+        .and(with_pool.clone())
+        .and_then(partners::revoke);
+    let partner =
+        partners::require_partner(state.pool.clone(), partners::Limits::new(&cfg.rate_limits));
+    let partner_events = warp::path!("api" / "partner" / "events")
+        .and(warp::get())
+        .and(partner.clone())
+        .and(with_pool.clone())
+        .and_then(partners::events);
+    let partner_attendance = warp::path!("api" / "partner" / "events" / String / "attendance")
+        .and(warp::get())
+        .and(partner)
+        .and(with_pool)
+        .and_then(partners::attendance);
+
     let receiver = state.receiver.clone();
     let push_checkins = warp::path!("api" / "ingest" / String / "checkins")
         .and(warp::post())
@@ -82,6 +122,11 @@ pub fn routes(
         .or(get)
         .or(remove)
         .or(push_checkins)
+        .or(create_partner)
+        .or(rotate_key)
+        .or(revoke_partner)
+        .or(partner_events)
+        .or(partner_attendance)
         .recover(problem::recover);
     request_id()
         .and(app)
