@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use common::{Services, Worker, free_port, run_id, scratch_dir, wait_for};
+use common::{Services, Worker, free_port, producer, run_id, scratch_dir, wait_for};
 use datafusion::arrow::datatypes::DataType;
 use datafusion::arrow::util::display::array_value_to_string;
 use datafusion::prelude::{ParquetReadOptions, SessionContext};
@@ -47,15 +47,6 @@ fn env(run: &str, archive: &Path, batch: usize) -> Vec<(&'static str, String)> {
             "1s".to_owned(),
         ),
     ]
-}
-
-fn producer(s: &Services) -> FutureProducer {
-    rdkafka::ClientConfig::new()
-        .set("bootstrap.servers", &s.brokers)
-        .set("enable.idempotence", "true")
-        .set("linger.ms", "5")
-        .create()
-        .unwrap()
 }
 
 /// Queues a record; its delivery says where it landed.

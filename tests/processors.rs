@@ -7,7 +7,7 @@ mod common;
 use std::collections::{BTreeMap, HashSet};
 use std::time::{Duration, Instant};
 
-use common::{Services, Worker, free_port, run_id, scratch_dir, wait_for};
+use common::{Services, Worker, free_port, producer, run_id, scratch_dir, send, wait_for};
 use muster_schemas::{
     Alert, AlertAction, AlertKind, Codec, DeadLetter, Direction, GateActivity, Health,
     NormalizedMetrics, RawCheckin, RawSnapshot, ServiceHealth, SnapshotSource, SourceOffset,
@@ -15,7 +15,7 @@ use muster_schemas::{
 };
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::message::Message;
-use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::producer::FutureRecord;
 use rdkafka::{Offset, TopicPartitionList};
 
 fn env(run: &str, port: u16) -> Vec<(&'static str, String)> {
@@ -25,14 +25,6 @@ fn env(run: &str, port: u16) -> Vec<(&'static str, String)> {
         ("MUSTER__OPS__ADDR", format!("127.0.0.1:{port}")),
         ("MUSTER__PROCESSORS__BATCH_MAX_RECORDS", "2000".to_owned()),
     ]
-}
-
-fn producer(s: &Services) -> FutureProducer {
-    rdkafka::ClientConfig::new()
-        .set("bootstrap.servers", &s.brokers)
-        .set("linger.ms", "5")
-        .create()
-        .unwrap()
 }
 
 /// A read_committed consumer of `topic` from `since_ms` on, without a consumer group's state.
@@ -81,19 +73,6 @@ fn reader(s: &Services, topic: &str, since_ms: i64) -> StreamConsumer {
     }
     c.assign(&start).unwrap();
     c
-}
-
-async fn send<R: TopicRecord>(p: &FutureProducer, codec: &Codec, r: &R) {
-    let payload = codec.encode(r).await.unwrap();
-    p.send(
-        FutureRecord::to(R::TOPIC)
-            .key(r.key().unwrap())
-            .payload(&payload),
-        Duration::from_secs(30),
-    )
-    .await
-    .map_err(|(e, _)| e)
-    .unwrap();
 }
 
 fn snapshot(event_id: &str, current: i64) -> RawSnapshot {

@@ -7,12 +7,12 @@ mod common;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use common::{Services, Worker, free_port, run_id, scratch_dir, wait_for};
+use common::{Services, Worker, free_port, producer, run_id, scratch_dir, send, wait_for};
 use muster_schemas::{
     Alert, AlertAction, AlertKind, CatalogueEntry, Codec, NormalizedMetrics, Severity,
     SourceOffset, TopicRecord,
 };
-use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::producer::FutureRecord;
 
 const MINUTE: i64 = 60_000;
 
@@ -37,27 +37,6 @@ async fn migrated(s: &Services) -> tokio_postgres::Client {
     let mut client = db(s).await;
     muster_projections::migrate(&mut client).await.unwrap();
     client
-}
-
-fn producer(s: &Services) -> FutureProducer {
-    rdkafka::ClientConfig::new()
-        .set("bootstrap.servers", &s.brokers)
-        .set("linger.ms", "5")
-        .create()
-        .unwrap()
-}
-
-async fn send<R: TopicRecord>(p: &FutureProducer, codec: &Codec, r: &R) {
-    let payload = codec.encode(r).await.unwrap();
-    p.send(
-        FutureRecord::to(R::TOPIC)
-            .key(r.key().unwrap())
-            .payload(&payload),
-        Duration::from_secs(30),
-    )
-    .await
-    .map_err(|(e, _)| e)
-    .unwrap();
 }
 
 fn metrics(event: &str, at: i64, current: i64) -> NormalizedMetrics {

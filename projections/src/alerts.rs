@@ -1,15 +1,10 @@
 //! `alerts`: each alert's lifecycle (raised, resolved, duration) from `muster.alerts.v1`.
 
 use async_trait::async_trait;
-use chrono::{DateTime, Utc};
 use muster_schemas::{Alert, AlertAction, Codec, TopicRecord};
 use tokio_postgres::Transaction;
 
-use crate::projection::{InRecord, Projection, Rejected, decode_all, sql};
-
-fn ts(millis: i64) -> DateTime<Utc> {
-    DateTime::from_timestamp_millis(millis).unwrap_or_default()
-}
+use crate::projection::{InRecord, Projection, Rejected, decode_all, sql, ts};
 
 pub struct AlertLifecycle;
 

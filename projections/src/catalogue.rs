@@ -6,12 +6,12 @@ use chrono::{DateTime, Utc};
 use muster_schemas::{CatalogueEntry, Codec, TopicRecord};
 use tokio_postgres::Transaction;
 
-use crate::projection::{InRecord, Projection, Rejected, decode_all, sql};
+use crate::projection::{InRecord, Projection, Rejected, decode_all, sql, ts};
 
 pub struct EventCatalogue;
 
-fn ts(millis: Option<i64>) -> Option<DateTime<Utc>> {
-    millis.and_then(DateTime::from_timestamp_millis)
+fn ts_opt(millis: Option<i64>) -> Option<DateTime<Utc>> {
+    millis.map(ts)
 }
 
 #[async_trait]
@@ -92,7 +92,7 @@ impl Projection for EventCatalogue {
             ))
             .await?;
         for (_, e) in records {
-            let at = DateTime::from_timestamp_millis(e.at).unwrap_or_default();
+            let at = ts(e.at);
             if e.removed {
                 tx.execute(
                     &remove,
@@ -110,8 +110,8 @@ impl Projection for EventCatalogue {
                     &e.event_type,
                     &e.venue,
                     &e.capacity,
-                    &ts(e.starts_at),
-                    &ts(e.ends_at),
+                    &ts_opt(e.starts_at),
+                    &ts_opt(e.ends_at),
                     &e.utc_offset_minutes,
                     &e.ticket_price,
                     &e.cost_total,

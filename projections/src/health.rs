@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use muster_schemas::{Codec, ServiceHealth, TopicRecord};
 use tokio_postgres::Transaction;
 
-use crate::projection::{InRecord, Projection, Rejected, decode_all, sql};
+use crate::projection::{InRecord, Projection, Rejected, decode_all, sql, ts};
 
 pub struct ServiceHealthHistory;
 
@@ -59,10 +59,7 @@ impl Projection for ServiceHealthHistory {
             .iter()
             .map(|(_, h)| h.service_name.as_str())
             .collect();
-        let at: Vec<DateTime<Utc>> = records
-            .iter()
-            .map(|(_, h)| DateTime::from_timestamp_millis(h.at).unwrap_or_default())
-            .collect();
+        let at: Vec<DateTime<Utc>> = records.iter().map(|(_, h)| ts(h.at)).collect();
         let previous: Vec<Option<&str>> = records
             .iter()
             .map(|(_, h)| h.previous.map(|p| p.as_str()))

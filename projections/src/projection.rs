@@ -4,6 +4,7 @@
 //! owns, how to create them, and how a batch changes them.
 
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 use muster_schemas::{Codec, TopicRecord};
 use tokio_postgres::Transaction;
 
@@ -81,4 +82,9 @@ pub fn sql(step: &str, schema: &str) -> String {
         "schema name {schema:?} is not a plain identifier"
     );
     step.replace("{schema}", schema)
+}
+
+/// A `timestamp-millis` field as a PostgreSQL `timestamptz` (the epoch if out of range).
+pub fn ts(millis: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp_millis(millis).unwrap_or_default()
 }

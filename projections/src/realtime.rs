@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use muster_schemas::{Codec, NormalizedMetrics, TopicRecord};
 use tokio_postgres::Transaction;
 
-use crate::projection::{InRecord, Projection, Rejected, decode_all, sql};
+use crate::projection::{InRecord, Projection, Rejected, decode_all, sql, ts};
 
 pub const NAME: &str = "event_realtime";
 
@@ -82,10 +82,6 @@ pub fn latest_per_event(records: Vec<NormalizedMetrics>) -> Vec<NormalizedMetric
     let mut out: Vec<_> = latest.into_values().collect();
     out.sort_by(|a, b| a.event_id.cmp(&b.event_id));
     out
-}
-
-fn ts(millis: i64) -> DateTime<Utc> {
-    DateTime::from_timestamp_millis(millis).unwrap_or_default()
 }
 
 /// One multi-row upsert for the whole batch; an older snapshot never overwrites a newer one.

@@ -11,17 +11,13 @@ use chrono::{DateTime, Utc};
 use muster_schemas::{Codec, NormalizedMetrics, TopicRecord};
 use tokio_postgres::Transaction;
 
-use crate::projection::{InRecord, Projection, Rejected, decode_all, sql};
+use crate::projection::{InRecord, Projection, Rejected, decode_all, sql, ts};
 
 const MINUTE: i64 = 60_000;
 const HOUR: i64 = 3_600_000;
 
 /// The per-minute gate throughput windows written by `processors/sql/gate_throughput_1m.sql`.
 pub const GATE_WINDOWS_TOPIC: &str = "muster.windows.gate-throughput-1m.v1";
-
-fn ts(millis: i64) -> DateTime<Utc> {
-    DateTime::from_timestamp_millis(millis).unwrap_or_default()
-}
 
 /// One bucket's partial aggregate of an event's attendance.
 #[derive(Debug, Clone, Copy, PartialEq)]

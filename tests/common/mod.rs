@@ -190,3 +190,31 @@ pub async fn get_json(url: &str) -> Option<serde_json::Value> {
     }
     r.json().await.ok()
 }
+
+/// An idempotent producer to the test broker.
+pub fn producer(s: &Services) -> rdkafka::producer::FutureProducer {
+    rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", &s.brokers)
+        .set("enable.idempotence", "true")
+        .set("linger.ms", "5")
+        .create()
+        .unwrap()
+}
+
+/// Encodes `r` through the registry and produces it to its topic, keyed by its event.
+pub async fn send<R: muster_schemas::TopicRecord>(
+    p: &rdkafka::producer::FutureProducer,
+    codec: &muster_schemas::Codec,
+    r: &R,
+) {
+    let payload = codec.encode(r).await.unwrap();
+    p.send(
+        rdkafka::producer::FutureRecord::to(R::TOPIC)
+            .key(r.key().unwrap())
+            .payload(&payload),
+        Duration::from_secs(30),
+    )
+    .await
+    .map_err(|(e, _)| e)
+    .unwrap();
+}
