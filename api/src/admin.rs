@@ -18,38 +18,49 @@ pub fn require_admin(
         .and_then(move |header: Option<String>| {
             let token = token.clone();
             async move {
-                let Some(expected) = token else {
-                    return Err(warp::reject::custom(
-                        Problem::new(
-                            StatusCode::FORBIDDEN,
-                            "admin-disabled",
-                            "The admin API is disabled",
-                        )
-                        .detail("set MUSTER_ADMIN_TOKEN to enable it"),
-                    ));
-                };
-                let given = header
-                    .as_deref()
-                    .and_then(|h| h.strip_prefix("Bearer "))
-                    .unwrap_or_default();
-                if bool::from(given.as_bytes().ct_eq(expected.as_bytes())) {
-                    Ok(())
-                } else {
-                    Err(warp::reject::custom(Problem::new(
-                        StatusCode::UNAUTHORIZED,
-                        "unauthorized",
-                        "A valid admin bearer token is required",
-                    )))
-                }
+                check_admin(token.as_deref(), header.as_deref()).map_err(warp::reject::custom)
             }
         })
         .untuple_one()
+}
+
+/// The admin check on a raw `Authorization` header value.
+pub fn check_admin(expected: Option<&str>, header: Option<&str>) -> Result<(), Problem> {
+    let Some(expected) = expected else {
+        return Err(Problem::new(
+            StatusCode::FORBIDDEN,
+            "admin-disabled",
+            "The admin API is disabled",
+        )
+        .detail("set MUSTER_ADMIN_TOKEN to enable it"));
+    };
+    let given = header
+        .and_then(|h| h.strip_prefix("Bearer "))
+        .unwrap_or_default();
+    if bool::from(given.as_bytes().ct_eq(expected.as_bytes())) {
+        Ok(())
+    } else {
+        Err(Problem::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "A valid admin bearer token is required",
+        ))
+    }
 }
 
 fn internal(e: anyhow::Error) -> warp::Rejection {
     warp::reject::custom(Problem::unavailable(&format!("{e:#}")))
 }
 
+#[utoipa::path(post, path = "/api/admin/services", tag = "admin",
+    security(("admin_token" = [])),
+    request_body = Object,
+    responses(
+        (status = 201, body = Object, description = "Registered, with the webhook secret shown once"), (status = 200, body = Object, description = "Updated"),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 403, body = Problem, content_type = "application/problem+json"),
+        (status = 422, body = Problem, content_type = "application/problem+json"),
+    ))]
 pub async fn register(
     registrar: Registrar,
     svc: EventServiceConfig,
@@ -99,11 +110,27 @@ pub async fn register(
     }
 }
 
+#[utoipa::path(get, path = "/api/admin/services", tag = "admin",
+    security(("admin_token" = [])),
+    responses(
+        (status = 200, body = Object, description = "Every service with its health"),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 403, body = Problem, content_type = "application/problem+json"),
+    ))]
 pub async fn list(registrar: Registrar) -> Result<impl warp::Reply, warp::Rejection> {
     let services = registrar.list(None).await.map_err(internal)?;
     Ok(warp::reply::json(&json!({ "services": services })))
 }
 
+#[utoipa::path(get, path = "/api/admin/services/{eventId}", tag = "admin",
+    security(("admin_token" = [])),
+    params(("eventId" = String, Path, description = "The event's id")),
+    responses(
+        (status = 200, body = Object),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 403, body = Problem, content_type = "application/problem+json"),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+    ))]
 pub async fn get(
     event_id: String,
     registrar: Registrar,
@@ -119,6 +146,15 @@ pub async fn get(
     }
 }
 
+#[utoipa::path(delete, path = "/api/admin/services/{eventId}", tag = "admin",
+    security(("admin_token" = [])),
+    params(("eventId" = String, Path, description = "The event's id")),
+    responses(
+        (status = 204, description = "Removed"),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 403, body = Problem, content_type = "application/problem+json"),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+    ))]
 pub async fn remove(
     event_id: String,
     registrar: Registrar,

@@ -6,6 +6,18 @@ use warp::http::{HeaderMap, StatusCode};
 
 use crate::problem::Problem;
 
+#[utoipa::path(post, path = "/api/ingest/{eventId}/checkins", tag = "ingest",
+    params(("eventId" = String, Path, description = "The event's id"),
+        ("webhook-id" = String, Header), ("webhook-timestamp" = String, Header), ("webhook-signature" = String, Header)),
+    request_body = Object,
+    responses(
+        (status = 202, body = Object, description = "Accepted check-ins"),
+        (status = 401, body = Problem, content_type = "application/problem+json", description = "Bad signature"),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 409, body = Problem, content_type = "application/problem+json"),
+        (status = 413, body = Problem, content_type = "application/problem+json"),
+        (status = 422, body = Problem, content_type = "application/problem+json"),
+    ))]
 pub async fn accept(
     event_id: String,
     headers: HeaderMap,

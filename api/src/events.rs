@@ -5,7 +5,7 @@ use serde::Serialize;
 
 use crate::problem::Problem;
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct PublicEvent {
     pub event_id: String,
@@ -23,7 +23,7 @@ pub struct PublicEvent {
     pub ends_at: Option<DateTime<Utc>>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct PublicEvents {
     pub events: Vec<PublicEvent>,
 }
@@ -48,6 +48,11 @@ pub fn public_status(
     }
 }
 
+#[utoipa::path(get, path = "/api/public/events", tag = "public",
+    responses(
+        (status = 200, body = PublicEvents),
+        (status = 503, body = Problem, content_type = "application/problem+json"),
+    ))]
 pub async fn list(
     pool: deadpool_postgres::Pool,
     stale_after: chrono::Duration,

@@ -4,9 +4,13 @@
 mod admin;
 mod checkins;
 pub mod config;
+pub mod dashboard;
 mod events;
+pub mod openapi;
 pub mod partners;
+pub mod premium;
 pub mod problem;
+pub mod range;
 mod server;
 
 pub use config::ApiConfig;

@@ -7,13 +7,13 @@
 use std::num::NonZeroU32;
 use std::sync::Arc;
 
+use chrono::{DateTime, Utc};
 use governor::clock::{Clock, DefaultClock};
 use governor::middleware::StateInformationMiddleware;
 use governor::state::keyed::DefaultKeyedStateStore;
 use governor::{Quota, RateLimiter};
 use muster_runtime::migrate::Migrations;
 use serde::{Deserialize, Serialize};
-use serde_json::json;
 use sha2::{Digest, Sha256};
 use warp::Filter;
 use warp::http::StatusCode;
@@ -37,7 +37,7 @@ pub static MIGRATIONS: Migrations = Migrations {
             revoked_at timestamptz)"],
 };
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Tier {
     Partner,
@@ -45,6 +45,14 @@ pub enum Tier {
 }
 
 impl Tier {
+    fn from_db(s: &str) -> Self {
+        if s == "premium" {
+            Self::Premium
+        } else {
+            Self::Partner
+        }
+    }
+
     fn as_str(self) -> &'static str {
         match self {
             Self::Partner => "partner",
@@ -169,7 +177,7 @@ fn new_key() -> (String, String) {
     (key, prefix)
 }
 
-fn unavailable(e: impl std::fmt::Display) -> warp::Rejection {
+pub(crate) fn unavailable(e: impl std::fmt::Display) -> warp::Rejection {
     warp::reject::custom(Problem::unavailable(&e))
 }
 
@@ -180,53 +188,129 @@ pub fn require_partner(
 ) -> impl Filter<Extract = (Partner,), Error = warp::Rejection> + Clone {
     warp::header::optional::<String>("x-api-key").and_then(move |key: Option<String>| {
         let (pool, limits) = (pool.clone(), limits.clone());
-        async move {
-            let Some(key) = key.filter(|k| !k.is_empty()) else {
-                return Err(warp::reject::custom(
-                    Problem::new(
-                        StatusCode::UNAUTHORIZED,
-                        "missing-api-key",
-                        "An API key is required",
-                    )
-                    .detail("send it in the x-api-key header"),
-                ));
-            };
-            let client = pool.get().await.map_err(unavailable)?;
-            let row = client
-                .query_opt(
-                    "SELECT p.partner_id, p.name, p.tier, p.event_ids
-                     FROM api_keys k JOIN partners p USING (partner_id)
-                     WHERE k.key_hash = $1 AND p.revoked_at IS NULL
-                       AND (k.revoked_at IS NULL OR k.revoked_at > now())",
-                    &[&hash(&key)],
+        async move { authenticate(&pool, &limits, key).await }
+    })
+}
+
+/// Passes a partner of the premium tier; a partner-tier key gets 403.
+pub fn require_premium(
+    pool: deadpool_postgres::Pool,
+    limits: Limits,
+) -> impl Filter<Extract = (Partner,), Error = warp::Rejection> + Clone {
+    require_partner(pool, limits).and_then(|p: Partner| async move {
+        if p.tier == Tier::Premium {
+            Ok(p)
+        } else {
+            Err(warp::reject::custom(
+                Problem::new(
+                    StatusCode::FORBIDDEN,
+                    "premium-required",
+                    "This route needs a premium API key",
                 )
-                .await
-                .map_err(unavailable)?;
-            let Some(row) = row else {
-                return Err(warp::reject::custom(Problem::new(
-                    StatusCode::UNAUTHORIZED,
-                    "invalid-api-key",
-                    "The API key is unknown or revoked",
-                )));
-            };
-            let tier: String = row.get(2);
-            let partner = Partner {
-                id: row.get::<_, String>(0).parse().map_err(unavailable)?,
-                name: row.get(1),
-                tier: if tier == "premium" {
-                    Tier::Premium
-                } else {
-                    Tier::Partner
-                },
-                event_ids: row.get(3),
-            };
-            limits.check(&partner).map_err(warp::reject::custom)?;
-            Ok(partner)
+                .detail("the partner tier does not include premium routes"),
+            ))
         }
     })
 }
 
-#[derive(Debug, Deserialize)]
+/// Who reads a route open to partners and the admin: the admin sees every event.
+#[derive(Debug, Clone)]
+pub enum Viewer {
+    Admin,
+    Partner(Partner),
+}
+
+impl Viewer {
+    /// The events this viewer may see, `None` meaning all of them.
+    pub fn event_ids(&self) -> Option<&[String]> {
+        match self {
+            Self::Admin => None,
+            Self::Partner(p) => Some(&p.event_ids),
+        }
+    }
+
+    pub fn may_see(&self, event_id: &str) -> bool {
+        match self {
+            Self::Admin => true,
+            Self::Partner(p) => p.may_see(event_id),
+        }
+    }
+
+    /// 403 unless the viewer may see the event.
+    pub fn check(&self, event_id: &str) -> Result<(), warp::Rejection> {
+        if self.may_see(event_id) {
+            Ok(())
+        } else {
+            Err(forbidden(event_id))
+        }
+    }
+}
+
+/// The admin when an `Authorization` header is sent (and right), else a partner by `x-api-key`.
+pub fn require_viewer(
+    admin_token: Option<String>,
+    pool: deadpool_postgres::Pool,
+    limits: Limits,
+) -> impl Filter<Extract = (Viewer,), Error = warp::Rejection> + Clone {
+    warp::header::optional::<String>("authorization")
+        .and(warp::header::optional::<String>("x-api-key"))
+        .and_then(move |auth: Option<String>, key: Option<String>| {
+            let (pool, limits, token) = (pool.clone(), limits.clone(), admin_token.clone());
+            async move {
+                match auth {
+                    Some(header) => crate::admin::check_admin(token.as_deref(), Some(&header))
+                        .map(|()| Viewer::Admin)
+                        .map_err(warp::reject::custom),
+                    None => authenticate(&pool, &limits, key).await.map(Viewer::Partner),
+                }
+            }
+        })
+}
+
+async fn authenticate(
+    pool: &deadpool_postgres::Pool,
+    limits: &Limits,
+    key: Option<String>,
+) -> Result<Partner, warp::Rejection> {
+    let Some(key) = key.filter(|k| !k.is_empty()) else {
+        return Err(warp::reject::custom(
+            Problem::new(
+                StatusCode::UNAUTHORIZED,
+                "missing-api-key",
+                "An API key is required",
+            )
+            .detail("send it in the x-api-key header"),
+        ));
+    };
+    let client = pool.get().await.map_err(unavailable)?;
+    let row = client
+        .query_opt(
+            "SELECT p.partner_id, p.name, p.tier, p.event_ids
+             FROM api_keys k JOIN partners p USING (partner_id)
+             WHERE k.key_hash = $1 AND p.revoked_at IS NULL
+               AND (k.revoked_at IS NULL OR k.revoked_at > now())",
+            &[&hash(&key)],
+        )
+        .await
+        .map_err(unavailable)?;
+    let Some(row) = row else {
+        return Err(warp::reject::custom(Problem::new(
+            StatusCode::UNAUTHORIZED,
+            "invalid-api-key",
+            "The API key is unknown or revoked",
+        )));
+    };
+    let partner = Partner {
+        id: row.get::<_, String>(0).parse().map_err(unavailable)?,
+        name: row.get(1),
+        tier: Tier::from_db(row.get(2)),
+        event_ids: row.get(3),
+    };
+    limits.check(&partner).map_err(warp::reject::custom)?;
+    Ok(partner)
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct NewPartner {
     pub name: String,
@@ -260,6 +344,15 @@ async fn insert_key(
     Ok((key, prefix))
 }
 
+#[utoipa::path(post, path = "/api/admin/partners", tag = "admin",
+    security(("admin_token" = [])),
+    request_body = NewPartner,
+    responses(
+        (status = 201, body = CreatedPartner, description = "Created; the API key is shown this once"),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 403, body = Problem, content_type = "application/problem+json"),
+        (status = 422, body = Problem, content_type = "application/problem+json"),
+    ))]
 pub async fn create(
     pool: deadpool_postgres::Pool,
     body: NewPartner,
@@ -287,14 +380,14 @@ pub async fn create(
         .map_err(unavailable)?;
     let (key, prefix) = insert_key(&client, id).await?;
     tracing::info!(partner = %id, name = %body.name, tier = body.tier.as_str(), "partner created");
-    let reply = warp::reply::json(&json!({
-        "partnerId": id,
-        "name": body.name,
-        "tier": body.tier,
-        "eventIds": body.event_ids,
-        "apiKey": key,
-        "keyPrefix": prefix,
-    }));
+    let reply = warp::reply::json(&CreatedPartner {
+        partner_id: id,
+        name: body.name,
+        tier: body.tier,
+        event_ids: body.event_ids,
+        api_key: key,
+        key_prefix: prefix,
+    });
     Ok(warp::reply::with_header(
         warp::reply::with_status(reply, StatusCode::CREATED),
         "location",
@@ -303,7 +396,7 @@ pub async fn create(
     .into_response())
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Rotate {
     /// How long the previous keys keep working, so the partner can switch without downtime.
@@ -311,6 +404,17 @@ pub struct Rotate {
     pub grace_seconds: u32,
 }
 
+#[utoipa::path(post, path = "/api/admin/partners/{id}/rotate", tag = "admin",
+    security(("admin_token" = [])),
+    params(("id" = uuid::Uuid, Path, description = "The partner's id")),
+    request_body = Option<Rotate>,
+    responses(
+        (status = 200, body = RotatedKey),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 403, body = Problem, content_type = "application/problem+json"),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 422, body = Problem, content_type = "application/problem+json"),
+    ))]
 pub async fn rotate(
     id: uuid::Uuid,
     pool: deadpool_postgres::Pool,
@@ -339,14 +443,23 @@ pub async fn rotate(
         .map_err(unavailable)?;
     let (key, prefix) = insert_key(&client, id).await?;
     tracing::info!(partner = %id, grace_seconds = body.grace_seconds, "API key rotated");
-    Ok(warp::reply::json(&json!({
-        "partnerId": id,
-        "apiKey": key,
-        "keyPrefix": prefix,
-        "previousKeysValidForSeconds": body.grace_seconds,
-    })))
+    Ok(warp::reply::json(&RotatedKey {
+        partner_id: id,
+        api_key: key,
+        key_prefix: prefix,
+        previous_keys_valid_for_seconds: body.grace_seconds,
+    }))
 }
 
+#[utoipa::path(delete, path = "/api/admin/partners/{id}", tag = "admin",
+    security(("admin_token" = [])),
+    params(("id" = uuid::Uuid, Path, description = "The partner's id")),
+    responses(
+        (status = 204, description = "Revoked with all its keys"),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 403, body = Problem, content_type = "application/problem+json"),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+    ))]
 pub async fn revoke(
     id: uuid::Uuid,
     pool: deadpool_postgres::Pool,
@@ -382,7 +495,7 @@ fn no_partner(id: uuid::Uuid) -> warp::Rejection {
     )
 }
 
-fn forbidden(event_id: &str) -> warp::Rejection {
+pub(crate) fn forbidden(event_id: &str) -> warp::Rejection {
     warp::reject::custom(
         Problem::new(
             StatusCode::FORBIDDEN,
@@ -393,11 +506,39 @@ fn forbidden(event_id: &str) -> warp::Rejection {
     )
 }
 
+/// One event a partner may see, with its latest numbers (absent before the first snapshot).
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PartnerEvent {
+    pub event_id: String,
+    pub name: String,
+    #[serde(rename = "type")]
+    pub event_type: String,
+    pub capacity: Option<i64>,
+    pub status: Option<String>,
+    pub total_registered: Option<i64>,
+    pub current_attendees: Option<i64>,
+    pub attendance_rate: Option<f64>,
+    pub fetched_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct PartnerEvents {
+    pub events: Vec<PartnerEvent>,
+}
+
 /// `GET /api/partner/events`: the partner's events with their latest numbers.
+#[utoipa::path(get, path = "/api/partner/events", tag = "partner",
+    security(("api_key" = [])),
+    responses(
+        (status = 200, body = PartnerEvents),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 429, body = Problem, content_type = "application/problem+json"),
+    ))]
 pub async fn events(
     partner: Partner,
     pool: deadpool_postgres::Pool,
-) -> Result<impl warp::Reply, warp::Rejection> {
+) -> Result<PartnerEvents, warp::Rejection> {
     let client = pool.get().await.map_err(unavailable)?;
     let rows = client
         .query(
@@ -410,31 +551,71 @@ pub async fn events(
         )
         .await
         .map_err(unavailable)?;
-    let events: Vec<_> = rows
+    let events = rows
         .iter()
-        .map(|r| {
-            json!({
-                "eventId": r.get::<_, String>(0),
-                "name": r.get::<_, String>(1),
-                "type": r.get::<_, String>(2),
-                "capacity": r.get::<_, Option<i64>>(3),
-                "status": r.get::<_, Option<String>>(4),
-                "totalRegistered": r.get::<_, Option<i64>>(5),
-                "currentAttendees": r.get::<_, Option<i64>>(6),
-                "attendanceRate": r.get::<_, Option<f64>>(7),
-                "fetchedAt": r.get::<_, Option<chrono::DateTime<chrono::Utc>>>(8),
-            })
+        .map(|r| PartnerEvent {
+            event_id: r.get(0),
+            name: r.get(1),
+            event_type: r.get(2),
+            capacity: r.get(3),
+            status: r.get(4),
+            total_registered: r.get(5),
+            current_attendees: r.get(6),
+            attendance_rate: r.get(7),
+            fetched_at: r.get(8),
         })
         .collect();
-    Ok(warp::reply::json(&json!({ "events": events })))
+    Ok(PartnerEvents { events })
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Realtime {
+    pub status: String,
+    pub total_registered: i64,
+    pub current_attendees: i64,
+    pub attendance_rate: f64,
+    pub observed_at: DateTime<Utc>,
+    pub fetched_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct MinutePoint {
+    pub minute: DateTime<Utc>,
+    pub samples: i64,
+    pub attendees_max: i64,
+    pub attendees_min: i64,
+    pub attendees_last: i64,
+    pub attendance_rate_avg: f64,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Attendance {
+    pub event_id: String,
+    /// Absent until the event's first snapshot is projected.
+    pub realtime: Option<Realtime>,
+    /// The last hour, by minute.
+    pub series: Vec<MinutePoint>,
 }
 
 /// `GET /api/partner/events/{eventId}/attendance`: realtime numbers and the last hour by minute.
+#[utoipa::path(get, path = "/api/partner/events/{eventId}/attendance", tag = "partner",
+    security(("api_key" = [])),
+    params(("eventId" = String, Path, description = "The event's id")),
+    responses(
+        (status = 200, body = Attendance),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 403, body = Problem, content_type = "application/problem+json",
+            description = "The event was not granted to this partner"),
+        (status = 429, body = Problem, content_type = "application/problem+json"),
+    ))]
 pub async fn attendance(
     event_id: String,
     partner: Partner,
     pool: deadpool_postgres::Pool,
-) -> Result<impl warp::Reply, warp::Rejection> {
+) -> Result<Attendance, warp::Rejection> {
     if !partner.may_see(&event_id) {
         return Err(forbidden(&event_id));
     }
@@ -459,34 +640,127 @@ pub async fn attendance(
         )
         .await
         .map_err(unavailable)?;
-    let realtime = realtime.map(|r| {
-        json!({
-            "status": r.get::<_, String>(0),
-            "totalRegistered": r.get::<_, i64>(1),
-            "currentAttendees": r.get::<_, i64>(2),
-            "attendanceRate": r.get::<_, f64>(3),
-            "observedAt": r.get::<_, chrono::DateTime<chrono::Utc>>(4),
-            "fetchedAt": r.get::<_, chrono::DateTime<chrono::Utc>>(5),
-        })
-    });
-    let series: Vec<_> = series
-        .iter()
-        .map(|r| {
-            json!({
-                "minute": r.get::<_, chrono::DateTime<chrono::Utc>>(0),
-                "samples": r.get::<_, i64>(1),
-                "attendeesMax": r.get::<_, i64>(2),
-                "attendeesMin": r.get::<_, i64>(3),
-                "attendeesLast": r.get::<_, i64>(4),
-                "attendanceRateAvg": r.get::<_, f64>(5),
+    Ok(Attendance {
+        realtime: realtime.map(|r| Realtime {
+            status: r.get(0),
+            total_registered: r.get(1),
+            current_attendees: r.get(2),
+            attendance_rate: r.get(3),
+            observed_at: r.get(4),
+            fetched_at: r.get(5),
+        }),
+        series: series
+            .iter()
+            .map(|r| MinutePoint {
+                minute: r.get(0),
+                samples: r.get(1),
+                attendees_max: r.get(2),
+                attendees_min: r.get(3),
+                attendees_last: r.get(4),
+                attendance_rate_avg: r.get(5),
             })
-        })
-        .collect();
-    Ok(warp::reply::json(&json!({
-        "eventId": event_id,
-        "realtime": realtime,
-        "series": series,
-    })))
+            .collect(),
+        event_id,
+    })
+}
+
+/// The answer to creating a partner: the only time its key is shown.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CreatedPartner {
+    pub partner_id: uuid::Uuid,
+    pub name: String,
+    pub tier: Tier,
+    pub event_ids: Vec<String>,
+    pub api_key: String,
+    pub key_prefix: String,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RotatedKey {
+    pub partner_id: uuid::Uuid,
+    pub api_key: String,
+    pub key_prefix: String,
+    pub previous_keys_valid_for_seconds: u32,
+}
+
+/// A key as listings show it: never the key, only its first characters.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct KeyInfo {
+    pub key_prefix: String,
+    pub created_at: DateTime<Utc>,
+    /// When it stopped or stops working (rotation grace), if ever.
+    pub revoked_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PartnerInfo {
+    pub partner_id: String,
+    pub name: String,
+    pub tier: Tier,
+    pub event_ids: Vec<String>,
+    pub created_at: DateTime<Utc>,
+    pub revoked_at: Option<DateTime<Utc>>,
+    pub keys: Vec<KeyInfo>,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct PartnerList {
+    pub partners: Vec<PartnerInfo>,
+}
+
+/// `GET /api/admin/partners`: every partner with its keys' prefixes and states.
+#[utoipa::path(get, path = "/api/admin/partners", tag = "admin",
+    security(("admin_token" = [])),
+    responses(
+        (status = 200, body = PartnerList),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 403, body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn list(pool: deadpool_postgres::Pool) -> Result<PartnerList, warp::Rejection> {
+    let client = pool.get().await.map_err(unavailable)?;
+    let rows = client
+        .query(
+            "SELECT p.partner_id, p.name, p.tier, p.event_ids, p.created_at, p.revoked_at,
+                    coalesce(json_agg(json_build_object(
+                        'keyPrefix', k.key_prefix, 'createdAt', k.created_at,
+                        'revokedAt', k.revoked_at) ORDER BY k.created_at)
+                      FILTER (WHERE k.key_hash IS NOT NULL), '[]')
+             FROM partners p LEFT JOIN api_keys k USING (partner_id)
+             GROUP BY p.partner_id ORDER BY p.created_at, p.partner_id",
+            &[],
+        )
+        .await
+        .map_err(unavailable)?;
+    let mut partners = Vec::with_capacity(rows.len());
+    for r in &rows {
+        let keys: serde_json::Value = r.get(6);
+        let keys = keys
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|k| {
+                Some(KeyInfo {
+                    key_prefix: k["keyPrefix"].as_str()?.to_owned(),
+                    created_at: k["createdAt"].as_str()?.parse().ok()?,
+                    revoked_at: k["revokedAt"].as_str().and_then(|t| t.parse().ok()),
+                })
+            })
+            .collect();
+        partners.push(PartnerInfo {
+            partner_id: r.get(0),
+            name: r.get(1),
+            tier: Tier::from_db(r.get(2)),
+            event_ids: r.get(3),
+            created_at: r.get(4),
+            revoked_at: r.get(5),
+            keys,
+        });
+    }
+    Ok(PartnerList { partners })
 }
 
 #[cfg(test)]

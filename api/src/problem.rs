@@ -5,7 +5,8 @@ use serde::Serialize;
 use warp::http::StatusCode;
 use warp::reject::Reject;
 
-#[derive(Debug, Clone, Serialize)]
+/// An RFC 9457 problem document.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Problem {
     #[serde(rename = "type")]
     pub kind: String,
@@ -15,6 +16,7 @@ pub struct Problem {
     pub detail: Option<String>,
     /// Extra response headers (`Retry-After` and `RateLimit-*` on a 429).
     #[serde(skip)]
+    #[schema(ignore)]
     pub headers: Vec<(&'static str, String)>,
 }
 
@@ -55,6 +57,13 @@ impl Problem {
 }
 
 impl Reject for Problem {}
+
+/// 404 with a detail naming what is missing.
+pub fn not_found(detail: impl Into<String>) -> warp::Rejection {
+    warp::reject::custom(
+        Problem::new(StatusCode::NOT_FOUND, "not-found", "No such resource").detail(detail),
+    )
+}
 
 impl warp::Reply for Problem {
     fn into_response(self) -> warp::reply::Response {

@@ -8,7 +8,7 @@ use uuid::Uuid;
 use warp::Filter;
 
 use crate::config::ApiConfig;
-use crate::{admin, checkins, events, partners, problem};
+use crate::{admin, checkins, dashboard, events, openapi, partners, premium, problem};
 
 /// What the routes need.
 #[derive(Clone)]
@@ -90,21 +90,84 @@ pub fn routes(
         .and_then(partners::rotate);
     let revoke_partner = warp::path!("api" / "admin" / "partners" / Uuid)
         .and(warp::delete())
-        .and(admin)
+        .and(admin.clone())
         .and(with_pool.clone())
         .and_then(partners::revoke);
-    let partner =
-        partners::require_partner(state.pool.clone(), partners::Limits::new(&cfg.rate_limits));
+    let list_partners = warp::path!("api" / "admin" / "partners")
+        .and(warp::get())
+        .and(admin)
+        .and(with_pool.clone())
+        .and_then(partners::list)
+        .map(|r| warp::reply::json(&r));
+    let limits = partners::Limits::new(&cfg.rate_limits);
+    let partner = partners::require_partner(state.pool.clone(), limits.clone());
+    let premium = partners::require_premium(state.pool.clone(), limits.clone());
+    let viewer = partners::require_viewer(cfg.admin_token.clone(), state.pool.clone(), limits);
+    let with_stale = warp::any().map(move || stale_after);
     let partner_events = warp::path!("api" / "partner" / "events")
         .and(warp::get())
         .and(partner.clone())
         .and(with_pool.clone())
-        .and_then(partners::events);
+        .and_then(partners::events)
+        .map(|r| warp::reply::json(&r));
     let partner_attendance = warp::path!("api" / "partner" / "events" / String / "attendance")
         .and(warp::get())
-        .and(partner)
+        .and(partner.clone())
+        .and(with_pool.clone())
+        .and_then(partners::attendance)
+        .map(|r| warp::reply::json(&r));
+    let partner_summary = warp::path!("api" / "partner" / "analytics" / "summary")
+        .and(warp::get())
+        .and(partner.map(partners::Viewer::Partner))
+        .and(with_pool.clone())
+        .and(with_stale.clone())
+        .and_then(
+            |v, pool, stale| async move { dashboard::analytics_summary(v, pool, stale).await },
+        )
+        .map(|r| warp::reply::json(&r));
+    let dashboard = warp::path!("api" / "dashboard")
+        .and(warp::get())
+        .and(warp::query::<dashboard::DashboardQuery>())
+        .and(viewer.clone())
+        .and(with_pool.clone())
+        .and(with_stale.clone())
+        .and_then(|q, v, pool, stale| async move { dashboard::dashboard(q, v, pool, stale).await })
+        .map(|r| warp::reply::json(&r));
+    let insights = warp::path!("api" / "events" / String / "insights")
+        .and(warp::get())
+        .and(warp::query::<dashboard::InsightsQuery>())
+        .and(viewer)
+        .and(with_pool.clone())
+        .and(with_stale)
+        .and_then(|id, q, v, pool, stale| async move {
+            dashboard::event_insights(id, q, v, pool, stale).await
+        })
+        .map(|r| warp::reply::json(&r));
+    let premium_series = warp::path!("api" / "premium" / "events" / String / "series")
+        .and(warp::get())
+        .and(warp::query::<premium::SeriesQuery>())
+        .and(premium.clone())
+        .and(with_pool.clone())
+        .and_then(premium::series)
+        .map(|r| warp::reply::json(&r));
+    let premium_gates = warp::path!("api" / "premium" / "events" / String / "gates")
+        .and(warp::get())
+        .and(warp::query::<premium::SeriesQuery>())
+        .and(premium.clone())
+        .and(with_pool.clone())
+        .and_then(premium::gates)
+        .map(|r| warp::reply::json(&r));
+    let premium_alerts = warp::path!("api" / "premium" / "events" / String / "alerts")
+        .and(warp::get())
+        .and(warp::query::<premium::WindowQuery>())
+        .and(premium)
         .and(with_pool)
-        .and_then(partners::attendance);
+        .and_then(premium::alerts)
+        .map(|r| warp::reply::json(&r));
+    let document = openapi::document();
+    let openapi_json = warp::path!("openapi.json").and(warp::get()).map(move || {
+        warp::reply::with_header(document.clone(), "content-type", "application/json")
+    });
 
     let receiver = state.receiver.clone();
     let push_checkins = warp::path!("api" / "ingest" / String / "checkins")
@@ -125,18 +188,34 @@ pub fn routes(
         .or(create_partner)
         .or(rotate_key)
         .or(revoke_partner)
+        .or(list_partners)
         .or(partner_events)
         .or(partner_attendance)
+        .or(partner_summary)
+        .or(dashboard)
+        .or(insights)
+        .or(premium_series)
+        .or(premium_gates)
+        .or(premium_alerts)
+        .or(openapi_json)
         .recover(problem::recover);
+    let templates = std::sync::Arc::new(openapi::RouteTemplates::from_document());
     request_id()
         .and(app)
         .map(|id: String, reply| warp::reply::with_header(reply, "x-request-id", id))
-        .with(warp::log::custom(|info| {
-            let status = info.status().as_u16().to_string();
-            metrics::counter!("muster_api_requests_total", "method" => info.method().to_string(), "status" => status)
+        .with(warp::log::custom(move |info| {
+            let route = templates.label(info.path()).to_owned();
+            let method = info.method().to_string();
+            let status = info.status().as_u16();
+            tracing::debug!(%method, %route, path = info.path(), status,
+                elapsed_ms = info.elapsed().as_secs_f64() * 1e3, "request");
+            metrics::counter!("muster_api_requests_total",
+                "method" => method.clone(), "route" => route.clone(), "status" => status.to_string())
                 .increment(1);
-            metrics::histogram!("muster_api_request_seconds").record(info.elapsed().as_secs_f64());
+            metrics::histogram!("muster_api_request_seconds", "method" => method, "route" => route)
+                .record(info.elapsed().as_secs_f64());
         }))
+        .with(warp::trace::request())
 }
 
 /// The caller's `x-request-id` if it sent one, else a new one.
