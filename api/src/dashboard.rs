@@ -11,7 +11,7 @@ use utoipa::{IntoParams, ToSchema};
 use crate::events::public_status;
 use crate::partners::{Viewer, unavailable};
 use crate::problem::Problem;
-use crate::range::{Resolution, bad_query, span};
+use crate::range::{Resolution, span};
 
 type Client = deadpool_postgres::Object;
 type Rejection = warp::Rejection;
@@ -198,11 +198,13 @@ pub struct Dashboard {
 #[into_params(parameter_in = Query)]
 pub struct DashboardQuery {
     /// How far back: `90m`, `24h` (default), `7d`, up to `400d`.
+    #[param(pattern = r"^([1-9][0-9]{0,4}m|[1-9][0-9]{0,2}h|([1-9][0-9]?|[1-3][0-9]{2}|400)d)$")]
     pub time_range: Option<String>,
     /// Only events of this type.
+    #[param(pattern = r"^[^\x00]*$")]
     pub event_type: Option<String>,
     /// Only events with this status.
-    pub status: Option<String>,
+    pub status: Option<Status>,
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -210,6 +212,7 @@ pub struct DashboardQuery {
 #[into_params(parameter_in = Query)]
 pub struct InsightsQuery {
     /// How far back: `90m`, `24h` (default), `7d`, up to `400d`.
+    #[param(pattern = r"^([1-9][0-9]{0,4}m|[1-9][0-9]{0,2}h|([1-9][0-9]?|[1-3][0-9]{2}|400)d)$")]
     pub time_range: Option<String>,
 }
 
@@ -736,7 +739,6 @@ pub async fn dashboard(
     stale_after: Duration,
 ) -> Result<Dashboard, Rejection> {
     let span = span(query.time_range.as_deref())?;
-    check_status(query.status.as_deref())?;
     let resolution = Resolution::for_span(span);
     let to = Utc::now();
     let since = to - span;
@@ -748,8 +750,8 @@ pub async fn dashboard(
         stale_after,
     )
     .await?;
-    if let Some(status) = &query.status {
-        events.retain(|e| &e.status == status);
+    if let Some(status) = query.status {
+        events.retain(|e| e.status == status.as_str());
     }
     let ids: Vec<String> = events.iter().map(|e| e.event_id.clone()).collect();
     let alerts = load_alerts(&client, &ids, since).await?;
@@ -894,23 +896,31 @@ pub async fn analytics_summary(
     })
 }
 
-/// Rejects a `status` filter value no event can have, so a typo does not read as "no events".
-pub fn check_status(status: Option<&str>) -> Result<(), Rejection> {
-    const KNOWN: [&str; 7] = [
-        "scheduled",
-        "live",
-        "idle",
-        "degraded",
-        "ended",
-        "stale",
-        "pending",
-    ];
-    match status {
-        Some(s) if !KNOWN.contains(&s) => Err(bad_query(format!(
-            "status {s:?} is not one of {}",
-            KNOWN.join(", ")
-        ))),
-        _ => Ok(()),
+/// The statuses a reader sees (see `events::public_status`); a filter value outside them is a
+/// 400, so a typo does not read as "no events".
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    Scheduled,
+    Live,
+    Idle,
+    Degraded,
+    Ended,
+    Stale,
+    Pending,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Scheduled => "scheduled",
+            Self::Live => "live",
+            Self::Idle => "idle",
+            Self::Degraded => "degraded",
+            Self::Ended => "ended",
+            Self::Stale => "stale",
+            Self::Pending => "pending",
+        }
     }
 }
 

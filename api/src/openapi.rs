@@ -48,6 +48,7 @@ fn openapi_json() {}
         dashboard::dashboard, dashboard::event_insights,
         premium::series, premium::gates, premium::alerts,
     ),
+    components(schemas(crate::range::Stored, crate::dashboard::Status)),
     modifiers(&Security),
     tags(
         (name = "public", description = "No key needed"),
@@ -84,44 +85,69 @@ pub fn document() -> String {
         .expect("the OpenAPI document serializes")
 }
 
-/// Maps a request path to the route template it matched, for metric labels.
+/// A documented route: its template, its segments (`None` for a parameter) and its methods.
 #[derive(Debug, Clone)]
-pub struct RouteTemplates(Vec<(String, Vec<Option<String>>)>);
+struct Route {
+    template: String,
+    segments: Vec<Option<String>>,
+    allow: String,
+}
+
+/// Maps a request path to the route template it matched, for metric labels and for the `Allow`
+/// header of a 405.
+#[derive(Debug, Clone)]
+pub struct RouteTemplates(Vec<Route>);
 
 impl RouteTemplates {
     pub fn from_document() -> Self {
-        let doc = ApiDoc::openapi();
-        let mut templates: Vec<(String, Vec<Option<String>>)> = doc
-            .paths
-            .paths
-            .keys()
-            .map(|t| {
+        let doc: serde_json::Value =
+            serde_json::from_str(&document()).expect("the document is JSON");
+        let mut routes: Vec<Route> = doc["paths"]
+            .as_object()
+            .into_iter()
+            .flatten()
+            .map(|(t, item)| {
                 let segments = t
                     .trim_start_matches('/')
                     .split('/')
                     .map(|s| (!s.starts_with('{')).then(|| s.to_owned()))
                     .collect();
-                (t.clone(), segments)
+                let methods: Vec<String> = ["get", "post", "put", "patch", "delete"]
+                    .into_iter()
+                    .filter(|m| item.get(*m).is_some())
+                    .map(str::to_uppercase)
+                    .collect();
+                Route {
+                    template: t.clone(),
+                    segments,
+                    allow: methods.join(", "),
+                }
             })
             .collect();
         // Literal segments win over parameters: `/a/list` before `/a/{id}`.
-        templates.sort_by_key(|(_, s)| s.iter().filter(|x| x.is_none()).count());
-        Self(templates)
+        routes.sort_by_key(|r| r.segments.iter().filter(|x| x.is_none()).count());
+        Self(routes)
+    }
+
+    fn find(&self, path: &str) -> Option<&Route> {
+        let parts: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+        self.0.iter().find(|r| {
+            r.segments.len() == parts.len()
+                && r.segments
+                    .iter()
+                    .zip(&parts)
+                    .all(|(s, p)| s.as_deref().is_none_or(|s| s == *p))
+        })
     }
 
     /// The template, or `unmatched` (404s and probes must not mint labels).
     pub fn label(&self, path: &str) -> &str {
-        let parts: Vec<&str> = path.trim_start_matches('/').split('/').collect();
-        self.0
-            .iter()
-            .find(|(_, segs)| {
-                segs.len() == parts.len()
-                    && segs
-                        .iter()
-                        .zip(&parts)
-                        .all(|(s, p)| s.as_deref().is_none_or(|s| s == *p))
-            })
-            .map_or("unmatched", |(t, _)| t.as_str())
+        self.find(path).map_or("unmatched", |r| r.template.as_str())
+    }
+
+    /// The methods a path answers, for the `Allow` header of a 405.
+    pub fn allow(&self, path: &str) -> Option<&str> {
+        self.find(path).map(|r| r.allow.as_str())
     }
 }
 
@@ -161,5 +187,6 @@ mod tests {
             "/api/partner/analytics/summary"
         );
         assert_eq!(t.label("/wp-admin/x.php"), "unmatched");
+        assert_eq!(t.allow("/api/admin/partners"), Some("GET, POST"));
     }
 }

@@ -19,7 +19,8 @@ pub const MAX_POINTS: i64 = 10_000;
 pub struct SeriesQuery {
     /// minute or hour (default).
     pub resolution: Option<Stored>,
-    /// RFC 3339; default 24 hours before `to`.
+    /// RFC 3339; default 24 hours before `to`; at most 400 days before `to` (an earlier
+    /// `from` is moved up, and the answer's `from` says so).
     pub from: Option<DateTime<Utc>>,
     /// RFC 3339; default now.
     pub to: Option<DateTime<Utc>>,
@@ -29,7 +30,8 @@ pub struct SeriesQuery {
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct WindowQuery {
-    /// RFC 3339; default 24 hours before `to`.
+    /// RFC 3339; default 24 hours before `to`; at most 400 days before `to` (an earlier
+    /// `from` is moved up, and the answer's `from` says so).
     pub from: Option<DateTime<Utc>>,
     /// RFC 3339; default now.
     pub to: Option<DateTime<Utc>>,

@@ -119,7 +119,8 @@ pub fn span(param: Option<&str>) -> Result<Duration, warp::Rejection> {
     }
 }
 
-/// A `from`/`to` window: `to` defaults to now and `from` to 24 hours before `to`.
+/// A `from`/`to` window: `to` defaults to now and `from` to 24 hours before `to`. A window
+/// longer than the series keep is cut to its last 400 days; answers echo the window they read.
 pub fn window(
     from: Option<DateTime<Utc>>,
     to: Option<DateTime<Utc>>,
@@ -129,12 +130,7 @@ pub fn window(
     if from >= to {
         return Err(bad_query("from must be before to"));
     }
-    if to - from > Duration::days(MAX_SPAN_DAYS) {
-        return Err(bad_query(format!(
-            "a window spans at most {MAX_SPAN_DAYS} days"
-        )));
-    }
-    Ok((from, to))
+    Ok((from.max(to - Duration::days(MAX_SPAN_DAYS)), to))
 }
 
 #[cfg(test)]
@@ -159,6 +155,21 @@ mod tests {
         ] {
             assert!(bad.parse::<Span>().is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn windows_default_clamp_and_refuse_inversion() {
+        let to: DateTime<Utc> = "2026-11-25T00:00:00Z".parse().unwrap();
+        assert_eq!(
+            window(None, Some(to)).unwrap(),
+            (to - Duration::hours(24), to)
+        );
+        let old: DateTime<Utc> = "2000-01-01T00:00:00Z".parse().unwrap();
+        assert_eq!(
+            window(Some(old), Some(to)).unwrap().0,
+            to - Duration::days(MAX_SPAN_DAYS)
+        );
+        assert!(window(Some(to), Some(to)).is_err());
     }
 
     #[test]

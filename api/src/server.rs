@@ -48,8 +48,7 @@ pub fn routes(
         .and(warp::post())
         .and(admin.clone())
         .and(with_registrar.clone())
-        .and(warp::body::content_length_limit(MAX_BODY))
-        .and(warp::body::json())
+        .and(json_body())
         .and_then(admin::register);
     let list = services
         .and(warp::get())
@@ -74,16 +73,14 @@ pub fn routes(
         .and(warp::post())
         .and(admin.clone())
         .and(with_pool.clone())
-        .and(warp::body::content_length_limit(MAX_BODY))
-        .and(warp::body::json())
+        .and(json_body())
         .and_then(partners::create);
     let rotate_key = warp::path!("api" / "admin" / "partners" / Uuid / "rotate")
         .and(warp::post())
         .and(admin.clone())
         .and(with_pool.clone())
         .and(
-            warp::body::content_length_limit(MAX_BODY)
-                .and(warp::body::json())
+            json_body()
                 .or(warp::any().map(partners::Rotate::default))
                 .unify(),
         )
@@ -178,7 +175,7 @@ pub fn routes(
         .and(warp::any().map(move || receiver.clone()))
         .and_then(checkins::accept);
 
-    let app = muster_runtime::ops::routes(state.health.clone(), state.metrics.clone())
+    let routes = muster_runtime::ops::routes(state.health.clone(), state.metrics.clone())
         .or(public_events)
         .or(register)
         .or(list)
@@ -197,12 +194,25 @@ pub fn routes(
         .or(premium_series)
         .or(premium_gates)
         .or(premium_alerts)
-        .or(openapi_json)
-        .recover(problem::recover);
+        .or(openapi_json);
+    let app = no_nul().and(routes).recover(problem::recover);
     let templates = std::sync::Arc::new(openapi::RouteTemplates::from_document());
+    let allow = templates.clone();
     request_id()
+        .and(warp::path::full())
         .and(app)
-        .map(|id: String, reply| warp::reply::with_header(reply, "x-request-id", id))
+        .map(move |id: String, path: warp::path::FullPath, reply| {
+            use warp::Reply;
+            let mut res = warp::reply::with_header(reply, "x-request-id", id).into_response();
+            // RFC 9110: a 405 names the methods the resource does answer.
+            if res.status() == warp::http::StatusCode::METHOD_NOT_ALLOWED
+                && let Some(methods) = allow.allow(path.as_str())
+                && let Ok(v) = warp::http::HeaderValue::from_str(methods)
+            {
+                res.headers_mut().insert("allow", v);
+            }
+            res
+        })
         .with(warp::log::custom(move |info| {
             let route = templates.label(info.path()).to_owned();
             let method = info.method().to_string();
@@ -215,7 +225,56 @@ pub fn routes(
             metrics::histogram!("muster_api_request_seconds", "method" => method, "route" => route)
                 .record(info.elapsed().as_secs_f64());
         }))
-        .with(warp::trace::request())
+}
+
+/// A JSON body of at most `MAX_BODY` bytes. NUL characters are refused here, once for every
+/// route, because PostgreSQL cannot store them in text or jsonb.
+fn json_body<T: serde::de::DeserializeOwned + Send>()
+-> impl Filter<Extract = (T,), Error = warp::Rejection> + Clone {
+    warp::body::content_length_limit(MAX_BODY)
+        .and(warp::body::bytes())
+        .and_then(|body: bytes::Bytes| async move {
+            let invalid = |detail: String| {
+                warp::reject::custom(
+                    problem::Problem::new(
+                        warp::http::StatusCode::BAD_REQUEST,
+                        "invalid-body",
+                        "The request body is invalid",
+                    )
+                    .detail(detail),
+                )
+            };
+            if body.windows(6).any(|w| w.eq_ignore_ascii_case(b"\\u0000")) {
+                return Err(invalid("NUL characters (\\u0000) are not allowed".into()));
+            }
+            serde_json::from_slice(&body).map_err(|e| invalid(e.to_string()))
+        })
+}
+
+/// Refuses a path or query string carrying an encoded NUL (`%00`), for the same reason.
+fn no_nul() -> impl Filter<Extract = (), Error = warp::Rejection> + Clone {
+    warp::path::full()
+        .and(warp::query::raw().or(warp::any().map(String::new)).unify())
+        .and_then(|path: warp::path::FullPath, query: String| async move {
+            let nul = |s: &str| {
+                s.as_bytes()
+                    .windows(3)
+                    .any(|w| w.eq_ignore_ascii_case(b"%00"))
+            };
+            if nul(path.as_str()) || nul(&query) {
+                Err(warp::reject::custom(
+                    problem::Problem::new(
+                        warp::http::StatusCode::BAD_REQUEST,
+                        "invalid-request",
+                        "The request is invalid",
+                    )
+                    .detail("NUL characters (%00) are not allowed in paths or query strings"),
+                ))
+            } else {
+                Ok(())
+            }
+        })
+        .untuple_one()
 }
 
 /// The caller's `x-request-id` if it sent one, else a new one.
