@@ -27,6 +27,7 @@ pub struct Config {
     pub processors: ProcessorsConfig,
     pub projections: ProjectionsConfig,
     pub api: ApiConfig,
+    pub webhooks: muster_webhooks::WebhooksConfig,
 }
 
 /// `/healthz`, `/readyz` and `/metrics` of workers without an HTTP server of their own.
@@ -70,6 +71,7 @@ impl Config {
         let cfg: Self = fig.extract().context("invalid configuration")?;
         cfg.ingest
             .validate()
+            .and_then(|()| cfg.webhooks.validate())
             .map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))?;
         Ok(cfg)
     }

@@ -62,6 +62,9 @@ enum Command {
     },
     /// Serve the HTTP API.
     Api,
+    /// Turn alerts, attendance, status and health changes into partner webhook deliveries,
+    /// and deliver them (signed, retried); run as many as you like.
+    Webhooks,
     /// Every worker in one process, for a laptop.
     All,
     /// Apply database migrations and exit.
@@ -192,7 +195,11 @@ async fn migrate(pool: &deadpool_postgres::Pool) -> anyhow::Result<()> {
         .context("connecting to PostgreSQL (is it running? see scripts/services.sh)")?;
     muster_runtime::migrate::apply(
         &mut client,
-        &[&muster_ingest::MIGRATIONS, &muster_api::MIGRATIONS],
+        &[
+            &muster_ingest::MIGRATIONS,
+            &muster_api::MIGRATIONS,
+            &muster_webhooks::MIGRATIONS,
+        ],
     )
     .await?;
     muster_projections::migrate(&mut client).await
@@ -267,12 +274,13 @@ async fn run_workers(command: Command, cfg: Config) -> anyhow::Result<()> {
     let codec = Codec::new(&cfg.schema_registry.url)?;
     let secrets = cfg.security.secrets()?;
 
-    let (ingest, process, project, api) = match command {
-        Command::Ingest => (true, false, false, false),
-        Command::Process { .. } => (false, true, false, false),
-        Command::Project { .. } => (false, false, true, false),
-        Command::Api => (false, false, false, true),
-        _ => (true, true, true, true),
+    let (ingest, process, project, api, webhooks) = match command {
+        Command::Ingest => (true, false, false, false, false),
+        Command::Process { .. } => (false, true, false, false, false),
+        Command::Project { .. } => (false, false, true, false, false),
+        Command::Api => (false, false, false, true, false),
+        Command::Webhooks => (false, false, false, false, true),
+        _ => (true, true, true, true, true),
     };
     let mut tasks = tokio::task::JoinSet::new();
     if api {
@@ -292,6 +300,7 @@ async fn run_workers(command: Command, cfg: Config) -> anyhow::Result<()> {
             },
             health: health.clone(),
             metrics: metrics.clone(),
+            webhooks: webhook_store(&cfg, &pool, &secrets)?,
         };
         let (cfg, stop) = (cfg.api.clone(), stop.clone());
         tasks.spawn(async move { muster_api::run(cfg, state, stop).await.context("api") });
@@ -300,8 +309,10 @@ async fn run_workers(command: Command, cfg: Config) -> anyhow::Result<()> {
             9181
         } else if process {
             9182
-        } else {
+        } else if project {
             9183
+        } else {
+            9184
         };
         let addr = cfg
             .ops
@@ -374,7 +385,42 @@ async fn run_workers(command: Command, cfg: Config) -> anyhow::Result<()> {
                 .context("archive")
         });
     }
+    if webhooks {
+        let outbox: std::sync::Arc<dyn muster_projections::Projection> =
+            std::sync::Arc::new(muster_webhooks::outbox::Outbox {
+                attendance_every: chrono::Duration::from_std(cfg.webhooks.attendance_every)?,
+            });
+        let dispatcher = muster_webhooks::dispatch::Dispatcher::new(
+            cfg.webhooks.clone(),
+            pool.clone(),
+            secrets,
+        )?;
+        let (h, st) = (health.clone(), stop.clone());
+        tasks.spawn(async move { dispatcher.run(h, st).await.context("webhook dispatcher") });
+        let (c, k, st) = (cfg.projections.clone(), cfg.kafka.clone(), stop.clone());
+        tasks.spawn(async move {
+            muster_projections::run_projections(vec![outbox], c, &k, codec, pool, health, st)
+                .await
+                .context("webhook outbox")
+        });
+    }
     stop_all_on_first_exit(tasks, stop).await
+}
+
+/// What the API's webhook routes need.
+fn webhook_store(
+    cfg: &Config,
+    pool: &deadpool_postgres::Pool,
+    secrets: &muster_runtime::secrets::Secrets,
+) -> anyhow::Result<muster_webhooks::store::Store> {
+    Ok(muster_webhooks::store::Store {
+        pool: pool.clone(),
+        secrets: secrets.clone(),
+        policy: muster_webhooks::target::Policy::new(
+            cfg.webhooks.networks().map_err(anyhow::Error::msg)?,
+        ),
+        default_schedule: cfg.webhooks.retry_schedule_secs.clone(),
+    })
 }
 
 /// A worker that returns before shutdown has failed: stop the others and report it.

@@ -730,6 +730,9 @@ async fn schemathesis_finds_no_server_error_or_schema_violation() {
             "schemathesis ({config}) failed:\n{report}"
         );
         // It did test something: the coverage phase ran and passed.
-        assert!(report.contains("Coverage") && report.contains("passed"), "{report}");
+        assert!(
+            report.contains("Coverage") && report.contains("passed"),
+            "{report}"
+        );
     }
 }

@@ -6,7 +6,7 @@ use utoipa::Modify;
 use utoipa::OpenApi;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 
-use crate::{admin, checkins, dashboard, events, partners, premium};
+use crate::{admin, checkins, dashboard, events, partners, premium, webhooks};
 
 /// Liveness.
 #[utoipa::path(get, path = "/healthz", tag = "ops", responses((status = 200, body = Object)))]
@@ -47,8 +47,14 @@ fn openapi_json() {}
         partners::events, partners::attendance, dashboard::analytics_summary,
         dashboard::dashboard, dashboard::event_insights,
         premium::series, premium::gates, premium::alerts,
+        webhooks::create, webhooks::list, webhooks::get, webhooks::delete, webhooks::rotate,
+        webhooks::enable, webhooks::deliveries, webhooks::replay,
     ),
-    components(schemas(crate::range::Stored, crate::dashboard::Status)),
+    components(schemas(
+        crate::range::Stored,
+        crate::dashboard::Status,
+        crate::webhooks::DeliveryState
+    )),
     modifiers(&Security),
     tags(
         (name = "public", description = "No key needed"),
@@ -56,6 +62,7 @@ fn openapi_json() {}
         (name = "premium", description = "x-api-key of the premium tier"),
         (name = "dashboard", description = "A partner key, or the admin bearer token for every event"),
         (name = "admin", description = "The admin bearer token (MUSTER_ADMIN_TOKEN)"),
+        (name = "webhooks", description = "x-api-key: the partner's webhook subscriptions"),
         (name = "ingest", description = "Check-ins pushed by registered services, signed"),
         (name = "ops", description = "Health and metrics"),
     )

@@ -283,14 +283,18 @@ async fn authenticate(
         ));
     };
     let client = pool.get().await.map_err(unavailable)?;
-    let row = client
-        .query_opt(
+    // Prepared once per connection: every partner request runs this.
+    let stmt = client
+        .prepare_cached(
             "SELECT p.partner_id, p.name, p.tier, p.event_ids
              FROM api_keys k JOIN partners p USING (partner_id)
              WHERE k.key_hash = $1 AND p.revoked_at IS NULL
                AND (k.revoked_at IS NULL OR k.revoked_at > now())",
-            &[&hash(&key)],
         )
+        .await
+        .map_err(unavailable)?;
+    let row = client
+        .query_opt(&stmt, &[&hash(&key)])
         .await
         .map_err(unavailable)?;
     let Some(row) = row else {
@@ -620,26 +624,28 @@ pub async fn attendance(
         return Err(forbidden(&event_id));
     }
     let client = pool.get().await.map_err(unavailable)?;
-    let realtime = client
-        .query_opt(
+    let (realtime, series) = tokio::try_join!(
+        client.prepare_cached(
             "SELECT status, total_registered, current_attendees, attendance_rate, observed_at,
                     fetched_at
              FROM event_realtime WHERE event_id = $1",
-            &[&event_id],
-        )
-        .await
-        .map_err(unavailable)?;
-    let series = client
-        .query(
+        ),
+        client.prepare_cached(
             "SELECT bucket, samples, attendees_max, attendees_min, last_attendees,
                     rate_sum / samples
              FROM event_series_minute
              WHERE event_id = $1 AND bucket >= now() - interval '60 minutes'
              ORDER BY bucket",
-            &[&event_id],
-        )
-        .await
-        .map_err(unavailable)?;
+        ),
+    )
+    .map_err(unavailable)?;
+    // Both queries go out on the connection at once (tokio-postgres pipelines them).
+    let params: [&(dyn tokio_postgres::types::ToSql + Sync); 1] = [&event_id];
+    let (realtime, series) = tokio::try_join!(
+        client.query_opt(&realtime, &params),
+        client.query(&series, &params),
+    )
+    .map_err(unavailable)?;
     Ok(Attendance {
         realtime: realtime.map(|r| Realtime {
             status: r.get(0),

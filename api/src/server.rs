@@ -8,7 +8,7 @@ use uuid::Uuid;
 use warp::Filter;
 
 use crate::config::ApiConfig;
-use crate::{admin, checkins, dashboard, events, openapi, partners, premium, problem};
+use crate::{admin, checkins, dashboard, events, openapi, partners, premium, problem, webhooks};
 
 /// What the routes need.
 #[derive(Clone)]
@@ -18,6 +18,7 @@ pub struct AppState {
     pub receiver: Receiver,
     pub health: Health,
     pub metrics: PrometheusHandle,
+    pub webhooks: muster_webhooks::store::Store,
 }
 
 const MAX_BODY: u64 = 4 * 1024 * 1024;
@@ -115,9 +116,9 @@ pub fn routes(
         .map(|r| warp::reply::json(&r));
     let partner_summary = warp::path!("api" / "partner" / "analytics" / "summary")
         .and(warp::get())
-        .and(partner.map(partners::Viewer::Partner))
+        .and(partner.clone().map(partners::Viewer::Partner))
         .and(with_pool.clone())
-        .and(with_stale.clone())
+        .and(with_stale)
         .and_then(
             |v, pool, stale| async move { dashboard::analytics_summary(v, pool, stale).await },
         )
@@ -127,7 +128,7 @@ pub fn routes(
         .and(warp::query::<dashboard::DashboardQuery>())
         .and(viewer.clone())
         .and(with_pool.clone())
-        .and(with_stale.clone())
+        .and(with_stale)
         .and_then(|q, v, pool, stale| async move { dashboard::dashboard(q, v, pool, stale).await })
         .map(|r| warp::reply::json(&r));
     let insights = warp::path!("api" / "events" / String / "insights")
@@ -161,6 +162,73 @@ pub fn routes(
         .and(with_pool)
         .and_then(premium::alerts)
         .map(|r| warp::reply::json(&r));
+    let store = state.webhooks.clone();
+    let with_store = warp::any().map(move || store.clone());
+    let hooks = warp::path!("api" / "partner" / "webhooks");
+    let hook = warp::path!("api" / "partner" / "webhooks" / String);
+    let webhook_routes = hooks
+        .and(warp::post())
+        .and(partner.clone())
+        .and(with_store.clone())
+        .and(json_body())
+        .and_then(webhooks::create)
+        .or(hooks
+            .and(warp::get())
+            .and(partner.clone())
+            .and(with_store.clone())
+            .and_then(webhooks::list))
+        .unify()
+        .or(hook
+            .and(warp::get())
+            .and(partner.clone())
+            .and(with_store.clone())
+            .and_then(webhooks::get))
+        .unify()
+        .or(hook
+            .and(warp::delete())
+            .and(partner.clone())
+            .and(with_store.clone())
+            .and_then(webhooks::delete))
+        .unify()
+        .or(
+            warp::path!("api" / "partner" / "webhooks" / String / "rotate-secret")
+                .and(warp::post())
+                .and(partner.clone())
+                .and(with_store.clone())
+                .and(
+                    json_body()
+                        .or(warp::any().map(webhooks::RotateSecret::default))
+                        .unify(),
+                )
+                .and_then(webhooks::rotate),
+        )
+        .unify()
+        .or(
+            warp::path!("api" / "partner" / "webhooks" / String / "enable")
+                .and(warp::post())
+                .and(partner.clone())
+                .and(with_store.clone())
+                .and_then(webhooks::enable),
+        )
+        .unify()
+        .or(
+            warp::path!("api" / "partner" / "webhooks" / String / "deliveries")
+                .and(warp::get())
+                .and(warp::query::<webhooks::DeliveriesQuery>())
+                .and(partner.clone())
+                .and(with_store.clone())
+                .and_then(webhooks::deliveries),
+        )
+        .unify()
+        .or(
+            warp::path!("api" / "partner" / "webhooks" / String / "replay")
+                .and(warp::post())
+                .and(partner.clone())
+                .and(with_store)
+                .and(json_body())
+                .and_then(webhooks::replay),
+        )
+        .unify();
     let document = openapi::document();
     let openapi_json = warp::path!("openapi.json").and(warp::get()).map(move || {
         warp::reply::with_header(document.clone(), "content-type", "application/json")
@@ -194,6 +262,7 @@ pub fn routes(
         .or(premium_series)
         .or(premium_gates)
         .or(premium_alerts)
+        .or(webhook_routes)
         .or(openapi_json);
     let app = no_nul().and(routes).recover(problem::recover);
     let templates = std::sync::Arc::new(openapi::RouteTemplates::from_document());

@@ -17,7 +17,7 @@ mod worker;
 
 pub use config::ProjectionsConfig;
 pub use projection::Projection;
-pub use worker::{Applier, find, registry, run};
+pub use worker::{Applier, find, registry, run, run_projections};
 
 use muster_runtime::migrate::Migrations;
 

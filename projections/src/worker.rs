@@ -42,6 +42,7 @@ pub fn find(name: &str) -> anyhow::Result<Arc<dyn Projection>> {
         .with_context(|| format!("no projection named {name:?} (known: {known})"))
 }
 
+/// Runs the registry's projections (or `cfg.only`) and the retention task.
 pub async fn run(
     cfg: ProjectionsConfig,
     kafka: &KafkaConfig,
@@ -57,6 +58,25 @@ pub async fn run(
     if !cfg.only.is_empty() {
         all.retain(|p| cfg.only.iter().any(|n| n == p.name()));
     }
+    let retention = {
+        let (cfg, pool, shutdown) = (cfg.clone(), pool.clone(), shutdown.clone());
+        tokio::spawn(async move { crate::retention::run(cfg.retention, pool, shutdown).await })
+    };
+    run_projections(all, cfg, kafka, codec, pool, health, shutdown).await?;
+    retention.await.context("the retention task panicked")?
+}
+
+/// Runs `all` until shutdown, each with its consumer group, exactly-once into PostgreSQL. Other
+/// stages with PostgreSQL read models fed from topics (the webhook outbox) run theirs here.
+pub async fn run_projections(
+    all: Vec<Arc<dyn Projection>>,
+    cfg: ProjectionsConfig,
+    kafka: &KafkaConfig,
+    codec: Codec,
+    pool: deadpool_postgres::Pool,
+    health: Health,
+    shutdown: Shutdown,
+) -> anyhow::Result<()> {
     let mut topics = vec![DeadLetter::TOPIC];
     for p in &all {
         topics.extend(p.topics());
@@ -86,10 +106,6 @@ pub async fn run(
         };
         let shutdown = shutdown.clone();
         tasks.spawn(async move { w.run(shutdown).await });
-    }
-    {
-        let (cfg, pool, shutdown) = (cfg.clone(), pool.clone(), shutdown.clone());
-        tasks.spawn(async move { crate::retention::run(cfg.retention, pool, shutdown).await });
     }
     while let Some(r) = tasks.join_next().await {
         r.context("a projection panicked")??;

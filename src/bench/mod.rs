@@ -1,6 +1,7 @@
 //! `muster bench …`: throughput measured against a baseline taken in the same run, so the
 //! figures mean something on whatever machine runs them.
 
+mod api;
 mod ingest;
 mod process;
 mod project;
@@ -20,6 +21,9 @@ pub enum Bench {
     /// Records/s the projections apply to PostgreSQL against a plain COPY of the same rows,
     /// and a replay's records/s against the live loop's over the same topic.
     Project(project::Args),
+    /// Requests/s and p99 of the partner attendance endpoint with a valid key, against a warp
+    /// hello-world driven the same way in the same run.
+    Api(api::Args),
 }
 
 pub async fn run(bench: Bench, cfg: Config) -> anyhow::Result<()> {
@@ -27,5 +31,6 @@ pub async fn run(bench: Bench, cfg: Config) -> anyhow::Result<()> {
         Bench::Ingest(args) => ingest::run(args, cfg).await,
         Bench::Process(args) => process::run(args, cfg).await,
         Bench::Project(args) => project::run(args, cfg).await,
+        Bench::Api(args) => api::run(args, cfg).await,
     }
 }

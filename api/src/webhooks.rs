@@ -1,0 +1,248 @@
+//! `/api/partner/webhooks`: a partner's subscriptions, their delivery log and replays. The work
+//! is `muster_webhooks::store`'s; this maps it to HTTP.
+
+use muster_webhooks::store::{
+    Delivery, Endpoint, EndpointWithSecret, NewEndpoint, ReplayRequest, Replayed, Store, StoreError,
+};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use warp::Reply;
+use warp::http::StatusCode;
+use warp::reply::Response;
+
+use crate::partners::Partner;
+use crate::problem::Problem;
+
+fn reject(e: StoreError) -> warp::Rejection {
+    warp::reject::custom(match e {
+        StoreError::Invalid(detail) => Problem::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid-webhook",
+            "The webhook is invalid",
+        )
+        .detail(detail),
+        StoreError::NotFound => Problem::new(StatusCode::NOT_FOUND, "not-found", "No such webhook"),
+        other => Problem::unavailable(&other),
+    })
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct EndpointList {
+    pub webhooks: Vec<Endpoint>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DeliveryList {
+    pub deliveries: Vec<Delivery>,
+}
+
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RotateSecret {
+    /// How long the previous secret keeps signing too (a second signature), default 0.
+    #[serde(default)]
+    pub grace_seconds: u32,
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct DeliveriesQuery {
+    /// Only deliveries in this state.
+    pub state: Option<DeliveryState>,
+    /// At most this many, newest first (default 100, at most 1000).
+    #[param(minimum = 1, maximum = 1000)]
+    pub limit: Option<u32>,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum DeliveryState {
+    Pending,
+    Delivered,
+    Failed,
+    Cancelled,
+}
+
+impl DeliveryState {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Delivered => "delivered",
+            Self::Failed => "failed",
+            Self::Cancelled => "cancelled",
+        }
+    }
+}
+
+const ID: &str = "The webhook's id";
+
+#[utoipa::path(post, path = "/api/partner/webhooks", tag = "webhooks",
+    security(("api_key" = [])), request_body = NewEndpoint,
+    responses(
+        (status = 201, body = EndpointWithSecret, description = "Created; the secret is shown this once"),
+        (status = 400, body = Problem, content_type = "application/problem+json"),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 422, body = Problem, content_type = "application/problem+json"),
+        (status = 429, body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn create(
+    partner: Partner,
+    store: Store,
+    body: NewEndpoint,
+) -> Result<Response, warp::Rejection> {
+    let made = store
+        .create(&partner.id.to_string(), body)
+        .await
+        .map_err(reject)?;
+    let location = format!("/api/partner/webhooks/{}", made.endpoint.id);
+    Ok(warp::reply::with_header(
+        warp::reply::with_status(warp::reply::json(&made), StatusCode::CREATED),
+        "location",
+        location,
+    )
+    .into_response())
+}
+
+#[utoipa::path(get, path = "/api/partner/webhooks", tag = "webhooks",
+    security(("api_key" = [])),
+    responses(
+        (status = 200, body = EndpointList),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 429, body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn list(partner: Partner, store: Store) -> Result<Response, warp::Rejection> {
+    let webhooks = store.list(&partner.id.to_string()).await.map_err(reject)?;
+    Ok(warp::reply::json(&EndpointList { webhooks }).into_response())
+}
+
+#[utoipa::path(get, path = "/api/partner/webhooks/{id}", tag = "webhooks",
+    security(("api_key" = [])), params(("id" = String, Path, description = ID)),
+    responses(
+        (status = 200, body = Endpoint),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 429, body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn get(id: String, partner: Partner, store: Store) -> Result<Response, warp::Rejection> {
+    let e = store
+        .get(&partner.id.to_string(), &id)
+        .await
+        .map_err(reject)?;
+    Ok(warp::reply::json(&e).into_response())
+}
+
+#[utoipa::path(delete, path = "/api/partner/webhooks/{id}", tag = "webhooks",
+    security(("api_key" = [])), params(("id" = String, Path, description = ID)),
+    responses(
+        (status = 204, description = "Deleted; pending deliveries are cancelled"),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 429, body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn delete(
+    id: String,
+    partner: Partner,
+    store: Store,
+) -> Result<Response, warp::Rejection> {
+    store
+        .delete(&partner.id.to_string(), &id)
+        .await
+        .map_err(reject)?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+#[utoipa::path(post, path = "/api/partner/webhooks/{id}/rotate-secret", tag = "webhooks",
+    security(("api_key" = [])), params(("id" = String, Path, description = ID)),
+    request_body = Option<RotateSecret>,
+    responses(
+        (status = 200, body = EndpointWithSecret, description = "The new secret, shown this once"),
+        (status = 400, body = Problem, content_type = "application/problem+json"),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 429, body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn rotate(
+    id: String,
+    partner: Partner,
+    store: Store,
+    body: RotateSecret,
+) -> Result<Response, warp::Rejection> {
+    let e = store
+        .rotate(&partner.id.to_string(), &id, body.grace_seconds)
+        .await
+        .map_err(reject)?;
+    Ok(warp::reply::json(&e).into_response())
+}
+
+#[utoipa::path(post, path = "/api/partner/webhooks/{id}/enable", tag = "webhooks",
+    security(("api_key" = [])), params(("id" = String, Path, description = ID)),
+    responses(
+        (status = 200, body = Endpoint),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 429, body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn enable(
+    id: String,
+    partner: Partner,
+    store: Store,
+) -> Result<Response, warp::Rejection> {
+    let e = store
+        .enable(&partner.id.to_string(), &id)
+        .await
+        .map_err(reject)?;
+    Ok(warp::reply::json(&e).into_response())
+}
+
+#[utoipa::path(get, path = "/api/partner/webhooks/{id}/deliveries", tag = "webhooks",
+    security(("api_key" = [])), params(("id" = String, Path, description = ID), DeliveriesQuery),
+    responses(
+        (status = 200, body = DeliveryList),
+        (status = 400, body = Problem, content_type = "application/problem+json"),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 429, body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn deliveries(
+    id: String,
+    q: DeliveriesQuery,
+    partner: Partner,
+    store: Store,
+) -> Result<Response, warp::Rejection> {
+    let limit = q.limit.unwrap_or(100).clamp(1, 1000) as i64;
+    let deliveries = store
+        .deliveries(
+            &partner.id.to_string(),
+            &id,
+            q.state.map(DeliveryState::as_str),
+            limit,
+        )
+        .await
+        .map_err(reject)?;
+    Ok(warp::reply::json(&DeliveryList { deliveries }).into_response())
+}
+
+#[utoipa::path(post, path = "/api/partner/webhooks/{id}/replay", tag = "webhooks",
+    security(("api_key" = [])), params(("id" = String, Path, description = ID)),
+    request_body = ReplayRequest,
+    responses(
+        (status = 202, body = Replayed),
+        (status = 400, body = Problem, content_type = "application/problem+json"),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 422, body = Problem, content_type = "application/problem+json"),
+        (status = 429, body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn replay(
+    id: String,
+    partner: Partner,
+    store: Store,
+    body: ReplayRequest,
+) -> Result<Response, warp::Rejection> {
+    let r = store
+        .replay(&partner.id.to_string(), &id, body)
+        .await
+        .map_err(reject)?;
+    Ok(warp::reply::with_status(warp::reply::json(&r), StatusCode::ACCEPTED).into_response())
+}

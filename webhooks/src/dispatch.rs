@@ -1,0 +1,497 @@
+//! Dispatchers: claim due deliveries, sign them, POST them, record the attempt, and schedule
+//! the next one. Any number of dispatchers share the queue: a claim takes rows with
+//! `FOR UPDATE SKIP LOCKED` and leases them, so a dispatcher that dies mid-flight only delays
+//! its deliveries until the lease runs out (they are then attempted again: at least once).
+//!
+//! Order: a delivery's first attempt waits until every earlier delivery (by sequence) of the
+//! same event to the same endpoint has had its first attempt; retries do not wait, and the
+//! sequence number in the payload lets a receiver put late ones in place.
+
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use muster_runtime::secrets::Secrets;
+use muster_runtime::{Health, Shutdown};
+
+use crate::config::WebhooksConfig;
+use crate::target::Policy;
+
+/// A claimed delivery with what sending it needs.
+#[derive(Debug)]
+struct Claimed {
+    delivery_id: String,
+    message_id: String,
+    endpoint_id: String,
+    payload: serde_json::Value,
+    attempts: i32,
+    url: String,
+    schedule: Option<Vec<i32>>,
+    secret_enc: Vec<u8>,
+    previous_secret_enc: Option<Vec<u8>>,
+    endpoint_live: bool,
+}
+
+/// How one attempt ended.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    Delivered(u16),
+    /// The receiver answered, not with a 2xx.
+    Refused {
+        status: u16,
+        retry_after: Option<Duration>,
+    },
+    /// No answer: connection refused, timeout, refused target.
+    Failed(String),
+}
+
+/// What to do after an attempt: the pure decision, tested on its own.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Next {
+    Done,
+    /// Retry after this long.
+    Retry(Duration),
+    /// No attempts left.
+    GiveUp,
+    /// 410 Gone: the receiver asked never to be called again.
+    DisableEndpoint(String),
+}
+
+/// `attempts` counts this one. Retry delays come from the schedule, moved by up to ±`jitter`,
+/// or from `Retry-After` on a 429 or 503 when it asks for longer.
+pub fn next_step(outcome: &Outcome, attempts: usize, schedule: &[u32], jitter: f64) -> Next {
+    match outcome {
+        Outcome::Delivered(_) => Next::Done,
+        Outcome::Refused { status: 410, .. } => {
+            Next::DisableEndpoint("the endpoint answered 410 Gone".into())
+        }
+        _ if attempts >= schedule.len() => Next::GiveUp,
+        other => {
+            let base = schedule[attempts] as f64;
+            let factor = 1.0 + jitter * (2.0 * rand::random::<f64>() - 1.0);
+            let mut wait = Duration::from_secs_f64((base * factor).max(0.0));
+            if let Outcome::Refused {
+                status: 429 | 503,
+                retry_after: Some(after),
+            } = other
+            {
+                wait = wait.max(*after);
+            }
+            Next::Retry(wait)
+        }
+    }
+}
+
+/// `Retry-After` in seconds or as an HTTP date.
+pub fn parse_retry_after(v: &str, now: DateTime<Utc>) -> Option<Duration> {
+    if let Ok(secs) = v.trim().parse::<u64>() {
+        return Some(Duration::from_secs(secs.min(86_400)));
+    }
+    let at = DateTime::parse_from_rfc2822(v.trim()).ok()?;
+    (at.with_timezone(&Utc) - now).to_std().ok()
+}
+
+pub struct Dispatcher {
+    pub cfg: WebhooksConfig,
+    pub pool: deadpool_postgres::Pool,
+    pub secrets: Secrets,
+    pub http: reqwest::Client,
+}
+
+impl Dispatcher {
+    pub fn new(
+        cfg: WebhooksConfig,
+        pool: deadpool_postgres::Pool,
+        secrets: Secrets,
+    ) -> anyhow::Result<Self> {
+        cfg.validate().map_err(anyhow::Error::msg)?;
+        let policy = Policy::new(cfg.networks().map_err(anyhow::Error::msg)?);
+        let http = reqwest::Client::builder()
+            .timeout(cfg.request_timeout)
+            .connect_timeout(cfg.request_timeout)
+            .redirect(reqwest::redirect::Policy::none())
+            .dns_resolver(std::sync::Arc::new(policy))
+            .user_agent(concat!("muster-webhooks/", env!("CARGO_PKG_VERSION")))
+            .build()?;
+        Ok(Self {
+            cfg,
+            pool,
+            secrets,
+            http,
+        })
+    }
+
+    /// How long a claim holds a delivery: one request's time, with room.
+    fn lease(&self) -> Duration {
+        self.cfg.request_timeout * 2 + Duration::from_secs(5)
+    }
+
+    async fn claim(&self, n: i64) -> anyhow::Result<Vec<Claimed>> {
+        let client = self.pool.get().await?;
+        let rows = client
+            .query(
+                "WITH due AS (
+                    SELECT d.delivery_id FROM webhook_deliveries d
+                    WHERE d.state = 'pending' AND d.next_attempt_at <= now()
+                      AND (d.leased_until IS NULL OR d.leased_until < now())
+                      AND (d.attempts > 0 OR NOT EXISTS (
+                            SELECT 1 FROM webhook_deliveries e
+                            WHERE e.endpoint_id = d.endpoint_id AND e.event_id = d.event_id
+                              AND e.state = 'pending' AND e.attempts = 0
+                              AND (e.seq, e.created_at) < (d.seq, d.created_at)))
+                    ORDER BY d.next_attempt_at, d.seq
+                    LIMIT $1 FOR UPDATE OF d SKIP LOCKED)
+                 UPDATE webhook_deliveries w
+                 SET leased_until = now() + make_interval(secs => $2)
+                 FROM due, webhook_endpoints ep
+                 WHERE w.delivery_id = due.delivery_id AND ep.endpoint_id = w.endpoint_id
+                 RETURNING w.delivery_id, w.message_id, w.endpoint_id, w.payload, w.attempts,
+                           ep.url, ep.retry_schedule_secs, ep.secret_enc,
+                           CASE WHEN ep.previous_until > now() THEN ep.previous_secret_enc END,
+                           ep.disabled_at IS NULL AND ep.deleted_at IS NULL",
+                &[&n, &self.lease().as_secs_f64()],
+            )
+            .await?;
+        Ok(rows
+            .iter()
+            .map(|r| Claimed {
+                delivery_id: r.get(0),
+                message_id: r.get(1),
+                endpoint_id: r.get(2),
+                payload: r.get(3),
+                attempts: r.get(4),
+                url: r.get(5),
+                schedule: r.get(6),
+                secret_enc: r.get(7),
+                previous_secret_enc: r.get(8),
+                endpoint_live: r.get(9),
+            })
+            .collect())
+    }
+
+    fn open(&self, sealed: &[u8]) -> anyhow::Result<String> {
+        let bytes = self.secrets.decrypt(sealed)?;
+        Ok(String::from_utf8(bytes)?)
+    }
+
+    /// Signs and POSTs one delivery: the body is the stored payload, signed with the current
+    /// secret and, during a rotation, the previous one too.
+    async fn send(&self, d: &Claimed) -> (Outcome, Duration) {
+        let started = Instant::now();
+        let body = serde_json::to_vec(&d.payload).expect("JSON serializes");
+        let ts = Utc::now().timestamp();
+        let mut signatures = Vec::new();
+        let secrets = std::iter::once(Some(&d.secret_enc)).chain([d.previous_secret_enc.as_ref()]);
+        for sealed in secrets.flatten() {
+            match self.open(sealed).and_then(|s| {
+                Ok(muster_runtime::signature::sign(
+                    &s,
+                    &d.message_id,
+                    ts,
+                    &body,
+                )?)
+            }) {
+                Ok(sig) => signatures.push(sig),
+                Err(e) => {
+                    return (
+                        Outcome::Failed(format!("cannot sign: {e:#}")),
+                        started.elapsed(),
+                    );
+                }
+            }
+        }
+        let res = self
+            .http
+            .post(&d.url)
+            .header("content-type", "application/json")
+            .header("webhook-id", &d.message_id)
+            .header("webhook-timestamp", ts.to_string())
+            .header("webhook-signature", signatures.join(" "))
+            .body(body)
+            .send()
+            .await;
+        let outcome = match res {
+            Ok(r) if r.status().is_success() => Outcome::Delivered(r.status().as_u16()),
+            Ok(r) => Outcome::Refused {
+                status: r.status().as_u16(),
+                retry_after: r
+                    .headers()
+                    .get("retry-after")
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| parse_retry_after(v, Utc::now())),
+            },
+            Err(e) => Outcome::Failed(error_chain(&e)),
+        };
+        (outcome, started.elapsed())
+    }
+
+    /// Records an attempt and its consequence in one transaction.
+    async fn record(
+        &self,
+        d: &Claimed,
+        outcome: &Outcome,
+        latency: Duration,
+    ) -> anyhow::Result<()> {
+        let attempts = d.attempts as usize + 1;
+        let schedule: Vec<u32> = d.schedule.as_ref().map_or_else(
+            || self.cfg.retry_schedule_secs.clone(),
+            |s| s.iter().map(|x| (*x).max(0) as u32).collect(),
+        );
+        let next = next_step(outcome, attempts, &schedule, self.cfg.jitter);
+        let (status, error) = match outcome {
+            Outcome::Delivered(s) => (Some(*s as i32), None),
+            Outcome::Refused { status, .. } => (Some(*status as i32), None),
+            Outcome::Failed(e) => (None, Some(e.clone())),
+        };
+        let latency_ms = latency.as_millis().min(i32::MAX as u128) as i32;
+        let mut client = self.pool.get().await?;
+        let tx = client.transaction().await?;
+        tx.execute(
+            "INSERT INTO webhook_attempts (delivery_id, attempt, at, status, error, latency_ms)
+             VALUES ($1, $2, now(), $3, $4, $5) ON CONFLICT DO NOTHING",
+            &[
+                &d.delivery_id,
+                &(attempts as i32),
+                &status,
+                &error,
+                &latency_ms,
+            ],
+        )
+        .await?;
+        let (state, next_at): (&str, Option<f64>) = match &next {
+            Next::Done => ("delivered", None),
+            Next::Retry(wait) => ("pending", Some(wait.as_secs_f64())),
+            Next::GiveUp | Next::DisableEndpoint(_) => ("failed", None),
+        };
+        tx.execute(
+            "UPDATE webhook_deliveries SET state = $2, attempts = $3, leased_until = NULL,
+                next_attempt_at = CASE WHEN $4::float8 IS NULL THEN NULL
+                                       ELSE now() + make_interval(secs => $4) END,
+                last_attempt_at = now(), last_status = $5, last_error = $6,
+                last_latency_ms = $7
+             WHERE delivery_id = $1",
+            &[
+                &d.delivery_id,
+                &state,
+                &(attempts as i32),
+                &next_at,
+                &status,
+                &error,
+                &latency_ms,
+            ],
+        )
+        .await?;
+        match &next {
+            Next::Done => {
+                tx.execute(
+                    "UPDATE webhook_endpoints SET failing_since = NULL
+                     WHERE endpoint_id = $1 AND failing_since IS NOT NULL",
+                    &[&d.endpoint_id],
+                )
+                .await?;
+            }
+            Next::DisableEndpoint(reason) => {
+                disable(&tx, &d.endpoint_id, reason).await?;
+            }
+            Next::Retry(_) | Next::GiveUp => {
+                // Failing continuously for longer than allowed disables the endpoint.
+                let row = tx
+                    .query_one(
+                        "UPDATE webhook_endpoints SET failing_since = coalesce(failing_since, now())
+                         WHERE endpoint_id = $1
+                         RETURNING now() - failing_since > make_interval(secs => $2)",
+                        &[&d.endpoint_id, &self.cfg.disable_after.as_secs_f64()],
+                    )
+                    .await?;
+                if row.get::<_, bool>(0) {
+                    let reason = format!(
+                        "every attempt failed for more than {}",
+                        humantime::format_duration(self.cfg.disable_after)
+                    );
+                    disable(&tx, &d.endpoint_id, &reason).await?;
+                }
+            }
+        }
+        tx.commit().await?;
+        let label = match outcome {
+            Outcome::Delivered(_) => "delivered",
+            Outcome::Refused { .. } => "refused",
+            Outcome::Failed(_) => "failed",
+        };
+        metrics::counter!("muster_webhook_attempts_total", "outcome" => label).increment(1);
+        metrics::histogram!("muster_webhook_attempt_seconds").record(latency.as_secs_f64());
+        Ok(())
+    }
+
+    async fn skip(&self, d: &Claimed) -> anyhow::Result<()> {
+        let client = self.pool.get().await?;
+        client
+            .execute(
+                "UPDATE webhook_deliveries SET state = 'failed', leased_until = NULL,
+                    next_attempt_at = NULL, last_error = 'the endpoint is disabled or deleted'
+                 WHERE delivery_id = $1",
+                &[&d.delivery_id],
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// One round: claims up to `concurrency` due deliveries and attempts them all at once.
+    /// Returns how many were attempted.
+    pub async fn round(&self) -> anyhow::Result<usize> {
+        let claimed = self.claim(self.cfg.concurrency as i64).await?;
+        let n = claimed.len();
+        let attempts = claimed.into_iter().map(|d| async move {
+            if !d.endpoint_live {
+                // Queued before its endpoint was disabled: not attempted; it can be replayed
+                // once the endpoint is enabled again.
+                return self.skip(&d).await;
+            }
+            let (outcome, latency) = self.send(&d).await;
+            tracing::debug!(delivery = %d.delivery_id, endpoint = %d.endpoint_id, ?outcome, "webhook attempt");
+            self.record(&d, &outcome, latency).await
+        });
+        for r in futures::future::join_all(attempts).await {
+            r?;
+        }
+        Ok(n)
+    }
+
+    /// Runs rounds until shutdown, pausing when nothing is due.
+    pub async fn run(self, health: Health, shutdown: Shutdown) -> anyhow::Result<()> {
+        health.ready("webhooks.dispatch");
+        tracing::info!(
+            concurrency = self.cfg.concurrency,
+            "webhook dispatcher running"
+        );
+        while !shutdown.is_cancelled() {
+            match self.round().await {
+                Ok(0) => {
+                    tokio::select! {
+                        _ = tokio::time::sleep(self.cfg.poll_interval) => {}
+                        _ = shutdown.cancelled() => {}
+                    }
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::warn!(error = %format!("{e:#}"), "webhook round failed; retrying");
+                    tokio::select! {
+                        _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                        _ = shutdown.cancelled() => {}
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+async fn disable(
+    tx: &tokio_postgres::Transaction<'_>,
+    endpoint_id: &str,
+    reason: &str,
+) -> anyhow::Result<()> {
+    let n = tx
+        .execute(
+            "UPDATE webhook_endpoints SET disabled_at = now(), disabled_reason = $2
+             WHERE endpoint_id = $1 AND disabled_at IS NULL",
+            &[&endpoint_id, &reason],
+        )
+        .await?;
+    if n > 0 {
+        tracing::warn!(endpoint = endpoint_id, reason, "webhook endpoint disabled");
+    }
+    Ok(())
+}
+
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        cur = c.source();
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SCHEDULE: [u32; 3] = [0, 5, 300];
+
+    #[test]
+    fn retries_follow_the_schedule_then_give_up() {
+        let fail = Outcome::Failed("refused".into());
+        assert_eq!(
+            next_step(&fail, 1, &SCHEDULE, 0.0),
+            Next::Retry(Duration::from_secs(5))
+        );
+        assert_eq!(
+            next_step(&fail, 2, &SCHEDULE, 0.0),
+            Next::Retry(Duration::from_secs(300))
+        );
+        assert_eq!(next_step(&fail, 3, &SCHEDULE, 0.0), Next::GiveUp);
+        assert_eq!(
+            next_step(&Outcome::Delivered(200), 3, &SCHEDULE, 0.0),
+            Next::Done
+        );
+    }
+
+    #[test]
+    fn jitter_stays_within_its_share() {
+        let fail = Outcome::Failed("x".into());
+        for _ in 0..100 {
+            let Next::Retry(d) = next_step(&fail, 2, &SCHEDULE, 0.2) else {
+                panic!()
+            };
+            assert!(
+                d >= Duration::from_secs(240) && d <= Duration::from_secs(360),
+                "{d:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn gone_disables_and_retry_after_is_honoured() {
+        let gone = Outcome::Refused {
+            status: 410,
+            retry_after: None,
+        };
+        assert!(matches!(
+            next_step(&gone, 1, &SCHEDULE, 0.0),
+            Next::DisableEndpoint(_)
+        ));
+        let busy = Outcome::Refused {
+            status: 503,
+            retry_after: Some(Duration::from_secs(60)),
+        };
+        assert_eq!(
+            next_step(&busy, 1, &SCHEDULE, 0.0),
+            Next::Retry(Duration::from_secs(60))
+        );
+        // A 500 does not get to set the pace.
+        let err = Outcome::Refused {
+            status: 500,
+            retry_after: Some(Duration::from_secs(60)),
+        };
+        assert_eq!(
+            next_step(&err, 1, &SCHEDULE, 0.0),
+            Next::Retry(Duration::from_secs(5))
+        );
+    }
+
+    #[test]
+    fn retry_after_parses_seconds_and_dates() {
+        let now: DateTime<Utc> = "2026-11-25T10:00:00Z".parse().unwrap();
+        assert_eq!(
+            parse_retry_after("120", now),
+            Some(Duration::from_secs(120))
+        );
+        assert_eq!(
+            parse_retry_after("Wed, 25 Nov 2026 10:01:00 GMT", now),
+            Some(Duration::from_secs(60))
+        );
+        assert_eq!(parse_retry_after("soon", now), None);
+    }
+}
