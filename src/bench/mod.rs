@@ -5,6 +5,7 @@ mod api;
 mod ingest;
 mod process;
 mod project;
+mod webhooks;
 
 use clap::Subcommand;
 
@@ -24,6 +25,9 @@ pub enum Bench {
     /// Requests/s and p99 of the partner attendance endpoint with a valid key, against a warp
     /// hello-world driven the same way in the same run.
     Api(api::Args),
+    /// Signed webhook deliveries/s to a loopback receiver against a plain unsigned POST loop
+    /// to the same receiver in the same run.
+    Webhooks(webhooks::Args),
 }
 
 pub async fn run(bench: Bench, cfg: Config) -> anyhow::Result<()> {
@@ -32,5 +36,6 @@ pub async fn run(bench: Bench, cfg: Config) -> anyhow::Result<()> {
         Bench::Process(args) => process::run(args, cfg).await,
         Bench::Project(args) => project::run(args, cfg).await,
         Bench::Api(args) => api::run(args, cfg).await,
+        Bench::Webhooks(args) => webhooks::run(args, cfg).await,
     }
 }
