@@ -147,7 +147,10 @@ impl Dispatcher {
                  RETURNING w.delivery_id, w.message_id, w.endpoint_id, w.payload, w.attempts,
                            ep.url, ep.retry_schedule_secs, ep.secret_enc,
                            CASE WHEN ep.previous_until > now() THEN ep.previous_secret_enc END,
-                           ep.disabled_at IS NULL AND ep.deleted_at IS NULL",
+                           ep.disabled_at IS NULL AND ep.deleted_at IS NULL
+                           AND NOT EXISTS (SELECT 1 FROM partners p
+                                           WHERE p.partner_id = ep.partner_id
+                                             AND p.revoked_at IS NOT NULL)",
                 &[&n, &self.lease().as_secs_f64()],
             )
             .await?;
@@ -224,101 +227,128 @@ impl Dispatcher {
         (outcome, started.elapsed())
     }
 
-    /// Records an attempt and its consequence in one transaction.
-    async fn record(
-        &self,
-        d: &Claimed,
-        outcome: &Outcome,
-        latency: Duration,
-    ) -> anyhow::Result<()> {
-        let attempts = d.attempts as usize + 1;
-        let schedule: Vec<u32> = d.schedule.as_ref().map_or_else(
-            || self.cfg.retry_schedule_secs.clone(),
-            |s| s.iter().map(|x| (*x).max(0) as u32).collect(),
-        );
-        let next = next_step(outcome, attempts, &schedule, self.cfg.jitter);
-        let (status, error) = match outcome {
-            Outcome::Delivered(s) => (Some(*s as i32), None),
-            Outcome::Refused { status, .. } => (Some(*status as i32), None),
-            Outcome::Failed(e) => (None, Some(e.clone())),
-        };
-        let latency_ms = latency.as_millis().min(i32::MAX as u128) as i32;
+    /// Records a round's attempts and their consequences in one transaction: the attempt log,
+    /// each delivery's state and next attempt, and the endpoints' failure clocks.
+    async fn record(&self, done: &[(&Claimed, Outcome, Duration)]) -> anyhow::Result<()> {
+        if done.is_empty() {
+            return Ok(());
+        }
+        let mut ids = Vec::with_capacity(done.len());
+        let mut attempt_no = Vec::with_capacity(done.len());
+        let mut statuses: Vec<Option<i32>> = Vec::with_capacity(done.len());
+        let mut errors: Vec<Option<String>> = Vec::with_capacity(done.len());
+        let mut latencies = Vec::with_capacity(done.len());
+        let mut states = Vec::with_capacity(done.len());
+        let mut waits: Vec<Option<f64>> = Vec::with_capacity(done.len());
+        let mut succeeded: Vec<String> = Vec::new();
+        let mut failed: Vec<String> = Vec::new();
+        let mut gone: Vec<(String, String)> = Vec::new();
+        for (d, outcome, latency) in done {
+            let attempts = d.attempts as usize + 1;
+            let schedule: Vec<u32> = d.schedule.as_ref().map_or_else(
+                || self.cfg.retry_schedule_secs.clone(),
+                |s| s.iter().map(|x| (*x).max(0) as u32).collect(),
+            );
+            let next = next_step(outcome, attempts, &schedule, self.cfg.jitter);
+            let (status, error) = match outcome {
+                Outcome::Delivered(s) => (Some(*s as i32), None),
+                Outcome::Refused { status, .. } => (Some(*status as i32), None),
+                Outcome::Failed(e) => (None, Some(e.clone())),
+            };
+            let (state, wait) = match &next {
+                Next::Done => ("delivered", None),
+                Next::Retry(wait) => ("pending", Some(wait.as_secs_f64())),
+                Next::GiveUp | Next::DisableEndpoint(_) => ("failed", None),
+            };
+            match next {
+                Next::Done => succeeded.push(d.endpoint_id.clone()),
+                Next::DisableEndpoint(reason) => gone.push((d.endpoint_id.clone(), reason)),
+                Next::Retry(_) | Next::GiveUp => failed.push(d.endpoint_id.clone()),
+            }
+            ids.push(d.delivery_id.clone());
+            attempt_no.push(attempts as i32);
+            statuses.push(status);
+            errors.push(error);
+            latencies.push(latency.as_millis().min(i32::MAX as u128) as i32);
+            states.push(state);
+            waits.push(wait);
+            let label = match outcome {
+                Outcome::Delivered(_) => "delivered",
+                Outcome::Refused { .. } => "refused",
+                Outcome::Failed(_) => "failed",
+            };
+            metrics::counter!("muster_webhook_attempts_total", "outcome" => label).increment(1);
+            metrics::histogram!("muster_webhook_attempt_seconds").record(latency.as_secs_f64());
+        }
+        // An endpoint that answered 2xx in this round is working, whatever else failed.
+        failed.retain(|e| !succeeded.contains(e));
+        failed.sort();
+        failed.dedup();
+        succeeded.sort();
+        succeeded.dedup();
         let mut client = self.pool.get().await?;
         let tx = client.transaction().await?;
         tx.execute(
             "INSERT INTO webhook_attempts (delivery_id, attempt, at, status, error, latency_ms)
-             VALUES ($1, $2, now(), $3, $4, $5) ON CONFLICT DO NOTHING",
-            &[
-                &d.delivery_id,
-                &(attempts as i32),
-                &status,
-                &error,
-                &latency_ms,
-            ],
+             SELECT d, a, now(), s, e, l
+             FROM unnest($1::text[], $2::int[], $3::int[], $4::text[], $5::int[])
+                  AS x(d, a, s, e, l)
+             ON CONFLICT DO NOTHING",
+            &[&ids, &attempt_no, &statuses, &errors, &latencies],
         )
         .await?;
-        let (state, next_at): (&str, Option<f64>) = match &next {
-            Next::Done => ("delivered", None),
-            Next::Retry(wait) => ("pending", Some(wait.as_secs_f64())),
-            Next::GiveUp | Next::DisableEndpoint(_) => ("failed", None),
-        };
         tx.execute(
-            "UPDATE webhook_deliveries SET state = $2, attempts = $3, leased_until = NULL,
-                next_attempt_at = CASE WHEN $4::float8 IS NULL THEN NULL
-                                       ELSE now() + make_interval(secs => $4) END,
-                last_attempt_at = now(), last_status = $5, last_error = $6,
-                last_latency_ms = $7
-             WHERE delivery_id = $1",
+            "UPDATE webhook_deliveries w SET state = x.st, attempts = x.a, leased_until = NULL,
+                next_attempt_at = CASE WHEN x.wait IS NULL THEN NULL
+                                       ELSE now() + make_interval(secs => x.wait) END,
+                last_attempt_at = now(), last_status = x.s, last_error = x.e,
+                last_latency_ms = x.l
+             FROM unnest($1::text[], $2::text[], $3::int[], $4::float8[], $5::int[], $6::text[],
+                         $7::int[]) AS x(d, st, a, wait, s, e, l)
+             WHERE w.delivery_id = x.d",
             &[
-                &d.delivery_id,
-                &state,
-                &(attempts as i32),
-                &next_at,
-                &status,
-                &error,
-                &latency_ms,
+                &ids,
+                &states,
+                &attempt_no,
+                &waits,
+                &statuses,
+                &errors,
+                &latencies,
             ],
         )
         .await?;
-        match &next {
-            Next::Done => {
-                tx.execute(
-                    "UPDATE webhook_endpoints SET failing_since = NULL
-                     WHERE endpoint_id = $1 AND failing_since IS NOT NULL",
-                    &[&d.endpoint_id],
+        if !succeeded.is_empty() {
+            tx.execute(
+                "UPDATE webhook_endpoints SET failing_since = NULL
+                 WHERE endpoint_id = ANY($1) AND failing_since IS NOT NULL",
+                &[&succeeded],
+            )
+            .await?;
+        }
+        for (endpoint, reason) in &gone {
+            disable(&tx, endpoint, reason).await?;
+        }
+        if !failed.is_empty() {
+            // Failing continuously for longer than allowed disables the endpoint.
+            let expired = tx
+                .query(
+                    "UPDATE webhook_endpoints SET failing_since = coalesce(failing_since, now())
+                     WHERE endpoint_id = ANY($1)
+                     RETURNING endpoint_id, now() - failing_since > make_interval(secs => $2)",
+                    &[&failed, &self.cfg.disable_after.as_secs_f64()],
                 )
                 .await?;
-            }
-            Next::DisableEndpoint(reason) => {
-                disable(&tx, &d.endpoint_id, reason).await?;
-            }
-            Next::Retry(_) | Next::GiveUp => {
-                // Failing continuously for longer than allowed disables the endpoint.
-                let row = tx
-                    .query_one(
-                        "UPDATE webhook_endpoints SET failing_since = coalesce(failing_since, now())
-                         WHERE endpoint_id = $1
-                         RETURNING now() - failing_since > make_interval(secs => $2)",
-                        &[&d.endpoint_id, &self.cfg.disable_after.as_secs_f64()],
-                    )
-                    .await?;
-                if row.get::<_, bool>(0) {
+            for row in expired {
+                if row.get::<_, bool>(1) {
                     let reason = format!(
                         "every attempt failed for more than {}",
                         humantime::format_duration(self.cfg.disable_after)
                     );
-                    disable(&tx, &d.endpoint_id, &reason).await?;
+                    disable(&tx, row.get(0), &reason).await?;
                 }
             }
         }
         tx.commit().await?;
-        let label = match outcome {
-            Outcome::Delivered(_) => "delivered",
-            Outcome::Refused { .. } => "refused",
-            Outcome::Failed(_) => "failed",
-        };
-        metrics::counter!("muster_webhook_attempts_total", "outcome" => label).increment(1);
-        metrics::histogram!("muster_webhook_attempt_seconds").record(latency.as_secs_f64());
         Ok(())
     }
 
@@ -340,19 +370,20 @@ impl Dispatcher {
     pub async fn round(&self) -> anyhow::Result<usize> {
         let claimed = self.claim(self.cfg.concurrency as i64).await?;
         let n = claimed.len();
-        let attempts = claimed.into_iter().map(|d| async move {
-            if !d.endpoint_live {
-                // Queued before its endpoint was disabled: not attempted; it can be replayed
-                // once the endpoint is enabled again.
-                return self.skip(&d).await;
-            }
-            let (outcome, latency) = self.send(&d).await;
-            tracing::debug!(delivery = %d.delivery_id, endpoint = %d.endpoint_id, ?outcome, "webhook attempt");
-            self.record(&d, &outcome, latency).await
-        });
-        for r in futures::future::join_all(attempts).await {
-            r?;
+        let (live, dead): (Vec<&Claimed>, Vec<&Claimed>) =
+            claimed.iter().partition(|d| d.endpoint_live);
+        // Queued before their endpoint was disabled (or its partner revoked): not attempted;
+        // they can be replayed once the endpoint is enabled again.
+        for d in dead {
+            self.skip(d).await?;
         }
+        let attempts = live.into_iter().map(|d| async move {
+            let (outcome, latency) = self.send(d).await;
+            tracing::debug!(delivery = %d.delivery_id, endpoint = %d.endpoint_id, ?outcome, "webhook attempt");
+            (d, outcome, latency)
+        });
+        let done = futures::future::join_all(attempts).await;
+        self.record(&done).await?;
         Ok(n)
     }
 
