@@ -284,24 +284,7 @@ async fn run_workers(command: Command, cfg: Config) -> anyhow::Result<()> {
     };
     let mut tasks = tokio::task::JoinSet::new();
     if api {
-        let collector = muster_ingest::collector(&cfg.kafka, codec.clone(), &cfg.ingest).await?;
-        let state = muster_api::AppState {
-            pool: pool.clone(),
-            registrar: muster_ingest::Registrar {
-                collector: collector.clone(),
-                pool: pool.clone(),
-                secrets: secrets.clone(),
-            },
-            receiver: muster_ingest::checkins::Receiver {
-                collector,
-                pool: pool.clone(),
-                secrets: secrets.clone(),
-                tolerance: cfg.security.signature_tolerance,
-            },
-            health: health.clone(),
-            metrics: metrics.clone(),
-            webhooks: webhook_store(&cfg, &pool, &secrets)?,
-        };
+        let state = app_state(&cfg, &pool, codec.clone(), health.clone(), metrics.clone()).await?;
         let (cfg, stop) = (cfg.api.clone(), stop.clone());
         tasks.spawn(async move { muster_api::run(cfg, state, stop).await.context("api") });
     } else {
@@ -405,6 +388,35 @@ async fn run_workers(command: Command, cfg: Config) -> anyhow::Result<()> {
         });
     }
     stop_all_on_first_exit(tasks, stop).await
+}
+
+/// What the API's routes need.
+async fn app_state(
+    cfg: &Config,
+    pool: &deadpool_postgres::Pool,
+    codec: Codec,
+    health: Health,
+    metrics: metrics_exporter_prometheus::PrometheusHandle,
+) -> anyhow::Result<muster_api::AppState> {
+    let secrets = cfg.security.secrets()?;
+    let collector = muster_ingest::collector(&cfg.kafka, codec, &cfg.ingest).await?;
+    Ok(muster_api::AppState {
+        pool: pool.clone(),
+        registrar: muster_ingest::Registrar {
+            collector: collector.clone(),
+            pool: pool.clone(),
+            secrets: secrets.clone(),
+        },
+        receiver: muster_ingest::checkins::Receiver {
+            collector,
+            pool: pool.clone(),
+            secrets: secrets.clone(),
+            tolerance: cfg.security.signature_tolerance,
+        },
+        health,
+        metrics,
+        webhooks: webhook_store(cfg, pool, &secrets)?,
+    })
 }
 
 /// What the API's webhook routes need.

@@ -154,25 +154,8 @@ pub async fn run(args: Args, mut cfg: Config) -> anyhow::Result<()> {
     let api_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let api_addr = api_listener.local_addr()?;
     let codec = Codec::new(&cfg.schema_registry.url)?;
-    let secrets = cfg.security.secrets()?;
-    let collector = muster_ingest::collector(&cfg.kafka, codec, &cfg.ingest).await?;
-    let state = muster_api::AppState {
-        pool: pool.clone(),
-        registrar: muster_ingest::Registrar {
-            collector: collector.clone(),
-            pool: pool.clone(),
-            secrets: secrets.clone(),
-        },
-        receiver: muster_ingest::checkins::Receiver {
-            collector,
-            pool: pool.clone(),
-            secrets: secrets.clone(),
-            tolerance: cfg.security.signature_tolerance,
-        },
-        health: Health::default(),
-        metrics: muster_runtime::ops::install_metrics()?,
-        webhooks: crate::webhook_store(&cfg, &pool, &secrets)?,
-    };
+    let metrics = muster_runtime::ops::install_metrics()?;
+    let state = crate::app_state(&cfg, &pool, codec, Health::default(), metrics).await?;
     let stop = Shutdown::new();
     let routes = muster_api::routes(cfg.api.clone(), state);
     let api = tokio::spawn(

@@ -22,7 +22,8 @@ pub use config::WebhooksConfig;
 
 pub static MIGRATIONS: Migrations = Migrations {
     component: "webhooks",
-    steps: &["CREATE TABLE webhook_endpoints (
+    steps: &[
+        "CREATE TABLE webhook_endpoints (
             endpoint_id text PRIMARY KEY,
             partner_id text NOT NULL,
             url text NOT NULL,
@@ -76,7 +77,12 @@ pub static MIGRATIONS: Migrations = Migrations {
             status int,
             error text,
             latency_ms int NOT NULL,
-            PRIMARY KEY (delivery_id, attempt))"],
+            PRIMARY KEY (delivery_id, attempt))",
+        // The claim walks due deliveries in (time, sequence) order and stops at its limit;
+        // without this index it tested every due row's ordering before sorting them.
+        "CREATE INDEX webhook_deliveries_due ON webhook_deliveries (next_attempt_at, seq)
+            WHERE state = 'pending'",
+    ],
 };
 
 /// The event types partners subscribe to (DESIGN.md §5).
