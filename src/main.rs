@@ -86,6 +86,23 @@ enum Command {
         #[arg(long)]
         accept_truncated: bool,
     },
+    /// Run one read-only SQL query (DataFusion) over the projections and the Parquet archive.
+    Sql {
+        /// The query; `muster sql "SHOW TABLES"` lists what there is.
+        query: String,
+        /// table, csv, json (one object per line) or parquet (needs --output).
+        #[arg(long, default_value = "table")]
+        format: muster_analytics::Format,
+        /// Write here instead of standard output.
+        #[arg(long)]
+        output: Option<std::path::PathBuf>,
+        /// Stop the query after this long.
+        #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
+        timeout: std::time::Duration,
+        /// Return at most this many rows (the rest is reported, not printed).
+        #[arg(long, default_value_t = 100_000)]
+        max_rows: usize,
+    },
     /// Serve simulated event-management services on loopback.
     Simulate(Box<simulate::Args>),
     /// Print the effective configuration (secrets redacted) and exit.
@@ -147,6 +164,16 @@ async fn main() -> anyhow::Result<()> {
                 accept_truncated,
             )
             .await
+        }
+        Command::Sql {
+            query,
+            format,
+            output,
+            timeout,
+            max_rows,
+        } => {
+            let limits = muster_analytics::Limits { timeout, max_rows };
+            sql(&cfg, &query, format, output.as_deref(), &limits).await
         }
         Command::Simulate(_) => unreachable!("handled above"),
         Command::Bench(b) => bench::run(b, cfg).await,
@@ -388,6 +415,48 @@ async fn run_workers(command: Command, cfg: Config) -> anyhow::Result<()> {
         });
     }
     stop_all_on_first_exit(tasks, stop).await
+}
+
+/// `muster sql`: one query, its rows to standard output or a file, a count to stderr.
+async fn sql(
+    cfg: &Config,
+    query: &str,
+    format: muster_analytics::Format,
+    output: Option<&std::path::Path>,
+    limits: &muster_analytics::Limits,
+) -> anyhow::Result<()> {
+    use std::io::IsTerminal;
+    if format == muster_analytics::Format::Parquet
+        && output.is_none()
+        && std::io::stdout().is_terminal()
+    {
+        anyhow::bail!("Parquet is binary: give --output FILE (or redirect standard output)");
+    }
+    let pool = cfg.database.pool()?;
+    let ctx = muster_analytics::context(&pool, cfg.projections.archive.url.as_deref()).await?;
+    let answer = muster_analytics::query(&ctx, query, limits).await?;
+    match output {
+        Some(path) => {
+            let mut file = std::fs::File::create(path)
+                .with_context(|| format!("creating {}", path.display()))?;
+            muster_analytics::write(&answer, format, &mut file)?;
+        }
+        None => muster_analytics::write(&answer, format, &mut std::io::stdout())?,
+    }
+    eprintln!(
+        "{} row{}{}",
+        answer.rows,
+        if answer.rows == 1 { "" } else { "s" },
+        if answer.truncated {
+            format!(
+                " (more were left out: raise --max-rows above {})",
+                limits.max_rows
+            )
+        } else {
+            String::new()
+        }
+    );
+    Ok(())
 }
 
 /// What the API's routes need.

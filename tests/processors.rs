@@ -120,6 +120,60 @@ async fn wait_until_live<R: TopicRecord>(
     }
 }
 
+/// Waits until a probe on every raw partition has its output, resending the unanswered ones.
+/// Each partition then has a committed offset before the run: a partition that changes owner
+/// before its first commit is read by its next owner from `latest` (the tests' reset), which
+/// would skip what was already produced to it.
+async fn probe_every_partition(s: &Services, codec: &Codec, run: &str) {
+    let meta: rdkafka::consumer::BaseConsumer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", &s.brokers)
+        .create()
+        .unwrap();
+    let partitions = meta
+        .fetch_metadata(Some(RawSnapshot::TOPIC), Duration::from_secs(10))
+        .unwrap()
+        .topics()[0]
+        .partitions()
+        .len() as i32;
+    let out = reader(
+        s,
+        NormalizedMetrics::TOPIC,
+        chrono::Utc::now().timestamp_millis() - 1000,
+    );
+    let p = producer(s);
+    let mut waiting: BTreeMap<String, i32> = (0..partitions)
+        .map(|i| (format!("probe-{run}-p{i}"), i))
+        .collect();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while !waiting.is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "no answer to the probes on {waiting:?}"
+        );
+        for (event, partition) in &waiting {
+            let payload = codec.encode(&snapshot(event, 1)).await.unwrap();
+            p.send(
+                FutureRecord::to(RawSnapshot::TOPIC)
+                    .key(event)
+                    .partition(*partition)
+                    .payload(&payload),
+                Duration::from_secs(30),
+            )
+            .await
+            .map_err(|(e, _)| e)
+            .unwrap();
+        }
+        let until = Instant::now() + Duration::from_secs(3);
+        while Instant::now() < until && !waiting.is_empty() {
+            if let Ok(Ok(m)) = tokio::time::timeout(Duration::from_millis(500), out.recv()).await
+                && let Some(key) = m.key()
+            {
+                waiting.remove(std::str::from_utf8(key).unwrap_or_default());
+            }
+        }
+    }
+}
+
 /// What happens to the processors part-way through a run.
 #[derive(Clone, Copy, PartialEq)]
 enum Disruption {
@@ -166,6 +220,7 @@ async fn exactly_once(n: usize, disruption: Disruption) {
         &probe_event,
     )
     .await;
+    probe_every_partition(&s, &codec, &run).await;
 
     // 100k snapshots over 10 events; remember where each landed.
     let since = chrono::Utc::now().timestamp_millis() - 1000;

@@ -22,7 +22,7 @@ mod files;
 pub mod layout;
 mod ledger;
 pub mod rows;
-mod store;
+pub mod store;
 mod worker;
 
 pub use config::ArchiveConfig;

@@ -1,0 +1,132 @@
+//! `muster sql` as an analyst runs it: DataFusion over the projections in PostgreSQL, in each
+//! output format, with writes refused and a runaway query stopped by its time limit.
+
+mod common;
+
+use std::process::{Command, Output};
+
+use common::{Services, run_id};
+
+fn sql(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_muster"))
+        .arg("sql")
+        .args(args)
+        .env("MUSTER_LOG", "warn")
+        .output()
+        .unwrap()
+}
+
+fn stdout(o: &Output) -> String {
+    assert!(
+        o.status.success(),
+        "muster sql failed: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    String::from_utf8(o.stdout.clone()).unwrap()
+}
+
+#[tokio::test]
+async fn analysts_query_projections_read_only_within_limits() {
+    let s = Services::from_env();
+    let event = format!("sql{}", run_id());
+    let (client, conn) = tokio_postgres::connect(&s.database, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    let mut pool_client = client;
+    muster_projections::migrate(&mut pool_client).await.unwrap();
+    // Three minutes of an event: 2, 3 and 1 samples.
+    for (minute, samples, last) in [(1, 2i64, 100i64), (2, 3, 130), (3, 1, 90)] {
+        pool_client
+            .execute(
+                "INSERT INTO event_series_minute (event_id, bucket, samples, attendees_sum,
+                    attendees_max, attendees_min, registered_max, rate_sum, last_at,
+                    last_attendees)
+                 VALUES ($1, timestamptz '2026-11-24 09:00:00+00' + make_interval(mins => $2::int),
+                    $3::bigint, $4::bigint * $3::bigint, $4::bigint, $4::bigint, 1000,
+                    0.1 * $3::bigint,
+                    timestamptz '2026-11-24 09:00:30+00' + make_interval(mins => $2::int),
+                    $4::bigint)",
+                &[&event, &minute, &samples, &last],
+            )
+            .await
+            .unwrap();
+    }
+    let q = format!(
+        "SELECT event_id, sum(samples) AS samples, max(last_attendees) AS peak, \
+         min(bucket) AS first FROM event_series_minute WHERE event_id = '{event}' \
+         GROUP BY event_id"
+    );
+    let csv = stdout(&sql(&[&q, "--format", "csv"]));
+    assert_eq!(
+        csv,
+        format!("event_id,samples,peak,first\n{event},6,130,2026-11-24T09:01:00Z\n")
+    );
+    let json = stdout(&sql(&[&q, "--format", "json"]));
+    let row: serde_json::Value = serde_json::from_str(json.trim()).unwrap();
+    assert_eq!(row["samples"], 6);
+    assert_eq!(row["peak"], 130);
+    let table = stdout(&sql(&[&q]));
+    assert!(
+        table.contains("| event_id") && table.contains(&event),
+        "{table}"
+    );
+
+    // Parquet to a file, read back by DataFusion.
+    let file = std::env::temp_dir().join(format!("{event}.parquet"));
+    stdout(&sql(&[
+        &q,
+        "--format",
+        "parquet",
+        "--output",
+        file.to_str().unwrap(),
+    ]));
+    let ctx = datafusion::prelude::SessionContext::new();
+    let back = ctx
+        .read_parquet(file.to_str().unwrap(), Default::default())
+        .await
+        .unwrap()
+        .collect()
+        .await
+        .unwrap();
+    assert_eq!(back.iter().map(|b| b.num_rows()).sum::<usize>(), 1);
+
+    // The row limit cuts and says so.
+    let some = format!("SELECT bucket FROM event_series_minute WHERE event_id = '{event}'");
+    let o = sql(&[&some, "--format", "csv", "--max-rows", "2"]);
+    assert_eq!(stdout(&o).lines().count(), 3);
+    assert!(String::from_utf8_lossy(&o.stderr).contains("more were left out"));
+
+    // Writes and DDL are refused, and nothing changed.
+    for bad in [
+        format!("DELETE FROM event_series_minute WHERE event_id = '{event}'"),
+        "DROP TABLE event_series_minute".to_owned(),
+        "CREATE TABLE x AS SELECT 1".to_owned(),
+        format!(
+            "INSERT INTO event_series_minute SELECT * FROM event_series_minute WHERE event_id = '{event}'"
+        ),
+    ] {
+        let o = sql(&[&bad]);
+        assert!(!o.status.success(), "{bad} was accepted");
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(err.contains("only queries that read"), "{bad}: {err}");
+    }
+    let n: i64 = pool_client
+        .query_one(
+            "SELECT count(*) FROM event_series_minute WHERE event_id = $1",
+            &[&event],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(n, 3);
+
+    // A runaway query is stopped by the time limit.
+    let o = sql(&[
+        "SELECT count(*) FROM range(1000000000) a, range(1000000000) b",
+        "--timeout",
+        "2s",
+    ]);
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("was stopped"));
+}
