@@ -644,6 +644,55 @@ async fn the_dashboard_insights_and_summaries_equal_the_projections_and_respect_
     .await;
     assert_eq!(status, 400);
 
+    // Premium SQL sees only the partner's events, reads only, and answers in JSON rows.
+    let sql = |key: &str, query: &str, extra: Value| {
+        let mut body = json!({ "query": query });
+        if let Value::Object(m) = extra {
+            body.as_object_mut().unwrap().extend(m);
+        }
+        let req = api
+            .http
+            .post(format!("{}/api/premium/sql", api.base))
+            .header("x-api-key", key)
+            .json(&body);
+        async move {
+            let res = req.send().await.unwrap();
+            let status = res.status().as_u16();
+            (status, res.json::<Value>().await.unwrap_or(Value::Null))
+        }
+    };
+    let (status, body) = sql(
+        &key_p,
+        "SELECT event_id, count(*) AS n FROM event_series_minute GROUP BY event_id ORDER BY event_id",
+        Value::Null,
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["columns"], json!(["event_id", "n"]));
+    assert_eq!(
+        body["rows"],
+        json!([{"event_id": a1, "n": 5}, {"event_id": p1, "n": 5}])
+    );
+    let (_, body) = sql(&key_p, "SELECT count(*) AS n FROM alerts", Value::Null).await;
+    assert_eq!(body["rows"][0]["n"], 4, "{body}");
+    let (_, body) = sql(
+        &key_p,
+        "SELECT bucket FROM event_series_minute",
+        json!({"maxRows": 1}),
+    )
+    .await;
+    assert_eq!(
+        (body["rows"].as_array().unwrap().len(), &body["truncated"]),
+        (1, &json!(true))
+    );
+    assert_eq!(sql(&key_a, "SELECT 1", Value::Null).await.0, 403);
+    let (status, body) = sql(&key_p, "DROP TABLE alerts", Value::Null).await;
+    assert_eq!(
+        (status, body["type"].as_str()),
+        (403, Some("https://muster.dev/problems/read-only"))
+    );
+    assert_eq!(sql(&key_p, "SELEKT nonsense", Value::Null).await.0, 400);
+
     // The admin lists partners by key prefix, never the key.
     let (status, list) = get(&api, Auth::Bearer(ADMIN), "/api/admin/partners").await;
     assert_eq!(status, 200);
@@ -709,7 +758,9 @@ async fn schemathesis_finds_no_server_error_or_schema_violation() {
         cmd.args(["--config-file", &format!("{dir}/{config}")])
             .args(["run", &format!("{}/openapi.json", api.base)])
             .args(["--exclude-checks", "positive_data_acceptance"])
-            .args(["--max-examples", "40", "--workers", "2", "--seed", "1"])
+            // One worker: hypothesis parses lambdas with `ast.parse`, which CPython 3.11 can
+            // fail on from two threads at once ("AST constructor recursion depth mismatch").
+            .args(["--max-examples", "40", "--workers", "1", "--seed", "1"])
             .env("MUSTER_ST_KEY", &key)
             .env("MUSTER_ST_ADMIN", ADMIN)
             .env("MUSTER_ST_EVENT", &e)

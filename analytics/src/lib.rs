@@ -55,6 +55,19 @@ pub async fn context(
     pool: &deadpool_postgres::Pool,
     archive_url: Option<&str>,
 ) -> anyhow::Result<SessionContext> {
+    let ctx = projections(pool, None).await?;
+    if let Some(url) = archive_url {
+        register_archive(&ctx, url).await?;
+    }
+    Ok(ctx)
+}
+
+/// The projections only, each restricted to rows of `events` when given (a partner's view:
+/// tables without an `event_id` are left out, and so is the archive).
+pub async fn projections(
+    pool: &deadpool_postgres::Pool,
+    events: Option<Vec<String>>,
+) -> anyhow::Result<SessionContext> {
     let ctx = SessionContext::new_with_config(
         datafusion::prelude::SessionConfig::new().with_information_schema(true),
     );
@@ -64,12 +77,25 @@ pub async fn context(
         .collect();
     tables.sort();
     tables.dedup();
+    let events = events.map(Arc::new);
     for table in tables {
-        if let Some(t) = pg::PgTable::open(pool.clone(), table).await? {
-            ctx.register_table(table, Arc::new(t))?;
-        }
+        let Some(t) = pg::PgTable::open(pool.clone(), table).await? else {
+            continue;
+        };
+        let t = match &events {
+            Some(e) => match t.scoped(e.clone()) {
+                Some(t) => t,
+                None => continue,
+            },
+            None => t,
+        };
+        ctx.register_table(table, Arc::new(t))?;
     }
-    if let Some(url) = archive_url {
+    Ok(ctx)
+}
+
+async fn register_archive(ctx: &SessionContext, url: &str) -> anyhow::Result<()> {
+    {
         let root = muster_projections::archive::store::parse(url)?;
         if root.scheme() != "file" {
             anyhow::bail!(
@@ -93,7 +119,7 @@ pub async fn context(
             ctx.register_parquet(name, dir.as_str(), options).await?;
         }
     }
-    Ok(ctx)
+    Ok(())
 }
 
 /// Runs one read-only statement within `limits`.
@@ -173,6 +199,22 @@ pub fn check_read_only(sql: &str) -> Result<(), QueryError> {
         let head: String = text.chars().take(60).collect();
         Err(QueryError::NotReadOnly(head))
     }
+}
+
+/// Rows as JSON objects keyed by column (timestamps as RFC 3339 strings).
+pub fn to_json_rows(batches: &[RecordBatch]) -> anyhow::Result<Vec<serde_json::Value>> {
+    let mut buf = Vec::new();
+    {
+        let mut w = arrow_json::LineDelimitedWriter::new(&mut buf);
+        for b in batches {
+            w.write(b)?;
+        }
+        w.finish()?;
+    }
+    buf.split(|c| *c == b'\n')
+        .filter(|l| !l.is_empty())
+        .map(|l| Ok(serde_json::from_slice(l)?))
+        .collect()
 }
 
 /// How `muster sql` prints an answer.

@@ -72,6 +72,8 @@ pub struct PgTable {
     table: String,
     columns: Vec<(String, Kind)>,
     schema: SchemaRef,
+    /// Only rows of these events (a partner's grants); `None` reads every row.
+    events: Option<Arc<Vec<String>>>,
 }
 
 fn external(e: impl std::error::Error + Send + Sync + 'static) -> DataFusionError {
@@ -107,7 +109,20 @@ impl PgTable {
             table: table.to_owned(),
             columns,
             schema,
+            events: None,
         }))
+    }
+
+    /// The same table restricted to rows of `events`, in PostgreSQL, before anything reaches
+    /// DataFusion. `None` when the table has no `event_id` to restrict by.
+    pub fn scoped(self, events: Arc<Vec<String>>) -> Option<Self> {
+        self.columns
+            .iter()
+            .any(|(name, _)| name == "event_id")
+            .then(|| Self {
+                events: Some(events),
+                ..self
+            })
     }
 
     async fn read(&self, picked: &[usize], limit: Option<usize>) -> Result<RecordBatch> {
@@ -130,6 +145,9 @@ impl PgTable {
             select.join(", ")
         };
         let mut sql = format!("SELECT {select} FROM public.\"{}\"", self.table);
+        if self.events.is_some() {
+            sql.push_str(" WHERE event_id = ANY($1)");
+        }
         if let Some(n) = limit {
             sql.push_str(&format!(" LIMIT {n}"));
         }
@@ -141,7 +159,11 @@ impl PgTable {
             .start()
             .await
             .map_err(external)?;
-        let rows = tx.query(&sql, &[]).await.map_err(external)?;
+        let rows = match &self.events {
+            Some(events) => tx.query(&sql, &[&**events]).await,
+            None => tx.query(&sql, &[]).await,
+        }
+        .map_err(external)?;
         tx.commit().await.map_err(external)?;
         let arrays: Vec<ArrayRef> = picked
             .iter()

@@ -12,6 +12,7 @@ pub mod premium;
 pub mod problem;
 pub mod range;
 mod server;
+pub mod sql;
 pub mod webhooks;
 
 pub use config::ApiConfig;

@@ -8,7 +8,9 @@ use uuid::Uuid;
 use warp::Filter;
 
 use crate::config::ApiConfig;
-use crate::{admin, checkins, dashboard, events, openapi, partners, premium, problem, webhooks};
+use crate::{
+    admin, checkins, dashboard, events, openapi, partners, premium, problem, sql, webhooks,
+};
 
 /// What the routes need.
 #[derive(Clone)]
@@ -155,6 +157,13 @@ pub fn routes(
         .and(with_pool.clone())
         .and_then(premium::gates)
         .map(|r| warp::reply::json(&r));
+    let premium_sql = warp::path!("api" / "premium" / "sql")
+        .and(warp::post())
+        .and(premium.clone())
+        .and(with_pool.clone())
+        .and(json_body())
+        .and_then(sql::run)
+        .map(|r| warp::reply::json(&r));
     let premium_alerts = warp::path!("api" / "premium" / "events" / String / "alerts")
         .and(warp::get())
         .and(warp::query::<premium::WindowQuery>())
@@ -262,6 +271,7 @@ pub fn routes(
         .or(premium_series)
         .or(premium_gates)
         .or(premium_alerts)
+        .or(premium_sql)
         .or(webhook_routes)
         .or(openapi_json);
     let app = no_nul().and(routes).recover(problem::recover);

@@ -1,0 +1,104 @@
+//! `POST /api/premium/sql`: one read-only query over the projections, restricted in PostgreSQL
+//! to the partner's events, within the API's time and row limits (see `muster_analytics`).
+
+use muster_analytics::{Limits, QueryError};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use warp::http::StatusCode;
+
+use crate::partners::Partner;
+use crate::problem::Problem;
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SqlRequest {
+    /// One SELECT, WITH, VALUES or SHOW statement (DataFusion SQL).
+    pub query: String,
+    /// At most this many rows (default and maximum: the API's limit, 10,000).
+    #[schema(minimum = 1)]
+    pub max_rows: Option<u32>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SqlAnswer {
+    pub columns: Vec<String>,
+    /// One object per row, keyed by column.
+    #[schema(value_type = Vec<Object>)]
+    pub rows: Vec<serde_json::Value>,
+    /// More rows matched than were returned.
+    pub truncated: bool,
+}
+
+pub const MAX_ROWS: usize = 10_000;
+pub const TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+fn problem(e: QueryError) -> warp::Rejection {
+    warp::reject::custom(match e {
+        QueryError::NotReadOnly(d) => Problem::new(
+            StatusCode::FORBIDDEN,
+            "read-only",
+            "Only queries that read are allowed",
+        )
+        .detail(d),
+        QueryError::Timeout(t) => Problem::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "query-timeout",
+            "The query ran past its time limit and was stopped",
+        )
+        .detail(format!("the limit is {t:?}")),
+        QueryError::Sql(e) => Problem::new(
+            StatusCode::BAD_REQUEST,
+            "invalid-sql",
+            "The query is invalid",
+        )
+        .detail(e.to_string()),
+        QueryError::Setup(e) => Problem::unavailable(&format!("{e:#}")),
+    })
+}
+
+#[utoipa::path(post, path = "/api/premium/sql", tag = "premium",
+    security(("api_key" = [])), request_body = SqlRequest,
+    responses(
+        (status = 200, body = SqlAnswer),
+        (status = 400, body = Problem, content_type = "application/problem+json"),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 403, body = Problem, content_type = "application/problem+json",
+            description = "Not premium, or the query would write"),
+        (status = 422, body = Problem, content_type = "application/problem+json"),
+        (status = 429, body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn run(
+    partner: Partner,
+    pool: deadpool_postgres::Pool,
+    body: SqlRequest,
+) -> Result<SqlAnswer, warp::Rejection> {
+    // Checked before anything is opened, so a write costs no database round trip.
+    muster_analytics::check_read_only(&body.query).map_err(problem)?;
+    let ctx = muster_analytics::projections(&pool, Some(partner.event_ids.clone()))
+        .await
+        .map_err(|e| problem(QueryError::Setup(e)))?;
+    let limits = Limits {
+        timeout: TIMEOUT,
+        max_rows: body
+            .max_rows
+            .map_or(MAX_ROWS, |n| (n as usize).clamp(1, MAX_ROWS)),
+    };
+    let answer = muster_analytics::query(&ctx, &body.query, &limits)
+        .await
+        .map_err(problem)?;
+    let columns = answer.batches.first().map_or_else(Vec::new, |b| {
+        b.schema()
+            .fields()
+            .iter()
+            .map(|f| f.name().clone())
+            .collect()
+    });
+    let rows = muster_analytics::to_json_rows(&answer.batches)
+        .map_err(|e| problem(QueryError::Setup(e)))?;
+    Ok(SqlAnswer {
+        columns,
+        rows,
+        truncated: answer.truncated,
+    })
+}
