@@ -74,6 +74,15 @@ impl Partner {
     pub fn may_see(&self, event_id: &str) -> bool {
         self.event_ids.iter().any(|e| e == event_id)
     }
+
+    /// 403 unless the event was granted to this partner.
+    pub fn check(&self, event_id: &str) -> Result<(), warp::Rejection> {
+        if self.may_see(event_id) {
+            Ok(())
+        } else {
+            Err(forbidden(event_id))
+        }
+    }
 }
 
 /// `[api.rate_limits]`: requests per second and burst, per key, per tier.
@@ -238,10 +247,9 @@ impl Viewer {
 
     /// 403 unless the viewer may see the event.
     pub fn check(&self, event_id: &str) -> Result<(), warp::Rejection> {
-        if self.may_see(event_id) {
-            Ok(())
-        } else {
-            Err(forbidden(event_id))
+        match self {
+            Self::Admin => Ok(()),
+            Self::Partner(p) => p.check(event_id),
         }
     }
 }
@@ -620,9 +628,7 @@ pub async fn attendance(
     partner: Partner,
     pool: deadpool_postgres::Pool,
 ) -> Result<Attendance, warp::Rejection> {
-    if !partner.may_see(&event_id) {
-        return Err(forbidden(&event_id));
-    }
+    partner.check(&event_id)?;
     let client = pool.get().await.map_err(unavailable)?;
     let (realtime, series) = tokio::try_join!(
         client.prepare_cached(

@@ -98,6 +98,20 @@ fn capped<T>(mut rows: Vec<T>) -> (Vec<T>, bool) {
     (rows, truncated)
 }
 
+/// What every premium route does first: the grant (403), the window (400), a connection.
+async fn open(
+    event_id: &str,
+    partner: &Partner,
+    pool: &deadpool_postgres::Pool,
+    from: Option<DateTime<Utc>>,
+    to: Option<DateTime<Utc>>,
+) -> Result<(deadpool_postgres::Object, DateTime<Utc>, DateTime<Utc>), warp::Rejection> {
+    partner.check(event_id)?;
+    let (from, to) = window(from, to)?;
+    let client = pool.get().await.map_err(unavailable)?;
+    Ok((client, from, to))
+}
+
 /// `GET /api/premium/events/{eventId}/series`.
 #[utoipa::path(get, path = "/api/premium/events/{eventId}/series", tag = "premium",
     security(("api_key" = [])),
@@ -115,12 +129,8 @@ pub async fn series(
     partner: Partner,
     pool: deadpool_postgres::Pool,
 ) -> Result<Series, warp::Rejection> {
-    if !partner.may_see(&event_id) {
-        return Err(crate::partners::forbidden(&event_id));
-    }
-    let (from, to) = window(q.from, q.to)?;
+    let (client, from, to) = open(&event_id, &partner, &pool, q.from, q.to).await?;
     let resolution: Resolution = q.resolution.unwrap_or_default().into();
-    let client = pool.get().await.map_err(unavailable)?;
     let rows = client
         .query(
             &format!(
@@ -174,12 +184,8 @@ pub async fn gates(
     partner: Partner,
     pool: deadpool_postgres::Pool,
 ) -> Result<GateSeries, warp::Rejection> {
-    if !partner.may_see(&event_id) {
-        return Err(crate::partners::forbidden(&event_id));
-    }
-    let (from, to) = window(q.from, q.to)?;
+    let (client, from, to) = open(&event_id, &partner, &pool, q.from, q.to).await?;
     let resolution: Resolution = q.resolution.unwrap_or_default().into();
-    let client = pool.get().await.map_err(unavailable)?;
     let rows = client
         .query(
             &format!(
@@ -228,11 +234,7 @@ pub async fn alerts(
     partner: Partner,
     pool: deadpool_postgres::Pool,
 ) -> Result<AlertHistory, warp::Rejection> {
-    if !partner.may_see(&event_id) {
-        return Err(crate::partners::forbidden(&event_id));
-    }
-    let (from, to) = window(q.from, q.to)?;
-    let client = pool.get().await.map_err(unavailable)?;
+    let (client, from, to) = open(&event_id, &partner, &pool, q.from, q.to).await?;
     let rows = client
         .query(
             "SELECT alert_id, event_id, kind, subject, severity, message, state, raised_at,
