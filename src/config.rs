@@ -28,13 +28,15 @@ pub struct Config {
     pub projections: ProjectionsConfig,
     pub api: ApiConfig,
     pub webhooks: muster_webhooks::WebhooksConfig,
+    pub insights: muster_analytics::insights::InsightsConfig,
 }
 
 /// `/healthz`, `/readyz` and `/metrics` of workers without an HTTP server of their own.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct OpsConfig {
-    /// Listen address; defaults per worker kind: ingest 9181, process 9182, project 9183.
+    /// Listen address; defaults per worker kind: ingest 9181, process 9182, project 9183,
+    /// webhooks 9184, insights 9185.
     pub addr: Option<SocketAddr>,
 }
 
@@ -72,6 +74,7 @@ impl Config {
         cfg.ingest
             .validate()
             .and_then(|()| cfg.webhooks.validate())
+            .and_then(|()| cfg.insights.validate())
             .map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))?;
         Ok(cfg)
     }

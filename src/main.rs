@@ -65,6 +65,13 @@ enum Command {
     /// Turn alerts, attendance, status and health changes into partner webhook deliveries,
     /// and deliver them (signed, retried); run as many as you like.
     Webhooks,
+    /// Recompute the cross-event insights (patterns, behaviour, forecasts, ROI,
+    /// recommendations) on a schedule into the `insight_*` tables.
+    Insights {
+        /// Compute once, print a summary and exit.
+        #[arg(long)]
+        once: bool,
+    },
     /// Every worker in one process, for a laptop.
     All,
     /// Apply database migrations and exit.
@@ -175,6 +182,7 @@ async fn main() -> anyhow::Result<()> {
             let limits = muster_analytics::Limits { timeout, max_rows };
             sql(&cfg, &query, format, output.as_deref(), &limits).await
         }
+        Command::Insights { once: true } => insights_once(&cfg).await,
         Command::Simulate(_) => unreachable!("handled above"),
         Command::Bench(b) => bench::run(b, cfg).await,
         Command::Process { list: true, .. } => {
@@ -226,6 +234,7 @@ async fn migrate(pool: &deadpool_postgres::Pool) -> anyhow::Result<()> {
             &muster_ingest::MIGRATIONS,
             &muster_api::MIGRATIONS,
             &muster_webhooks::MIGRATIONS,
+            &muster_analytics::insights::store::MIGRATIONS,
         ],
     )
     .await?;
@@ -301,19 +310,21 @@ async fn run_workers(command: Command, cfg: Config) -> anyhow::Result<()> {
     let codec = Codec::new(&cfg.schema_registry.url)?;
     let secrets = cfg.security.secrets()?;
 
-    let (ingest, process, project, api, webhooks) = match command {
-        Command::Ingest => (true, false, false, false, false),
-        Command::Process { .. } => (false, true, false, false, false),
-        Command::Project { .. } => (false, false, true, false, false),
-        Command::Api => (false, false, false, true, false),
-        Command::Webhooks => (false, false, false, false, true),
-        _ => (true, true, true, true, true),
+    let (ingest, process, project, api, webhooks, insights) = match command {
+        Command::Ingest => (true, false, false, false, false, false),
+        Command::Process { .. } => (false, true, false, false, false, false),
+        Command::Project { .. } => (false, false, true, false, false, false),
+        Command::Api => (false, false, false, true, false, false),
+        Command::Webhooks => (false, false, false, false, true, false),
+        Command::Insights { .. } => (false, false, false, false, false, true),
+        _ => (true, true, true, true, true, true),
     };
     let mut tasks = tokio::task::JoinSet::new();
     if api {
         let state = app_state(&cfg, &pool, codec.clone(), health.clone(), metrics.clone()).await?;
-        let (cfg, stop) = (cfg.api.clone(), stop.clone());
-        tasks.spawn(async move { muster_api::run(cfg, state, stop).await.context("api") });
+        let (mut api_cfg, stop) = (cfg.api.clone(), stop.clone());
+        api_cfg.flight.archive_url = cfg.projections.archive.url.clone();
+        tasks.spawn(async move { muster_api::run(api_cfg, state, stop).await.context("api") });
     } else {
         let default_port = if ingest {
             9181
@@ -321,8 +332,10 @@ async fn run_workers(command: Command, cfg: Config) -> anyhow::Result<()> {
             9182
         } else if project {
             9183
-        } else {
+        } else if webhooks {
             9184
+        } else {
+            9185
         };
         let addr = cfg
             .ops
@@ -395,6 +408,20 @@ async fn run_workers(command: Command, cfg: Config) -> anyhow::Result<()> {
                 .context("archive")
         });
     }
+    if insights {
+        let (c, url, pool, health, stop) = (
+            cfg.insights.clone(),
+            cfg.projections.archive.url.clone(),
+            pool.clone(),
+            health.clone(),
+            stop.clone(),
+        );
+        tasks.spawn(async move {
+            muster_analytics::insights::job::run(c, pool, url, health, stop)
+                .await
+                .context("insights")
+        });
+    }
     if webhooks {
         let outbox: std::sync::Arc<dyn muster_projections::Projection> =
             std::sync::Arc::new(muster_webhooks::outbox::Outbox {
@@ -415,6 +442,42 @@ async fn run_workers(command: Command, cfg: Config) -> anyhow::Result<()> {
         });
     }
     stop_all_on_first_exit(tasks, stop).await
+}
+
+/// `muster insights --once`: one run, and what it found.
+async fn insights_once(cfg: &Config) -> anyhow::Result<()> {
+    let pool = cfg.database.pool()?;
+    migrate(&pool).await?;
+    let Some(r) = muster_analytics::insights::job::run_once(
+        &cfg.insights,
+        &pool,
+        cfg.projections.archive.url.as_deref(),
+    )
+    .await?
+    else {
+        println!("another process is computing insights right now; nothing done");
+        return Ok(());
+    };
+    println!(
+        "{} events, {} pattern cells, {} behaviour bins (k = {}), {} forecasts, {} ROI rows, {} recommendations",
+        r.outcomes.len(),
+        r.patterns.len(),
+        r.behaviour.len(),
+        cfg.insights.k_anonymity,
+        r.forecasts.len(),
+        r.roi.len(),
+        r.recommendations.len()
+    );
+    match r.backtest.mape {
+        Some(m) => println!(
+            "forecast backtest: MAPE {m:.1} % of final attendance over {} past events, {:.0} % inside the {:.0} % interval",
+            r.backtest.events,
+            r.backtest.interval_coverage.unwrap_or(0.0) * 100.0,
+            cfg.insights.forecast.interval * 100.0
+        ),
+        None => println!("forecast backtest: no past event had enough similar events before it"),
+    }
+    Ok(())
 }
 
 /// `muster sql`: one query, its rows to standard output or a file, a count to stderr.
@@ -485,6 +548,7 @@ async fn app_state(
         health,
         metrics,
         webhooks: webhook_store(cfg, pool, &secrets)?,
+        insights: cfg.insights.clone(),
     })
 }
 

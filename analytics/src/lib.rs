@@ -2,6 +2,8 @@
 //! transactions) and the Parquet raw archive. Queries only read: DDL, DML and statements are
 //! refused before planning; a time limit and a row limit bound every query.
 
+pub mod flight;
+pub mod insights;
 pub mod pg;
 
 use std::sync::Arc;
@@ -11,7 +13,7 @@ use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::datatypes::DataType;
 use datafusion::execution::context::SQLOptions;
 use datafusion::execution::context::SessionContext;
-use datafusion::prelude::ParquetReadOptions;
+use datafusion::prelude::{DataFrame, ParquetReadOptions};
 
 /// What a query may use.
 #[derive(Debug, Clone)]
@@ -75,6 +77,7 @@ pub async fn projections(
         .iter()
         .flat_map(|p| p.tables().iter().copied())
         .collect();
+    tables.extend(insights::store::TABLES);
     tables.sort();
     tables.dedup();
     let events = events.map(Arc::new);
@@ -94,9 +97,16 @@ pub async fn projections(
     Ok(ctx)
 }
 
-async fn register_archive(ctx: &SessionContext, url: &str) -> anyhow::Result<()> {
+/// Registers the archive at `url` as `archive_snapshots`, `archive_checkins` and
+/// `archive_normalized` (those with files), partitioned by `date` and `event`.
+pub async fn register_archive(ctx: &SessionContext, url: &str) -> anyhow::Result<()> {
     {
-        let root = muster_projections::archive::store::parse(url)?;
+        let mut root = muster_projections::archive::store::parse(url)?;
+        // A folder: `file:///data/archive` must not lose `archive` when a topic is joined.
+        if !root.path().ends_with('/') {
+            let path = format!("{}/", root.path());
+            root.set_path(&path);
+        }
         if root.scheme() != "file" {
             anyhow::bail!(
                 "SQL over an archive at {root} is not supported yet: only local (file://) archives"
@@ -124,12 +134,18 @@ async fn register_archive(ctx: &SessionContext, url: &str) -> anyhow::Result<()>
 
 /// Runs one read-only statement within `limits`.
 pub async fn query(ctx: &SessionContext, sql: &str, limits: &Limits) -> Result<Answer, QueryError> {
+    execute(plan(ctx, sql).await?, limits).await
+}
+
+/// Plans one read-only statement: refused before planning unless it reads, then planned under
+/// options that refuse DDL, DML and statements. The plan's schema is the answer's.
+pub async fn plan(ctx: &SessionContext, sql: &str) -> Result<DataFrame, QueryError> {
     check_read_only(sql)?;
     let options = SQLOptions::new()
         .with_allow_ddl(false)
         .with_allow_dml(false)
         .with_allow_statements(false);
-    let df = ctx.sql_with_options(sql, options).await.map_err(|e| {
+    ctx.sql_with_options(sql, options).await.map_err(|e| {
         let text = e.to_string();
         // DataFusion's own refusals under these options (SessionContext::verify_plan).
         if [
@@ -144,7 +160,11 @@ pub async fn query(ctx: &SessionContext, sql: &str, limits: &Limits) -> Result<A
         } else {
             QueryError::Sql(e)
         }
-    })?;
+    })
+}
+
+/// Runs a plan of [`plan`] within `limits`.
+pub async fn execute(df: DataFrame, limits: &Limits) -> Result<Answer, QueryError> {
     let df = df
         .limit(0, Some(limits.max_rows + 1))
         .map_err(QueryError::Sql)?;

@@ -134,7 +134,8 @@ pub struct Performance {
 #[derive(Debug, Clone, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Recommendation {
-    /// capacity, gate-imbalance, under-attendance, critical-alerts or stale-data.
+    /// capacity, gate-imbalance, under-attendance, critical-alerts or stale-data (live rules);
+    /// open-gates, capacity, under-attendance or peak-staffing (scheduled insights).
     pub kind: String,
     pub event_id: String,
     pub message: String,
@@ -147,7 +148,17 @@ pub struct Recommendation {
 pub struct Insights {
     pub attendance_patterns: Vec<HourPattern>,
     pub performance_metrics: Performance,
+    /// Rules over the live projections, then those of the scheduled insights (forecast-based:
+    /// `open-gates`, `capacity`, `under-attendance`, `peak-staffing`).
     pub recommendations: Vec<Recommendation>,
+    /// Forecasts of the upcoming and ongoing events shown, from similar past events.
+    pub forecasts: Vec<muster_analytics::insights::forecast::Forecast>,
+    /// Revenue against cost of the events shown that have a ticket price or a cost.
+    pub roi: Vec<muster_analytics::insights::roi::Roi>,
+    /// Anonymized behaviour (k-anonymous bins); per-event insights only.
+    pub behaviour: Vec<muster_analytics::insights::behaviour::Bin>,
+    /// When the scheduled insights were last recomputed (none before the first run).
+    pub computed_at: Option<DateTime<Utc>>,
 }
 
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -699,8 +710,29 @@ async fn insights(
     gates: &[GateSummary],
     since: DateTime<Utc>,
     resolution: Resolution,
+    with_behaviour: bool,
 ) -> Result<Insights, Rejection> {
+    use muster_analytics::insights::store;
     let ids: Vec<String> = events.iter().map(|e| e.event_id.clone()).collect();
+    let pg: &tokio_postgres::Client = client;
+    let mut recommendations = recommend(events, gates, alerts, Utc::now());
+    recommendations.extend(
+        store::recommendations(pg, Some(&ids))
+            .await
+            .map_err(unavailable)?
+            .into_iter()
+            .map(|r| Recommendation {
+                kind: r.kind,
+                event_id: r.event_id,
+                message: r.message,
+                evidence: r.evidence,
+            }),
+    );
+    let behaviour = if with_behaviour {
+        store::behaviour(pg, &ids).await.map_err(unavailable)?
+    } else {
+        Vec::new()
+    };
     let occupancies: Vec<f64> = events
         .iter()
         .filter_map(|e| e.metrics.as_ref().and_then(|m| m.occupancy))
@@ -714,7 +746,16 @@ async fn insights(
             busiest_gate: gates.first().cloned(),
             average_occupancy: (!occupancies.is_empty()).then(|| mean(&occupancies)),
         },
-        recommendations: recommend(events, gates, alerts, Utc::now()),
+        recommendations,
+        forecasts: store::forecasts(pg, Some(&ids))
+            .await
+            .map_err(unavailable)?,
+        roi: store::roi(pg, Some(&ids)).await.map_err(unavailable)?,
+        behaviour,
+        computed_at: store::latest_run(pg)
+            .await
+            .map_err(unavailable)?
+            .map(|r| r.computed_at),
     })
 }
 
@@ -757,7 +798,7 @@ pub async fn dashboard(
     let alerts = load_alerts(&client, &ids, since).await?;
     let mut trends = load_trends(&client, &ids, since, resolution).await?;
     let gates = load_gates(&client, &ids, since, resolution).await?;
-    let insights = insights(&client, &events, &alerts, &gates, since, resolution).await?;
+    let insights = insights(&client, &events, &alerts, &gates, since, resolution, false).await?;
     let attendance_trend = load_chart(&client, &ids, since, resolution).await?;
     let event_comparison = events
         .iter()
@@ -837,7 +878,7 @@ pub async fn event_insights(
     let alerts = load_alerts(&client, &ids, since).await?;
     let gates = load_gates(&client, &ids, since, resolution).await?;
     let mut trends = load_trends(&client, &ids, since, resolution).await?;
-    let insights = insights(&client, &events, &alerts, &gates, since, resolution).await?;
+    let insights = insights(&client, &events, &alerts, &gates, since, resolution, true).await?;
     Ok(EventInsights {
         event_id: event.event_id.clone(),
         event_name: event.name.clone(),

@@ -2,10 +2,12 @@
 //! writes configuration), so it scales by running more copies.
 
 mod admin;
+pub mod analytics;
 mod checkins;
 pub mod config;
 pub mod dashboard;
 mod events;
+pub mod flight;
 pub mod openapi;
 pub mod partners;
 pub mod premium;

@@ -6,7 +6,7 @@ use utoipa::Modify;
 use utoipa::OpenApi;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 
-use crate::{admin, checkins, dashboard, events, partners, premium, sql, webhooks};
+use crate::{admin, analytics, checkins, dashboard, events, partners, premium, sql, webhooks};
 
 /// Liveness.
 #[utoipa::path(get, path = "/healthz", tag = "ops", responses((status = 200, body = Object)))]
@@ -47,6 +47,7 @@ fn openapi_json() {}
         partners::events, partners::attendance, dashboard::analytics_summary,
         dashboard::dashboard, dashboard::event_insights,
         premium::series, premium::gates, premium::alerts, sql::run,
+        analytics::forecast, analytics::behaviour, analytics::patterns, analytics::roi,
         webhooks::create, webhooks::list, webhooks::get, webhooks::delete, webhooks::rotate,
         webhooks::enable, webhooks::deliveries, webhooks::replay,
     ),

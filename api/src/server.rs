@@ -9,7 +9,8 @@ use warp::Filter;
 
 use crate::config::ApiConfig;
 use crate::{
-    admin, checkins, dashboard, events, openapi, partners, premium, problem, sql, webhooks,
+    admin, analytics, checkins, dashboard, events, openapi, partners, premium, problem, sql,
+    webhooks,
 };
 
 /// What the routes need.
@@ -21,6 +22,8 @@ pub struct AppState {
     pub health: Health,
     pub metrics: PrometheusHandle,
     pub webhooks: muster_webhooks::store::Store,
+    /// What the insight routes show (k-anonymity, partners' minimum events per pattern cell).
+    pub insights: muster_analytics::insights::InsightsConfig,
 }
 
 const MAX_BODY: u64 = 4 * 1024 * 1024;
@@ -164,6 +167,35 @@ pub fn routes(
         .and(json_body())
         .and_then(sql::run)
         .map(|r| warp::reply::json(&r));
+    let insights_cfg = state.insights.clone();
+    let with_insights = warp::any().map(move || insights_cfg.clone());
+    let premium_forecast = warp::path!("api" / "premium" / "events" / String / "forecast")
+        .and(warp::get())
+        .and(premium.clone())
+        .and(with_pool.clone())
+        .and_then(analytics::forecast)
+        .map(|r| warp::reply::json(&r));
+    let premium_behaviour = warp::path!("api" / "premium" / "events" / String / "behaviour")
+        .and(warp::get())
+        .and(premium.clone())
+        .and(with_pool.clone())
+        .and(with_insights.clone())
+        .and_then(analytics::behaviour)
+        .map(|r| warp::reply::json(&r));
+    let premium_patterns = warp::path!("api" / "premium" / "analytics" / "patterns")
+        .and(warp::get())
+        .and(warp::query::<analytics::PatternsQuery>())
+        .and(premium.clone())
+        .and(with_pool.clone())
+        .and(with_insights)
+        .and_then(analytics::patterns)
+        .map(|r| warp::reply::json(&r));
+    let premium_roi = warp::path!("api" / "premium" / "analytics" / "roi")
+        .and(warp::get())
+        .and(premium.clone())
+        .and(with_pool.clone())
+        .and_then(analytics::roi)
+        .map(|r| warp::reply::json(&r));
     let premium_alerts = warp::path!("api" / "premium" / "events" / String / "alerts")
         .and(warp::get())
         .and(warp::query::<premium::WindowQuery>())
@@ -272,6 +304,10 @@ pub fn routes(
         .or(premium_gates)
         .or(premium_alerts)
         .or(premium_sql)
+        .or(premium_forecast)
+        .or(premium_behaviour)
+        .or(premium_patterns)
+        .or(premium_roi)
         .or(webhook_routes)
         .or(openapi_json);
     let app = no_nul().and(routes).recover(problem::recover);
@@ -368,15 +404,44 @@ fn request_id() -> impl Filter<Extract = (String,), Error = Infallible> + Clone 
 }
 
 pub async fn run(cfg: ApiConfig, state: AppState, shutdown: Shutdown) -> anyhow::Result<()> {
+    cfg.flight.validate()?;
     let listener = tokio::net::TcpListener::bind(cfg.addr)
         .await
         .map_err(|e| anyhow::anyhow!("api cannot listen on {}: {e}", cfg.addr))?;
+    let flight = match cfg.flight.addr {
+        Some(addr) => {
+            let listener = muster_analytics::flight::bind(addr).await?;
+            tracing::info!(%addr, "flight sql listening");
+            let auth = crate::flight::Authorizer::new(
+                state.pool.clone(),
+                cfg.admin_token.clone(),
+                cfg.flight.clone(),
+            );
+            let stop = shutdown.clone();
+            Some(muster_analytics::flight::serve(
+                listener,
+                auth,
+                async move { stop.cancelled().await },
+            ))
+        }
+        None => None,
+    };
     tracing::info!(addr = %cfg.addr, "api listening");
     state.health.ready("api");
-    warp::serve(routes(cfg, state))
+    let http = warp::serve(routes(cfg, state))
         .incoming(listener)
         .graceful(async move { shutdown.cancelled().await })
-        .run()
-        .await;
+        .run();
+    match flight {
+        // Either failing stops the process; on shutdown both finish what they serve.
+        Some(flight) => {
+            let flight = async { flight.await.map_err(|e| e.context("flight sql")) };
+            tokio::try_join!(flight, async {
+                http.await;
+                Ok(())
+            })?;
+        }
+        None => http.await,
+    }
     Ok(())
 }

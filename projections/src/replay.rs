@@ -321,6 +321,27 @@ impl Replay<'_> {
             }));
         }
         for table in self.projection.tables() {
+            // The rebuilt table replaces the live one, so it gets the live one's privileges
+            // (e.g. the BI role's SELECT, scripts/bi-role.sql), or readers would lose it.
+            let grants = tx
+                .query(
+                    "SELECT format('GRANT %s ON %I.%I TO %s%s', a.privilege_type, $2::text,
+                            c.relname,
+                            CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE quote_ident(r.rolname) END,
+                            CASE WHEN a.is_grantable THEN ' WITH GRANT OPTION' ELSE '' END)
+                     FROM pg_class c CROSS JOIN LATERAL aclexplode(c.relacl) a
+                     LEFT JOIN pg_roles r ON r.oid = a.grantee
+                     WHERE c.oid = to_regclass('public.' || quote_ident($1::text))
+                       AND a.grantee <> c.relowner",
+                    &[table, &schema],
+                )
+                .await
+                .with_context(|| format!("reading the privileges on {table}"))?;
+            for grant in grants {
+                tx.batch_execute(grant.get::<_, &str>(0))
+                    .await
+                    .with_context(|| format!("copying the privileges on {table}"))?;
+            }
             tx.batch_execute(&format!(
                 "DROP TABLE IF EXISTS public.{table}; ALTER TABLE {schema}.{table} SET SCHEMA public"
             ))

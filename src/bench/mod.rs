@@ -1,6 +1,7 @@
 //! `muster bench …`: throughput measured against a baseline taken in the same run, so the
 //! figures mean something on whatever machine runs them.
 
+mod analytics;
 mod api;
 mod ingest;
 mod process;
@@ -28,6 +29,9 @@ pub enum Bench {
     /// Signed webhook deliveries/s to a loopback receiver against a plain unsigned POST loop
     /// to the same receiver in the same run.
     Webhooks(webhooks::Args),
+    /// Rows/s of the attendance pattern query over a generated Parquet archive, against a
+    /// plain DataFusion COUNT(*)/GROUP BY scan of the same files in the same run.
+    Analytics(analytics::Args),
 }
 
 pub async fn run(bench: Bench, cfg: Config) -> anyhow::Result<()> {
@@ -37,5 +41,6 @@ pub async fn run(bench: Bench, cfg: Config) -> anyhow::Result<()> {
         Bench::Project(args) => project::run(args, cfg).await,
         Bench::Api(args) => api::run(args, cfg).await,
         Bench::Webhooks(args) => webhooks::run(args, cfg).await,
+        Bench::Analytics(args) => analytics::run(args, cfg).await,
     }
 }

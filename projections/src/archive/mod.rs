@@ -18,7 +18,7 @@
 //! stand by and take over within seconds. Writing Parquet is I/O bound, so one suffices.
 
 mod config;
-mod files;
+pub mod files;
 pub mod layout;
 mod ledger;
 pub mod rows;

@@ -1,0 +1,175 @@
+//! Recommendations for upcoming and ongoing events: concrete actions, each with the history that
+//! makes the case (the similar events and their numbers), from the forecasts and the patterns.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, FixedOffset, Timelike, Utc};
+use serde::{Deserialize, Serialize};
+
+use super::forecast::Forecast;
+use super::outcomes::Outcome;
+use super::patterns::Pattern;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Recommendation {
+    pub event_id: String,
+    /// `open-gates`, `capacity`, `under-attendance` or `peak-staffing`.
+    pub kind: String,
+    pub message: String,
+    #[schema(value_type = Object)]
+    pub evidence: BTreeMap<String, serde_json::Value>,
+}
+
+const DAYS: [&str; 7] = [
+    "Sunday",
+    "Monday",
+    "Tuesday",
+    "Wednesday",
+    "Thursday",
+    "Friday",
+    "Saturday",
+];
+
+fn plural(kind: &str, n: usize) -> String {
+    if n == 1 {
+        kind.to_owned()
+    } else {
+        format!("{kind}s")
+    }
+}
+
+/// Local `HH:MM`, a quarter-hour before `at`, rounded down: when to be ready.
+fn ready_by(at: DateTime<Utc>, offset: FixedOffset) -> String {
+    let local = (at - chrono::Duration::minutes(15)).with_timezone(&offset);
+    format!("{:02}:{:02}", local.hour(), local.minute() / 15 * 15)
+}
+
+pub fn compute(
+    forecasts: &[Forecast],
+    outcomes: &[Outcome],
+    patterns: &[Pattern],
+) -> Vec<Recommendation> {
+    let by_id: BTreeMap<&str, &Outcome> =
+        outcomes.iter().map(|o| (o.event_id.as_str(), o)).collect();
+    let mut out = Vec::new();
+    for f in forecasts {
+        let Some(event) = by_id.get(f.event_id.as_str()) else {
+            continue;
+        };
+        let n = f.similar_events.len();
+        let similar = format!("the last {n} similar {}", plural(&f.event_type, n));
+        let evidence = |pairs: &[(&str, serde_json::Value)]| {
+            let mut e: BTreeMap<String, serde_json::Value> = pairs
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), v.clone()))
+                .collect();
+            e.insert("similarEvents".into(), serde_json::json!(f.similar_events));
+            e
+        };
+        if let (Some(needed), Some(peak), Some(per_gate), Some(at)) = (
+            f.gates_needed,
+            f.peak_entries_per_minute,
+            f.gate_entries_per_minute,
+            f.peak_at,
+        ) {
+            let by = ready_by(at, event.offset());
+            let open = f.gates_open.unwrap_or(0);
+            if f.gates_open.is_none() || needed > open {
+                let message = if f.gates_open.is_some() {
+                    format!(
+                        "Open {} more gate{} before {by}: {similar} peaked at {peak:.0} entries/min, \
+                         {per_gate:.0} entries/min/gate",
+                        needed - open,
+                        if needed - open == 1 { "" } else { "s" },
+                    )
+                } else {
+                    format!(
+                        "Have {needed} gate{} open before {by}: {similar} peaked at {peak:.0} \
+                         entries/min, {per_gate:.0} entries/min/gate",
+                        if needed == 1 { "" } else { "s" },
+                    )
+                };
+                out.push(Recommendation {
+                    event_id: f.event_id.clone(),
+                    kind: "open-gates".into(),
+                    message,
+                    evidence: evidence(&[
+                        ("gatesNeeded", needed.into()),
+                        ("gatesOpen", serde_json::json!(f.gates_open)),
+                        ("expectedPeakEntriesPerMinute", serde_json::json!(peak)),
+                        ("gateEntriesPerMinute", serde_json::json!(per_gate)),
+                        ("expectedPeakAt", serde_json::json!(at)),
+                    ]),
+                });
+            }
+        }
+        for risk in &f.risks {
+            let (kind, message) = match risk.kind.as_str() {
+                "capacity-overflow" => (
+                    "capacity",
+                    format!(
+                        "Plan for overflow or staggered entry: {}, going by {similar}",
+                        risk.message
+                    ),
+                ),
+                _ => (
+                    "under-attendance",
+                    format!(
+                        "Send reminders before the start: {}, going by {similar} \
+                         (they showed up at {:.0} % on average)",
+                        risk.message,
+                        f.show_up_rate.expected * 100.0
+                    ),
+                ),
+            };
+            out.push(Recommendation {
+                event_id: f.event_id.clone(),
+                kind: kind.into(),
+                message,
+                evidence: evidence(&[
+                    ("likelihood", risk.likelihood.clone().into()),
+                    ("capacity", serde_json::json!(event.capacity)),
+                    ("expectedPeakAttendees", serde_json::json!(f.peak_attendees)),
+                    ("expectedShowUpRate", serde_json::json!(f.show_up_rate)),
+                ]),
+            });
+        }
+        // The busiest hour this type has on the event's local weekday.
+        if let Some((weekday, _)) = event.local_start()
+            && let Some(p) = patterns
+                .iter()
+                .filter(|p| p.event_type == f.event_type && p.day_of_week == weekday as i32)
+                .max_by(|a, b| {
+                    a.average_attendance_rate
+                        .total_cmp(&b.average_attendance_rate)
+                })
+        {
+            out.push(Recommendation {
+                event_id: f.event_id.clone(),
+                kind: "peak-staffing".into(),
+                message: format!(
+                    "Staff fully for {:02}:00-{:02}:00: on {}s, {}s are fullest then \
+                     ({:.0} % of registrations on average over {} event-hours)",
+                    p.hour_of_day,
+                    (p.hour_of_day + 1) % 24,
+                    DAYS[weekday as usize % 7],
+                    f.event_type,
+                    p.average_attendance_rate * 100.0,
+                    p.samples
+                ),
+                evidence: BTreeMap::from([
+                    ("dayOfWeek".to_owned(), p.day_of_week.into()),
+                    ("hourOfDay".to_owned(), p.hour_of_day.into()),
+                    (
+                        "averageAttendanceRate".to_owned(),
+                        serde_json::json!(p.average_attendance_rate),
+                    ),
+                    ("samples".to_owned(), p.samples.into()),
+                    ("events".to_owned(), p.events.into()),
+                ]),
+            });
+        }
+    }
+    out
+}

@@ -1,0 +1,123 @@
+//! Who may use the Arrow Flight SQL endpoint (`[api.flight]`, served by `muster api`): the
+//! admin token queries every projection and the archive; a premium API key queries the
+//! projections restricted in PostgreSQL to its events, within the premium SQL's limits; a
+//! partner-tier key is refused, and so is a missing or unknown token.
+
+use muster_analytics::Limits;
+use muster_analytics::flight::{Authorize, Refused, Session};
+use sha2::{Digest, Sha256};
+
+use crate::config::FlightConfig;
+use crate::partners::{Partner, Tier};
+
+pub enum Caller {
+    Admin,
+    Partner(Partner),
+}
+
+pub struct Authorizer {
+    pub pool: deadpool_postgres::Pool,
+    pub admin_token: Option<String>,
+    pub cfg: FlightConfig,
+}
+
+impl Authorizer {
+    pub fn new(
+        pool: deadpool_postgres::Pool,
+        admin_token: Option<String>,
+        mut cfg: FlightConfig,
+    ) -> Self {
+        // `muster sql` reads only a local archive; elsewhere the admin sees the projections.
+        if let Some(url) = &cfg.archive_url
+            && !(url.starts_with('/') || url.starts_with("file:"))
+        {
+            tracing::warn!(%url, "flight sql: the archive is not local, so it is not queryable");
+            cfg.archive_url = None;
+        }
+        Self {
+            pool,
+            admin_token,
+            cfg,
+        }
+    }
+
+    /// The partner holding `key`, if it is a live key of a live partner.
+    async fn partner(&self, key: &str) -> Result<Option<Partner>, Refused> {
+        let unavailable = |e: &dyn std::fmt::Display| Refused::Unavailable(e.to_string());
+        let client = self.pool.get().await.map_err(|e| unavailable(&e))?;
+        let stmt = client
+            .prepare_cached(
+                "SELECT p.partner_id, p.name, p.tier, p.event_ids
+                 FROM api_keys k JOIN partners p USING (partner_id)
+                 WHERE k.key_hash = $1 AND p.revoked_at IS NULL
+                   AND (k.revoked_at IS NULL OR k.revoked_at > now())",
+            )
+            .await
+            .map_err(|e| unavailable(&e))?;
+        let hash = Sha256::digest(key.as_bytes()).to_vec();
+        let Some(row) = client
+            .query_opt(&stmt, &[&hash])
+            .await
+            .map_err(|e| unavailable(&e))?
+        else {
+            return Ok(None);
+        };
+        Ok(Some(Partner {
+            id: row
+                .get::<_, String>(0)
+                .parse()
+                .map_err(|e| unavailable(&e))?,
+            name: row.get(1),
+            tier: if row.get::<_, &str>(2) == "premium" {
+                Tier::Premium
+            } else {
+                Tier::Partner
+            },
+            event_ids: row.get(3),
+        }))
+    }
+}
+
+impl Authorize for Authorizer {
+    type Scope = Caller;
+
+    async fn authorize(&self, token: Option<&str>) -> Result<Caller, Refused> {
+        let Some(token) = token else {
+            return Err(Refused::Unauthenticated(
+                "send `authorization: Bearer <admin token or premium API key>`".into(),
+            ));
+        };
+        let bearer = format!("Bearer {token}");
+        if crate::admin::check_admin(self.admin_token.as_deref(), Some(&bearer)).is_ok() {
+            return Ok(Caller::Admin);
+        }
+        match self.partner(token).await? {
+            None => Err(Refused::Unauthenticated(
+                "the token is neither the admin token nor a live API key".into(),
+            )),
+            Some(p) if p.tier != Tier::Premium => Err(Refused::PermissionDenied(
+                "SQL needs a premium API key: the partner tier does not include it".into(),
+            )),
+            Some(p) => Ok(Caller::Partner(p)),
+        }
+    }
+
+    async fn session(&self, caller: &Caller) -> anyhow::Result<Session> {
+        Ok(match caller {
+            Caller::Admin => Session {
+                ctx: muster_analytics::context(&self.pool, self.cfg.archive_url.as_deref()).await?,
+                limits: Limits {
+                    timeout: self.cfg.timeout,
+                    max_rows: self.cfg.max_rows,
+                },
+            },
+            Caller::Partner(p) => Session {
+                ctx: muster_analytics::projections(&self.pool, Some(p.event_ids.clone())).await?,
+                limits: Limits {
+                    timeout: self.cfg.partner_timeout,
+                    max_rows: self.cfg.partner_max_rows,
+                },
+            },
+        })
+    }
+}

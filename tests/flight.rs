@@ -1,0 +1,273 @@
+//! The Arrow Flight SQL endpoint of `muster api` as analysts reach it: through the ADBC Flight
+//! SQL driver from Python (PyPI: adbc-driver-flightsql, pyarrow), which nobody here wrote. The
+//! admin token sees every projection, a premium key only its events, writes and DDL are
+//! refused through every path (and nothing changes in PostgreSQL), a runaway query is stopped
+//! by the time limit, and unknown callers are turned away.
+
+mod common;
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use common::{Services, Worker, free_port, run_id, scratch_dir, wait_for};
+use serde_json::{Value, json};
+
+const ADMIN: &str = "flight-test-admin-token";
+
+/// Runs `steps` with tests/third_party/flight_client.py; one result per step.
+fn adbc(uri: &str, token: Option<&str>, steps: Value) -> Vec<Value> {
+    let python = std::env::var("MUSTER_PYTHON").unwrap_or_else(|_| "python3".into());
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/third_party/flight_client.py"
+    );
+    let mut child = Command::new(&python)
+        .args([script, uri, token.unwrap_or("-")])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("running {python}: {e} (scripts/test.sh installs the driver)"));
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(steps.to_string().as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "flight_client.py failed: {stderr}");
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "flight_client.py printed no JSON ({e}): {}\n{stderr}",
+            String::from_utf8_lossy(&out.stdout)
+        )
+    })
+}
+
+fn rows(result: &Value) -> &Vec<Value> {
+    result["rows"]
+        .as_array()
+        .unwrap_or_else(|| panic!("not rows: {result}"))
+}
+
+fn refused(result: &Value, says: &str) {
+    let error = result["error"]
+        .as_str()
+        .unwrap_or_else(|| panic!("accepted: {result}"));
+    assert!(error.contains(says), "{error:?} does not say {says:?}");
+}
+
+async fn seed(database: &str, events: &[String; 3]) -> tokio_postgres::Client {
+    let (client, conn) = tokio_postgres::connect(database, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    for (n, e) in events.iter().enumerate() {
+        client
+            .execute(
+                "INSERT INTO event_realtime (event_id, observed_at, fetched_at,
+                    total_registered, current_attendees, checked_in, checked_out,
+                    attendance_rate, gate_activity, alerts, status, source_partition,
+                    source_offset)
+                 VALUES ($1, now(), now(), 1000, $2, 450, 30, 0.42, '[]', '[]', 'live', 0, 0)",
+                &[e, &(100 * (n as i64 + 1))],
+            )
+            .await
+            .unwrap();
+    }
+    // Three minutes of the first event: 2, 3 and 1 samples.
+    for (minute, samples, last) in [(1, 2i64, 100i64), (2, 3, 130), (3, 1, 90)] {
+        client
+            .execute(
+                "INSERT INTO event_series_minute (event_id, bucket, samples, attendees_sum,
+                    attendees_max, attendees_min, registered_max, rate_sum, last_at,
+                    last_attendees)
+                 VALUES ($1, timestamptz '2026-11-24 09:00:00+00' + make_interval(mins => $2::int),
+                    $3::bigint, $4::bigint * $3::bigint, $4::bigint, $4::bigint, 1000,
+                    0.1 * $3::bigint,
+                    timestamptz '2026-11-24 09:00:30+00' + make_interval(mins => $2::int),
+                    $4::bigint)",
+                &[&events[0], &minute, &samples, &last],
+            )
+            .await
+            .unwrap();
+    }
+    client
+}
+
+async fn create_partner(base: &str, tier: &str, events: &[&String]) -> String {
+    let res = reqwest::Client::new()
+        .post(format!("{base}/api/admin/partners"))
+        .bearer_auth(ADMIN)
+        .json(&json!({"name": format!("flight {tier}"), "tier": tier, "eventIds": events}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 201);
+    let body: Value = res.json().await.unwrap();
+    body["apiKey"].as_str().unwrap().to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn analysts_query_over_flight_sql_read_only_within_limits() {
+    let s = Services::from_env();
+    let run = run_id();
+    let (http, grpc) = (free_port(), free_port());
+    let env = vec![
+        ("MUSTER_API_ADDR", format!("127.0.0.1:{http}")),
+        ("MUSTER_ADMIN_TOKEN", ADMIN.to_owned()),
+        ("MUSTER__OPS__ADDR", format!("127.0.0.1:{}", free_port())),
+        ("MUSTER__API__FLIGHT__ADDR", format!("127.0.0.1:{grpc}")),
+        ("MUSTER__API__FLIGHT__TIMEOUT", "2s".to_owned()),
+        ("MUSTER__API__FLIGHT__PARTNER_TIMEOUT", "2s".to_owned()),
+    ];
+    let mut api = Worker::start("api", &["api"], &env, &scratch_dir(&run));
+    let base = format!("http://127.0.0.1:{http}");
+    wait_for("the api", Duration::from_secs(60), || {
+        let url = format!("{base}/readyz");
+        async move { common::get_json(&url).await.map(|_| ()) }
+    })
+    .await;
+    let uri = format!("grpc://127.0.0.1:{grpc}");
+
+    let events = [0, 1, 2].map(|n| format!("fl{run}{n}"));
+    let [a, b, c] = &events;
+    let db = seed(&s.database, &events).await;
+    let premium = create_partner(&base, "premium", &[a, b]).await;
+    let partner = create_partner(&base, "partner", &[a]).await;
+
+    // (a) The admin token: every projection, with the numbers seeded.
+    let r = adbc(
+        &uri,
+        Some(ADMIN),
+        json!([
+            {"query": format!(
+                "SELECT event_id, sum(samples) AS samples, max(last_attendees) AS peak, \
+                 min(bucket) AS first FROM event_series_minute WHERE event_id = '{a}' \
+                 GROUP BY event_id")},
+            {"query": format!(
+                "SELECT event_id, current_attendees FROM event_realtime \
+                 WHERE event_id IN ('{a}', '{b}', '{c}') ORDER BY event_id")},
+            {"tables": true},
+        ]),
+    );
+    let series = rows(&r[0]);
+    assert_eq!(series.len(), 1, "{series:?}");
+    assert_eq!(series[0]["event_id"], a.as_str());
+    assert_eq!(series[0]["samples"], 6);
+    assert_eq!(series[0]["peak"], 130);
+    assert!(
+        series[0]["first"]
+            .as_str()
+            .unwrap()
+            .starts_with("2026-11-24 09:01:00"),
+        "{series:?}"
+    );
+    assert_eq!(
+        rows(&r[1]),
+        &vec![
+            json!({"event_id": a, "current_attendees": 100}),
+            json!({"event_id": b, "current_attendees": 200}),
+            json!({"event_id": c, "current_attendees": 300}),
+        ]
+    );
+    let tables = r[2]["tables"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{}", r[2]));
+    for t in ["event_realtime", "event_series_minute", "alerts"] {
+        assert!(tables.contains(&json!(t)), "{t} not listed: {tables:?}");
+    }
+    assert!(!tables.contains(&json!("api_keys")), "{tables:?}");
+
+    // (b) A premium key: its granted events only, whatever the query asks.
+    let r = adbc(
+        &uri,
+        Some(&premium),
+        json!([
+            {"query": "SELECT DISTINCT event_id FROM event_realtime ORDER BY event_id"},
+            {"query": format!("SELECT count(*) AS n FROM event_realtime WHERE event_id = '{c}'")},
+            {"query": "SELECT DISTINCT event_id FROM event_series_minute ORDER BY event_id"},
+        ]),
+    );
+    assert_eq!(
+        rows(&r[0]),
+        &vec![json!({"event_id": a}), json!({"event_id": b})]
+    );
+    assert_eq!(rows(&r[1]), &vec![json!({"n": 0})]);
+    assert_eq!(rows(&r[2]), &vec![json!({"event_id": a})]);
+
+    // (c) Writes and DDL are refused, through statements and bulk ingestion, for both.
+    for token in [ADMIN, premium.as_str()] {
+        let r = adbc(
+            &uri,
+            Some(token),
+            json!([
+                {"query": "DROP TABLE event_realtime"},
+                {"query": format!("DELETE FROM event_realtime WHERE event_id = '{a}'")},
+                {"query": "INSERT INTO event_realtime SELECT * FROM event_realtime"},
+                {"query": "CREATE TABLE stolen AS SELECT * FROM event_realtime"},
+                {"ingest": "event_realtime"},
+            ]),
+        );
+        for result in &r {
+            refused(result, "only queries that read are allowed");
+        }
+    }
+    let n: i64 = db
+        .query_one(
+            "SELECT count(*) FROM event_realtime WHERE event_id = ANY($1)",
+            &[&events.to_vec()],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(n, 3);
+    let n: i64 = db
+        .query_one(
+            "SELECT count(*) FROM event_series_minute WHERE event_id = $1",
+            &[a],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(n, 3);
+    let stolen: Option<String> = db
+        .query_one("SELECT to_regclass('stolen')::text", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(stolen, None);
+
+    // (d) A runaway query is stopped by the time limit (2 s here), with either token.
+    let runaway = "SELECT count(*) FROM range(1000000000) a, range(1000000000) b";
+    for token in [ADMIN, premium.as_str()] {
+        let started = std::time::Instant::now();
+        let r = adbc(&uri, Some(token), json!([{"query": runaway}]));
+        refused(&r[0], "stopped by the time limit");
+        assert!(started.elapsed() < Duration::from_secs(30));
+    }
+
+    // (e) No token, an unknown one, a partner-tier key: refused.
+    let select = json!([{"query": "SELECT 1 AS one"}]);
+    refused(&adbc(&uri, None, select.clone())[0], "Bearer");
+    refused(
+        &adbc(&uri, Some("mk_0000"), select.clone())[0],
+        "neither the admin token nor a live API key",
+    );
+    refused(&adbc(&uri, Some(&partner), select)[0], "premium API key");
+
+    // Counted by outcome.
+    let metrics = reqwest::get(format!("{base}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for outcome in ["ok", "read_only", "timeout", "unauthenticated"] {
+        let line = format!("muster_flight_sql_queries_total{{outcome=\"{outcome}\"}}");
+        assert!(metrics.contains(&line), "no {line} in\n{metrics}");
+    }
+    api.assert_running();
+}
