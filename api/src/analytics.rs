@@ -100,10 +100,14 @@ pub async fn forecast(
         forecast: store::forecasts(&**c, Some(&ids))
             .await
             .map_err(unavailable)?
-            .pop(),
+            .pop()
+            .map(Forecast::redacted),
         recommendations: store::recommendations(&**c, Some(&ids))
             .await
-            .map_err(unavailable)?,
+            .map_err(unavailable)?
+            .into_iter()
+            .map(Recommendation::redacted)
+            .collect(),
         computed_at: computed_at(&c).await?,
         event_id,
     })
@@ -144,6 +148,7 @@ pub async fn behaviour(
     params(PatternsQuery),
     responses(
         (status = 200, body = Patterns),
+        (status = 400, body = Problem, content_type = "application/problem+json", description = "An unknown or invalid query parameter"),
         (status = 401, body = Problem, content_type = "application/problem+json"),
         (status = 403, body = Problem, content_type = "application/problem+json", description = "Not premium"),
         (status = 429, body = Problem, content_type = "application/problem+json"),

@@ -703,6 +703,7 @@ fn recommend(
     out
 }
 
+#[allow(clippy::too_many_arguments)] // the views of one request, borrowed
 async fn insights(
     client: &Client,
     events: &[EventRow],
@@ -711,7 +712,14 @@ async fn insights(
     since: DateTime<Utc>,
     resolution: Resolution,
     with_behaviour: bool,
+    viewer: &Viewer,
 ) -> Result<Insights, Rejection> {
+    use muster_analytics::insights::forecast::Forecast;
+    use muster_analytics::insights::recommend::Recommendation as Scheduled;
+    // A partner never reads another event's id, not even as a forecast's evidence.
+    let partner = matches!(viewer, Viewer::Partner(_));
+    let redact_rec = |r: Scheduled| if partner { r.redacted() } else { r };
+    let redact = |f: Forecast| if partner { f.redacted() } else { f };
     use muster_analytics::insights::store;
     let ids: Vec<String> = events.iter().map(|e| e.event_id.clone()).collect();
     let pg: &tokio_postgres::Client = client;
@@ -721,6 +729,7 @@ async fn insights(
             .await
             .map_err(unavailable)?
             .into_iter()
+            .map(redact_rec)
             .map(|r| Recommendation {
                 kind: r.kind,
                 event_id: r.event_id,
@@ -749,7 +758,10 @@ async fn insights(
         recommendations,
         forecasts: store::forecasts(pg, Some(&ids))
             .await
-            .map_err(unavailable)?,
+            .map_err(unavailable)?
+            .into_iter()
+            .map(redact)
+            .collect(),
         roi: store::roi(pg, Some(&ids)).await.map_err(unavailable)?,
         behaviour,
         computed_at: store::latest_run(pg)
@@ -798,7 +810,10 @@ pub async fn dashboard(
     let alerts = load_alerts(&client, &ids, since).await?;
     let mut trends = load_trends(&client, &ids, since, resolution).await?;
     let gates = load_gates(&client, &ids, since, resolution).await?;
-    let insights = insights(&client, &events, &alerts, &gates, since, resolution, false).await?;
+    let insights = insights(
+        &client, &events, &alerts, &gates, since, resolution, false, &viewer,
+    )
+    .await?;
     let attendance_trend = load_chart(&client, &ids, since, resolution).await?;
     let event_comparison = events
         .iter()
@@ -878,7 +893,10 @@ pub async fn event_insights(
     let alerts = load_alerts(&client, &ids, since).await?;
     let gates = load_gates(&client, &ids, since, resolution).await?;
     let mut trends = load_trends(&client, &ids, since, resolution).await?;
-    let insights = insights(&client, &events, &alerts, &gates, since, resolution, true).await?;
+    let insights = insights(
+        &client, &events, &alerts, &gates, since, resolution, true, &viewer,
+    )
+    .await?;
     Ok(EventInsights {
         event_id: event.event_id.clone(),
         event_name: event.name.clone(),

@@ -5,7 +5,6 @@
 
 use muster_analytics::Limits;
 use muster_analytics::flight::{Authorize, Refused, Session};
-use sha2::{Digest, Sha256};
 
 use crate::config::FlightConfig;
 use crate::partners::{Partner, Tier};
@@ -43,38 +42,9 @@ impl Authorizer {
 
     /// The partner holding `key`, if it is a live key of a live partner.
     async fn partner(&self, key: &str) -> Result<Option<Partner>, Refused> {
-        let unavailable = |e: &dyn std::fmt::Display| Refused::Unavailable(e.to_string());
-        let client = self.pool.get().await.map_err(|e| unavailable(&e))?;
-        let stmt = client
-            .prepare_cached(
-                "SELECT p.partner_id, p.name, p.tier, p.event_ids
-                 FROM api_keys k JOIN partners p USING (partner_id)
-                 WHERE k.key_hash = $1 AND p.revoked_at IS NULL
-                   AND (k.revoked_at IS NULL OR k.revoked_at > now())",
-            )
+        crate::partners::lookup(&self.pool, key)
             .await
-            .map_err(|e| unavailable(&e))?;
-        let hash = Sha256::digest(key.as_bytes()).to_vec();
-        let Some(row) = client
-            .query_opt(&stmt, &[&hash])
-            .await
-            .map_err(|e| unavailable(&e))?
-        else {
-            return Ok(None);
-        };
-        Ok(Some(Partner {
-            id: row
-                .get::<_, String>(0)
-                .parse()
-                .map_err(|e| unavailable(&e))?,
-            name: row.get(1),
-            tier: if row.get::<_, &str>(2) == "premium" {
-                Tier::Premium
-            } else {
-                Tier::Partner
-            },
-            event_ids: row.get(3),
-        }))
+            .map_err(|e| Refused::Unavailable(format!("{e:#}")))
     }
 }
 

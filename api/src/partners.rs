@@ -290,7 +290,23 @@ async fn authenticate(
             .detail("send it in the x-api-key header"),
         ));
     };
-    let client = pool.get().await.map_err(unavailable)?;
+    let Some(partner) = lookup(pool, &key).await.map_err(unavailable)? else {
+        return Err(warp::reject::custom(Problem::new(
+            StatusCode::UNAUTHORIZED,
+            "invalid-api-key",
+            "The API key is unknown or revoked",
+        )));
+    };
+    limits.check(&partner).map_err(warp::reject::custom)?;
+    Ok(partner)
+}
+
+/// The partner holding `key`, if it is a live key of a live partner (no rate limit applied).
+pub(crate) async fn lookup(
+    pool: &deadpool_postgres::Pool,
+    key: &str,
+) -> anyhow::Result<Option<Partner>> {
+    let client = pool.get().await?;
     // Prepared once per connection: every partner request runs this.
     let stmt = client
         .prepare_cached(
@@ -299,27 +315,16 @@ async fn authenticate(
              WHERE k.key_hash = $1 AND p.revoked_at IS NULL
                AND (k.revoked_at IS NULL OR k.revoked_at > now())",
         )
-        .await
-        .map_err(unavailable)?;
-    let row = client
-        .query_opt(&stmt, &[&hash(&key)])
-        .await
-        .map_err(unavailable)?;
-    let Some(row) = row else {
-        return Err(warp::reject::custom(Problem::new(
-            StatusCode::UNAUTHORIZED,
-            "invalid-api-key",
-            "The API key is unknown or revoked",
-        )));
+        .await?;
+    let Some(row) = client.query_opt(&stmt, &[&hash(key)]).await? else {
+        return Ok(None);
     };
-    let partner = Partner {
-        id: row.get::<_, String>(0).parse().map_err(unavailable)?,
+    Ok(Some(Partner {
+        id: row.get::<_, String>(0).parse()?,
         name: row.get(1),
         tier: Tier::from_db(row.get(2)),
         event_ids: row.get(3),
-    };
-    limits.check(&partner).map_err(warp::reject::custom)?;
-    Ok(partner)
+    }))
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]

@@ -2,11 +2,13 @@
 //! relative to the event's start, how long they stay (in → out), how often they come back in,
 //! and when they leave for good. Participants are only ever counted, never listed.
 //!
-//! k-anonymity: a bin of one event with fewer than `k` participants is suppressed, and a bin of
-//! an event type is the sum of its events' *shown* bins. So every published count is a sum of
-//! groups of at least `k` people, none includes a suppressed group, and no difference of two
-//! published counts isolates fewer than `k` people. No totals are published (a total minus the
-//! shown bins would reveal the suppressed ones).
+//! k-anonymity: a bin of one event with fewer than `k` participants is suppressed, and so is,
+//! when the suppressed bins of a measure add up to fewer than `k` (a total known elsewhere, such
+//! as the check-in count, minus the shown bins would reveal them), the next smallest, until
+//! they reach `k`. A bin of an event type is the sum of its events' *shown* bins. So every
+//! published count is a sum of groups of at least `k` people, none includes a suppressed group,
+//! and no difference of published counts isolates fewer than `k` people. Only whole events are
+//! counted (those starting in the range), so a moving range never slices one.
 
 use std::collections::BTreeMap;
 
@@ -34,8 +36,9 @@ pub struct Bin {
     pub participants: i64,
 }
 
-/// Per event, measure and bucket, the participants in the bin, bins under `k` left out.
-pub fn sql(k: usize, from: DateTime<Utc>, to: DateTime<Utc>) -> String {
+/// Per event, measure and bucket, the participants in the bin, of the events starting in
+/// `[from, to)` (suppression is `assemble`'s).
+pub fn sql(from: DateTime<Utc>, to: DateTime<Utc>) -> String {
     format!(
         "WITH scans AS (
             SELECT DISTINCT event_id, participant, direction,
@@ -58,7 +61,8 @@ pub fn sql(k: usize, from: DateTime<Utc>, to: DateTime<Utc>) -> String {
          joined AS (
             SELECT p.*, CAST(date_part('epoch', c.starts_at) AS BIGINT) AS starts
             FROM people p JOIN event_catalogue c ON c.event_id = p.event_id
-            WHERE p.first_in IS NOT NULL AND p.first_in >= {f} AND p.first_in < {t}),
+            WHERE p.first_in IS NOT NULL
+              AND date_part('epoch', c.starts_at) >= {f} AND date_part('epoch', c.starts_at) < {t}),
          bins AS (
             SELECT event_id, 'arrival' AS measure,
                    greatest(-120, least(480, CAST(floor((first_in - starts) / 900.0) AS BIGINT) * 15)) AS bucket
@@ -76,9 +80,9 @@ pub fn sql(k: usize, from: DateTime<Utc>, to: DateTime<Utc>) -> String {
             FROM joined WHERE starts IS NOT NULL AND left_at IS NOT NULL)
          SELECT b.event_id, c.event_type, b.measure, b.bucket, count(*) AS participants
          FROM bins b JOIN event_catalogue c ON c.event_id = b.event_id
-         GROUP BY b.event_id, c.event_type, b.measure, b.bucket
-         HAVING count(*) >= {k}",
-        fd = from.format("%Y-%m-%d"),
+         GROUP BY b.event_id, c.event_type, b.measure, b.bucket",
+        // Scans may come days before the start (early arrivals, set-up).
+        fd = (from - chrono::Duration::days(2)).format("%Y-%m-%d"),
         td = to.format("%Y-%m-%d"),
         f = from.timestamp(),
         t = to.timestamp(),
@@ -101,15 +105,36 @@ pub async fn compute(
     from: DateTime<Utc>,
     to: DateTime<Utc>,
 ) -> anyhow::Result<Vec<Bin>> {
-    let rows: Vec<EventBin> = sql_rows(ctx, &sql(k, from, to)).await?;
+    let rows: Vec<EventBin> = sql_rows(ctx, &sql(from, to)).await?;
     Ok(assemble(rows, k))
 }
 
+/// The bins of one event's measure that may be shown: none under `k`, and none whose
+/// suppression would leave fewer than `k` people suppressed in all.
+fn suppress(mut bins: Vec<EventBin>, k: i64) -> Vec<EventBin> {
+    bins.sort_by_key(|b| (b.participants, b.bucket));
+    let mut hidden = 0;
+    let mut first_shown = 0;
+    while first_shown < bins.len()
+        && (bins[first_shown].participants < k || (hidden > 0 && hidden < k))
+    {
+        hidden += bins[first_shown].participants;
+        first_shown += 1;
+    }
+    bins.split_off(first_shown)
+}
+
 fn assemble(rows: Vec<EventBin>, k: usize) -> Vec<Bin> {
+    let mut groups: BTreeMap<(String, String), Vec<EventBin>> = BTreeMap::new();
+    for r in rows {
+        groups
+            .entry((r.event_id.clone(), r.measure.clone()))
+            .or_default()
+            .push(r);
+    }
     let mut by_type: BTreeMap<(String, String, i64), i64> = BTreeMap::new();
-    let mut out = Vec::with_capacity(rows.len());
-    // The query already left bins under k out; this is the guarantee, not an optimisation.
-    for r in rows.into_iter().filter(|r| r.participants >= k as i64) {
+    let mut out = Vec::new();
+    for r in groups.into_values().flat_map(|g| suppress(g, k as i64)) {
         *by_type
             .entry((r.event_type.clone(), r.measure.clone(), r.bucket))
             .or_default() += r.participants;
@@ -188,13 +213,32 @@ mod tests {
                 bin("a", "dwell", 30, 12),
                 bin("b", "dwell", 30, 10),
                 bin("b", "dwell", 60, 9), // under k: must vanish everywhere
+                bin("b", "dwell", 120, 30),
             ],
             10,
         );
         assert!(out.iter().all(|b| b.participants >= 10));
         let expo: Vec<_> = out.iter().filter(|b| b.scope == "eventType").collect();
-        assert_eq!(expo.len(), 1);
-        assert_eq!((expo[0].bucket, expo[0].participants), (30, 22));
+        // b's 9 alone would be revealed by b's total: its 10 goes too; 30 and a's 12 stay.
+        assert_eq!(expo.len(), 2);
+        assert_eq!((expo[0].bucket, expo[0].participants), (30, 12));
+        assert_eq!((expo[1].bucket, expo[1].participants), (120, 30));
         assert!(!out.iter().any(|b| b.bucket == 60));
+    }
+
+    #[test]
+    fn suppression_stops_once_k_are_hidden() {
+        let kept = suppress(
+            vec![
+                bin("a", "arrival", 0, 3),
+                bin("a", "arrival", 15, 11),
+                bin("a", "arrival", 30, 12),
+                bin("a", "arrival", 45, 40),
+            ],
+            10,
+        );
+        let kept: Vec<i64> = kept.iter().map(|b| b.participants).collect();
+        assert_eq!(kept, vec![12, 40], "3 + 11 hidden reach k; 12 and 40 stay");
+        assert!(suppress(vec![bin("a", "arrival", 0, 10)], 10).len() == 1);
     }
 }

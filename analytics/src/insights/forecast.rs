@@ -28,7 +28,8 @@ impl Default for ForecastConfig {
     fn default() -> Self {
         Self {
             neighbours: 5,
-            min_neighbours: 2,
+            // Two would let a mean and a spread give both events' own rates back.
+            min_neighbours: 3,
             interval: 0.8,
             under_attendance_below: 0.6,
         }
@@ -85,8 +86,10 @@ pub struct Forecast {
     pub gates_needed: Option<i64>,
     pub gates_open: Option<i64>,
     pub risks: Vec<Risk>,
-    /// The past events it stands on, nearest first.
+    /// The past events it stands on, nearest first (left out of partners' answers: they
+    /// may be other partners' events).
     pub similar_events: Vec<String>,
+    pub similar_event_count: usize,
     /// The method's backtest over this type's past events (all types when this one has none).
     pub backtest: Backtest,
 }
@@ -293,8 +296,17 @@ pub fn forecast_one(
         gates_open: target.gates_open,
         risks,
         similar_events: near.iter().map(|p| p.event_id.clone()).collect(),
+        similar_event_count: near.len(),
         backtest: Backtest::default(),
     })
+}
+
+impl Forecast {
+    /// What a partner may see: no other event's id.
+    pub fn redacted(mut self) -> Self {
+        self.similar_events.clear();
+        self
+    }
 }
 
 /// Every past event forecast from the events that had ended before it started.

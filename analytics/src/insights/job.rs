@@ -29,7 +29,13 @@ pub async fn run_once(
         return Ok(None);
     }
     let result = async {
-        let ctx = crate::context(pool, archive_url).await?;
+        let ctx = crate::projections(pool, None).await?;
+        if let Some(url) = archive_url
+            && let Err(e) = crate::register_archive(&ctx, url).await
+        {
+            // Behaviour needs the archive; everything else goes on without it.
+            tracing::warn!(error = %format!("{e:#}"), "insights without the archive: no behaviour");
+        }
         let known = store::known_outcomes(&**client).await?;
         let report = compute(&ctx, cfg, chrono::Utc::now(), &known).await?;
         let took = started.elapsed();

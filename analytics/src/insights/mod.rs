@@ -59,6 +59,14 @@ impl InsightsConfig {
         if !(0.0 < self.forecast.interval && self.forecast.interval < 1.0) {
             return Err("insights.forecast.interval must be between 0 and 1".into());
         }
+        if self.forecast.neighbours < self.forecast.min_neighbours.max(2) {
+            return Err(
+                "insights.forecast.neighbours must be at least min_neighbours and 2".into(),
+            );
+        }
+        if self.partner_min_events < 1 {
+            return Err("insights.partner_min_events must be at least 1".into());
+        }
         if self.every.is_zero() || self.range.is_zero() {
             return Err("insights.every and insights.range must be above zero".into());
         }
@@ -106,7 +114,8 @@ pub async fn compute(
     outcomes::merge_known(&mut outcomes, known);
     let (forecasts, backtest) = forecast::forecast_all(&outcomes, now, &cfg.forecast);
     let roi = roi::compute(&outcomes, now);
-    let recommendations = recommend::compute(&forecasts, &outcomes, &patterns);
+    let recommendations =
+        recommend::compute(&forecasts, &outcomes, &patterns, cfg.partner_min_events);
     Ok(Report {
         computed_at: now,
         from,

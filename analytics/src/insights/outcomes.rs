@@ -29,7 +29,7 @@ pub struct Outcome {
     /// The most entries one gate took in one minute.
     pub peak_gate_entries_per_minute: Option<i64>,
     pub gates_used: Option<i64>,
-    /// Gates the latest snapshot lists as not closed.
+    /// Gates the latest snapshot lists as open.
     pub gates_open: Option<i64>,
 }
 
@@ -158,7 +158,11 @@ pub async fn compute(ctx: &datafusion::prelude::SessionContext) -> anyhow::Resul
                 .and_then(|g| serde_json::from_str::<Vec<Gate>>(g).ok())
                 // No gates listed yet (an upcoming event): unknown, not none open.
                 .filter(|g| !g.is_empty())
-                .map(|g| g.iter().filter(|g| g.status != "closed").count() as i64),
+                .map(|g| {
+                    g.iter()
+                        .filter(|g| g.status.eq_ignore_ascii_case("open"))
+                        .count() as i64
+                }),
             event_id: r.event_id,
             event_type: r.event_type,
             capacity: r.capacity,
@@ -188,15 +192,17 @@ pub fn merge_known(outcomes: &mut [Outcome], known: &[Outcome]) {
         let Some(k) = known.get(o.event_id.as_str()) else {
             continue;
         };
-        if o.peak_entries_per_minute.is_none() {
+        // Retention deletes minute buckets oldest first, so what the series hold of a past
+        // event can only shrink: the larger figure is the truer one.
+        if k.peak_entries_per_minute > o.peak_entries_per_minute {
             o.peak_entries_per_minute = k.peak_entries_per_minute;
             o.peak_at = k.peak_at;
         }
         o.peak_gate_entries_per_minute = o
             .peak_gate_entries_per_minute
-            .or(k.peak_gate_entries_per_minute);
-        o.gates_used = o.gates_used.or(k.gates_used);
-        o.peak_attendees = o.peak_attendees.or(k.peak_attendees);
+            .max(k.peak_gate_entries_per_minute);
+        o.gates_used = o.gates_used.max(k.gates_used);
+        o.peak_attendees = o.peak_attendees.max(k.peak_attendees);
         o.checked_in = o.checked_in.or(k.checked_in);
         o.registered = o.registered.or(k.registered);
     }

@@ -45,10 +45,21 @@ fn ready_by(at: DateTime<Utc>, offset: FixedOffset) -> String {
     format!("{:02}:{:02}", local.hour(), local.minute() / 15 * 15)
 }
 
+impl Recommendation {
+    /// What a partner may see: no other event's id in the evidence.
+    pub fn redacted(mut self) -> Self {
+        self.evidence.remove("similarEvents");
+        self
+    }
+}
+
+/// `min_events`: pattern cells drawn from fewer events are not quoted (they would show
+/// another event's figures).
 pub fn compute(
     forecasts: &[Forecast],
     outcomes: &[Outcome],
     patterns: &[Pattern],
+    min_events: i64,
 ) -> Vec<Recommendation> {
     let by_id: BTreeMap<&str, &Outcome> =
         outcomes.iter().map(|o| (o.event_id.as_str(), o)).collect();
@@ -139,7 +150,11 @@ pub fn compute(
         if let Some((weekday, _)) = event.local_start()
             && let Some(p) = patterns
                 .iter()
-                .filter(|p| p.event_type == f.event_type && p.day_of_week == weekday as i32)
+                .filter(|p| {
+                    p.event_type == f.event_type
+                        && p.day_of_week == weekday as i32
+                        && p.events >= min_events
+                })
                 .max_by(|a, b| {
                     a.average_attendance_rate
                         .total_cmp(&b.average_attendance_rate)

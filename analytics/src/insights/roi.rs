@@ -57,6 +57,11 @@ pub fn compute(outcomes: &[Outcome], now: DateTime<Utc>) -> Vec<Roi> {
         .filter(|o| o.ticket_price.is_some() || o.cost_total.is_some())
         .map(|o| {
             let registered = o.registered.unwrap_or(0);
+            // Unknown registrations are no revenue to report, not a revenue of zero.
+            let revenue = o
+                .registered
+                .and(o.ticket_price)
+                .map(|p| p * registered as f64);
             finish(Roi {
                 scope: "event".into(),
                 subject: o.event_id.clone(),
@@ -66,7 +71,7 @@ pub fn compute(outcomes: &[Outcome], now: DateTime<Utc>) -> Vec<Roi> {
                 complete: o.phase(now) == Phase::Ended,
                 registered,
                 attendees: o.checked_in.unwrap_or(0),
-                revenue: o.ticket_price.map(|p| p * registered as f64),
+                revenue,
                 cost: o.cost_total,
                 profit: None,
                 roi: None,
