@@ -32,6 +32,7 @@ struct Ev {
     capacity: Option<i64>,
     price: f64,
     cost: f64,
+    other_income: Option<f64>,
     currency: &'static str,
     /// (hour bucket, mean rate, samples)
     hours: Vec<(DateTime<Utc>, f64, i64)>,
@@ -100,6 +101,7 @@ fn event(
         capacity: None,
         price,
         cost,
+        other_income: None,
         currency,
         hours,
         gate_minutes: Vec::new(),
@@ -250,6 +252,9 @@ fn generate(run: &str, now: DateTime<Utc>) -> History {
             now,
         ));
     }
+    // One with sponsors: other income counts as revenue.
+    let third_last = events.len() - 3;
+    events[third_last].other_income = Some(5_000.0);
     let next_expo = format!("{expo}-next");
     events.push(event(
         next_expo.clone(),
@@ -280,9 +285,9 @@ async fn seed(db: &tokio_postgres::Client, h: &History, now: DateTime<Utc>) {
         db.execute(
             "INSERT INTO event_catalogue (event_id, service_name, name, event_type, venue, capacity,
                 starts_at, ends_at, utc_offset_minutes, ticket_price, cost_total, currency, removed,
-                version_at)
-             VALUES ($1, $1, $1, $2, NULL, $3, $4, $5, $6, $7, $8, $9, false, now())",
-            &[&e.id, &e.kind, &e.capacity, &e.start, &e.end, &e.offset_min, &e.price, &e.cost, &e.currency],
+                version_at, other_income)
+             VALUES ($1, $1, $1, $2, NULL, $3, $4, $5, $6, $7, $8, $9, false, now(), $10)",
+            &[&e.id, &e.kind, &e.capacity, &e.start, &e.end, &e.offset_min, &e.price, &e.cost, &e.currency, &e.other_income],
         )
         .await
         .unwrap();
@@ -872,7 +877,7 @@ async fn insights_on_a_generated_year_equal_what_the_history_says() {
     assert_eq!(
         gates.1,
         format!(
-            "Open 2 more gates before 09:30: the last 4 similar {}s peaked at 182 entries/min, 38 entries/min/gate",
+            "Open 2 more gates before 09:30: expect a peak of 182 entries/min; the 4 most similar past {}s took 38 entries/min/gate at theirs",
             h.fest
         )
     );
@@ -967,12 +972,16 @@ async fn insights_on_a_generated_year_equal_what_the_history_says() {
         .iter()
         .find(|r| r.get::<_, String>(1) == past.id)
         .unwrap();
-    assert_eq!(r.get::<_, f64>(4), 15.0 * 2000.0);
-    assert_eq!(r.get::<_, f64>(6), 30_000.0 - 40_000.0);
+    assert_eq!(past.other_income, Some(5_000.0));
+    assert_eq!(r.get::<_, f64>(4), 15.0 * 2000.0 + 5_000.0);
+    assert_eq!(r.get::<_, f64>(6), 35_000.0 - 40_000.0);
     assert!((r.get::<_, f64>(8) - 40_000.0 / past.checked_in as f64).abs() < 1e-9);
     for kind in &types {
         let evs: Vec<&Ev> = h.events.iter().filter(|e| &e.kind == kind).collect();
-        let revenue: f64 = evs.iter().map(|e| e.price * e.registered as f64).sum();
+        let revenue: f64 = evs
+            .iter()
+            .map(|e| e.price * e.registered as f64 + e.other_income.unwrap_or(0.0))
+            .sum();
         let cost: f64 = evs.iter().map(|e| e.cost).sum();
         let t = roi
             .iter()

@@ -459,6 +459,7 @@ fn catalogue(event: &str, removed: bool) -> CatalogueEntry {
         utc_offset_minutes: Some(540),
         ticket_price: Some(20.0),
         cost_total: None,
+        other_income: None,
         currency: Some("JPY".into()),
         removed,
         at: chrono::Utc::now().timestamp_millis(),

@@ -107,6 +107,7 @@ impl Registrar {
                     utc_offset_minutes: None,
                     ticket_price: None,
                     cost_total: None,
+                    other_income: None,
                     currency: None,
                     removed: true,
                     at: now_millis(),

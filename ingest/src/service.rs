@@ -79,6 +79,9 @@ pub struct EventMetadata {
     pub ticket_price: Option<f64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cost_total: Option<f64>,
+    /// Income besides tickets (sponsors, stands, ...), for ROI.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub other_income: Option<f64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub currency: Option<String>,
 }
@@ -99,6 +102,7 @@ impl EventServiceConfig {
             utc_offset_minutes: e.starts_at.map(|t| t.offset().local_minus_utc() / 60),
             ticket_price: e.ticket_price,
             cost_total: e.cost_total,
+            other_income: e.other_income,
             currency: e.currency.clone(),
             removed: false,
             at,

@@ -33,7 +33,8 @@ impl Projection for EventCatalogue {
     }
 
     fn migrations(&self) -> &'static [&'static str] {
-        &["CREATE TABLE {schema}.event_catalogue (
+        &[
+            "CREATE TABLE {schema}.event_catalogue (
                 event_id text PRIMARY KEY,
                 service_name text NOT NULL,
                 name text NOT NULL,
@@ -48,7 +49,9 @@ impl Projection for EventCatalogue {
                 currency text,
                 removed boolean NOT NULL,
                 version_at timestamptz NOT NULL);
-             CREATE INDEX ON {schema}.event_catalogue (event_type) WHERE NOT removed"]
+             CREATE INDEX ON {schema}.event_catalogue (event_type) WHERE NOT removed",
+            "ALTER TABLE {schema}.event_catalogue ADD COLUMN other_income double precision",
+        ]
     }
 
     /// The latest version per event wins; a removal keeps the row, marked, so analytics of
@@ -65,8 +68,8 @@ impl Projection for EventCatalogue {
             .prepare(&sql(
                 "INSERT INTO {schema}.event_catalogue AS t (event_id, service_name, name,
                     event_type, venue, capacity, starts_at, ends_at, utc_offset_minutes,
-                    ticket_price, cost_total, currency, removed, version_at)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
+                    ticket_price, cost_total, currency, removed, version_at, other_income)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
                  ON CONFLICT (event_id) DO UPDATE SET service_name = excluded.service_name,
                     name = excluded.name, event_type = excluded.event_type,
                     venue = excluded.venue, capacity = excluded.capacity,
@@ -74,6 +77,7 @@ impl Projection for EventCatalogue {
                     utc_offset_minutes = excluded.utc_offset_minutes,
                     ticket_price = excluded.ticket_price, cost_total = excluded.cost_total,
                     currency = excluded.currency, removed = excluded.removed,
+                    other_income = excluded.other_income,
                     version_at = excluded.version_at
                  WHERE t.version_at <= excluded.version_at",
                 schema,
@@ -118,6 +122,7 @@ impl Projection for EventCatalogue {
                     &e.currency,
                     &e.removed,
                     &at,
+                    &e.other_income,
                 ],
             )
             .await?;

@@ -357,12 +357,17 @@ pub fn backtest(
     )
 }
 
-/// Forecasts of every upcoming and ongoing event, each with its type's backtest.
+/// Forecasts of every upcoming and ongoing event, each with its type's backtest; and the
+/// backtest per type and overall.
 pub fn forecast_all(
     history: &[Outcome],
     now: DateTime<Utc>,
     cfg: &ForecastConfig,
-) -> (Vec<Forecast>, Backtest) {
+) -> (
+    Vec<Forecast>,
+    std::collections::BTreeMap<String, Backtest>,
+    Backtest,
+) {
     let (by_type, all) = backtest(history, now, cfg);
     let forecasts = history
         .iter()
@@ -376,7 +381,7 @@ pub fn forecast_all(
             f
         })
         .collect();
-    (forecasts, all)
+    (forecasts, by_type, all)
 }
 
 #[cfg(test)]

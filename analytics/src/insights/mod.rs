@@ -84,6 +84,8 @@ pub struct Report {
     pub outcomes: Vec<outcomes::Outcome>,
     pub forecasts: Vec<forecast::Forecast>,
     pub backtest: forecast::Backtest,
+    /// Per event type, for the types with past events to forecast.
+    pub backtest_by_type: std::collections::BTreeMap<String, forecast::Backtest>,
     pub roi: Vec<roi::Roi>,
     pub recommendations: Vec<recommend::Recommendation>,
 }
@@ -112,7 +114,8 @@ pub async fn compute(
     };
     let mut outcomes = outcomes::compute(ctx).await.context("event outcomes")?;
     outcomes::merge_known(&mut outcomes, known);
-    let (forecasts, backtest) = forecast::forecast_all(&outcomes, now, &cfg.forecast);
+    let (forecasts, backtest_by_type, backtest) =
+        forecast::forecast_all(&outcomes, now, &cfg.forecast);
     let roi = roi::compute(&outcomes, now);
     let recommendations =
         recommend::compute(&forecasts, &outcomes, &patterns, cfg.partner_min_events);
@@ -124,6 +127,7 @@ pub async fn compute(
         outcomes,
         forecasts,
         backtest,
+        backtest_by_type,
         roi,
         recommendations,
     })

@@ -18,6 +18,8 @@ pub struct Outcome {
     pub utc_offset_minutes: i32,
     pub ticket_price: Option<f64>,
     pub cost_total: Option<f64>,
+    #[serde(default)]
+    pub other_income: Option<f64>,
     pub currency: Option<String>,
     pub registered: Option<i64>,
     /// People who came in (the upstream's cumulative check-ins).
@@ -103,7 +105,7 @@ const SQL: &str = "
     SELECT c.event_id, c.event_type, c.capacity,
            CAST(date_part('epoch', c.starts_at) AS BIGINT) AS starts,
            CAST(date_part('epoch', c.ends_at) AS BIGINT) AS ends,
-           c.utc_offset_minutes, c.ticket_price, c.cost_total, c.currency,
+           c.utc_offset_minutes, c.ticket_price, c.cost_total, c.other_income, c.currency,
            r.total_registered, r.checked_in, r.gate_activity,
            h.peak_attendees, h.registered_max,
            p.peak_entries, p.peak_epoch, g.gates_used, g.peak_gate_entries
@@ -124,6 +126,7 @@ struct Row {
     utc_offset_minutes: Option<i32>,
     ticket_price: Option<f64>,
     cost_total: Option<f64>,
+    other_income: Option<f64>,
     currency: Option<String>,
     total_registered: Option<i64>,
     checked_in: Option<i64>,
@@ -171,6 +174,7 @@ pub async fn compute(ctx: &datafusion::prelude::SessionContext) -> anyhow::Resul
             utc_offset_minutes: r.utc_offset_minutes.unwrap_or(0),
             ticket_price: r.ticket_price,
             cost_total: r.cost_total,
+            other_income: r.other_income,
             currency: r.currency,
             registered: r.total_registered.or(r.registered_max),
             checked_in: r.checked_in,

@@ -40,6 +40,7 @@ pub struct Pattern {
     /// The same cell over the period of equal length just before.
     pub previous_average_attendance_rate: Option<f64>,
     pub previous_samples: i64,
+    pub previous_events: i64,
     /// `average - previous average`, when both exist.
     pub change: Option<f64>,
 }
@@ -120,13 +121,13 @@ pub async fn compute(
 
 fn join_periods(cells: Vec<Cell>) -> Vec<Pattern> {
     use std::collections::BTreeMap;
-    let mut previous: BTreeMap<(String, i32, i32), (f64, i64)> = BTreeMap::new();
+    let mut previous: BTreeMap<(String, i32, i32), (f64, i64, i64)> = BTreeMap::new();
     let mut current = Vec::new();
     for c in cells {
         if c.period == "previous" {
             previous.insert(
                 (c.event_type, c.day_of_week, c.hour_of_day),
-                (c.average, c.samples),
+                (c.average, c.samples, c.events),
             );
         } else {
             current.push(c);
@@ -139,6 +140,7 @@ fn join_periods(cells: Vec<Cell>) -> Vec<Pattern> {
             Pattern {
                 previous_average_attendance_rate: prev.map(|p| p.0),
                 previous_samples: prev.map_or(0, |p| p.1),
+                previous_events: prev.map_or(0, |p| p.2),
                 change: prev.map(|p| c.average - p.0),
                 event_type: c.event_type,
                 day_of_week: c.day_of_week,

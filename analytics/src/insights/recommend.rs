@@ -69,7 +69,7 @@ pub fn compute(
             continue;
         };
         let n = f.similar_events.len();
-        let similar = format!("the last {n} similar {}", plural(&f.event_type, n));
+        let similar = format!("the {n} most similar past {}", plural(&f.event_type, n));
         let evidence = |pairs: &[(&str, serde_json::Value)]| {
             let mut e: BTreeMap<String, serde_json::Value> = pairs
                 .iter()
@@ -89,15 +89,15 @@ pub fn compute(
             if f.gates_open.is_none() || needed > open {
                 let message = if f.gates_open.is_some() {
                     format!(
-                        "Open {} more gate{} before {by}: {similar} peaked at {peak:.0} entries/min, \
-                         {per_gate:.0} entries/min/gate",
+                        "Open {} more gate{} before {by}: expect a peak of {peak:.0} entries/min; \
+                         {similar} took {per_gate:.0} entries/min/gate at theirs",
                         needed - open,
                         if needed - open == 1 { "" } else { "s" },
                     )
                 } else {
                     format!(
-                        "Have {needed} gate{} open before {by}: {similar} peaked at {peak:.0} \
-                         entries/min, {per_gate:.0} entries/min/gate",
+                        "Have {needed} gate{} open before {by}: expect a peak of {peak:.0} \
+                         entries/min; {similar} took {per_gate:.0} entries/min/gate at theirs",
                         if needed == 1 { "" } else { "s" },
                     )
                 };

@@ -22,6 +22,9 @@ pub struct Roi {
     pub complete: bool,
     pub registered: i64,
     pub attendees: i64,
+    /// Income besides tickets, as registered; part of `revenue`.
+    pub other_income: Option<f64>,
+    /// Registrations × ticket price, plus other income.
     pub revenue: Option<f64>,
     pub cost: Option<f64>,
     /// revenue − cost.
@@ -54,14 +57,18 @@ fn finish(mut r: Roi) -> Roi {
 pub fn compute(outcomes: &[Outcome], now: DateTime<Utc>) -> Vec<Roi> {
     let mut out: Vec<Roi> = outcomes
         .iter()
-        .filter(|o| o.ticket_price.is_some() || o.cost_total.is_some())
+        .filter(|o| o.ticket_price.is_some() || o.cost_total.is_some() || o.other_income.is_some())
         .map(|o| {
             let registered = o.registered.unwrap_or(0);
             // Unknown registrations are no revenue to report, not a revenue of zero.
-            let revenue = o
+            let tickets = o
                 .registered
                 .and(o.ticket_price)
                 .map(|p| p * registered as f64);
+            let revenue = match (tickets, o.other_income) {
+                (None, None) => None,
+                (t, i) => Some(t.unwrap_or(0.0) + i.unwrap_or(0.0)),
+            };
             finish(Roi {
                 scope: "event".into(),
                 subject: o.event_id.clone(),
@@ -71,6 +78,7 @@ pub fn compute(outcomes: &[Outcome], now: DateTime<Utc>) -> Vec<Roi> {
                 complete: o.phase(now) == Phase::Ended,
                 registered,
                 attendees: o.checked_in.unwrap_or(0),
+                other_income: o.other_income,
                 revenue,
                 cost: o.cost_total,
                 profit: None,
@@ -100,6 +108,7 @@ pub fn by_type(events: &[Roi]) -> Vec<Roi> {
                 complete: true,
                 registered: 0,
                 attendees: 0,
+                other_income: None,
                 revenue: Some(0.0),
                 cost: Some(0.0),
                 profit: None,
@@ -111,6 +120,10 @@ pub fn by_type(events: &[Roi]) -> Vec<Roi> {
         t.complete &= event.complete;
         t.registered += event.registered;
         t.attendees += event.attendees;
+        t.other_income = match (t.other_income, event.other_income) {
+            (None, None) => None,
+            (a, b) => Some(a.unwrap_or(0.0) + b.unwrap_or(0.0)),
+        };
         // A type's revenue or cost is only known if every event's is.
         t.revenue = t.revenue.zip(event.revenue).map(|(a, b)| a + b);
         t.cost = t.cost.zip(event.cost).map(|(a, b)| a + b);
@@ -132,6 +145,7 @@ mod tests {
             utc_offset_minutes: 0,
             ticket_price: price,
             cost_total: cost,
+            other_income: None,
             currency: Some("EUR".into()),
             registered: Some(reg),
             checked_in: Some(came),

@@ -30,7 +30,8 @@ pub const TABLES: [&str; 7] = [
 
 pub static MIGRATIONS: Migrations = Migrations {
     component: "insights",
-    steps: &["CREATE TABLE insight_runs (
+    steps: &[
+        "CREATE TABLE insight_runs (
             run_id bigserial PRIMARY KEY,
             computed_at timestamptz NOT NULL,
             range_from timestamptz NOT NULL,
@@ -117,7 +118,11 @@ pub static MIGRATIONS: Migrations = Migrations {
             kind text NOT NULL,
             message text NOT NULL,
             evidence jsonb NOT NULL);
-        CREATE INDEX ON insight_recommendations (event_id)"],
+        CREATE INDEX ON insight_recommendations (event_id)",
+        "ALTER TABLE insight_patterns ADD COLUMN previous_events bigint NOT NULL DEFAULT 0;
+         ALTER TABLE insight_outcomes ADD COLUMN other_income double precision;
+         ALTER TABLE insight_roi ADD COLUMN other_income double precision",
+    ],
 };
 
 fn snake(key: &str) -> String {
@@ -229,11 +234,6 @@ pub async fn write(
         .await
         .context("writing insight_forecasts")?;
     }
-    let by_type: std::collections::BTreeMap<&str, &Backtest> = report
-        .forecasts
-        .iter()
-        .map(|f| (f.event_type.as_str(), &f.backtest))
-        .collect();
     tx.execute(
         "INSERT INTO insight_runs (computed_at, range_from, took_ms, events, forecasts,
              backtest_events, backtest_mape, backtest_interval_coverage, backtest_by_type)
@@ -247,7 +247,7 @@ pub async fn write(
             &(report.backtest.events as i64),
             &report.backtest.mape,
             &report.backtest.interval_coverage,
-            &serde_json::to_value(by_type)?,
+            &serde_json::to_value(&report.backtest_by_type)?,
         ],
     )
     .await?;
@@ -321,14 +321,24 @@ pub async fn patterns(
     event_type: Option<&str>,
     min_events: i64,
 ) -> anyhow::Result<Vec<Pattern>> {
-    read(
+    let mut rows: Vec<Pattern> = read(
         client,
         "SELECT to_jsonb(p) FROM insight_patterns p
          WHERE ($1::text IS NULL OR event_type = $1) AND events >= $2
          ORDER BY event_type, day_of_week, hour_of_day",
         &[&event_type, &min_events],
     )
-    .await
+    .await?;
+    // The trend's other side follows the same rule.
+    for p in &mut rows {
+        if p.previous_events < min_events {
+            p.previous_average_attendance_rate = None;
+            p.previous_samples = 0;
+            p.previous_events = 0;
+            p.change = None;
+        }
+    }
+    Ok(rows)
 }
 
 /// Forecasts of `events` (all when none).

@@ -18,6 +18,9 @@ pub struct CatalogueEntry {
     pub utc_offset_minutes: Option<i32>,
     pub ticket_price: Option<f64>,
     pub cost_total: Option<f64>,
+    /// Income besides tickets (sponsors, stands, ...), for ROI.
+    #[serde(default)]
+    pub other_income: Option<f64>,
     pub currency: Option<String>,
     pub removed: bool,
     pub at: i64,
