@@ -1,5 +1,9 @@
 //! `muster`: one binary, one subcommand per worker kind.
 
+// warp's filter chain of every route is one deeply nested type; the release build's trait
+// solver needs more than the default depth to prove it `Unpin` (see api/src/lib.rs).
+#![recursion_limit = "512"]
+
 mod bench;
 mod config;
 mod simulate;

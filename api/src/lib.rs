@@ -1,6 +1,10 @@
 //! The thin HTTP API over the projections. It only reads projections (and, in later routes,
 //! writes configuration), so it scales by running more copies.
 
+// warp's filter chain of every route is one deeply nested type; the release build's trait
+// solver needs more than the default depth to prove it `Unpin`.
+#![recursion_limit = "512"]
+
 mod admin;
 pub mod analytics;
 mod checkins;
