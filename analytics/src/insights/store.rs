@@ -261,17 +261,28 @@ pub async fn write(
     Ok(())
 }
 
+/// Rows whose first column is a JSON object, keyed by column (snake_case), as `T`.
 async fn read<T: DeserializeOwned>(
     client: &impl tokio_postgres::GenericClient,
     sql: &str,
     params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+) -> anyhow::Result<Vec<T>> {
+    read_with(client, sql, params, |v| rekey(v, camel)).await
+}
+
+/// Like `read`, with `fix` applied to each object before it is read as `T`.
+async fn read_with<T: DeserializeOwned>(
+    client: &impl tokio_postgres::GenericClient,
+    sql: &str,
+    params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+    fix: fn(Value) -> Value,
 ) -> anyhow::Result<Vec<T>> {
     client
         .query(sql, params)
         .await
         .context("reading insights")?
         .iter()
-        .map(|r| Ok(serde_json::from_value(rekey(r.get::<_, Value>(0), camel))?))
+        .map(|r| Ok(serde_json::from_value(fix(r.get::<_, Value>(0)))?))
         .collect()
 }
 
@@ -279,13 +290,13 @@ async fn read<T: DeserializeOwned>(
 pub async fn known_outcomes(
     client: &impl tokio_postgres::GenericClient,
 ) -> anyhow::Result<Vec<Outcome>> {
-    client
-        .query("SELECT to_jsonb(o) FROM insight_outcomes o", &[])
-        .await
-        .context("reading insight_outcomes")?
-        .iter()
-        .map(|r| Ok(serde_json::from_value(r.get::<_, Value>(0))?))
-        .collect()
+    read_with(
+        client,
+        "SELECT to_jsonb(o) FROM insight_outcomes o",
+        &[],
+        |v| v,
+    )
+    .await
 }
 
 /// The latest run: when, and the backtest.
@@ -346,17 +357,15 @@ pub async fn forecasts(
     client: &impl tokio_postgres::GenericClient,
     events: Option<&[String]>,
 ) -> anyhow::Result<Vec<Forecast>> {
-    client
-        .query(
-            "SELECT detail FROM insight_forecasts
-             WHERE $1::text[] IS NULL OR event_id = ANY($1) ORDER BY event_id",
-            &[&events],
-        )
-        .await
-        .context("reading insight_forecasts")?
-        .iter()
-        .map(|r| Ok(serde_json::from_value(r.get::<_, Value>(0))?))
-        .collect()
+    // `detail` holds the forecast as served (camelCase already).
+    read_with(
+        client,
+        "SELECT detail FROM insight_forecasts
+         WHERE $1::text[] IS NULL OR event_id = ANY($1) ORDER BY event_id",
+        &[&events],
+        |v| v,
+    )
+    .await
 }
 
 pub async fn recommendations(
@@ -372,7 +381,7 @@ pub async fn recommendations(
     .await
 }
 
-/// Behaviour bins of `events` (event scope), and of their types when `types` is set.
+/// Behaviour bins of `events` (event scope only).
 pub async fn behaviour(
     client: &impl tokio_postgres::GenericClient,
     events: &[String],
