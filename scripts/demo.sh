@@ -3,7 +3,8 @@
 # serving N event-management services, and every muster worker; then prints where to look.
 #
 #   scripts/demo.sh [--events N]   start (default 5 events, one of them serving bad bodies);
-#                                  MUSTER_ADMIN_TOKEN defaults to demo-admin-token
+#                                  MUSTER_ADMIN_TOKEN defaults to a random one, kept in
+#                                  .muster/demo/admin-token and printed
 #   scripts/demo.sh stop           stop muster and the simulator (services keep running;
 #                                  `scripts/services.sh down` stops those)
 set -euo pipefail
@@ -40,7 +41,11 @@ stop
 
 # muster first: the simulator registers its services through the admin API, like a real
 # event-management service would be registered, and then pushes signed check-ins.
-export MUSTER_ADMIN_TOKEN="${MUSTER_ADMIN_TOKEN:-demo-admin-token}"
+# A random admin token (muster refuses ones shorter than 32 characters), the same across
+# restarts of the demo; the development key stands in for MUSTER_SECRET_KEY.
+[ -s "$state/admin-token" ] || od -An -tx1 -N24 /dev/urandom | tr -d ' \n' >"$state/admin-token"
+export MUSTER_ADMIN_TOKEN="${MUSTER_ADMIN_TOKEN:-$(cat "$state/admin-token")}"
+export MUSTER_DEVELOPMENT="${MUSTER_DEVELOPMENT:-true}"
 "$bin" all >"$state/muster.log" 2>&1 &
 echo $! >"$state/muster.pid"
 api="http://${MUSTER_API_ADDR:-127.0.0.1:8080}"
@@ -67,8 +72,10 @@ muster is running with $events simulated events, registered through the admin AP
 mixed authentication (none, api_key, jwt, oauth2); the last one serves malformed bodies, which
 go to the dead-letter topic. The simulator also pushes signed check-ins.
 
+  admin token (MUSTER_ADMIN_TOKEN):     $MUSTER_ADMIN_TOKEN
   curl -s $api/api/public/events          events with live numbers (first ones within seconds)
-  curl -s -H "authorization: Bearer $MUSTER_ADMIN_TOKEN" $api/api/admin/services
+  curl -s -H "authorization: Bearer $MUSTER_ADMIN_TOKEN" \\
+       $api/api/admin/services
                                           registered services with health, last sync and lag
   curl -s $api/metrics                    Prometheus metrics; $api/readyz for readiness
   tail -f $state/muster.log               worker logs; $state/simulator.log for the simulator

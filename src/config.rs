@@ -41,13 +41,14 @@ pub struct OpsConfig {
 }
 
 /// The short names DESIGN.md promises, each mapped to its key.
-const ENV_ALIASES: [(&str, &str); 6] = [
+const ENV_ALIASES: [(&str, &str); 7] = [
     ("MUSTER_KAFKA_BROKERS", "kafka.brokers"),
     ("MUSTER_SCHEMA_REGISTRY_URL", "schema_registry.url"),
     ("MUSTER_DATABASE_URL", "database.url"),
     ("MUSTER_API_ADDR", "api.addr"),
     ("MUSTER_ADMIN_TOKEN", "api.admin_token"),
     ("MUSTER_SECRET_KEY", "security.secret_key"),
+    ("MUSTER_DEVELOPMENT", "security.development"),
 ];
 
 impl Config {
@@ -70,13 +71,41 @@ impl Config {
                 key.into()
             }))
             .merge(Env::prefixed("MUSTER__").split("__"));
-        let cfg: Self = fig.extract().context("invalid configuration")?;
+        let mut cfg: Self = fig.extract().context("invalid configuration")?;
+        cfg.api
+            .validate()
+            .and_then(|()| cfg.database.validate())
+            .map_err(|e| anyhow::anyhow!("invalid configuration: {e:#}"))?;
         cfg.ingest
             .validate()
             .and_then(|()| cfg.webhooks.validate())
             .and_then(|()| cfg.insights.validate())
+            .and_then(|()| cfg.kafka.retention.validate())
             .map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))?;
         Ok(cfg)
+    }
+}
+
+impl Config {
+    /// The configuration as `muster config` prints it: every secret replaced by `***`
+    /// ([`Secret`](muster_runtime::secrets::Secret) serializes so; URLs and Kafka options
+    /// holding credentials are redacted here).
+    pub fn redacted_toml(&self) -> anyhow::Result<String> {
+        use muster_runtime::config::redact_password;
+        let mut shown = self.clone();
+        shown.database.url = redact_password(&shown.database.url);
+        shown.schema_registry.url = redact_password(&shown.schema_registry.url);
+        shown.kafka.options = shown.kafka.redacted_options();
+        for v in shown.projections.archive.options.values_mut() {
+            *v = "***".into();
+        }
+        if let Some(url) = &mut shown.projections.archive.url {
+            *url = redact_password(url);
+        }
+        for svc in &mut shown.ingest.services {
+            svc.authentication = Default::default();
+        }
+        Ok(toml::to_string_pretty(&shown)?)
     }
 }
 
@@ -95,6 +124,56 @@ mod tests {
             assert_eq!(cfg.kafka.brokers, "k:1");
             assert_eq!(cfg.processors.batch_max_records, 7);
             assert_eq!(cfg.api.addr.port(), 8080);
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn config_output_shows_no_secret() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("MUSTER_ADMIN_TOKEN", "admin-token-0123456789-0123456789-x");
+            jail.set_env(
+                "MUSTER_SECRET_KEY",
+                "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=",
+            );
+            jail.set_env(
+                "MUSTER_DATABASE_URL",
+                "postgres://muster:db-pass-1@127.0.0.1/muster",
+            );
+            jail.set_env(
+                "MUSTER_SCHEMA_REGISTRY_URL",
+                "https://reg-user:reg-pass-1@registry.example/apis/ccompat/v7",
+            );
+            jail.create_file(
+                "kafka.toml",
+                "[kafka.options]\n\"sasl.password\" = \"sasl-pass-1\"\n",
+            )?;
+            let cfg = Config::load(&["kafka.toml".into()]).map_err(|e| format!("{e:#}"))?;
+            let shown = cfg.redacted_toml().map_err(|e| e.to_string())?;
+            for secret in [
+                "admin-token-0123",
+                "AAAAAAAA",
+                "db-pass-1",
+                "reg-pass-1",
+                "sasl-pass-1",
+            ] {
+                assert!(!shown.contains(secret), "{secret} in {shown}");
+                assert!(!format!("{cfg:?}").contains(secret), "{secret} in Debug");
+            }
+            assert!(shown.contains("sasl.password"), "{shown}");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn blank_admin_token_is_no_token_and_short_ones_stop_the_start() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("MUSTER_ADMIN_TOKEN", "  ");
+            let cfg = Config::load(&[]).map_err(|e| format!("{e:#}"))?;
+            assert!(cfg.api.admin_token.is_none());
+            jail.set_env("MUSTER_ADMIN_TOKEN", "change-me");
+            let err = format!("{:#}", Config::load(&[]).unwrap_err());
+            assert!(err.contains("at least 32 characters"), "{err}");
             Ok(())
         });
     }

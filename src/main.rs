@@ -113,6 +113,13 @@ enum Command {
         /// Return at most this many rows (the rest is reported, not printed).
         #[arg(long, default_value_t = 100_000)]
         max_rows: usize,
+        /// Refuse an answer larger than this many bytes (as Arrow arrays in memory).
+        #[arg(long, default_value_t = 256 << 20)]
+        max_bytes: usize,
+        /// Memory the query may use, in bytes: past it sorts, aggregations and joins spill to
+        /// disk where they can, and anything else stops the query with an error.
+        #[arg(long, default_value_t = 1 << 30)]
+        memory_limit: usize,
     },
     /// Serve simulated event-management services on loopback.
     Simulate(Box<simulate::Args>),
@@ -133,17 +140,7 @@ async fn main() -> anyhow::Result<()> {
     let cfg = Config::load(&cli.config)?;
     match cli.command {
         Command::Config => {
-            let mut shown = cfg.clone();
-            shown.database.url = muster_runtime::config::redact_password(&shown.database.url);
-            shown.api.admin_token = shown.api.admin_token.map(|_| "***".into());
-            shown.security.secret_key = shown.security.secret_key.map(|_| "***".into());
-            for v in shown.projections.archive.options.values_mut() {
-                *v = "***".into();
-            }
-            for svc in &mut shown.ingest.services {
-                svc.authentication = Default::default();
-            }
-            print!("{}", toml::to_string_pretty(&shown)?);
+            print!("{}", cfg.redacted_toml()?);
             Ok(())
         }
         Command::Migrate => {
@@ -182,8 +179,15 @@ async fn main() -> anyhow::Result<()> {
             output,
             timeout,
             max_rows,
+            max_bytes,
+            memory_limit,
         } => {
-            let limits = muster_analytics::Limits { timeout, max_rows };
+            let limits = muster_analytics::Limits {
+                timeout,
+                max_rows,
+                max_bytes,
+                memory: memory_limit,
+            };
             sql(&cfg, &query, format, output.as_deref(), &limits).await
         }
         Command::Insights { once: true } => insights_once(&cfg).await,
@@ -313,6 +317,14 @@ async fn run_workers(command: Command, cfg: Config) -> anyhow::Result<()> {
     migrate(&pool).await?;
     let codec = Codec::new(&cfg.schema_registry.url)?;
     let secrets = cfg.security.secrets()?;
+    // `/readyz` names PostgreSQL or Kafka when either is down, in every worker kind.
+    muster_runtime::probe::spawn(
+        health.clone(),
+        pool.clone(),
+        &cfg.kafka,
+        std::time::Duration::from_secs(2),
+        stop.clone(),
+    )?;
 
     let (ingest, process, project, api, webhooks, insights) = match command {
         Command::Ingest => (true, false, false, false, false, false),
@@ -569,6 +581,8 @@ fn webhook_store(
             cfg.webhooks.networks().map_err(anyhow::Error::msg)?,
         ),
         default_schedule: cfg.webhooks.retry_schedule_secs.clone(),
+        max_endpoints: cfg.webhooks.max_endpoints_per_partner as i64,
+        max_replay: cfg.webhooks.max_replay as i64,
     })
 }
 

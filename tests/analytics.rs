@@ -130,3 +130,110 @@ async fn analysts_query_projections_read_only_within_limits() {
     assert!(!o.status.success());
     assert!(String::from_utf8_lossy(&o.stderr).contains("was stopped"));
 }
+
+/// A scan reads from PostgreSQL only what the query keeps: its simple filters and its limit go
+/// into the SQL (the scan outputs 3 rows of 5,000, and DataFusion filters nothing after it);
+/// `muster sql` refuses an answer past `--max-bytes` and a query past `--memory-limit`, saying
+/// which.
+#[tokio::test]
+async fn scans_push_filters_and_limits_down_and_sql_stays_within_its_bytes_and_memory() {
+    let s = Services::from_env();
+    let event = format!("push{}", run_id());
+    let pool = muster_runtime::DatabaseConfig {
+        url: s.database.clone(),
+        ..Default::default()
+    }
+    .pool()
+    .unwrap();
+    {
+        let mut client = pool.get().await.unwrap();
+        muster_projections::migrate(&mut client).await.unwrap();
+        client
+            .execute(
+                "INSERT INTO event_series_minute (event_id, bucket, samples, attendees_sum,
+                    attendees_max, attendees_min, registered_max, rate_sum, last_at,
+                    last_attendees)
+                 SELECT $1, timestamptz '2030-01-01 00:00:00+00' + make_interval(mins => g),
+                    g, g, g, g, 1000, 0.5,
+                    timestamptz '2030-01-01 00:00:30+00' + make_interval(mins => g), g
+                 FROM generate_series(1, 5000) g",
+                &[&event],
+            )
+            .await
+            .unwrap();
+    }
+    let ctx = muster_analytics::context(&pool, None).await.unwrap();
+    let explain = |q: String| {
+        let ctx = ctx.clone();
+        async move {
+            let batches = ctx
+                .sql(&format!("EXPLAIN ANALYZE {q}"))
+                .await
+                .unwrap()
+                .collect()
+                .await
+                .unwrap();
+            datafusion::arrow::util::pretty::pretty_format_batches(&batches)
+                .unwrap()
+                .to_string()
+        }
+    };
+    let plan = explain(format!(
+        "SELECT bucket FROM event_series_minute WHERE event_id = '{event}' AND samples > 100 \
+         AND bucket >= '2030-01-01T00:00:00Z' LIMIT 3"
+    ))
+    .await;
+    let scan = plan
+        .lines()
+        .find(|l| l.contains("StreamingTableExec"))
+        .unwrap_or_else(|| panic!("no scan in {plan}"));
+    assert!(scan.contains("output_rows=3"), "{plan}");
+    assert!(!plan.contains("FilterExec"), "{plan}");
+    // A filter PostgreSQL cannot take exactly (a float) stays in DataFusion, and the answer is
+    // the same.
+    let a = muster_analytics::query(
+        &ctx,
+        &format!(
+            "SELECT count(*) AS n FROM event_series_minute WHERE event_id = '{event}' \
+             AND samples IN (1, 2, 3) AND rate_sum > 0.1"
+        ),
+        &Default::default(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        muster_analytics::to_json_rows(&a.batches).unwrap()[0]["n"],
+        3
+    );
+
+    let all = format!("SELECT * FROM event_series_minute WHERE event_id = '{event}'");
+    let o = sql(&[&all, "--max-bytes", "10000"]);
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("larger than the limit of 10000 bytes"),
+        "{err}"
+    );
+    let agg = format!(
+        "SELECT cardinality(array_agg(concat(event_id, bucket))) AS n FROM event_series_minute \
+         WHERE event_id = '{event}'"
+    );
+    let o = sql(&[&agg, "--memory-limit", "65536"]);
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("more memory than its limit of 65536 bytes"),
+        "{err}"
+    );
+    let o = sql(&[&agg, "--format", "csv"]);
+    assert_eq!(stdout(&o), "n\n5000\n");
+    pool.get()
+        .await
+        .unwrap()
+        .execute(
+            "DELETE FROM event_series_minute WHERE event_id = $1",
+            &[&event],
+        )
+        .await
+        .unwrap();
+}

@@ -10,7 +10,7 @@ use std::time::Duration;
 use common::{Services, Worker, free_port, run_id, scratch_dir, wait_for};
 use serde_json::{Value, json};
 
-const ADMIN: &str = "api-test-admin-token";
+const ADMIN: &str = "api-test-admin-token-0123456789abcdef";
 
 struct Api {
     base: String,
@@ -213,6 +213,33 @@ async fn partners_see_only_their_events_with_keys_that_rotate_revoke_and_rate_li
         .admin(
             reqwest::Method::POST,
             &format!("/api/admin/partners/{partner_a}/rotate"),
+            Some(json!({"graceSeconds": "3600"})),
+        )
+        .await;
+    // A malformed body is refused, never read as "grace 0": the live key keeps working.
+    assert_eq!(status, 400, "{rotated}");
+    assert!(
+        rotated["detail"].as_str().unwrap().contains("graceSeconds"),
+        "{rotated}"
+    );
+    assert_eq!(api.status(Some(&key_a), "/api/partner/events").await, 200);
+    let res = api
+        .http
+        .post(format!(
+            "{}/api/admin/partners/{partner_a}/rotate",
+            api.base
+        ))
+        .bearer_auth(ADMIN)
+        .body("{\"graceSeconds\": 5")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 400);
+    assert_eq!(api.status(Some(&key_a), "/api/partner/events").await, 200);
+    let (status, rotated) = api
+        .admin(
+            reqwest::Method::POST,
+            &format!("/api/admin/partners/{partner_a}/rotate"),
             Some(json!({})),
         )
         .await;
@@ -251,6 +278,216 @@ async fn partners_see_only_their_events_with_keys_that_rotate_revoke_and_rate_li
     assert_eq!(h["ratelimit-remaining"], "0");
     assert!(h.contains_key("ratelimit-reset"));
     assert!(h.contains_key("x-request-id"));
+}
+
+/// Settings fail closed: an empty admin token closes the admin API (it used to open it to
+/// anyone), a short one stops the start, and a start without a secret key outside development
+/// mode stops with a message saying how to make one; `muster config` prints no secret.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn empty_or_short_secrets_fail_closed_and_config_shows_none() {
+    let s = Services::from_env();
+    let run = run_id();
+    seed(&s, &[&format!("fc{run}")]).await;
+    let (_worker, api) = start_api(&[("MUSTER_ADMIN_TOKEN", "  ")], &run).await;
+    let res = api
+        .http
+        .post(format!("{}/api/admin/partners", api.base))
+        .json(&json!({"name": "X", "tier": "premium", "eventIds": []}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        res.status().as_u16(),
+        403,
+        "no token must not open the admin API"
+    );
+    for auth in ["Bearer ", "Bearer", "Bearer   ", "x"] {
+        let res = api
+            .http
+            .get(format!("{}/api/dashboard", api.base))
+            .header("authorization", auth)
+            .send()
+            .await
+            .unwrap();
+        assert!(
+            [401, 403].contains(&res.status().as_u16()),
+            "{auth:?}: {}",
+            res.status()
+        );
+    }
+    let (status, _) = get(&api, Auth::Bearer(""), "/api/admin/partners").await;
+    assert_eq!(status, 403);
+
+    // A short admin token, or no secret key outside development mode, stops the start.
+    let dir = scratch_dir(&run);
+    let start = |env: &[(&str, &str)]| {
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_muster"));
+        cmd.arg("api")
+            .env("MUSTER_API_ADDR", format!("127.0.0.1:{}", free_port()))
+            .env("MUSTER__OPS__ADDR", format!("127.0.0.1:{}", free_port()))
+            .env_remove("MUSTER_SECRET_KEY")
+            .env_remove("MUSTER_DEVELOPMENT")
+            .current_dir(&dir);
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let out = cmd.output().unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (ok, err) = start(&[
+        ("MUSTER_ADMIN_TOKEN", "change-me"),
+        ("MUSTER_DEVELOPMENT", "true"),
+    ]);
+    assert!(
+        !ok && err.contains("at least 32 characters") && err.contains("openssl"),
+        "{err}"
+    );
+    let (ok, err) = start(&[("MUSTER_ADMIN_TOKEN", ADMIN)]);
+    assert!(
+        !ok && err.contains("MUSTER_SECRET_KEY") && err.contains("openssl rand"),
+        "{err}"
+    );
+
+    // `muster config` redacts every secret it prints.
+    let kafka = dir.join("kafka.toml");
+    std::fs::write(
+        &kafka,
+        "[kafka.options]\n\"sasl.password\" = \"sasl-pass-42\"\n",
+    )
+    .unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_muster"))
+        .arg("config")
+        .arg("--config")
+        .arg(&kafka)
+        .env("MUSTER_ADMIN_TOKEN", ADMIN)
+        .env(
+            "MUSTER_SECRET_KEY",
+            "c2VjcmV0LWtleS1zZWNyZXQta2V5LXNlY3JldC1rZXk=",
+        )
+        .env(
+            "MUSTER_DATABASE_URL",
+            "postgres://muster:db-pass-42@127.0.0.1/muster",
+        )
+        .env(
+            "MUSTER_SCHEMA_REGISTRY_URL",
+            "https://u:reg-pass-42@registry.local/x",
+        )
+        .output()
+        .unwrap();
+    let shown = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for secret in [
+        ADMIN,
+        "c2VjcmV0",
+        "db-pass-42",
+        "sasl-pass-42",
+        "reg-pass-42",
+    ] {
+        assert!(
+            !shown.contains(secret),
+            "{secret} shown by muster config:\n{shown}"
+        );
+    }
+    assert!(shown.contains("sasl.password"), "{shown}");
+}
+
+/// PostgreSQL going away (cut by a proxy in front of the real one, for this API process only)
+/// turns routes that need it into `503` problem+json within the pool's wait timeout, never a
+/// hang; `/readyz` names `postgres`; when it comes back, so does everything, by itself.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_down_is_a_quick_503_and_readyz_names_it_until_it_is_back() {
+    let s = Services::from_env();
+    let run = run_id();
+    let event = format!("pg{run}");
+    seed(&s, &[&event]).await;
+    let target = s
+        .database
+        .split('@')
+        .nth(1)
+        .and_then(|rest| rest.split('/').next())
+        .unwrap()
+        .to_owned();
+    let proxy = common::FaultProxy::start(&target).await;
+    let url = s
+        .database
+        .replacen(&target, &format!("127.0.0.1:{}", proxy.port), 1);
+    let (_worker, api) = start_api(
+        &[
+            ("MUSTER_DATABASE_URL", &url),
+            ("MUSTER__DATABASE__WAIT_TIMEOUT", "2s"),
+        ],
+        &run,
+    )
+    .await;
+    let key = create_partner(&api, "partner", &[&event]).await;
+    let attendance = format!("/api/partner/events/{event}/attendance");
+    assert_eq!(api.status(Some(&key), &attendance).await, 200);
+
+    proxy.cut();
+    // Generous client timeout: a hang fails the request, and so the test.
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(20))
+        .build()
+        .unwrap();
+    for path in ["/api/public/events", attendance.as_str()] {
+        let res = http
+            .get(format!("{}{path}", api.base))
+            .header("x-api-key", &key)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("{path} did not answer with PostgreSQL down: {e}"));
+        assert_eq!(res.status().as_u16(), 503, "{path}");
+        assert_eq!(
+            res.headers()["content-type"].to_str().unwrap(),
+            "application/problem+json"
+        );
+    }
+    let readyz = format!("{}/readyz", api.base);
+    let parts = wait_for("/readyz to name postgres", Duration::from_secs(30), || {
+        let (http, readyz) = (http.clone(), readyz.clone());
+        async move {
+            let res = http.get(&readyz).send().await.ok()?;
+            let body: Value = res.json().await.ok()?;
+            (body["parts"]["postgres"]["state"] == "failing").then_some(body)
+        }
+    })
+    .await;
+    assert_eq!(parts["status"], "not-ready", "{parts}");
+    assert_eq!(parts["parts"]["kafka"]["state"], "ready", "{parts}");
+
+    proxy.restore();
+    wait_for("the API to recover", Duration::from_secs(30), || {
+        let (http, base, key, attendance) = (
+            http.clone(),
+            api.base.clone(),
+            key.clone(),
+            attendance.clone(),
+        );
+        async move {
+            let ready = http
+                .get(format!("{base}/readyz"))
+                .send()
+                .await
+                .ok()?
+                .status()
+                == 200;
+            let res = http
+                .get(format!("{base}{attendance}"))
+                .header("x-api-key", &key)
+                .send()
+                .await
+                .ok()?;
+            (ready && res.status() == 200).then_some(())
+        }
+    })
+    .await;
 }
 
 /// One seeded event: its catalogue row, realtime row, the last five minutes of series, three
@@ -699,7 +936,18 @@ async fn the_dashboard_insights_and_summaries_equal_the_projections_and_respect_
     assert!(!list.to_string().contains(&key_a));
     assert!(list.to_string().contains(&key_a[..11]));
 
-    // Metrics are labelled by route template, not by the ids in paths.
+    // Metrics are labelled by route template, not by the ids in paths, and by a fixed set of
+    // methods: invented ones are `other`, not a new time series each.
+    for invented in ["FROB", "XYZZY"] {
+        api.http
+            .request(
+                reqwest::Method::from_bytes(invented.as_bytes()).unwrap(),
+                format!("{}/api/public/events", api.base),
+            )
+            .send()
+            .await
+            .unwrap();
+    }
     let metrics = api
         .http
         .get(format!("{}/metrics", api.base))
@@ -714,6 +962,8 @@ async fn the_dashboard_insights_and_summaries_equal_the_projections_and_respect_
         "{metrics}"
     );
     assert!(!metrics.contains(&format!("route=\"/api/events/{a1}")));
+    assert!(metrics.contains(r#"method="other""#), "{metrics}");
+    assert!(!metrics.contains("FROB") && !metrics.contains("XYZZY"));
 }
 
 /// schemathesis, from PyPI, fuzzes every operation of `/openapi.json` with a premium key and
@@ -785,5 +1035,230 @@ async fn schemathesis_finds_no_server_error_or_schema_violation() {
             report.contains("Coverage") && report.contains("passed"),
             "{report}"
         );
+    }
+}
+
+/// A premium key's SQL is bounded: over a big table, an answer past the byte cap is `413`, a
+/// query past its memory limit `422`, a second query while one runs `429` (the key's limit
+/// of queries at once), and the process's memory stays small and it still answers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn premium_sql_is_bounded_in_bytes_memory_and_queries_at_once() {
+    let s = Services::from_env();
+    let run = run_id();
+    let (worker, api) = start_api(
+        &[
+            ("MUSTER__API__SQL__MAX_ANSWER_BYTES", "262144"),
+            ("MUSTER__API__SQL__MEMORY_LIMIT", "4194304"),
+            ("MUSTER__API__SQL__MAX_CONCURRENT_QUERIES", "1"),
+            ("MUSTER__API__SQL__TIMEOUT", "3s"),
+        ],
+        &run,
+    )
+    .await;
+    let e = format!("big{run}");
+    let (db, conn) = tokio_postgres::connect(&s.database, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    // 300,000 minutes of one event: about 70 MB as rows in the process, were it read whole.
+    // In the future, so that the minute series' retention leaves them alone.
+    const MINUTES: i64 = 300_000;
+    db.execute(
+        "INSERT INTO event_series_minute (event_id, bucket, samples, attendees_sum,
+            attendees_max, attendees_min, registered_max, rate_sum, last_at, last_attendees)
+         SELECT $1, timestamptz '2030-01-01 00:00:00+00' + make_interval(mins => g), 1, g, g, g,
+            1000, 0.5, timestamptz '2030-01-01 00:00:30+00' + make_interval(mins => g), g
+         FROM generate_series(1, $2::int) g",
+        &[&e, &(MINUTES as i32)],
+    )
+    .await
+    .unwrap();
+    let key = create_partner(&api, "premium", &[&e]).await;
+    let sql = |query: &str| {
+        let req = api
+            .http
+            .post(format!("{}/api/premium/sql", api.base))
+            .header("x-api-key", &key)
+            .json(&json!({ "query": query }));
+        async move {
+            let res = req.send().await.unwrap();
+            let status = res.status().as_u16();
+            let retry = res.headers().get("retry-after").cloned();
+            let kind = res
+                .headers()
+                .get("content-type")
+                .map(|v| v.to_str().unwrap().to_owned());
+            let body = res.json::<Value>().await.unwrap_or(Value::Null);
+            (status, body, kind, retry)
+        }
+    };
+    let problem = |r: &(
+        u16,
+        Value,
+        Option<String>,
+        Option<reqwest::header::HeaderValue>,
+    ),
+                   status: u16,
+                   kind: &str,
+                   says: &str| {
+        assert_eq!(r.0, status, "{}", r.1);
+        assert_eq!(r.2.as_deref(), Some("application/problem+json"));
+        assert_eq!(
+            r.1["type"],
+            format!("https://muster.dev/problems/{kind}"),
+            "{}",
+            r.1
+        );
+        assert!(
+            r.1["detail"].as_str().unwrap_or_default().contains(says),
+            "{} does not say {says:?}",
+            r.1
+        );
+    };
+
+    // The top 10,000 rows of every column: about 1 MB, past the 256 KiB cap.
+    let r = sql("SELECT * FROM event_series_minute ORDER BY attendees_sum DESC").await;
+    problem(
+        &r,
+        413,
+        "answer-too-large",
+        "larger than the limit of 262144 bytes",
+    );
+    // One group collecting every bucket as text (about 10 MB) cannot spill: past the 4 MiB pool.
+    let r = sql(
+        "SELECT cardinality(array_agg(concat(event_id, bucket))) AS n FROM event_series_minute",
+    )
+    .await;
+    problem(
+        &r,
+        422,
+        "memory-limit",
+        "more memory than its limit of 4194304 bytes",
+    );
+    // A sort of the whole table spills instead, and answers.
+    let r = sql(
+        "SELECT r FROM (SELECT attendees_sum, row_number() OVER (ORDER BY attendees_sum DESC) \
+         AS r FROM event_series_minute) WHERE attendees_sum = 1",
+    )
+    .await;
+    assert_eq!(
+        (r.0, &r.1["rows"]),
+        (200, &json!([{ "r": MINUTES }])),
+        "{}",
+        r.1
+    );
+    let rss = worker.rss_kib().expect("the api's VmRSS");
+    assert!(rss < 300 * 1024, "the api holds {rss} KiB");
+    // Streamed in batches, counted whole.
+    let r = sql("SELECT count(*) AS n FROM event_series_minute").await;
+    assert_eq!(
+        (r.0, &r.1["rows"]),
+        (200, &json!([{ "n": MINUTES }])),
+        "{}",
+        r.1
+    );
+
+    // While a query runs, the key's second is refused at once; after it, accepted again.
+    let runaway = tokio::spawn(sql("SELECT sum(value % 7) AS s FROM range(100000000000)"));
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let started = std::time::Instant::now();
+    let r = sql("SELECT 1 AS one").await;
+    problem(&r, 429, "too-many-queries", "1 queries at once");
+    assert!(r.3.is_some(), "no retry-after");
+    assert!(started.elapsed() < Duration::from_secs(2));
+    let r = runaway.await.unwrap();
+    problem(&r, 422, "query-timeout", "3s");
+    assert_eq!(sql("SELECT 1 AS one").await.0, 200);
+    let rss = worker.rss_kib().expect("the api's VmRSS");
+    assert!(rss < 300 * 1024, "the api holds {rss} KiB");
+    db.execute("DELETE FROM event_series_minute WHERE event_id = $1", &[&e])
+        .await
+        .unwrap();
+}
+
+/// Premium SQL over the insight tables shows the partner's forecasts and recommendations
+/// without the similar past events' ids (other partners' events), as the HTTP routes do, and a
+/// filter on the redacted column finds nothing of them either.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn premium_sql_never_shows_another_events_id_through_the_insight_tables() {
+    let s = Services::from_env();
+    let run = run_id();
+    let (_worker, api) = start_api(&[], &run).await;
+    let (mine, other) = (format!("mine{run}"), format!("other{run}"));
+    let (db, conn) = tokio_postgres::connect(&s.database, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    let detail = json!({
+        "eventId": mine, "eventType": "concert", "phase": "upcoming", "registered": 100,
+        "similarEvents": [other], "similarEventCount": 1, "risks": [],
+    });
+    db.execute(
+        "INSERT INTO insight_forecasts (event_id, event_type, phase, registered, show_up_rate,
+            show_up_rate_low, show_up_rate_high, final_attendance, final_attendance_low,
+            final_attendance_high, detail)
+         VALUES ($1, 'concert', 'upcoming', 100, 0.8, 0.7, 0.9, 80, 70, 90, $2)",
+        &[&mine, &detail],
+    )
+    .await
+    .unwrap();
+    for event in [&mine, &other] {
+        db.execute(
+            "INSERT INTO insight_recommendations (event_id, kind, message, evidence)
+             VALUES ($1, 'open-gates', 'Open 3 gates', $2)",
+            &[
+                event,
+                &json!({"gatesNeeded": 3, "similarEvents": [&other, &mine]}),
+            ],
+        )
+        .await
+        .unwrap();
+    }
+    let key = create_partner(&api, "premium", &[&mine]).await;
+    let sql = |query: String| {
+        let req = api
+            .http
+            .post(format!("{}/api/premium/sql", api.base))
+            .header("x-api-key", &key)
+            .json(&json!({ "query": query }));
+        async move {
+            let res = req.send().await.unwrap();
+            (res.status().as_u16(), res.json::<Value>().await.unwrap())
+        }
+    };
+    for query in [
+        "SELECT * FROM insight_forecasts".to_owned(),
+        "SELECT * FROM insight_recommendations".to_owned(),
+        format!("SELECT count(*) AS n FROM insight_forecasts WHERE detail LIKE '%{other}%'"),
+        format!(
+            "SELECT count(*) AS n FROM insight_recommendations WHERE strpos(evidence, '{other}') > 0"
+        ),
+    ] {
+        let (status, body) = sql(query.clone()).await;
+        assert_eq!(status, 200, "{query}: {body}");
+        assert!(!body.to_string().contains(&other), "{query}: {body}");
+        if query.contains("count(*)") {
+            assert_eq!(body["rows"], json!([{ "n": 0 }]), "{query}");
+        }
+    }
+    let (_, body) = sql("SELECT detail FROM insight_forecasts".into()).await;
+    let detail: Value = serde_json::from_str(body["rows"][0]["detail"].as_str().unwrap()).unwrap();
+    assert_eq!(
+        (&detail["similarEvents"], &detail["similarEventCount"]),
+        (&json!([]), &json!(1))
+    );
+    let (_, body) = sql("SELECT event_id, evidence FROM insight_recommendations".into()).await;
+    let rows = body["rows"].as_array().unwrap();
+    assert_eq!(rows.len(), 1, "{body}");
+    assert_eq!(rows[0]["event_id"], mine.as_str());
+    let evidence: Value = serde_json::from_str(rows[0]["evidence"].as_str().unwrap()).unwrap();
+    assert_eq!(evidence, json!({"gatesNeeded": 3}));
+    for table in ["insight_forecasts", "insight_recommendations"] {
+        db.execute(
+            &format!("DELETE FROM {table} WHERE event_id = ANY($1)"),
+            &[&vec![mine.clone(), other.clone()]],
+        )
+        .await
+        .unwrap();
     }
 }

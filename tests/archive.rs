@@ -14,13 +14,10 @@ use datafusion::arrow::datatypes::DataType;
 use datafusion::arrow::util::display::array_value_to_string;
 use datafusion::prelude::{ParquetReadOptions, SessionContext};
 use muster_schemas::{
-    Codec, DeadLetter, Direction, GateActivity, NormalizedMetrics, RawCheckin, RawSnapshot,
-    SnapshotSource, SourceOffset, TopicRecord,
+    Codec, Direction, GateActivity, NormalizedMetrics, RawCheckin, RawSnapshot, SnapshotSource,
+    SourceOffset, TopicRecord,
 };
-use rdkafka::consumer::{Consumer, StreamConsumer};
-use rdkafka::message::Message;
 use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord};
-use rdkafka::{Offset, TopicPartitionList};
 
 /// 2026-01-01T00:00:00Z: records just before and after land in two date folders.
 const NEW_YEAR: i64 = 1_767_225_600_000;
@@ -217,38 +214,6 @@ async fn wait_until_archiving(s: &Services, codec: &Codec, root: &Path, run: &st
     }
 }
 
-/// A read_committed reader of the dead-letter topic from `since_ms` on.
-fn dead_letters(s: &Services, since_ms: i64) -> StreamConsumer {
-    let c: StreamConsumer = rdkafka::ClientConfig::new()
-        .set("bootstrap.servers", &s.brokers)
-        .set("group.id", format!("reader-{}", run_id()))
-        .set("isolation.level", "read_committed")
-        .set("enable.auto.commit", "false")
-        .create()
-        .unwrap();
-    let meta = c
-        .fetch_metadata(Some(DeadLetter::TOPIC), Duration::from_secs(10))
-        .unwrap();
-    let mut tpl = TopicPartitionList::new();
-    for p in meta.topics()[0].partitions() {
-        tpl.add_partition_offset(DeadLetter::TOPIC, p.id(), Offset::Offset(since_ms))
-            .unwrap();
-    }
-    let at = c.offsets_for_times(tpl, Duration::from_secs(10)).unwrap();
-    let mut start = TopicPartitionList::new();
-    for e in at.elements() {
-        let offset = match e.offset() {
-            Offset::Offset(o) => Offset::Offset(o),
-            _ => Offset::End,
-        };
-        start
-            .add_partition_offset(DeadLetter::TOPIC, e.partition(), offset)
-            .unwrap();
-    }
-    c.assign(&start).unwrap();
-    c
-}
-
 /// Waits until the counts of `topic` for `prefix` are `expected`, then a little longer to see
 /// that they stay so; and no log position is archived twice.
 async fn assert_archived(
@@ -351,24 +316,40 @@ async fn each_record_is_archived_once_by_date_and_event_and_bad_bytes_are_dead_l
         "{names:?}"
     );
 
-    let reader = dead_letters(&s, since);
-    let (reader, codec) = (&reader, &codec);
-    wait_for(
-        "the bad record's dead letter",
+    // Recorded with the batch's offsets, then published from the table, once.
+    let (client, conn) = tokio_postgres::connect(&s.database, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    let reason: String = wait_for(
+        "the bad record's dead letter recorded and published",
         Duration::from_secs(60),
-        || async move {
-            let m = tokio::time::timeout(Duration::from_secs(1), reader.recv())
-                .await
-                .ok()?
-                .ok()?;
-            let dl: DeadLetter = codec.decode(m.payload()?).await.ok()?;
-            (dl.stage == "archive"
-                && dl.source_topic == RawCheckin::TOPIC
-                && (dl.source_partition, dl.source_offset) == bad)
-                .then_some(())
+        || {
+            let client = &client;
+            async move {
+                client
+                    .query_opt(
+                        "SELECT reason FROM dead_letters WHERE stage = 'archive'
+                           AND source_topic = $1 AND source_partition = $2
+                           AND source_offset = $3 AND published_at IS NOT NULL",
+                        &[&RawCheckin::TOPIC, &bad.0, &bad.1],
+                    )
+                    .await
+                    .unwrap()
+                    .map(|r| r.get(0))
+            }
         },
     )
     .await;
+    let published = common::dead_letters_since(&s, &codec, since, |dl| {
+        dl.stage == "archive"
+            && dl.source_topic == RawCheckin::TOPIC
+            && (dl.source_partition, dl.source_offset) == bad
+    })
+    .await;
+    assert_eq!(published.len(), 1, "published once: {published:?}");
+    assert_eq!(published[0].error, reason);
+    assert_eq!(published[0].payload, b"not avro at all");
 
     assert!(worker.terminate(Duration::from_secs(60)).success());
 }

@@ -13,7 +13,7 @@ use std::time::Duration;
 use common::{Services, Worker, free_port, run_id, scratch_dir, wait_for};
 use serde_json::{Value, json};
 
-const ADMIN: &str = "flight-test-admin-token";
+const ADMIN: &str = "flight-test-admin-token-0123456789";
 
 /// Runs `steps` with tests/third_party/flight_client.py; one result per step.
 fn adbc(uri: &str, token: Option<&str>, steps: Value) -> Vec<Value> {
@@ -270,4 +270,100 @@ async fn analysts_query_over_flight_sql_read_only_within_limits() {
         assert!(metrics.contains(&line), "no {line} in\n{metrics}");
     }
     api.assert_running();
+}
+
+/// Flight SQL is held to the HTTP API's limits: a premium key's calls count against its tier's
+/// rate limit (a burst past it is refused with RESOURCE_EXHAUSTED, the admin's are not), and
+/// an answer past the byte cap is refused rather than sent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn flight_sql_keeps_the_rate_limit_and_the_answer_cap() {
+    let s = Services::from_env();
+    let run = run_id();
+    let (http, grpc) = (free_port(), free_port());
+    let env = vec![
+        ("MUSTER_API_ADDR", format!("127.0.0.1:{http}")),
+        ("MUSTER_ADMIN_TOKEN", ADMIN.to_owned()),
+        ("MUSTER__OPS__ADDR", format!("127.0.0.1:{}", free_port())),
+        ("MUSTER__API__FLIGHT__ADDR", format!("127.0.0.1:{grpc}")),
+        (
+            "MUSTER__API__FLIGHT__PARTNER_MAX_ANSWER_BYTES",
+            "65536".to_owned(),
+        ),
+        (
+            "MUSTER__API__RATE_LIMITS__PREMIUM_PER_SECOND",
+            "1".to_owned(),
+        ),
+        ("MUSTER__API__RATE_LIMITS__PREMIUM_BURST", "6".to_owned()),
+    ];
+    let mut api = Worker::start("api", &["api"], &env, &scratch_dir(&run));
+    let base = format!("http://127.0.0.1:{http}");
+    wait_for("the api", Duration::from_secs(60), || {
+        let url = format!("{base}/readyz");
+        async move { common::get_json(&url).await.map(|_| ()) }
+    })
+    .await;
+    let uri = format!("grpc://127.0.0.1:{grpc}");
+    let events = [0, 1, 2].map(|n| format!("fr{run}{n}"));
+    let db = seed(&s.database, &events).await;
+    // 20,000 minutes of the first event (in the future: retention leaves them), 2 MB as Arrow.
+    db.execute(
+        "INSERT INTO event_series_minute (event_id, bucket, samples, attendees_sum,
+            attendees_max, attendees_min, registered_max, rate_sum, last_at, last_attendees)
+         SELECT $1, timestamptz '2030-01-01 00:00:00+00' + make_interval(mins => g), 1, g, g, g,
+            1000, 0.5, timestamptz '2030-01-01 00:00:30+00' + make_interval(mins => g), g
+         FROM generate_series(1, 20000) g",
+        &[&events[0]],
+    )
+    .await
+    .unwrap();
+    let premium = create_partner(&base, "premium", &[&events[0]]).await;
+
+    // Past the 64 KiB answer cap (10,000 rows of every column): refused, not cut.
+    let r = adbc(
+        &uri,
+        Some(&premium),
+        json!([{"query": "SELECT * FROM event_series_minute"}]),
+    );
+    refused(&r[0], "larger than the limit of 65536 bytes");
+    assert!(
+        r[0]["error"]
+            .as_str()
+            .unwrap()
+            .contains("RESOURCE_EXHAUSTED")
+            || r[0]["error"]
+                .as_str()
+                .unwrap()
+                .contains("ResourceExhausted"),
+        "{}",
+        r[0]
+    );
+    // Within it, answered.
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    let r = adbc(
+        &uri,
+        Some(&premium),
+        json!([{"query": "SELECT count(*) AS n FROM event_series_minute"}]),
+    );
+    // And the 3 minutes `seed` wrote.
+    assert_eq!(rows(&r[0]), &vec![json!({"n": 20003})]);
+
+    // A burst past the premium tier's 6: the rest refused, saying why.
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    let burst = json!(vec![json!({"query": "SELECT 1 AS one"}); 10]);
+    let r = adbc(&uri, Some(&premium), burst.clone());
+    let ok = r.iter().filter(|r| r.get("rows").is_some()).count();
+    assert!((1..10).contains(&ok), "{r:?}");
+    for refusal in r.iter().filter(|r| r.get("rows").is_none()) {
+        refused(refusal, "allows a burst of 6");
+    }
+    // The admin token is not rate limited.
+    let r = adbc(&uri, Some(ADMIN), burst);
+    assert!(r.iter().all(|r| r.get("rows").is_some()), "{r:?}");
+    api.assert_running();
+    db.execute(
+        "DELETE FROM event_series_minute WHERE event_id = $1",
+        &[&events[0]],
+    )
+    .await
+    .unwrap();
 }

@@ -471,3 +471,204 @@ async fn two_ingest_processes_never_poll_the_same_service_in_one_interval() {
     }
     stack.cleanup().await;
 }
+
+/// A hostile upstream on 127.0.0.1: `/huge/...` streams an endless body, `/redirect/...`
+/// redirects to the same server under the name `localhost` (another host), `.../health` is
+/// healthy. Returns its base URL and the requests that reached `/elsewhere` (none may).
+async fn hostile_upstream() -> (String, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let elsewhere = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let seen = elsewhere.clone();
+    tokio::spawn(async move {
+        loop {
+            let (mut conn, _) = listener.accept().await.unwrap();
+            let seen = seen.clone();
+            tokio::spawn(async move {
+                let mut head = vec![0; 8192];
+                let n = conn.read(&mut head).await.unwrap_or(0);
+                let head = String::from_utf8_lossy(&head[..n]).into_owned();
+                let target = head.split(' ').nth(1).unwrap_or("/");
+                let path = target.split('?').next().unwrap_or_default().to_owned();
+                let ok = |body: &str| {
+                    format!(
+                        "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                        body.len()
+                    )
+                };
+                if path.starts_with("/elsewhere") {
+                    seen.lock().unwrap().push(head);
+                    let _ = conn.write_all(ok("{}").as_bytes()).await;
+                } else if path.ends_with("/health") {
+                    let _ = conn
+                        .write_all(ok(r#"{"status":"healthy"}"#).as_bytes())
+                        .await;
+                } else if path.starts_with("/redirect") {
+                    let to = format!("http://localhost:{port}/elsewhere{path}");
+                    let answer = format!(
+                        "HTTP/1.1 302 Found\r\nlocation: {to}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+                    );
+                    let _ = conn.write_all(answer.as_bytes()).await;
+                } else {
+                    // No length: the body ends when the connection does, i.e. never on our side.
+                    let _ = conn
+                        .write_all(b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\nconnection: close\r\n\r\n[")
+                        .await;
+                    let chunk = vec![b' '; 64 << 10];
+                    for _ in 0..(1 << 14) {
+                        if conn.write_all(&chunk).await.is_err() {
+                            break;
+                        }
+                    }
+                }
+            });
+        }
+    });
+    (format!("http://127.0.0.1:{port}"), elsewhere)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oversized_and_redirected_answers_fail_collections_without_leaking_credentials() {
+    let _turn = SERIAL.lock().await;
+    let stack = Stack::start(&["--events", "2"]).await;
+    let (upstream, elsewhere) = hostile_upstream().await;
+    let limit = muster_ingest::IngestConfig::default().max_body_bytes;
+
+    // Registration: a health check with an endless body is refused, not read to the end.
+    let mut endless_check = stack.registration(1).await;
+    endless_check["endpoints"]["api"] = json!(format!("{upstream}/huge"));
+    endless_check["endpoints"]["healthCheck"] = json!(format!("{upstream}/huge/status"));
+    let started = std::time::Instant::now();
+    let (status, body) = stack.register(&endless_check).await;
+    assert_eq!(status, 422, "{body}");
+    let detail = body["detail"].as_str().unwrap();
+    assert!(
+        detail.contains(&format!("larger than {limit} bytes")),
+        "{body}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "read past the limit"
+    );
+
+    // A healthy service whose snapshots are endless: registered, its initial sync failed.
+    let huge_id = stack.event(1);
+    let mut huge = stack.registration(1).await;
+    huge["endpoints"]["api"] = json!(format!(
+        "{}/huge",
+        upstream.replace("://", "://reader:s3cret@")
+    ));
+    huge["endpoints"]["healthCheck"] = json!(format!("{upstream}/huge/health?key=s3cret"));
+    let (status, body) = stack.register(&huge).await;
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(body["initialSync"]["ok"], false, "{body}");
+    let error = body["initialSync"]["error"].as_str().unwrap();
+    assert!(
+        error.contains(&format!("larger than {limit} bytes")),
+        "{body}"
+    );
+    assert!(!error.contains("s3cret"), "{error}");
+
+    // A service that redirects to another host: the redirect is not followed, so its API key
+    // never reaches the other host.
+    let redirect_id = stack.event(2);
+    let mut redirect = stack.registration(2).await;
+    redirect["endpoints"]["api"] = json!(format!("{upstream}/redirect"));
+    redirect["endpoints"]["healthCheck"] = json!(format!("{upstream}/redirect/health"));
+    redirect["authentication"] =
+        json!({"type": "api_key", "credentials": {"key": format!("key-{}", stack.run)}});
+    let (status, body) = stack.register(&redirect).await;
+    assert_eq!(status, 201, "{body}");
+    let error = body["initialSync"]["error"].as_str().unwrap();
+    assert!(error.contains("redirect (HTTP 302)"), "{body}");
+
+    // Scheduled collections fail the same way, and the health topic says why, without secrets.
+    let _ingest = stack.start_ingest("ingest");
+    for (id, why) in [
+        (&huge_id, format!("larger than {limit} bytes")),
+        (&redirect_id, "redirect (HTTP 302)".to_owned()),
+    ] {
+        let records = read_until::<ServiceHealth>(&stack, id, Duration::from_secs(60), |rs| {
+            rs.iter().any(|(r, _)| r.current.as_str() != "healthy")
+        })
+        .await;
+        let failed = records
+            .iter()
+            .find(|(r, _)| r.current.as_str() != "healthy")
+            .unwrap();
+        assert!(failed.0.reason.contains(&why), "{:?}", failed.0);
+        assert!(!failed.0.reason.contains("s3cret"), "{:?}", failed.0);
+        let status = &stack.admin_get(id).await.1["status"];
+        let last_error = status["lastError"].as_str().unwrap_or_default();
+        assert!(last_error.contains(&why), "{status}");
+        assert!(!last_error.contains("s3cret"), "{status}");
+    }
+    assert!(
+        elsewhere.lock().unwrap().is_empty(),
+        "a redirect was followed: {:?}",
+        elsewhere.lock().unwrap()
+    );
+    stack.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_checkin_with_a_nul_is_refused_naming_the_field_and_other_events_still_accepted() {
+    let _turn = SERIAL.lock().await;
+    let stack = Stack::start(&["--events", "2"]).await;
+    let mut secrets = Vec::new();
+    for n in 1..=2 {
+        let (status, body) = stack.register(&stack.registration(n).await).await;
+        assert_eq!(status, 201, "{body}");
+        secrets.push(body["webhookSecret"].as_str().unwrap().to_owned());
+    }
+    let push = |n: usize, msg_id: &str, gate: &str| {
+        let body = serde_json::to_vec(&json!([
+            {"gateId": "G1", "participantId": "p1", "direction": "in", "scannedAt": "2026-11-24T10:00:00Z"},
+            {"gateId": gate, "participantId": "p2", "direction": "in", "scannedAt": "2026-11-24T10:00:01Z"},
+        ]))
+        .unwrap();
+        let now = chrono::Utc::now().timestamp();
+        let sig = muster_runtime::signature::sign(&secrets[n - 1], msg_id, now, &body).unwrap();
+        let request = stack
+            .http
+            .post(format!(
+                "{}/api/ingest/{}/checkins",
+                stack.api_url,
+                stack.event(n)
+            ))
+            .header("webhook-id", msg_id)
+            .header("webhook-timestamp", now.to_string())
+            .header("webhook-signature", sig)
+            .body(body);
+        async move { request.send().await.unwrap() }
+    };
+
+    let refused = push(1, "msg_nul", "G\u{0}2").await;
+    assert_eq!(refused.status(), 422);
+    let problem: Value = refused.json().await.unwrap();
+    assert!(
+        problem["detail"].as_str().unwrap().contains("[1]: gateId"),
+        "{problem}"
+    );
+    let accepted = push(2, "msg_ok", "G2").await;
+    assert_eq!(accepted.status(), 202);
+    assert_eq!(accepted.json::<Value>().await.unwrap()["accepted"], 2);
+
+    let records =
+        read_until::<RawCheckin>(&stack, &stack.event(2), Duration::from_secs(30), |rs| {
+            rs.len() >= 2
+        })
+        .await;
+    assert_eq!(records[1].0.gate_id, "G2");
+    // Check-ins are personal data: their topic expires them (90 days by default).
+    assert_eq!(
+        common::topic_config(&stack.services, RawCheckin::TOPIC, "retention.ms")
+            .await
+            .as_deref(),
+        Some("7776000000")
+    );
+    // The refused delivery claimed nothing: once fixed, the same id is accepted.
+    assert_eq!(push(1, "msg_nul", "G2").await.status(), 202);
+    stack.cleanup().await;
+}

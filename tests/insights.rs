@@ -17,7 +17,7 @@ use common::{Services, Worker, free_port, run_id, scratch_dir, wait_for};
 use muster_schemas::{Direction, RawCheckin};
 use serde_json::{Value, json};
 
-const ADMIN: &str = "insights-test-admin-token";
+const ADMIN: &str = "insights-test-admin-token-0123456789";
 const K: i64 = 10;
 
 #[derive(Debug, Clone)]

@@ -278,3 +278,40 @@ async fn forget_abandoned_runs(database: &str) {
         )
         .await;
 }
+
+/// Workers register their schemas and the BACKWARD rule at the same moment on a fresh start;
+/// the registry answers all but the first "rule already exists" (409). Every one must succeed
+/// with the same schema id, and registering again changes nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_schema_registration_on_a_fresh_subject_is_idempotent() {
+    let services = Services::from_env();
+    let topic: &'static str =
+        Box::leak(format!("muster-test.race-{}.v1", run_id()).into_boxed_str());
+    let schema = r#"{"type":"record","name":"Race","namespace":"muster.test","fields":[{"name":"n","type":"long"}]}"#;
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..8 {
+        let codec = Codec::new(&services.registry).unwrap();
+        tasks.spawn(async move { codec.register_schema(topic, schema).await });
+    }
+    let mut ids = HashSet::new();
+    while let Some(done) = tasks.join_next().await {
+        ids.insert(done.unwrap().expect("a concurrent registration failed"));
+    }
+    assert_eq!(ids.len(), 1, "one schema, one id: {ids:?}");
+    let again = Codec::new(&services.registry)
+        .unwrap()
+        .register_schema(topic, schema)
+        .await
+        .unwrap();
+    assert!(ids.contains(&again));
+    let config: Value = reqwest::get(format!(
+        "{}/config/{topic}-value?defaultToGlobal=false",
+        services.registry
+    ))
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    assert_eq!(config["compatibilityLevel"], "BACKWARD", "{config}");
+}

@@ -749,3 +749,99 @@ async fn an_incompatible_output_schema_is_refused_before_anything_is_written() {
         "{log}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unstorable_snapshot_values_are_dead_lettered_and_other_events_keep_flowing() {
+    let s = Services::from_env();
+    let run = run_id();
+    let dir = scratch_dir(&run);
+    let codec = Codec::new(&s.registry).unwrap();
+    let _worker = Worker::start(
+        "process",
+        &["process", "--only", "normalize"],
+        &env(&run, free_port()),
+        &dir,
+    );
+    let probe_event = format!("probe-{run}");
+    wait_until_live(
+        &s,
+        &codec,
+        NormalizedMetrics::TOPIC,
+        || snapshot(&probe_event, 1),
+        &probe_event,
+    )
+    .await;
+    // The event log keeps its history: topics muster creates (or finds) keep records forever.
+    for topic in [RawSnapshot::TOPIC, NormalizedMetrics::TOPIC] {
+        assert_eq!(
+            common::topic_config(&s, topic, "retention.ms")
+                .await
+                .as_deref(),
+            Some("-1"),
+            "{topic}"
+        );
+    }
+
+    let since = chrono::Utc::now().timestamp_millis() - 1000;
+    let (good, bad) = (format!("good-{run}"), format!("bad-{run}"));
+    let with_body = |body: &str| RawSnapshot {
+        body: body.to_owned(),
+        ..snapshot(&bad, 0)
+    };
+    let poison = [
+        with_body(r#"{"gates":[{"id":"G\u0000","status":"open"}]}"#),
+        with_body(r#"{"attendance":{"current":9223372036854775807}}"#),
+        with_body(r#"{"timestamp":"1970-01-01T00:00:00Z"}"#),
+    ];
+    let p = producer(&s);
+    for (i, bad) in poison.iter().enumerate() {
+        send(&p, &codec, &snapshot(&good, i as i64 + 1)).await;
+        send(&p, &codec, bad).await;
+    }
+    send(&p, &codec, &snapshot(&good, 4)).await;
+
+    let out = reader(&s, NormalizedMetrics::TOPIC, since);
+    let mut seen = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while seen.len() < 4 {
+        assert!(
+            Instant::now() < deadline,
+            "good snapshots normalized: {seen:?}"
+        );
+        let Ok(Ok(m)) = tokio::time::timeout(Duration::from_secs(2), out.recv()).await else {
+            continue;
+        };
+        assert_ne!(m.key(), Some(bad.as_bytes()), "a poison snapshot flowed on");
+        if m.key() == Some(good.as_bytes()) {
+            let n: NormalizedMetrics = codec.decode(m.payload().unwrap()).await.unwrap();
+            seen.push(n.current_attendees);
+        }
+    }
+    assert_eq!(seen, [1, 2, 3, 4]);
+
+    let dead = reader(&s, DeadLetter::TOPIC, since);
+    let mut errors = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while errors.len() < 3 {
+        assert!(Instant::now() < deadline, "dead letters: {errors:?}");
+        let Ok(Ok(m)) = tokio::time::timeout(Duration::from_secs(2), dead.recv()).await else {
+            continue;
+        };
+        let Ok(dl) = codec.decode::<DeadLetter>(m.payload().unwrap()).await else {
+            continue;
+        };
+        if dl.event_id.as_deref() == Some(bad.as_str()) {
+            assert_eq!(dl.stage, "normalize");
+            assert_eq!(dl.source_topic, RawSnapshot::TOPIC);
+            errors.push(dl.error);
+        }
+    }
+    assert_eq!(
+        errors,
+        [
+            "value cannot be stored: gates[0].id contains a NUL character",
+            "value cannot be stored: attendance.current 9223372036854775807 is outside 0..=1000000000000",
+            "value cannot be stored: timestamp 1970-01-01T00:00:00+00:00 is before 2000",
+        ]
+    );
+}

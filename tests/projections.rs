@@ -568,3 +568,411 @@ async fn the_catalogue_feeds_the_public_list_and_old_numbers_show_as_stale() {
     );
     assert_eq!(row.get::<_, Option<i32>>(2), Some(540));
 }
+
+/// A value PostgreSQL refuses, for the dead-letter tests.
+struct Poison {
+    /// A record of the bad record's event applied before it (to overflow a sum with).
+    before: Option<NormalizedMetrics>,
+    bad: NormalizedMetrics,
+    /// The projections that refuse it.
+    refused_by: &'static [&'static str],
+    /// PostgreSQL's SQLSTATE for it.
+    sqlstate: &'static str,
+}
+
+/// The bad record goes in the middle of a burst of good records of ten other events (one batch:
+/// the batch waits 3 s for records): every good one applies, the bad one is recorded in
+/// `dead_letters` with its stage, source offset and PostgreSQL's message, published to the
+/// dead-letter topic once per stage, the worker never restarts, and records produced
+/// afterwards apply too.
+async fn a_bad_record_is_dead_lettered_while_the_rest_applies(
+    kind: &str,
+    poison: impl FnOnce(&str, i64) -> Poison,
+) {
+    let s = Services::from_env();
+    let run = run_id();
+    let dir = scratch_dir(&run);
+    let codec = Codec::new(&s.registry).unwrap();
+    let client = migrated(&s).await;
+    let ops = free_port();
+    let mut envs = env(&run, "latest");
+    envs.retain(|(k, _)| *k != "MUSTER__OPS__ADDR");
+    envs.push(("MUSTER__OPS__ADDR", format!("127.0.0.1:{ops}")));
+    envs.push(("MUSTER__PROJECTIONS__BATCH_MAX_WAIT", "3s".to_owned()));
+    let args = [
+        "project",
+        "--only",
+        "event_series",
+        "--only",
+        "event_realtime",
+    ];
+    let mut worker = Worker::start(&format!("project-{kind}"), &args, &envs, &dir);
+    let p = producer(&s);
+    let probe = format!("{kind}probe{run}");
+    wait_for("the projection to consume", Duration::from_secs(90), || {
+        let (p, codec, client, probe) = (&p, &codec, &client, &probe);
+        async move {
+            let at = chrono::Utc::now().timestamp_millis();
+            send(p, codec, &metrics(probe, at, 1)).await;
+            let n: i64 = client
+                .query_one(
+                    "SELECT count(*) FROM event_realtime WHERE event_id = $1",
+                    &[probe],
+                )
+                .await
+                .ok()?
+                .get(0);
+            (n > 0).then_some(())
+        }
+    })
+    .await;
+
+    let good = format!("{kind}{run}-g");
+    let t0 = (chrono::Utc::now().timestamp_millis() - 30 * MINUTE) / MINUTE * MINUTE;
+    let poison = poison(&format!("{kind}{run}-x"), t0);
+    if let Some(before) = &poison.before {
+        send(&p, &codec, before).await;
+        wait_for("the record before", Duration::from_secs(60), || {
+            let (client, event) = (&client, &before.event_id);
+            async move {
+                let n: i64 = client
+                    .query_one(
+                        "SELECT count(*) FROM event_series_minute WHERE event_id = $1",
+                        &[event],
+                    )
+                    .await
+                    .ok()?
+                    .get(0);
+                (n > 0).then_some(())
+            }
+        })
+        .await;
+    }
+    let since = chrono::Utc::now().timestamp_millis() - 1000;
+    let mut queued = Vec::new();
+    for i in 0..41i64 {
+        let r = if i == 20 {
+            poison.bad.clone()
+        } else {
+            metrics(&format!("{good}{}", i % 10), t0 + i * 1000, 100 + i)
+        };
+        let payload = codec.encode(&r).await.unwrap();
+        let record = FutureRecord::to(NormalizedMetrics::TOPIC)
+            .key(&r.event_id)
+            .payload(&payload);
+        queued.push(p.send_result(record).map_err(|(e, _)| e).unwrap());
+    }
+    let mut bad_at = (0, 0);
+    for (i, d) in queued.into_iter().enumerate() {
+        let d = d.await.unwrap().map_err(|(e, _)| e).unwrap();
+        if i == 20 {
+            bad_at = (d.partition, d.offset);
+        }
+    }
+
+    let applied = |want: i64| {
+        let (client, good) = (&client, &good);
+        async move {
+            let n = samples(client, good).await;
+            let rt: i64 = client
+                .query_one(
+                    "SELECT count(*) FROM event_realtime WHERE event_id LIKE $1 || '%'",
+                    &[good],
+                )
+                .await
+                .unwrap()
+                .get(0);
+            (n == want && rt == 10).then_some(())
+        }
+    };
+    wait_for("every good record applied", Duration::from_secs(90), || {
+        applied(40)
+    })
+    .await;
+
+    let expected_event = poison.bad.event_id.replace('\0', "\u{FFFD}");
+    let stages: Vec<String> = poison
+        .refused_by
+        .iter()
+        .map(|p| format!("project:{p}"))
+        .collect();
+    let rows = wait_for(
+        "the dead letters recorded and published",
+        Duration::from_secs(60),
+        || {
+            let client = &client;
+            async move {
+                let rows = client
+                    .query(
+                        "SELECT stage, reason, event_id, payload, published_at IS NOT NULL
+                         FROM dead_letters WHERE source_topic = $1 AND source_partition = $2
+                           AND source_offset = $3 ORDER BY stage",
+                        &[&NormalizedMetrics::TOPIC, &bad_at.0, &bad_at.1],
+                    )
+                    .await
+                    .unwrap();
+                (rows.len() == poison.refused_by.len() && rows.iter().all(|r| r.get(4)))
+                    .then_some(rows)
+            }
+        },
+    )
+    .await;
+    let bad_payload = codec.encode(&poison.bad).await.unwrap();
+    for (row, stage) in rows.iter().zip(&stages) {
+        assert_eq!(&row.get::<_, String>(0), stage);
+        let reason: String = row.get(1);
+        assert!(
+            reason.contains(&format!("SQLSTATE {}", poison.sqlstate)),
+            "{stage}: {reason}"
+        );
+        assert_eq!(
+            row.get::<_, Option<String>>(2),
+            Some(expected_event.clone())
+        );
+        assert_eq!(row.get::<_, Vec<u8>>(3), bad_payload, "the original bytes");
+    }
+
+    let published = common::dead_letters_since(&s, &codec, since, |dl| {
+        dl.source_topic == NormalizedMetrics::TOPIC
+            && (dl.source_partition, dl.source_offset) == bad_at
+    })
+    .await;
+    let mut got: Vec<&str> = published.iter().map(|d| d.stage.as_str()).collect();
+    got.sort();
+    assert_eq!(got, stages, "published once per stage: {published:?}");
+    assert!(
+        published
+            .iter()
+            .all(|d| d.error.contains(poison.sqlstate) && d.payload == bad_payload)
+    );
+
+    // The worker never restarted, and records after the bad one apply.
+    let text = reqwest::get(format!("http://127.0.0.1:{ops}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let restarts: Vec<&str> = text
+        .lines()
+        .filter(|l| l.starts_with("muster_projection_restarts_total") && !l.ends_with(" 0"))
+        .collect();
+    assert!(restarts.is_empty(), "the worker restarted: {restarts:?}");
+    for i in 0..10i64 {
+        let r = metrics(&format!("{good}{i}"), t0 + 60_000 + i, 7);
+        send(&p, &codec, &r).await;
+    }
+    wait_for(
+        "the records after the bad one",
+        Duration::from_secs(60),
+        || applied(50),
+    )
+    .await;
+    worker.assert_running();
+    assert!(worker.terminate(Duration::from_secs(60)).success());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_nul_in_text_is_dead_lettered_while_other_events_advance() {
+    a_bad_record_is_dead_lettered_while_the_rest_applies("pnul", |event, t0| Poison {
+        before: None,
+        bad: metrics(&format!("{event}\0nul"), t0 + 500, 5),
+        refused_by: &["event_realtime", "event_series"],
+        sqlstate: "22021",
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sum_past_bigint_is_dead_lettered_while_other_events_advance() {
+    a_bad_record_is_dead_lettered_while_the_rest_applies("pbig", |event, t0| Poison {
+        before: Some(metrics(event, t0, 5)),
+        bad: metrics(event, t0 + 500, i64::MAX),
+        refused_by: &["event_series"],
+        sqlstate: "22003",
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_timestamp_out_of_range_is_dead_lettered_while_other_events_advance() {
+    // About 101,000 BC: chrono holds it, PostgreSQL's timestamptz does not.
+    a_bad_record_is_dead_lettered_while_the_rest_applies("ptime", |event, _| Poison {
+        before: None,
+        bad: metrics(event, -3_250_000_000_000_000, 5),
+        refused_by: &["event_realtime", "event_series"],
+        sqlstate: "22008",
+    })
+    .await;
+}
+
+/// A gate window as `gate_throughput_1m` writes it, in the schema derived from its query.
+struct GateWindows {
+    topic: &'static str,
+    schema: String,
+}
+
+impl GateWindows {
+    fn new() -> Self {
+        let def = muster_processors::sql::SqlDefinition::parse(
+            "gate_throughput_1m.sql",
+            include_str!("../processors/sql/gate_throughput_1m.sql"),
+        )
+        .unwrap();
+        let topic = def.output;
+        let p = muster_processors::sql::SqlProcessor::new(def, Duration::from_secs(60)).unwrap();
+        Self {
+            topic,
+            schema: p.avro_schema().to_owned(),
+        }
+    }
+
+    async fn encode(&self, codec: &Codec, event: &str, gate: &str, start: i64) -> Vec<u8> {
+        use apache_avro::types::Value;
+        let schema: serde_json::Value = serde_json::from_str(&self.schema).unwrap();
+        let mut fields = Vec::new();
+        for f in schema["fields"].as_array().unwrap() {
+            let name = f["name"].as_str().unwrap();
+            let (ty, nullable) = match &f["type"] {
+                serde_json::Value::Array(u) => (u.iter().find(|t| *t != "null").unwrap(), true),
+                t => (t, false),
+            };
+            let at = |ms: i64| match ty["logicalType"].as_str() {
+                Some("timestamp-micros") => Value::TimestampMicros(ms * 1000),
+                _ => Value::TimestampMillis(ms),
+            };
+            let v = match name {
+                "eventId" => Value::String(event.to_owned()),
+                "gateId" => Value::String(gate.to_owned()),
+                "windowStart" => at(start),
+                "windowEnd" => at(start + MINUTE),
+                "entries" => Value::Long(3),
+                "exits" => Value::Long(1),
+                other => panic!("gate window field {other} unknown to this test"),
+            };
+            let v = if nullable {
+                Value::Union(1, Box::new(v))
+            } else {
+                v
+            };
+            fields.push((name.to_owned(), v));
+        }
+        codec
+            .encode_value(self.topic, &self.schema, Value::Record(fields))
+            .await
+            .unwrap()
+    }
+}
+
+/// The issue's own case: a gate id holding a NUL in the middle of other events' windows. Every
+/// other window reaches `gate_series_minute`, the bad one is recorded and published once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gate_window_with_a_nul_gate_id_is_dead_lettered_while_other_gates_advance() {
+    let s = Services::from_env();
+    let run = run_id();
+    let dir = scratch_dir(&run);
+    let codec = Codec::new(&s.registry).unwrap();
+    let client = migrated(&s).await;
+    let mut envs = env(&run, "latest");
+    envs.push(("MUSTER__PROJECTIONS__BATCH_MAX_WAIT", "3s".to_owned()));
+    let mut worker = Worker::start(
+        "project-gates",
+        &["project", "--only", "gate_series"],
+        &envs,
+        &dir,
+    );
+    let p = producer(&s);
+    let windows = GateWindows::new();
+    let t0 = (chrono::Utc::now().timestamp_millis() - 30 * MINUTE) / MINUTE * MINUTE;
+    // Queued, not awaited one by one, so that a burst lands in one batch.
+    let encode = |event: String, gate: String, start: i64| {
+        let (codec, windows) = (&codec, &windows);
+        async move { (windows.encode(codec, &event, &gate, start).await, event) }
+    };
+    let queue = |(payload, event): (Vec<u8>, String)| {
+        let record = FutureRecord::to(windows.topic)
+            .key(&event)
+            .payload(&payload);
+        p.send_result(record).map_err(|(e, _)| e).unwrap()
+    };
+    let rows = |prefix: String| {
+        let client = &client;
+        async move {
+            client
+                .query_one(
+                    "SELECT count(*), coalesce(sum(entries), 0)::bigint FROM gate_series_minute
+                     WHERE event_id LIKE $1 || '%'",
+                    &[&prefix],
+                )
+                .await
+                .unwrap()
+        }
+    };
+    let probe = format!("gprobe{run}");
+    wait_for("the projection to consume", Duration::from_secs(90), || {
+        let (encode, queue, rows, probe) = (&encode, &queue, &rows, &probe);
+        async move {
+            let d = queue(encode(probe.clone(), "G1".into(), t0).await);
+            d.await.unwrap().map_err(|(e, _)| e).unwrap();
+            (rows(probe.clone()).await.get::<_, i64>(0) > 0).then_some(())
+        }
+    })
+    .await;
+
+    let since = chrono::Utc::now().timestamp_millis() - 1000;
+    let good = format!("gg{run}-");
+    let mut queued = Vec::new();
+    for i in 0..21i64 {
+        let encoded = if i == 10 {
+            encode(format!("gx{run}"), "G\0bad".to_owned(), t0).await
+        } else {
+            encode(format!("{good}{}", i % 5), format!("G{i}"), t0 + i * MINUTE).await
+        };
+        queued.push(queue(encoded));
+    }
+    let mut bad_at = (0, 0);
+    for (i, d) in queued.into_iter().enumerate() {
+        let d = d.await.unwrap().map_err(|(e, _)| e).unwrap();
+        if i == 10 {
+            bad_at = (d.partition, d.offset);
+        }
+    }
+    wait_for("every good window applied", Duration::from_secs(90), || {
+        let rows = &rows;
+        let good = good.clone();
+        async move {
+            let r = rows(good).await;
+            ((r.get::<_, i64>(0), r.get::<_, i64>(1)) == (20, 60)).then_some(())
+        }
+    })
+    .await;
+    let reason: String = wait_for(
+        "the dead letter recorded and published",
+        Duration::from_secs(60),
+        || {
+            let client = &client;
+            async move {
+                client
+                    .query_opt(
+                        "SELECT reason FROM dead_letters WHERE stage = 'project:gate_series'
+                       AND source_topic = $1 AND source_partition = $2 AND source_offset = $3
+                       AND published_at IS NOT NULL",
+                        &[&windows.topic, &bad_at.0, &bad_at.1],
+                    )
+                    .await
+                    .unwrap()
+                    .map(|r| r.get(0))
+            }
+        },
+    )
+    .await;
+    assert!(reason.contains("SQLSTATE 22021"), "{reason}");
+    let published = common::dead_letters_since(&s, &codec, since, |dl| {
+        dl.source_topic == windows.topic && (dl.source_partition, dl.source_offset) == bad_at
+    })
+    .await;
+    assert_eq!(published.len(), 1, "published once: {published:?}");
+    assert_eq!(published[0].stage, "project:gate_series");
+    worker.assert_running();
+    assert!(worker.terminate(Duration::from_secs(60)).success());
+}

@@ -9,10 +9,10 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use common::{Services, Worker, free_port, run_id, scratch_dir, wait_for};
-use muster_schemas::{Alert, AlertAction, AlertKind, Codec, Severity, SourceOffset};
+use muster_schemas::{Alert, AlertAction, AlertKind, Codec, Severity, SourceOffset, TopicRecord};
 use serde_json::{Value, json};
 
-const ADMIN: &str = "webhooks-test-admin";
+const ADMIN: &str = "webhooks-test-admin-token-0123456789";
 
 /// One request a receiver got, and what it answered.
 #[derive(Debug, Clone)]
@@ -576,4 +576,285 @@ fn check(secret: &str, r: &Received) -> Value {
         "body": r.body,
         "expect": true,
     })
+}
+
+/// An alert whose message holds a NUL (PostgreSQL refuses it in the delivery's jsonb), in the
+/// middle of a burst of other events' alerts: every other alert is delivered, the bad one is
+/// recorded in `dead_letters` with PostgreSQL's message and published once, the outbox never
+/// restarts, and later alerts are delivered too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_alert_the_outbox_cannot_store_is_dead_lettered_and_other_events_are_delivered() {
+    let s = Services::from_env();
+    let run = run_id();
+    let dir = scratch_dir(&run);
+    let receivers = Receivers::default();
+    receivers.add("ok", Behaviour::Always(200));
+    let port = receivers.clone().serve().await;
+
+    let api_port = free_port();
+    let mut api_env = worker_env(&run, free_port());
+    api_env.push(("MUSTER_API_ADDR", format!("127.0.0.1:{api_port}")));
+    api_env.push(("MUSTER_ADMIN_TOKEN", ADMIN.into()));
+    let _api_worker = Worker::start("api", &["api"], &api_env, &dir);
+    let ops = free_port();
+    let mut hooks_env = worker_env(&run, ops);
+    // One batch for the whole burst.
+    hooks_env.retain(|(k, _)| *k != "MUSTER__PROJECTIONS__BATCH_MAX_WAIT");
+    hooks_env.push(("MUSTER__PROJECTIONS__BATCH_MAX_WAIT", "3s".into()));
+    let mut hooks_worker = Worker::start("webhooks", &["webhooks"], &hooks_env, &dir);
+    let api = Api {
+        base: format!("http://127.0.0.1:{api_port}"),
+        http: reqwest::Client::new(),
+    };
+    wait_for("the api", Duration::from_secs(60), || {
+        let url = format!("{}/readyz", api.base);
+        async move { common::get_json(&url).await.map(|_| ()) }
+    })
+    .await;
+
+    let (g1, g2, bad, probe) = (
+        format!("whg1{run}"),
+        format!("whg2{run}"),
+        format!("whb{run}"),
+        format!("whq{run}"),
+    );
+    let post = reqwest::Method::POST;
+    let (status, partner) = api
+        .call(
+            post.clone(),
+            "/api/admin/partners",
+            None,
+            Some(json!({"name": "poison", "tier": "partner", "eventIds": [g1, g2, bad, probe]})),
+        )
+        .await;
+    assert_eq!(status, 201, "{partner}");
+    let key = partner["apiKey"].as_str().unwrap().to_owned();
+    let (status, body) = api
+        .call(
+            post,
+            "/api/partner/webhooks",
+            Some(&key),
+            Some(json!({"url": format!("http://127.0.0.1:{port}/hook/ok"), "eventTypes": ["alert.raised"]})),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+
+    let codec = Codec::new(&s.registry).unwrap();
+    let producer = common::producer(&s);
+    let t0 = chrono::Utc::now().timestamp_millis();
+    let mut n = 0;
+    wait_for("the first delivery", Duration::from_secs(90), || {
+        n += 1;
+        let a = alert(&probe, n, AlertAction::Raised, t0 + n);
+        let (producer, codec, receivers) = (&producer, &codec, &receivers);
+        async move {
+            common::send(producer, codec, &a).await;
+            (!receivers.got("ok").is_empty()).then_some(())
+        }
+    })
+    .await;
+
+    let since = chrono::Utc::now().timestamp_millis() - 1000;
+    let mut poisoned = alert(&bad, 1, AlertAction::Raised, t0 + 1500);
+    poisoned.message = "gate G1\0 down".into();
+    let mut queued = Vec::new();
+    for i in 0..11i64 {
+        let a = match i {
+            0..5 => alert(&g1, i, AlertAction::Raised, t0 + 1000 + i),
+            5 => poisoned.clone(),
+            _ => alert(&g2, i, AlertAction::Raised, t0 + 2000 + i),
+        };
+        let payload = codec.encode(&a).await.unwrap();
+        let record = rdkafka::producer::FutureRecord::to(Alert::TOPIC)
+            .key(&a.event_id)
+            .payload(&payload);
+        queued.push(producer.send_result(record).map_err(|(e, _)| e).unwrap());
+    }
+    let mut bad_at = (0, 0);
+    for (i, d) in queued.into_iter().enumerate() {
+        let d = d.await.unwrap().map_err(|(e, _)| e).unwrap();
+        if i == 5 {
+            bad_at = (d.partition, d.offset);
+        }
+    }
+
+    wait_for(
+        "every good alert delivered",
+        Duration::from_secs(90),
+        || {
+            let got = receivers.got("ok");
+            let (g1, g2) = (g1.clone(), g2.clone());
+            async move {
+                (delivered(&got, &g1) == (1..=5).collect::<Vec<_>>()
+                    && delivered(&got, &g2) == (1..=5).collect::<Vec<_>>())
+                .then_some(())
+            }
+        },
+    )
+    .await;
+    assert!(
+        !receivers.got("ok").iter().any(|r| r.body.contains(&bad)),
+        "the refused alert was delivered"
+    );
+
+    let (client, conn) = tokio_postgres::connect(&s.database, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    let row = wait_for(
+        "the dead letter recorded and published",
+        Duration::from_secs(60),
+        || {
+            let client = &client;
+            async move {
+                client
+                    .query_opt(
+                        "SELECT stage, reason, event_id FROM dead_letters
+                         WHERE source_topic = $1 AND source_partition = $2
+                           AND source_offset = $3 AND published_at IS NOT NULL",
+                        &[&Alert::TOPIC, &bad_at.0, &bad_at.1],
+                    )
+                    .await
+                    .unwrap()
+            }
+        },
+    )
+    .await;
+    assert_eq!(row.get::<_, String>(0), "project:webhook_outbox");
+    let reason: String = row.get(1);
+    assert!(reason.contains("SQLSTATE 22P05"), "{reason}");
+    assert_eq!(row.get::<_, Option<String>>(2), Some(bad.clone()));
+    let published = common::dead_letters_since(&s, &codec, since, |dl| {
+        dl.source_topic == Alert::TOPIC && (dl.source_partition, dl.source_offset) == bad_at
+    })
+    .await;
+    assert_eq!(published.len(), 1, "published once: {published:?}");
+    assert_eq!(published[0].error, reason);
+
+    let metrics = reqwest::get(format!("http://127.0.0.1:{ops}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let restarts: Vec<&str> = metrics
+        .lines()
+        .filter(|l| l.starts_with("muster_projection_restarts_total") && !l.ends_with(" 0"))
+        .collect();
+    assert!(restarts.is_empty(), "the outbox restarted: {restarts:?}");
+    common::send(
+        &producer,
+        &codec,
+        &alert(&g1, 50, AlertAction::Raised, t0 + 3000),
+    )
+    .await;
+    wait_for(
+        "an alert after the bad one",
+        Duration::from_secs(60),
+        || {
+            let got = receivers.got("ok");
+            let g1 = g1.clone();
+            async move { (delivered(&got, &g1) == (1..=6).collect::<Vec<_>>()).then_some(()) }
+        },
+    )
+    .await;
+    hooks_worker.assert_running();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn endpoints_per_partner_and_replays_are_capped() {
+    let s = Services::from_env();
+    let run = run_id();
+    let dir = scratch_dir(&run);
+    let api_port = free_port();
+    let mut env = worker_env(&run, free_port());
+    env.push(("MUSTER_API_ADDR", format!("127.0.0.1:{api_port}")));
+    env.push(("MUSTER_ADMIN_TOKEN", ADMIN.into()));
+    env.push(("MUSTER__WEBHOOKS__MAX_ENDPOINTS_PER_PARTNER", "2".into()));
+    env.push(("MUSTER__WEBHOOKS__MAX_REPLAY", "3".into()));
+    let _api_worker = Worker::start("api", &["api"], &env, &dir);
+    let api = Api {
+        base: format!("http://127.0.0.1:{api_port}"),
+        http: reqwest::Client::new(),
+    };
+    wait_for("the api", Duration::from_secs(60), || {
+        let url = format!("{}/readyz", api.base);
+        async move { common::get_json(&url).await.map(|_| ()) }
+    })
+    .await;
+    let post = reqwest::Method::POST;
+    let (status, partner) = api
+        .call(
+            post.clone(),
+            "/api/admin/partners",
+            None,
+            Some(json!({"name": "capped", "tier": "partner", "eventIds": [format!("cap{run}")]})),
+        )
+        .await;
+    assert_eq!(status, 201, "{partner}");
+    let key = partner["apiKey"].as_str().unwrap().to_owned();
+    let create = |n: usize| {
+        api.call(
+            post.clone(),
+            "/api/partner/webhooks",
+            Some(&key),
+            Some(json!({"url": format!("http://127.0.0.1:9/hook/{n}"), "eventTypes": ["alert.raised"]})),
+        )
+    };
+    let (status, first) = create(1).await;
+    assert_eq!(status, 201, "{first}");
+    assert_eq!(create(2).await.0, 201);
+    let (status, body) = create(3).await;
+    assert_eq!(status, 422, "{body}");
+    assert!(
+        body["detail"]
+            .as_str()
+            .unwrap()
+            .contains("at most 2 webhooks"),
+        "{body}"
+    );
+
+    // Five deliveries in the log, one minute apart.
+    let endpoint = first["id"].as_str().unwrap().to_owned();
+    let (db, conn) = tokio_postgres::connect(&s.database, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    db.execute(
+        "INSERT INTO webhook_deliveries (delivery_id, message_id, endpoint_id, event_id, seq,
+            event_type, occurred_at, payload, state)
+         SELECT $1 || n, $1 || n, $1, 'e', n, 'alert.raised',
+                '2026-01-01T00:00:00Z'::timestamptz + n * interval '1 minute', '{}', 'delivered'
+         FROM generate_series(0, 4) n",
+        &[&endpoint],
+    )
+    .await
+    .unwrap();
+    let replay_path = format!("/api/partner/webhooks/{endpoint}/replay");
+    let replay = |from: &str, to: &str| {
+        api.call(
+            post.clone(),
+            &replay_path,
+            Some(&key),
+            Some(json!({"from": from, "to": to})),
+        )
+    };
+    let (status, body) = replay("2026-01-01T00:00:00Z", "2026-01-01T01:00:00Z").await;
+    assert_eq!(status, 422, "{body}");
+    assert!(
+        body["detail"]
+            .as_str()
+            .unwrap()
+            .contains("more than 3 deliveries"),
+        "{body}"
+    );
+    let replays =
+        "SELECT count(*) FROM webhook_deliveries WHERE endpoint_id = $1 AND replay_of IS NOT NULL";
+    let queued: i64 = db.query_one(replays, &[&endpoint]).await.unwrap().get(0);
+    assert_eq!(queued, 0, "a refused replay queues nothing");
+    let (status, body) = replay("2026-01-01T00:00:00Z", "2026-01-01T00:03:00Z").await;
+    assert_eq!(status, 202, "{body}");
+    assert_eq!(body["queued"], 3);
+    let queued: i64 = db.query_one(replays, &[&endpoint]).await.unwrap().get(0);
+    assert_eq!(queued, 3);
 }

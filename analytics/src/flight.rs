@@ -43,6 +43,9 @@ use crate::{Limits, QueryError};
 pub struct Session {
     pub ctx: SessionContext,
     pub limits: Limits,
+    /// The caller's slot among its concurrent queries (see [`crate::Slots`]), held while the
+    /// session runs.
+    pub slot: Option<crate::Slot>,
 }
 
 /// Why a caller was turned away.
@@ -57,6 +60,9 @@ pub enum Refused {
     /// The lookup itself failed (e.g. the database is down).
     #[error("{0}")]
     Unavailable(String),
+    /// Past the caller's rate limit or concurrent queries.
+    #[error("{0}")]
+    Exhausted(String),
 }
 
 /// Maps a caller's bearer token to what it may query. Checked on every call: Flight SQL
@@ -72,7 +78,8 @@ pub trait Authorize: Send + Sync + 'static {
     ) -> impl Future<Output = Result<Self::Scope, Refused>> + Send;
 
     /// The tables and limits of an authorized caller, built when a call needs them.
-    fn session(&self, scope: &Self::Scope) -> impl Future<Output = anyhow::Result<Session>> + Send;
+    fn session(&self, scope: &Self::Scope)
+    -> impl Future<Output = Result<Session, Refused>> + Send;
 }
 
 /// Said by every refusal of a write, whichever path it came through.
@@ -93,6 +100,9 @@ fn outcome(e: &QueryError) -> &'static str {
     match e {
         QueryError::NotReadOnly(_) => "read_only",
         QueryError::Timeout(_) => "timeout",
+        QueryError::TooLarge { .. } => "too_large",
+        QueryError::Memory { .. } => "memory",
+        QueryError::Busy(_) => "busy",
         QueryError::Sql(_) => "invalid",
         QueryError::Setup(_) => "error",
     }
@@ -106,8 +116,20 @@ fn status(e: QueryError) -> Status {
         QueryError::Timeout(t) => Status::deadline_exceeded(format!(
             "the query was stopped by the time limit: it ran longer than {t:?}"
         )),
+        e @ (QueryError::TooLarge { .. } | QueryError::Memory { .. } | QueryError::Busy(_)) => {
+            Status::resource_exhausted(e.to_string())
+        }
         QueryError::Sql(e) => Status::invalid_argument(e.to_string()),
         QueryError::Setup(e) => Status::unavailable(format!("{e:#}")),
+    }
+}
+
+fn refused(r: Refused) -> Status {
+    match r {
+        Refused::Unauthenticated(m) => Status::unauthenticated(m),
+        Refused::PermissionDenied(m) => Status::permission_denied(m),
+        Refused::Unavailable(m) => Status::unavailable(m),
+        Refused::Exhausted(m) => Status::resource_exhausted(m),
     }
 }
 
@@ -159,19 +181,12 @@ impl<A: Authorize> FlightSql<A> {
             })
             .map(str::trim)
             .filter(|t| !t.is_empty());
-        self.auth.authorize(token).await.map_err(|r| match r {
-            Refused::Unauthenticated(m) => Status::unauthenticated(m),
-            Refused::PermissionDenied(m) => Status::permission_denied(m),
-            Refused::Unavailable(m) => Status::unavailable(m),
-        })
+        self.auth.authorize(token).await.map_err(refused)
     }
 
     async fn session<T>(&self, req: &Request<T>) -> Result<Session, Status> {
         let scope = self.scope(req).await?;
-        self.auth
-            .session(&scope)
-            .await
-            .map_err(|e| Status::unavailable(format!("{e:#}")))
+        self.auth.session(&scope).await.map_err(refused)
     }
 
     /// The schema a read-only statement will answer with; refuses anything else.
@@ -269,6 +284,7 @@ fn code(s: &Status) -> &'static str {
     match s.code() {
         tonic::Code::Unauthenticated => "unauthenticated",
         tonic::Code::PermissionDenied => "permission_denied",
+        tonic::Code::ResourceExhausted => "exhausted",
         _ => "error",
     }
 }
@@ -693,15 +709,19 @@ mod tests {
             }
         }
 
-        async fn session(&self, _: &()) -> anyhow::Result<Session> {
+        async fn session(&self, _: &()) -> Result<Session, Refused> {
             let ctx = SessionContext::new();
-            ctx.register_batch("numbers", RecordBatch::try_from_iter([one()])?)?;
+            ctx.register_batch("numbers", RecordBatch::try_from_iter([one()]).unwrap())
+                .unwrap();
             Ok(Session {
                 ctx,
                 limits: Limits {
                     timeout: Duration::from_millis(500),
                     max_rows: 3,
+                    max_bytes: 1 << 20,
+                    memory: 64 << 20,
                 },
+                slot: None,
             })
         }
     }

@@ -1,25 +1,41 @@
 //! SQL for analysts: DataFusion over the projections (read from PostgreSQL in read-only
-//! transactions) and the Parquet raw archive. Queries only read: DDL, DML and statements are
-//! refused before planning; a time limit and a row limit bound every query.
+//! transactions, streamed in batches) and the Parquet raw archive. Queries only read: DDL, DML
+//! and statements are refused before planning; every query runs within a time limit, a row
+//! limit, a cap on its answer's bytes and a memory pool of its own.
 
 pub mod flight;
 pub mod insights;
 pub mod pg;
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::num::NonZeroUsize;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::datatypes::DataType;
+use datafusion::error::DataFusionError;
+use datafusion::execution::TaskContext;
 use datafusion::execution::context::SQLOptions;
 use datafusion::execution::context::SessionContext;
+use datafusion::execution::memory_pool::{
+    FairSpillPool, MemoryConsumer, MemoryPool, TrackConsumersPool,
+};
+use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::prelude::{DataFrame, ParquetReadOptions};
+use futures::StreamExt;
 
 /// What a query may use.
 #[derive(Debug, Clone)]
 pub struct Limits {
     pub timeout: Duration,
     pub max_rows: usize,
+    /// Bytes of the answer (its Arrow arrays, as held in memory); a larger answer is refused,
+    /// not cut, since bytes have no order to cut by.
+    pub max_bytes: usize,
+    /// Memory of one query: its operators' working memory and its answer. Sorts, aggregations
+    /// and joins spill to disk past it where DataFusion can; anything else is refused.
+    pub memory: usize,
 }
 
 impl Default for Limits {
@@ -27,6 +43,8 @@ impl Default for Limits {
         Self {
             timeout: Duration::from_secs(30),
             max_rows: 100_000,
+            max_bytes: 64 << 20,
+            memory: 512 << 20,
         }
     }
 }
@@ -37,10 +55,76 @@ pub enum QueryError {
     NotReadOnly(String),
     #[error("the query ran longer than its {0:?} limit and was stopped")]
     Timeout(Duration),
+    #[error("the answer is larger than the limit of {limit} bytes: select fewer columns or rows")]
+    TooLarge { limit: usize },
+    #[error(
+        "the query needs more memory than its limit of {limit} bytes and was stopped: {detail}"
+    )]
+    Memory { limit: usize, detail: String },
+    #[error("this key already runs {0} queries at once, its limit: wait for one to finish")]
+    Busy(usize),
     #[error("{0}")]
-    Sql(datafusion::error::DataFusionError),
+    Sql(DataFusionError),
     #[error(transparent)]
     Setup(#[from] anyhow::Error),
+}
+
+impl QueryError {
+    /// A DataFusion error as the caller should hear it: a memory pool's refusal or a failure
+    /// of PostgreSQL is not an error in the query.
+    fn from_datafusion(e: DataFusionError, limits: &Limits) -> Self {
+        if let DataFusionError::ResourcesExhausted(detail) = e.find_root() {
+            return Self::Memory {
+                limit: limits.memory,
+                detail: detail.clone(),
+            };
+        }
+        let backend = std::iter::successors(Some(&e as &(dyn std::error::Error + 'static)), |e| {
+            e.source()
+        })
+        .any(|e| e.is::<pg::Backend>());
+        if backend {
+            Self::Setup(anyhow::anyhow!("{e}"))
+        } else {
+            Self::Sql(e)
+        }
+    }
+}
+
+/// How many queries each key may run at once (a partner key, the admin token), shared by every
+/// path a query comes in through.
+#[derive(Debug, Clone)]
+pub struct Slots {
+    per_key: usize,
+    keys: Arc<Mutex<HashMap<String, Arc<tokio::sync::Semaphore>>>>,
+}
+
+/// A query's slot, given back when dropped.
+pub type Slot = tokio::sync::OwnedSemaphorePermit;
+
+impl Slots {
+    pub fn new(per_key: usize) -> Self {
+        Self {
+            per_key: per_key.max(1),
+            keys: Default::default(),
+        }
+    }
+
+    /// A slot for `key` now, or [`QueryError::Busy`]: a caller past its limit is refused at
+    /// once rather than queued, so that waiting queries hold nothing.
+    pub fn try_acquire(&self, key: &str) -> Result<Slot, QueryError> {
+        let semaphore = {
+            let mut keys = self.keys.lock().unwrap_or_else(|e| e.into_inner());
+            // Keys with no query running are forgotten, so the map holds running keys only.
+            keys.retain(|_, s| s.available_permits() < self.per_key);
+            keys.entry(key.to_owned())
+                .or_insert_with(|| Arc::new(tokio::sync::Semaphore::new(self.per_key)))
+                .clone()
+        };
+        semaphore
+            .try_acquire_owned()
+            .map_err(|_| QueryError::Busy(self.per_key))
+    }
 }
 
 /// A query's answer: at most `max_rows` rows, and whether there were more.
@@ -65,7 +149,9 @@ pub async fn context(
 }
 
 /// The projections only, each restricted to rows of `events` when given (a partner's view:
-/// tables without an `event_id` are left out, and so is the archive).
+/// tables without an `event_id` are left out, and so is the archive, and columns naming other
+/// events are read redacted as the HTTP routes show them, see
+/// [`insights::store::PARTNER_REDACTIONS`]).
 pub async fn projections(
     pool: &deadpool_postgres::Pool,
     events: Option<Vec<String>>,
@@ -87,7 +173,10 @@ pub async fn projections(
         };
         let t = match &events {
             Some(e) => match t.scoped(e.clone()) {
-                Some(t) => t,
+                Some(t) => insights::store::PARTNER_REDACTIONS
+                    .iter()
+                    .filter(|(name, ..)| *name == table)
+                    .fold(t, |t, (_, column, sql)| t.redacted(column, sql)),
                 None => continue,
             },
             None => t,
@@ -168,27 +257,79 @@ pub async fn execute(df: DataFrame, limits: &Limits) -> Result<Answer, QueryErro
     let df = df
         .limit(0, Some(limits.max_rows + 1))
         .map_err(QueryError::Sql)?;
-    let batches = tokio::time::timeout(limits.timeout, df.collect())
+    tokio::time::timeout(limits.timeout, collect(df, limits))
         .await
         .map_err(|_| QueryError::Timeout(limits.timeout))?
-        .map_err(QueryError::Sql)?;
-    let total: usize = batches.iter().map(|b| b.num_rows()).sum();
-    let truncated = total > limits.max_rows;
-    let mut left = limits.max_rows;
-    let mut kept = Vec::with_capacity(batches.len());
-    for b in batches {
-        if left == 0 {
+}
+
+/// Executes `df` in a memory pool of its own (sharing the session's disk manager to spill to)
+/// and collects at most `max_rows` rows, counting the answer against the pool and the byte cap.
+async fn collect(df: DataFrame, limits: &Limits) -> Result<Answer, QueryError> {
+    let fail = |e| QueryError::from_datafusion(e, limits);
+    let pool: Arc<dyn MemoryPool> = Arc::new(TrackConsumersPool::new(
+        FairSpillPool::new(limits.memory),
+        NonZeroUsize::new(3).expect("3 > 0"),
+    ));
+    let (state, plan) = df.into_parts();
+    let runtime = RuntimeEnvBuilder::from_runtime_env(state.runtime_env())
+        .with_memory_pool(pool.clone())
+        .build_arc()
+        .map_err(fail)?;
+    let plan = state.create_physical_plan(&plan).await.map_err(fail)?;
+    // A sort sets this much aside to merge what it spilled (10 MB by default): within a
+    // small pool, a smaller share, so that sorts spill rather than fail.
+    let mut config = state.config().clone();
+    let merge = &mut config.options_mut().execution.sort_spill_reservation_bytes;
+    *merge = (*merge).min(limits.memory / 8);
+    let task = Arc::new(
+        TaskContext::from(&state)
+            .with_session_config(config)
+            .with_runtime(runtime),
+    );
+    let mut stream = datafusion::physical_plan::execute_stream(plan, task).map_err(fail)?;
+    let held = MemoryConsumer::new("answer").register(&pool);
+    let (mut batches, mut rows, mut bytes, mut truncated) = (Vec::new(), 0, 0, false);
+    while let Some(batch) = stream.next().await {
+        let batch = batch.map_err(fail)?;
+        let take = batch.num_rows().min(limits.max_rows - rows);
+        if take < batch.num_rows() {
+            truncated = true;
+        }
+        if take > 0 {
+            let batch = batch.slice(0, take);
+            let size = answer_bytes(&batch);
+            bytes += size;
+            if bytes > limits.max_bytes {
+                return Err(QueryError::TooLarge {
+                    limit: limits.max_bytes,
+                });
+            }
+            held.try_grow(size).map_err(fail)?;
+            rows += take;
+            batches.push(batch);
+        }
+        if truncated {
             break;
         }
-        let take = b.num_rows().min(left);
-        kept.push(b.slice(0, take));
-        left -= take;
     }
     Ok(Answer {
-        rows: total.min(limits.max_rows),
-        batches: kept,
+        batches,
+        rows,
         truncated,
     })
+}
+
+/// The bytes `batch` holds for its rows (a slice counts its rows, not the arrays it shares).
+fn answer_bytes(batch: &RecordBatch) -> usize {
+    batch
+        .columns()
+        .iter()
+        .map(|a| {
+            a.to_data()
+                .get_slice_memory_size()
+                .unwrap_or_else(|_| a.get_array_memory_size())
+        })
+        .sum()
 }
 
 /// One statement, and one that reads: a query (`SELECT`, `WITH`, `VALUES`) or a `SHOW`. Checked
@@ -223,17 +364,33 @@ pub fn check_read_only(sql: &str) -> Result<(), QueryError> {
 
 /// Rows as JSON objects keyed by column (timestamps as RFC 3339 strings).
 pub fn to_json_rows(batches: &[RecordBatch]) -> anyhow::Result<Vec<serde_json::Value>> {
+    json_rows_within(batches, usize::MAX).map_err(|e| match e {
+        QueryError::Setup(e) => e,
+        other => anyhow::anyhow!(other),
+    })
+}
+
+/// Like [`to_json_rows`], refused with [`QueryError::TooLarge`] once the rows' JSON text passes
+/// `max_bytes` (JSON repeats each column's name in every row: it can be much larger than the
+/// Arrow answer).
+pub fn json_rows_within(
+    batches: &[RecordBatch],
+    max_bytes: usize,
+) -> Result<Vec<serde_json::Value>, QueryError> {
     let mut buf = Vec::new();
     {
         let mut w = arrow_json::LineDelimitedWriter::new(&mut buf);
         for b in batches {
-            w.write(b)?;
+            w.write(b).map_err(|e| QueryError::Setup(e.into()))?;
+            if w.get_ref().len() > max_bytes {
+                return Err(QueryError::TooLarge { limit: max_bytes });
+            }
         }
-        w.finish()?;
+        w.finish().map_err(|e| QueryError::Setup(e.into()))?;
     }
     buf.split(|c| *c == b'\n')
         .filter(|l| !l.is_empty())
-        .map(|l| Ok(serde_json::from_slice(l)?))
+        .map(|l| serde_json::from_slice(l).map_err(|e| QueryError::Setup(e.into())))
         .collect()
 }
 
@@ -308,6 +465,7 @@ mod tests {
         let limits = Limits {
             timeout: Duration::from_millis(300),
             max_rows: 3,
+            ..Limits::default()
         };
         for sql in [
             "CREATE TABLE t AS SELECT 1",
@@ -333,6 +491,81 @@ mod tests {
         assert!(matches!(
             query(&ctx, slow, &limits).await,
             Err(QueryError::Timeout(_))
+        ));
+    }
+
+    #[tokio::test]
+    async fn answers_past_their_bytes_and_queries_past_their_memory_are_refused() {
+        let ctx = SessionContext::new();
+        let limits = Limits {
+            max_bytes: 64 << 10,
+            memory: 4 << 20,
+            ..Limits::default()
+        };
+        // 20,000 int64s: 160 KB of answer, under the row limit.
+        let e = query(&ctx, "SELECT value FROM range(20000)", &limits)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(e, QueryError::TooLarge { limit } if limit == 64 << 10),
+            "{e}"
+        );
+        // Within both: answered whole.
+        let a = query(&ctx, "SELECT value FROM range(5000)", &limits)
+            .await
+            .unwrap();
+        assert_eq!((a.rows, a.truncated), (5000, false));
+        // One group collecting 8 MB cannot spill: refused by the pool, not by the process.
+        let e = query(
+            &ctx,
+            "SELECT cardinality(array_agg(value)) AS n FROM range(1000000)",
+            &limits,
+        )
+        .await
+        .unwrap_err();
+        assert!(matches!(e, QueryError::Memory { .. }), "{e}");
+        assert!(e.to_string().contains("more memory than its limit"), "{e}");
+        // A sort past the pool spills to disk and still answers.
+        let a = query(
+            &ctx,
+            "SELECT r FROM (SELECT value, row_number() OVER (ORDER BY value DESC) AS r \
+             FROM range(1000000)) WHERE value = 0",
+            &limits,
+        )
+        .await
+        .unwrap();
+        assert_eq!(a.rows, 1);
+    }
+
+    #[test]
+    fn a_key_past_its_concurrent_queries_is_refused_until_one_ends() {
+        let slots = Slots::new(2);
+        let first = slots.try_acquire("a").unwrap();
+        let _second = slots.try_acquire("a").unwrap();
+        assert!(matches!(slots.try_acquire("a"), Err(QueryError::Busy(2))));
+        // Another key is not held back.
+        let _other = slots.try_acquire("b").unwrap();
+        drop(first);
+        assert!(slots.try_acquire("a").is_ok());
+    }
+
+    #[test]
+    fn json_rows_past_their_bytes_are_refused() {
+        let batch = RecordBatch::try_from_iter([(
+            "a_long_column_name",
+            Arc::new(datafusion::arrow::array::Int32Array::from(vec![1; 1000]))
+                as datafusion::arrow::array::ArrayRef,
+        )])
+        .unwrap();
+        assert_eq!(
+            json_rows_within(std::slice::from_ref(&batch), 1 << 20)
+                .unwrap()
+                .len(),
+            1000
+        );
+        assert!(matches!(
+            json_rows_within(&[batch], 10_000),
+            Err(QueryError::TooLarge { limit: 10_000 })
         ));
     }
 }

@@ -12,13 +12,14 @@ use crate::problem::Problem;
 /// Passes when the request carries `Authorization: Bearer <admin token>` (compared in constant
 /// time); the admin API is closed while no token is configured.
 pub fn require_admin(
-    token: Option<String>,
+    token: Option<muster_runtime::secrets::Secret>,
 ) -> impl Filter<Extract = (), Error = warp::Rejection> + Clone {
     warp::header::optional::<String>("authorization")
         .and_then(move |header: Option<String>| {
             let token = token.clone();
             async move {
-                check_admin(token.as_deref(), header.as_deref()).map_err(warp::reject::custom)
+                check_admin(token.as_ref().map(|t| t.expose()), header.as_deref())
+                    .map_err(warp::reject::custom)
             }
         })
         .untuple_one()
@@ -26,7 +27,8 @@ pub fn require_admin(
 
 /// The admin check on a raw `Authorization` header value.
 pub fn check_admin(expected: Option<&str>, header: Option<&str>) -> Result<(), Problem> {
-    let Some(expected) = expected else {
+    // A blank token is no token: never let an empty header match an empty setting.
+    let Some(expected) = expected.filter(|t| !t.trim().is_empty()) else {
         return Err(Problem::new(
             StatusCode::FORBIDDEN,
             "admin-disabled",

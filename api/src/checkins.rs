@@ -17,6 +17,7 @@ use crate::problem::Problem;
         (status = 409, body = Problem, content_type = "application/problem+json"),
         (status = 413, body = Problem, content_type = "application/problem+json"),
         (status = 422, body = Problem, content_type = "application/problem+json"),
+        (status = 503, body = Problem, content_type = "application/problem+json", description = "Kafka or PostgreSQL unavailable, or the delivery is still in flight: retry later"),
     ))]
 pub async fn accept(
     event_id: String,
@@ -58,6 +59,7 @@ pub async fn accept(
                 "The check-ins are invalid; none were accepted",
             )
             .detail(e.to_string()),
+            CheckinError::InFlight(_) => Problem::unavailable(&e.to_string()),
             CheckinError::Unavailable(e) => Problem::unavailable(&format!("{e:#}")),
         })),
     }

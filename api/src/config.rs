@@ -9,15 +9,84 @@ use serde::{Deserialize, Serialize};
 pub struct ApiConfig {
     /// Listen address (`MUSTER_API_ADDR`).
     pub addr: SocketAddr,
-    /// Bearer token of the admin routes (`MUSTER_ADMIN_TOKEN`); admin routes are refused while
-    /// it is unset.
-    pub admin_token: Option<String>,
+    /// Bearer token of the admin routes (`MUSTER_ADMIN_TOKEN`), at least 32 characters
+    /// (`openssl rand -hex 32`); admin routes are refused while it is unset or blank.
+    pub admin_token: Option<muster_runtime::secrets::Secret>,
     /// Seconds after which an event's realtime numbers are shown as stale instead of live.
     pub stale_after_secs: u64,
     /// Per key, per tier; per process (see the README).
     pub rate_limits: crate::partners::RateLimits,
     /// `[api.flight]`: Arrow Flight SQL for analysts' own tools.
     pub flight: FlightConfig,
+    /// `[api.sql]`: `POST /api/premium/sql`, and what every SQL caller shares.
+    pub sql: SqlConfig,
+}
+
+/// `[api.sql]`: the limits of `POST /api/premium/sql`. A query past one is refused with a
+/// problem answer: `413` for an answer past `max_answer_bytes`, `422` past the time or memory
+/// limit, `429` past the key's concurrent queries.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SqlConfig {
+    /// Time limit of a query.
+    #[serde(with = "humantime_serde")]
+    pub timeout: Duration,
+    /// Rows of an answer (and the most a request's `maxRows` may ask for); the rest is left out
+    /// and the answer says `truncated`.
+    pub max_rows: usize,
+    /// Bytes of an answer, as Arrow arrays and again as JSON rows; a larger one is refused.
+    pub max_answer_bytes: usize,
+    /// Memory of one query (operators and answer); sorts, aggregations and joins spill to
+    /// disk past it where they can, anything else is refused.
+    pub memory_limit: usize,
+    /// Queries one key (a premium key, or the admin token over Flight SQL) may run at once,
+    /// here and over Flight SQL together; past it a query is refused at once.
+    pub max_concurrent_queries: usize,
+}
+
+impl Default for SqlConfig {
+    fn default() -> Self {
+        Self {
+            timeout: crate::sql::TIMEOUT,
+            max_rows: crate::sql::MAX_ROWS,
+            max_answer_bytes: 16 << 20,
+            memory_limit: 256 << 20,
+            max_concurrent_queries: 2,
+        }
+    }
+}
+
+impl SqlConfig {
+    pub fn validate(&self) -> anyhow::Result<()> {
+        anyhow::ensure!(self.max_rows > 0, "api.sql.max_rows must be at least 1");
+        anyhow::ensure!(
+            !self.timeout.is_zero(),
+            "api.sql.timeout must be longer than 0 s"
+        );
+        anyhow::ensure!(
+            self.max_answer_bytes > 0,
+            "api.sql.max_answer_bytes must be at least 1"
+        );
+        anyhow::ensure!(
+            self.memory_limit > 0,
+            "api.sql.memory_limit must be at least 1"
+        );
+        anyhow::ensure!(
+            self.max_concurrent_queries > 0,
+            "api.sql.max_concurrent_queries must be at least 1"
+        );
+        Ok(())
+    }
+
+    /// The limits of one query of `maxRows` rows at most (the configured rows when none).
+    pub fn limits(&self, max_rows: Option<usize>) -> muster_analytics::Limits {
+        muster_analytics::Limits {
+            timeout: self.timeout,
+            max_rows: max_rows.map_or(self.max_rows, |n| n.clamp(1, self.max_rows)),
+            max_bytes: self.max_answer_bytes,
+            memory: self.memory_limit,
+        }
+    }
 }
 
 /// `[api.flight]`: the Arrow Flight SQL endpoint, served by `muster api` beside the HTTP API.
@@ -39,6 +108,16 @@ pub struct FlightConfig {
     pub partner_timeout: Duration,
     /// Rows of an answer with a premium key.
     pub partner_max_rows: usize,
+    /// Bytes of an answer with the admin token (Arrow); a larger answer is refused with
+    /// RESOURCE_EXHAUSTED.
+    pub max_answer_bytes: usize,
+    /// Memory of one query with the admin token; past it sorts, aggregations and joins spill
+    /// to disk where they can, anything else is refused with RESOURCE_EXHAUSTED.
+    pub memory_limit: usize,
+    /// Bytes of an answer with a premium key.
+    pub partner_max_answer_bytes: usize,
+    /// Memory of one query with a premium key.
+    pub partner_memory_limit: usize,
     /// `[projections.archive] url`, set by the binary: the admin also sees the archive.
     #[serde(skip)]
     pub archive_url: Option<String>,
@@ -56,6 +135,14 @@ impl FlightConfig {
                 "api.flight.{name}timeout must be longer than 0 s"
             );
         }
+        for (name, bytes) in [
+            ("max_answer_bytes", self.max_answer_bytes),
+            ("memory_limit", self.memory_limit),
+            ("partner_max_answer_bytes", self.partner_max_answer_bytes),
+            ("partner_memory_limit", self.partner_memory_limit),
+        ] {
+            anyhow::ensure!(bytes > 0, "api.flight.{name} must be at least 1");
+        }
         Ok(())
     }
 }
@@ -68,6 +155,10 @@ impl Default for FlightConfig {
             max_rows: 100_000,
             partner_timeout: crate::sql::TIMEOUT,
             partner_max_rows: crate::sql::MAX_ROWS,
+            max_answer_bytes: 256 << 20,
+            memory_limit: 1 << 30,
+            partner_max_answer_bytes: 16 << 20,
+            partner_memory_limit: 256 << 20,
             archive_url: None,
         }
     }
@@ -77,11 +168,39 @@ impl std::fmt::Debug for ApiConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ApiConfig")
             .field("addr", &self.addr)
-            .field("admin_token", &self.admin_token.as_ref().map(|_| "***"))
+            .field("admin_token", &self.admin_token)
             .field("stale_after_secs", &self.stale_after_secs)
             .field("rate_limits", &self.rate_limits)
             .field("flight", &self.flight)
+            .field("sql", &self.sql)
             .finish()
+    }
+}
+
+/// Shorter admin tokens are refused at start: the token opens every event and every partner.
+pub const MIN_ADMIN_TOKEN_LEN: usize = 32;
+
+impl ApiConfig {
+    /// Fails closed: a blank admin token (an empty variable in a compose file or a unit) is
+    /// no token, so the admin API is closed; a short one stops the start.
+    pub fn validate(&mut self) -> anyhow::Result<()> {
+        if self.admin_token.as_ref().is_some_and(|t| t.is_blank()) {
+            tracing::warn!("MUSTER_ADMIN_TOKEN is empty: the admin API is closed");
+            self.admin_token = None;
+        }
+        if let Some(t) = &self.admin_token {
+            anyhow::ensure!(
+                t.expose().trim().chars().count() >= MIN_ADMIN_TOKEN_LEN,
+                "api.admin_token (MUSTER_ADMIN_TOKEN) must be at least {MIN_ADMIN_TOKEN_LEN} characters: make one with `openssl rand -hex 32`"
+            );
+        }
+        self.sql.validate()?;
+        self.flight.validate()
+    }
+
+    /// The admin token's value, if the admin API is open.
+    pub fn admin_token(&self) -> Option<&str> {
+        self.admin_token.as_ref().map(|t| t.expose())
     }
 }
 
@@ -93,6 +212,28 @@ impl Default for ApiConfig {
             stale_after_secs: 300,
             rate_limits: Default::default(),
             flight: Default::default(),
+            sql: Default::default(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use muster_runtime::secrets::Secret;
+
+    #[test]
+    fn blank_admin_token_closes_the_admin_api_and_short_ones_are_refused() {
+        let mut c = ApiConfig {
+            admin_token: Some(Secret::new(" ")),
+            ..Default::default()
+        };
+        c.validate().unwrap();
+        assert!(c.admin_token.is_none());
+        c.admin_token = Some(Secret::new("short"));
+        let err = c.validate().unwrap_err().to_string();
+        assert!(err.contains("32") && err.contains("openssl"), "{err}");
+        c.admin_token = Some(Secret::new("x".repeat(32)));
+        c.validate().unwrap();
     }
 }

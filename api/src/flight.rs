@@ -1,7 +1,9 @@
 //! Who may use the Arrow Flight SQL endpoint (`[api.flight]`, served by `muster api`): the
 //! admin token queries every projection and the archive; a premium API key queries the
-//! projections restricted in PostgreSQL to its events, within the premium SQL's limits; a
-//! partner-tier key is refused, and so is a missing or unknown token.
+//! projections restricted in PostgreSQL to its events (other events' ids in the insight
+//! tables redacted), within its tier's rate limit and the premium SQL's limits; a partner-tier
+//! key is refused, and so is a missing or unknown token. Each key runs at most
+//! `[api.sql] max_concurrent_queries` queries at once, here and over HTTP together.
 
 use muster_analytics::Limits;
 use muster_analytics::flight::{Authorize, Refused, Session};
@@ -18,6 +20,10 @@ pub struct Authorizer {
     pub pool: deadpool_postgres::Pool,
     pub admin_token: Option<String>,
     pub cfg: FlightConfig,
+    /// The partner routes' rate limits: a Flight SQL call counts as a request.
+    pub rate: crate::partners::Limits,
+    /// Queries running per key, shared with `POST /api/premium/sql`.
+    pub slots: muster_analytics::Slots,
 }
 
 impl Authorizer {
@@ -25,6 +31,7 @@ impl Authorizer {
         pool: deadpool_postgres::Pool,
         admin_token: Option<String>,
         mut cfg: FlightConfig,
+        guards: &crate::server::Guards,
     ) -> Self {
         // `muster sql` reads only a local archive; elsewhere the admin sees the projections.
         if let Some(url) = &cfg.archive_url
@@ -37,6 +44,8 @@ impl Authorizer {
             pool,
             admin_token,
             cfg,
+            rate: guards.rate.clone(),
+            slots: guards.queries.clone(),
         }
     }
 
@@ -68,25 +77,53 @@ impl Authorize for Authorizer {
             Some(p) if p.tier != Tier::Premium => Err(Refused::PermissionDenied(
                 "SQL needs a premium API key: the partner tier does not include it".into(),
             )),
-            Some(p) => Ok(Caller::Partner(p)),
+            Some(p) => {
+                self.rate.check(&p).map_err(|problem| {
+                    Refused::Exhausted(format!(
+                        "{}: {}",
+                        problem.title,
+                        problem.detail.unwrap_or_default()
+                    ))
+                })?;
+                Ok(Caller::Partner(p))
+            }
         }
     }
 
-    async fn session(&self, caller: &Caller) -> anyhow::Result<Session> {
+    async fn session(&self, caller: &Caller) -> Result<Session, Refused> {
+        let key = match caller {
+            Caller::Admin => "admin".to_owned(),
+            Caller::Partner(p) => p.id.to_string(),
+        };
+        let slot = self
+            .slots
+            .try_acquire(&key)
+            .map_err(|e| Refused::Exhausted(e.to_string()))?;
+        let setup = |e: anyhow::Error| Refused::Unavailable(format!("{e:#}"));
         Ok(match caller {
             Caller::Admin => Session {
-                ctx: muster_analytics::context(&self.pool, self.cfg.archive_url.as_deref()).await?,
+                ctx: muster_analytics::context(&self.pool, self.cfg.archive_url.as_deref())
+                    .await
+                    .map_err(setup)?,
                 limits: Limits {
                     timeout: self.cfg.timeout,
                     max_rows: self.cfg.max_rows,
+                    max_bytes: self.cfg.max_answer_bytes,
+                    memory: self.cfg.memory_limit,
                 },
+                slot: Some(slot),
             },
             Caller::Partner(p) => Session {
-                ctx: muster_analytics::projections(&self.pool, Some(p.event_ids.clone())).await?,
+                ctx: muster_analytics::projections(&self.pool, Some(p.event_ids.clone()))
+                    .await
+                    .map_err(setup)?,
                 limits: Limits {
                     timeout: self.cfg.partner_timeout,
                     max_rows: self.cfg.partner_max_rows,
+                    max_bytes: self.cfg.partner_max_answer_bytes,
+                    memory: self.cfg.partner_memory_limit,
                 },
+                slot: Some(slot),
             },
         })
     }

@@ -145,7 +145,7 @@ impl Limits {
         }
     }
 
-    fn check(&self, p: &Partner) -> Result<(), Problem> {
+    pub(crate) fn check(&self, p: &Partner) -> Result<(), Problem> {
         let (limiter, burst) = match p.tier {
             Tier::Partner => (&self.partner, self.partner_burst),
             Tier::Premium => (&self.premium, self.premium_burst),
@@ -347,7 +347,7 @@ fn invalid(detail: impl Into<String>) -> warp::Rejection {
 }
 
 async fn insert_key(
-    client: &deadpool_postgres::Object,
+    client: &impl deadpool_postgres::GenericClient,
     partner: uuid::Uuid,
 ) -> Result<(String, String), warp::Rejection> {
     let (key, prefix) = new_key();
@@ -437,11 +437,14 @@ pub async fn rotate(
     pool: deadpool_postgres::Pool,
     body: Rotate,
 ) -> Result<impl warp::Reply, warp::Rejection> {
-    let client = pool.get().await.map_err(unavailable)?;
+    // One transaction: the old keys' grace and the new key land together, or neither does
+    // (a failure in between must not leave a partner with every key revoked).
+    let mut client = pool.get().await.map_err(unavailable)?;
+    let tx = client.transaction().await.map_err(unavailable)?;
     let key = id.to_string();
-    let active = client
+    let active = tx
         .execute(
-            "SELECT 1 FROM partners WHERE partner_id = $1 AND revoked_at IS NULL",
+            "SELECT 1 FROM partners WHERE partner_id = $1 AND revoked_at IS NULL FOR UPDATE",
             &[&key],
         )
         .await
@@ -450,15 +453,15 @@ pub async fn rotate(
         return Err(no_partner(id));
     }
     let grace = body.grace_seconds as f64;
-    client
-        .execute(
-            "UPDATE api_keys SET revoked_at = now() + make_interval(secs => $2)
-             WHERE partner_id = $1 AND (revoked_at IS NULL OR revoked_at > now() + make_interval(secs => $2))",
-            &[&key, &grace],
-        )
-        .await
-        .map_err(unavailable)?;
-    let (key, prefix) = insert_key(&client, id).await?;
+    tx.execute(
+        "UPDATE api_keys SET revoked_at = now() + make_interval(secs => $2)
+         WHERE partner_id = $1 AND (revoked_at IS NULL OR revoked_at > now() + make_interval(secs => $2))",
+        &[&key, &grace],
+    )
+    .await
+    .map_err(unavailable)?;
+    let (key, prefix) = insert_key(&tx, id).await?;
+    tx.commit().await.map_err(unavailable)?;
     tracing::info!(partner = %id, grace_seconds = body.grace_seconds, "API key rotated");
     Ok(warp::reply::json(&RotatedKey {
         partner_id: id,

@@ -28,10 +28,36 @@ pub struct AppState {
 
 const MAX_BODY: u64 = 4 * 1024 * 1024;
 
+/// What each key may use, shared by the HTTP routes and Flight SQL so that a key has one
+/// budget whichever way it comes in: its tier's rate limit, and its queries running at once.
+#[derive(Clone)]
+pub struct Guards {
+    pub rate: partners::Limits,
+    pub queries: muster_analytics::Slots,
+}
+
+impl Guards {
+    pub fn new(cfg: &ApiConfig) -> Self {
+        Self {
+            rate: partners::Limits::new(&cfg.rate_limits),
+            queries: muster_analytics::Slots::new(cfg.sql.max_concurrent_queries),
+        }
+    }
+}
+
 /// Every route, with problem answers, `x-request-id` and request metrics.
 pub fn routes(
     cfg: ApiConfig,
     state: AppState,
+) -> impl Filter<Extract = (impl warp::Reply,), Error = Infallible> + Clone {
+    let guards = Guards::new(&cfg);
+    guarded_routes(cfg, state, guards)
+}
+
+fn guarded_routes(
+    cfg: ApiConfig,
+    state: AppState,
+    guards: Guards,
 ) -> impl Filter<Extract = (impl warp::Reply,), Error = Infallible> + Clone {
     let stale_after = chrono::Duration::seconds(cfg.stale_after_secs as i64);
     let pool = state.pool.clone();
@@ -85,11 +111,7 @@ pub fn routes(
         .and(warp::post())
         .and(admin.clone())
         .and(with_pool.clone())
-        .and(
-            json_body()
-                .or(warp::any().map(partners::Rotate::default))
-                .unify(),
-        )
+        .and(optional_json_body())
         .and_then(partners::rotate);
     let revoke_partner = warp::path!("api" / "admin" / "partners" / Uuid)
         .and(warp::delete())
@@ -102,10 +124,14 @@ pub fn routes(
         .and(with_pool.clone())
         .and_then(partners::list)
         .map(|r| warp::reply::json(&r));
-    let limits = partners::Limits::new(&cfg.rate_limits);
+    let limits = guards.rate.clone();
     let partner = partners::require_partner(state.pool.clone(), limits.clone());
     let premium = partners::require_premium(state.pool.clone(), limits.clone());
-    let viewer = partners::require_viewer(cfg.admin_token.clone(), state.pool.clone(), limits);
+    let viewer = partners::require_viewer(
+        cfg.admin_token().map(str::to_owned),
+        state.pool.clone(),
+        limits,
+    );
     let with_stale = warp::any().map(move || stale_after);
     let partner_events = warp::path!("api" / "partner" / "events")
         .and(warp::get())
@@ -160,10 +186,15 @@ pub fn routes(
         .and(with_pool.clone())
         .and_then(premium::gates)
         .map(|r| warp::reply::json(&r));
+    let guards_sql = sql::Sql {
+        cfg: cfg.sql.clone(),
+        slots: guards.queries.clone(),
+    };
     let premium_sql = warp::path!("api" / "premium" / "sql")
         .and(warp::post())
         .and(premium.clone())
         .and(with_pool.clone())
+        .and(warp::any().map(move || guards_sql.clone()))
         .and(json_body())
         .and_then(sql::run)
         .map(|r| warp::reply::json(&r));
@@ -236,11 +267,7 @@ pub fn routes(
                 .and(warp::post())
                 .and(partner.clone())
                 .and(with_store.clone())
-                .and(
-                    json_body()
-                        .or(warp::any().map(webhooks::RotateSecret::default))
-                        .unify(),
-                )
+                .and(optional_json_body())
                 .and_then(webhooks::rotate),
         )
         .unify()
@@ -330,16 +357,32 @@ pub fn routes(
         })
         .with(warp::log::custom(move |info| {
             let route = templates.label(info.path()).to_owned();
-            let method = info.method().to_string();
+            let method = method_label(info.method());
             let status = info.status().as_u16();
             tracing::debug!(%method, %route, path = info.path(), status,
                 elapsed_ms = info.elapsed().as_secs_f64() * 1e3, "request");
             metrics::counter!("muster_api_requests_total",
-                "method" => method.clone(), "route" => route.clone(), "status" => status.to_string())
-                .increment(1);
+                "method" => method, "route" => route.clone(), "status" => status.to_string())
+            .increment(1);
             metrics::histogram!("muster_api_request_seconds", "method" => method, "route" => route)
                 .record(info.elapsed().as_secs_f64());
         }))
+}
+
+/// The method as a metrics label, from a fixed set: a client inventing methods must not
+/// create a time series per invention.
+fn method_label(method: &warp::http::Method) -> &'static str {
+    use warp::http::Method;
+    match *method {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::PATCH => "PATCH",
+        Method::DELETE => "DELETE",
+        Method::HEAD => "HEAD",
+        Method::OPTIONS => "OPTIONS",
+        _ => "other",
+    }
 }
 
 /// A JSON body of at most `MAX_BODY` bytes. NUL characters are refused here, once for every
@@ -348,22 +391,51 @@ fn json_body<T: serde::de::DeserializeOwned + Send>()
 -> impl Filter<Extract = (T,), Error = warp::Rejection> + Clone {
     warp::body::content_length_limit(MAX_BODY)
         .and(warp::body::bytes())
+        .and_then(|body: bytes::Bytes| async move { parse_body(&body) })
+}
+
+/// A body that may be left out (then `T::default()`); one that is sent must be valid. A body
+/// that does not parse is a `400`, never silently the defaults: a rotation whose
+/// `graceSeconds` was sent as a string must not revoke the live key at once.
+fn optional_json_body<T: serde::de::DeserializeOwned + Default + Send>()
+-> impl Filter<Extract = (T,), Error = warp::Rejection> + Clone {
+    warp::body::content_length_limit(MAX_BODY)
+        .and(warp::body::bytes())
         .and_then(|body: bytes::Bytes| async move {
-            let invalid = |detail: String| {
-                warp::reject::custom(
-                    problem::Problem::new(
-                        warp::http::StatusCode::BAD_REQUEST,
-                        "invalid-body",
-                        "The request body is invalid",
-                    )
-                    .detail(detail),
-                )
-            };
-            if body.windows(6).any(|w| w.eq_ignore_ascii_case(b"\\u0000")) {
-                return Err(invalid("NUL characters (\\u0000) are not allowed".into()));
+            if body.iter().all(u8::is_ascii_whitespace) {
+                Ok(T::default())
+            } else {
+                parse_body(&body)
             }
-            serde_json::from_slice(&body).map_err(|e| invalid(e.to_string()))
         })
+}
+
+fn parse_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, warp::Rejection> {
+    let invalid = |detail: String| {
+        warp::reject::custom(
+            problem::Problem::new(
+                warp::http::StatusCode::BAD_REQUEST,
+                "invalid-body",
+                "The request body is invalid",
+            )
+            .detail(detail),
+        )
+    };
+    if body.windows(6).any(|w| w.eq_ignore_ascii_case(b"\\u0000")) {
+        return Err(invalid("NUL characters (\\u0000) are not allowed".into()));
+    }
+    // The error names the field (`graceSeconds: invalid type: string "3600", expected u32`).
+    let mut de = serde_json::Deserializer::from_slice(body);
+    let value = serde_path_to_error::deserialize(&mut de).map_err(|e| {
+        let path = e.path().to_string();
+        if path == "." {
+            invalid(e.inner().to_string())
+        } else {
+            invalid(format!("{path}: {}", e.inner()))
+        }
+    })?;
+    de.end().map_err(|e| invalid(e.to_string()))?;
+    Ok(value)
 }
 
 /// Refuses a path or query string carrying an encoded NUL (`%00`), for the same reason.
@@ -403,19 +475,21 @@ fn request_id() -> impl Filter<Extract = (String,), Error = Infallible> + Clone 
     })
 }
 
-pub async fn run(cfg: ApiConfig, state: AppState, shutdown: Shutdown) -> anyhow::Result<()> {
-    cfg.flight.validate()?;
+pub async fn run(mut cfg: ApiConfig, state: AppState, shutdown: Shutdown) -> anyhow::Result<()> {
+    cfg.validate()?;
     let listener = tokio::net::TcpListener::bind(cfg.addr)
         .await
         .map_err(|e| anyhow::anyhow!("api cannot listen on {}: {e}", cfg.addr))?;
+    let guards = Guards::new(&cfg);
     let flight = match cfg.flight.addr {
         Some(addr) => {
             let listener = muster_analytics::flight::bind(addr).await?;
             tracing::info!(%addr, "flight sql listening");
             let auth = crate::flight::Authorizer::new(
                 state.pool.clone(),
-                cfg.admin_token.clone(),
+                cfg.admin_token().map(str::to_owned),
                 cfg.flight.clone(),
+                &guards,
             );
             let stop = shutdown.clone();
             Some(muster_analytics::flight::serve(
@@ -428,7 +502,7 @@ pub async fn run(cfg: ApiConfig, state: AppState, shutdown: Shutdown) -> anyhow:
     };
     tracing::info!(addr = %cfg.addr, "api listening");
     state.health.ready("api");
-    let http = warp::serve(routes(cfg, state))
+    let http = warp::serve(guarded_routes(cfg, state, guards))
         .incoming(listener)
         .graceful(async move { shutdown.cancelled().await })
         .run();

@@ -1,11 +1,13 @@
 //! `POST /api/premium/sql`: one read-only query over the projections, restricted in PostgreSQL
-//! to the partner's events, within the API's time and row limits (see `muster_analytics`).
+//! to the partner's events (other events' ids in the insight tables redacted), within
+//! `[api.sql]`'s limits: time, rows, answer bytes, memory, and queries at once per key.
 
 use muster_analytics::{Limits, QueryError};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use warp::http::StatusCode;
 
+use crate::config::SqlConfig;
 use crate::partners::Partner;
 use crate::problem::Problem;
 
@@ -14,7 +16,8 @@ use crate::problem::Problem;
 pub struct SqlRequest {
     /// One SELECT, WITH, VALUES or SHOW statement (DataFusion SQL).
     pub query: String,
-    /// At most this many rows (default and maximum: the API's limit, 10,000).
+    /// At most this many rows (default and maximum: the API's limit, `[api.sql] max_rows`,
+    /// 10,000 unless configured).
     #[schema(minimum = 1)]
     pub max_rows: Option<u32>,
 }
@@ -30,8 +33,17 @@ pub struct SqlAnswer {
     pub truncated: bool,
 }
 
+/// Defaults of `[api.sql]` (and of Flight SQL with a premium key).
 pub const MAX_ROWS: usize = 10_000;
 pub const TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// What the route needs beyond the pool: its limits, and the slots of queries running per key
+/// (shared with Flight SQL).
+#[derive(Clone)]
+pub struct Sql {
+    pub cfg: SqlConfig,
+    pub slots: muster_analytics::Slots,
+}
 
 fn problem(e: QueryError) -> warp::Rejection {
     warp::reject::custom(match e {
@@ -47,6 +59,25 @@ fn problem(e: QueryError) -> warp::Rejection {
             "The query ran past its time limit and was stopped",
         )
         .detail(format!("the limit is {t:?}")),
+        e @ QueryError::TooLarge { .. } => Problem::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "answer-too-large",
+            "The answer is larger than the API's limit",
+        )
+        .detail(e.to_string()),
+        e @ QueryError::Memory { .. } => Problem::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "memory-limit",
+            "The query needs more memory than its limit and was stopped",
+        )
+        .detail(e.to_string()),
+        e @ QueryError::Busy(_) => Problem::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "too-many-queries",
+            "Too many queries at once for this API key",
+        )
+        .detail(e.to_string())
+        .header("retry-after", "1".to_owned()),
         QueryError::Sql(e) => Problem::new(
             StatusCode::BAD_REQUEST,
             "invalid-sql",
@@ -65,25 +96,29 @@ fn problem(e: QueryError) -> warp::Rejection {
         (status = 401, body = Problem, content_type = "application/problem+json"),
         (status = 403, body = Problem, content_type = "application/problem+json",
             description = "Not premium, or the query would write"),
-        (status = 422, body = Problem, content_type = "application/problem+json"),
-        (status = 429, body = Problem, content_type = "application/problem+json"),
+        (status = 413, body = Problem, content_type = "application/problem+json",
+            description = "The answer is larger than the API's limit"),
+        (status = 422, body = Problem, content_type = "application/problem+json",
+            description = "Past the time or memory limit"),
+        (status = 429, body = Problem, content_type = "application/problem+json",
+            description = "Past the key's rate limit or its queries at once"),
     ))]
 pub async fn run(
     partner: Partner,
     pool: deadpool_postgres::Pool,
+    sql: Sql,
     body: SqlRequest,
 ) -> Result<SqlAnswer, warp::Rejection> {
     // Checked before anything is opened, so a write costs no database round trip.
     muster_analytics::check_read_only(&body.query).map_err(problem)?;
+    let _slot = sql
+        .slots
+        .try_acquire(&partner.id.to_string())
+        .map_err(problem)?;
     let ctx = muster_analytics::projections(&pool, Some(partner.event_ids.clone()))
         .await
         .map_err(|e| problem(QueryError::Setup(e)))?;
-    let limits = Limits {
-        timeout: TIMEOUT,
-        max_rows: body
-            .max_rows
-            .map_or(MAX_ROWS, |n| (n as usize).clamp(1, MAX_ROWS)),
-    };
+    let limits: Limits = sql.cfg.limits(body.max_rows.map(|n| n as usize));
     let answer = muster_analytics::query(&ctx, &body.query, &limits)
         .await
         .map_err(problem)?;
@@ -94,8 +129,8 @@ pub async fn run(
             .map(|f| f.name().clone())
             .collect()
     });
-    let rows = muster_analytics::to_json_rows(&answer.batches)
-        .map_err(|e| problem(QueryError::Setup(e)))?;
+    let rows =
+        muster_analytics::json_rows_within(&answer.batches, limits.max_bytes).map_err(problem)?;
     Ok(SqlAnswer {
         columns,
         rows,

@@ -180,7 +180,7 @@ impl TokenCache {
             .form(&form)
             .send()
             .await
-            .map_err(|e| err(e.to_string()))?;
+            .map_err(|e| err(e.without_url().to_string()))?;
         if !response.status().is_success() {
             return Err(err(format!("HTTP {}", response.status().as_u16())));
         }

@@ -15,6 +15,12 @@ use serde::Deserialize;
 use crate::collector::Collector;
 use crate::store;
 
+/// How long a request waits for Kafka to take its check-ins before answering `503`.
+const PUBLISH_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long after that an unpublished claim counts as abandoned: past the producer's
+/// `message.timeout.ms`, so records that did land are not published twice.
+const CLAIM_MARGIN: Duration = Duration::from_secs(300);
+
 /// Most check-ins one request may carry.
 pub const MAX_BATCH: usize = 10_000;
 
@@ -26,6 +32,8 @@ pub enum CheckinError {
     Unauthorized(#[from] SignatureError),
     #[error("delivery {0} was already accepted")]
     Replay(String),
+    #[error("delivery {0} is still being published (Kafka is slow or down): retry later")]
+    InFlight(String),
     #[error("{0}")]
     Invalid(String),
     #[error(transparent)]
@@ -74,6 +82,14 @@ fn parse(body: &[u8]) -> Result<Vec<Checkin>, String> {
                     "check-in [{i}]: gateId and participantId must not be empty"
                 ));
             }
+            // PostgreSQL refuses NUL in text: accepted, it would stall every projection of it.
+            for (field, value) in [("gateId", &c.gate_id), ("participantId", &c.participant_id)] {
+                if value.contains('\0') {
+                    return Err(format!(
+                        "check-in [{i}]: {field} must not contain a NUL character"
+                    ));
+                }
+            }
             Ok(c)
         })
         .collect()
@@ -105,7 +121,7 @@ impl Receiver {
         let sig = signed
             .signature
             .ok_or(SignatureError::MissingHeader("webhook-signature"))?;
-        let mut client = self.pool.get().await.context("connecting to PostgreSQL")?;
+        let client = self.pool.get().await.context("connecting to PostgreSQL")?;
         let service = store::load(&**client, &self.secrets, event_id)
             .await?
             .ok_or_else(|| CheckinError::UnknownEvent(event_id.to_owned()))?;
@@ -120,27 +136,88 @@ impl Receiver {
         )?;
         let checkins = parse(body).map_err(CheckinError::Invalid)?;
 
-        // The delivery id is claimed in a transaction that commits only after Kafka has the
-        // records: a replay waits for or is refused by the first delivery, and a failed publish
-        // leaves the id free for the sender's retry.
-        let tx = client
-            .transaction()
-            .await
-            .context("starting a transaction")?;
-        let fresh = tx
+        // The delivery id is claimed (committed at once), then published, then marked
+        // published: no connection or transaction is held while Kafka is waited on. A replay
+        // of a published delivery is refused; one of a delivery still in flight is told to
+        // come back; a claim whose publisher died is taken over once it is stale.
+        let stale = (PUBLISH_TIMEOUT + CLAIM_MARGIN).as_secs_f64();
+        let claimed = client
             .execute(
-                "INSERT INTO checkin_deliveries (event_id, delivery_id) VALUES ($1, $2)
-                 ON CONFLICT DO NOTHING",
+                "INSERT INTO checkin_deliveries (event_id, delivery_id, published)
+                 VALUES ($1, $2, false)
+                 ON CONFLICT (event_id, delivery_id) DO UPDATE SET received_at = now()
+                 WHERE NOT checkin_deliveries.published
+                   AND checkin_deliveries.received_at < now() - make_interval(secs => $3)",
+                &[&event_id, &id, &stale],
+            )
+            .await
+            .context("claiming the delivery")?;
+        if claimed == 0 {
+            let published: Option<bool> = client
+                .query_opt(
+                    "SELECT published FROM checkin_deliveries WHERE event_id = $1 AND delivery_id = $2",
+                    &[&event_id, &id],
+                )
+                .await
+                .context("reading the delivery")?
+                .map(|r| r.get(0));
+            return Err(match published {
+                Some(false) => CheckinError::InFlight(id.to_owned()),
+                _ => CheckinError::Replay(id.to_owned()),
+            });
+        }
+        drop(client);
+
+        match tokio::time::timeout(PUBLISH_TIMEOUT, self.publish(event_id, id, &checkins)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                // Kafka refused for good: free the id so the sender's retry is taken.
+                let client = self.pool.get().await.context("connecting to PostgreSQL")?;
+                client
+                    .execute(
+                        "DELETE FROM checkin_deliveries
+                         WHERE event_id = $1 AND delivery_id = $2 AND NOT published",
+                        &[&event_id, &id],
+                    )
+                    .await
+                    .context("releasing the delivery")?;
+                return Err(CheckinError::Unavailable(e));
+            }
+            // The records may still land: the claim stays until it is stale, so a retry
+            // meanwhile is told to come back rather than published twice.
+            Err(_) => return Err(CheckinError::InFlight(id.to_owned())),
+        }
+        let client = self.pool.get().await.context("connecting to PostgreSQL")?;
+        client
+            .execute(
+                "UPDATE checkin_deliveries SET published = true
+                 WHERE event_id = $1 AND delivery_id = $2",
                 &[&event_id, &id],
             )
             .await
             .context("recording the delivery")?;
-        if fresh == 0 {
-            return Err(CheckinError::Replay(id.to_owned()));
-        }
+        client
+            .execute(
+                "DELETE FROM checkin_deliveries WHERE event_id = $1
+                 AND received_at < now() - interval '1 day'",
+                &[&event_id],
+            )
+            .await
+            .context("pruning old deliveries")?;
+        metrics::counter!("muster_ingest_checkins_total").increment(checkins.len() as u64);
+        Ok(checkins.len())
+    }
+
+    /// Pseudonymizes and publishes a delivery's check-ins, waiting for Kafka's acks.
+    async fn publish(
+        &self,
+        event_id: &str,
+        delivery_id: &str,
+        checkins: &[Checkin],
+    ) -> anyhow::Result<()> {
         let received_at = now_millis();
         let mut deliveries = Vec::with_capacity(checkins.len());
-        for c in &checkins {
+        for c in checkins {
             let record = RawCheckin {
                 event_id: event_id.to_owned(),
                 gate_id: c.gate_id.clone(),
@@ -148,7 +225,7 @@ impl Receiver {
                 direction: c.direction,
                 scanned_at: c.scanned_at.timestamp_millis(),
                 received_at,
-                delivery_id: id.to_owned(),
+                delivery_id: delivery_id.to_owned(),
             };
             let payload = self
                 .collector
@@ -174,16 +251,7 @@ impl Receiver {
                 .map_err(|(e, _)| e)
                 .context("publishing a check-in")?;
         }
-        tx.execute(
-            "DELETE FROM checkin_deliveries WHERE event_id = $1
-             AND received_at < now() - interval '1 day'",
-            &[&event_id],
-        )
-        .await
-        .context("pruning old deliveries")?;
-        tx.commit().await.context("committing the delivery")?;
-        metrics::counter!("muster_ingest_checkins_total").increment(checkins.len() as u64);
-        Ok(checkins.len())
+        Ok(())
     }
 }
 
@@ -219,5 +287,17 @@ mod tests {
         assert!(error_of(bad).contains("[0]"));
         let no_time = br#"{"gateId":"G1","participantId":"P1","direction":"in"}"#;
         assert!(error_of(no_time).contains("scannedAt"));
+    }
+
+    #[test]
+    fn nul_characters_are_refused_naming_the_field() {
+        let gate = br#"[{"gateId":"G1","participantId":"P1","direction":"in","scannedAt":"2026-11-24T10:00:00Z"},
+                        {"gateId":"G\u00001","participantId":"P1","direction":"in","scannedAt":"2026-11-24T10:00:00Z"}]"#;
+        assert_eq!(
+            error_of(gate),
+            "check-in [1]: gateId must not contain a NUL character"
+        );
+        let participant = br#"{"gateId":"G1","participantId":"\u0000","direction":"in","scannedAt":"2026-11-24T10:00:00Z"}"#;
+        assert!(error_of(participant).contains("participantId"));
     }
 }

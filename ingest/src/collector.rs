@@ -11,7 +11,7 @@ use reqwest::StatusCode;
 use tokio_util::sync::CancellationToken;
 
 use crate::auth::TokenCache;
-use crate::health::{Observation, Transition};
+use crate::health::{Observation, Transition, redact_urls};
 use crate::service::EventServiceConfig;
 
 /// A health check must answer within this (DESIGN.md §2).
@@ -23,6 +23,10 @@ pub enum CollectError {
     Request { url: String, reason: String },
     #[error("{url} answered HTTP {status}")]
     Status { url: String, status: u16 },
+    #[error("{url} answered a redirect (HTTP {status}); redirects are not followed")]
+    Redirect { url: String, status: u16 },
+    #[error("{url} answered a body larger than {limit} bytes")]
+    TooLarge { url: String, limit: usize },
     #[error(transparent)]
     Token(#[from] crate::auth::TokenError),
     #[error(transparent)]
@@ -37,6 +41,7 @@ impl CollectError {
         match self {
             Self::Request { .. } | Self::Kafka(_) | Self::Token(_) => true,
             Self::Status { status, .. } => *status >= 500 || *status == 429,
+            Self::Redirect { .. } | Self::TooLarge { .. } => false,
             Self::Codec(e) => e.is_transient(),
         }
     }
@@ -52,6 +57,18 @@ pub struct Collector {
     /// Publish every record here instead of its own topic; benchmarks use it to keep the event
     /// log clean.
     pub topic_override: Option<String>,
+    /// Largest upstream body read; a larger one fails the collection or health check.
+    pub max_body_bytes: usize,
+}
+
+/// The HTTP client for upstream services. It follows no redirect, so credentials (headers
+/// muster adds for one host) never reach another; a redirect is a failed collection.
+pub fn http_client(request_timeout: Duration) -> reqwest::Result<reqwest::Client> {
+    reqwest::Client::builder()
+        .timeout(request_timeout)
+        .redirect(reqwest::redirect::Policy::none())
+        .user_agent(concat!("muster/", env!("CARGO_PKG_VERSION")))
+        .build()
 }
 
 fn request_error(url: &str, e: reqwest::Error) -> CollectError {
@@ -60,12 +77,36 @@ fn request_error(url: &str, e: reqwest::Error) -> CollectError {
     } else if e.is_connect() {
         "connection refused or unreachable".to_owned()
     } else {
-        e.to_string()
+        e.without_url().to_string()
     };
     CollectError::Request {
-        url: url.to_owned(),
+        url: redact_urls(url),
         reason,
     }
+}
+
+/// Reads a body chunk by chunk and stops past `limit`, so an endless or huge answer never
+/// sits in memory whole.
+async fn read_limited(
+    url: &str,
+    mut response: reqwest::Response,
+    limit: usize,
+) -> Result<Vec<u8>, CollectError> {
+    let too_large = || CollectError::TooLarge {
+        url: redact_urls(url),
+        limit,
+    };
+    if response.content_length().is_some_and(|n| n > limit as u64) {
+        return Err(too_large());
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await.map_err(|e| request_error(url, e))? {
+        if body.len() + chunk.len() > limit {
+            return Err(too_large());
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
 }
 
 impl Collector {
@@ -86,6 +127,12 @@ impl Collector {
                 .authorize(&self.http, &svc.authentication, req)
                 .await?;
             let response = req.send().await.map_err(|e| request_error(url, e))?;
+            if response.status().is_redirection() {
+                return Err(CollectError::Redirect {
+                    url: redact_urls(url),
+                    status: response.status().as_u16(),
+                });
+            }
             if response.status() == StatusCode::UNAUTHORIZED && attempt == 0 {
                 self.tokens.invalidate(&svc.authentication);
                 if matches!(
@@ -116,11 +163,11 @@ impl Collector {
             || status == StatusCode::FORBIDDEN
         {
             return Err(CollectError::Status {
-                url,
+                url: redact_urls(&url),
                 status: status.as_u16(),
             });
         }
-        let body = response.bytes().await.map_err(|e| request_error(&url, e))?;
+        let body = read_limited(&url, response, self.max_body_bytes).await?;
         let latency = started.elapsed();
         let snapshot = RawSnapshot {
             event_id: svc.event_id.clone(),
@@ -185,7 +232,11 @@ impl Collector {
                 Some(latency),
             );
         }
-        match response.json::<serde_json::Value>().await {
+        let body = match read_limited(&url, response, self.max_body_bytes).await {
+            Ok(b) => b,
+            Err(e) => return failed(e.to_string(), Some(latency)),
+        };
+        match serde_json::from_slice::<serde_json::Value>(&body) {
             Ok(v) if v["status"] == "healthy" => Observation::Ok { latency },
             Ok(v) => failed(
                 format!("health check reports status {}", v["status"]),
@@ -198,12 +249,9 @@ impl Collector {
         }
     }
 
-    pub async fn publish_health(
-        &self,
-        svc: &EventServiceConfig,
-        t: &Transition,
-    ) -> Result<(), CollectError> {
-        let record = ServiceHealth {
+    /// The record of a transition, stamped when it happened (it may be published later).
+    pub fn health_record(svc: &EventServiceConfig, t: &Transition) -> ServiceHealth {
+        ServiceHealth {
             event_id: svc.event_id.clone(),
             service_name: svc.service_name.clone(),
             previous: t.previous,
@@ -212,8 +260,7 @@ impl Collector {
             latency_ms: t.latency.map(|l| l.as_millis() as i64),
             consecutive_failures: t.consecutive_failures as i32,
             at: now_millis(),
-        };
-        self.publish(&record).await
+        }
     }
 
     pub async fn publish<R: TopicRecord>(&self, record: &R) -> Result<(), CollectError> {

@@ -24,6 +24,9 @@ pub struct IngestConfig {
     /// How often each service's health check runs.
     #[serde(with = "humantime_serde")]
     pub health_check_interval: Duration,
+    /// Largest body read from an upstream poll or health check, in bytes; a larger answer is a
+    /// failed collection, so a broken or hostile service cannot exhaust memory.
+    pub max_body_bytes: usize,
 }
 
 impl Default for IngestConfig {
@@ -34,6 +37,7 @@ impl Default for IngestConfig {
             refresh_interval: Duration::from_secs(3),
             lease_ttl: Duration::from_secs(15),
             health_check_interval: Duration::from_secs(10),
+            max_body_bytes: 4 << 20,
         }
     }
 }
@@ -42,6 +46,9 @@ impl IngestConfig {
     pub fn validate(&self) -> Result<(), String> {
         if self.lease_ttl < self.refresh_interval * 2 {
             return Err("ingest.lease_ttl must be at least twice ingest.refresh_interval".into());
+        }
+        if self.max_body_bytes == 0 {
+            return Err("ingest.max_body_bytes must be positive".into());
         }
         Ok(())
     }

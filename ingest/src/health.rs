@@ -95,7 +95,7 @@ impl HealthTracker {
             }
             Observation::Failed { reason, latency } => {
                 *failures += 1;
-                (reason.clone(), *latency)
+                (clean_reason(reason), *latency)
             }
         };
         let worst = self.consecutive_failures();
@@ -118,6 +118,58 @@ impl HealthTracker {
             consecutive_failures: worst,
         })
     }
+}
+
+/// Longest reason kept, in characters: an upstream's answer may be quoted in one.
+pub const MAX_REASON_CHARS: usize = 500;
+
+/// A failure reason fit to publish and store: URLs redacted ([`redact_urls`]), control
+/// characters (NUL, which PostgreSQL refuses, among them) replaced, and at most
+/// [`MAX_REASON_CHARS`] long. Reasons quote what upstream services answer.
+pub fn clean_reason(text: &str) -> String {
+    let mut out: String = redact_urls(text)
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .take(MAX_REASON_CHARS + 1)
+        .collect();
+    if out.chars().count() > MAX_REASON_CHARS {
+        out = out.chars().take(MAX_REASON_CHARS - 1).collect();
+        out.push('…');
+    }
+    out
+}
+
+/// `text` with every http(s) URL cut to scheme, host and path: reasons reach partners (alerts,
+/// webhooks, tables), and a URL's userinfo or query string may hold credentials.
+pub fn redact_urls(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(start) = ["http://", "https://"]
+        .iter()
+        .filter_map(|s| rest.find(s))
+        .min()
+    {
+        out.push_str(&rest[..start]);
+        let url_end = rest[start..]
+            .find(|c: char| c.is_whitespace() || "\"'<>()[]{}`".contains(c))
+            .map_or(rest.len(), |n| start + n);
+        let url = &rest[start..url_end];
+        // Punctuation ending a sentence or a label belongs to the message, not the URL.
+        let trimmed = url.trim_end_matches([':', ',', '.', ';']);
+        out.push_str(&redact_url(trimmed));
+        out.push_str(&url[trimmed.len()..]);
+        rest = &rest[url_end..];
+    }
+    out.push_str(rest);
+    out
+}
+
+fn redact_url(url: &str) -> String {
+    let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
+    let rest = rest.split(['?', '#']).next().unwrap_or_default();
+    let (authority, path) = rest.find('/').map_or((rest, ""), |i| rest.split_at(i));
+    let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    format!("{scheme}://{host}{path}")
 }
 
 #[cfg(test)]
@@ -166,6 +218,43 @@ mod tests {
             t.observe(Probe::HealthCheck, &ok(5));
         }
         assert_eq!(t.current(), Some(Health::Down));
+    }
+
+    #[test]
+    fn reasons_never_carry_userinfo_or_query_strings() {
+        assert_eq!(
+            redact_urls(
+                "requesting https://user:pw@gate.example:8443/api/health?token=s3cret#x: timed out"
+            ),
+            "requesting https://gate.example:8443/api/health: timed out"
+        );
+        assert_eq!(
+            redact_urls("error (http://a@h/p?k=v) and http://h2?q, done."),
+            "error (http://h/p) and http://h2, done."
+        );
+        assert_eq!(redact_urls("HTTP 500"), "HTTP 500");
+        let mut t = HealthTracker::default();
+        let down = t
+            .observe(
+                Probe::HealthCheck,
+                &Observation::Failed {
+                    reason: "http://k:secret@h/x?apikey=secret answered HTTP 500".into(),
+                    latency: None,
+                },
+            )
+            .unwrap();
+        assert!(!down.reason.contains("secret"), "{}", down.reason);
+    }
+
+    #[test]
+    fn reasons_are_storable_and_bounded() {
+        assert_eq!(
+            clean_reason("health check reports status \"a\u{0}b\"\n"),
+            "health check reports status \"a b\" "
+        );
+        let long = clean_reason(&"x".repeat(10_000));
+        assert_eq!(long.chars().count(), MAX_REASON_CHARS);
+        assert!(long.ends_with('…'));
     }
 
     #[test]

@@ -6,6 +6,7 @@ pub mod checkins;
 pub mod collector;
 pub mod config;
 pub mod health;
+pub mod health_queue;
 pub mod registrar;
 pub mod retry;
 mod schedule;

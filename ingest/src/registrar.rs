@@ -7,7 +7,7 @@ use muster_schemas::SnapshotSource;
 use muster_schemas::records::now_millis;
 
 use crate::collector::Collector;
-use crate::health::Observation;
+use crate::health::{Observation, clean_reason};
 use crate::service::EventServiceConfig;
 use crate::store::{self, ServiceView};
 
@@ -49,21 +49,23 @@ impl Registrar {
     pub async fn register(&self, svc: EventServiceConfig) -> Result<Registered, RegisterError> {
         svc.validate().map_err(RegisterError::Invalid)?;
         if let Observation::Failed { reason, .. } = self.collector.check_health(&svc).await {
-            return Err(RegisterError::Unhealthy(reason));
+            return Err(RegisterError::Unhealthy(clean_reason(&reason)));
         }
-        let client = self.client().await?;
-        let saved = store::upsert(&**client, &self.secrets, &svc).await?;
+        // A connection is taken for each step and given back before Kafka or the upstream
+        // service is waited on: a slow broker must not drain the pool.
+        let saved = store::upsert(&**self.client().await?, &self.secrets, &svc).await?;
         // Re-registering republishes, so a failure here is repaired by registering again.
         self.collector
             .publish(&svc.catalogue_entry(now_millis()))
             .await
             .map_err(|e| anyhow::anyhow!("publishing the catalogue entry: {e}"))?;
-        store::start_attempt(&**client, &svc.event_id).await?;
+        store::start_attempt(&**self.client().await?, &svc.event_id).await?;
         let initial_sync = self
             .collector
             .collect_once(&svc, SnapshotSource::InitialSync)
             .await
-            .map_err(|e| e.to_string());
+            .map_err(|e| clean_reason(&e.to_string()));
+        let client = self.client().await?;
         store::finish_attempt(
             &**client,
             &svc.event_id,
@@ -88,8 +90,8 @@ impl Registrar {
     }
 
     pub async fn remove(&self, event_id: &str) -> anyhow::Result<bool> {
-        let client = self.client().await?;
-        let mut entry = match store::load(&**client, &self.secrets, event_id).await {
+        let loaded = store::load(&**self.client().await?, &self.secrets, event_id).await;
+        let mut entry = match loaded {
             Ok(Some(stored)) => stored.config.catalogue_entry(now_millis()),
             Ok(None) => return Ok(false),
             // A service whose stored config no longer reads can still be removed.
@@ -119,7 +121,7 @@ impl Registrar {
             .publish(&entry)
             .await
             .map_err(|e| anyhow::anyhow!("publishing the catalogue removal: {e}"))?;
-        let removed = store::delete(&**client, event_id).await?;
+        let removed = store::delete(&**self.client().await?, event_id).await?;
         if removed {
             tracing::info!(%event_id, "service removed");
         }

@@ -8,7 +8,8 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use crate::collector::{Collector, random_unit};
-use crate::health::{HealthPolicy, HealthTracker, Observation, Probe, Transition};
+use crate::health::{HealthPolicy, HealthTracker, Observation, Probe, Transition, clean_reason};
+use crate::health_queue::HealthQueue;
 use crate::service::EventServiceConfig;
 use crate::store::{self, Lease};
 
@@ -20,6 +21,8 @@ pub struct TaskContext {
     pub lease_valid_until: watch::Receiver<Instant>,
     pub health_check_interval: Duration,
     pub health_policy: HealthPolicy,
+    /// Publishes transitions in order, retrying until Kafka takes them.
+    pub health_queue: HealthQueue,
 }
 
 impl TaskContext {
@@ -88,12 +91,13 @@ async fn collect(
         Err(e) => {
             tracing::warn!(event_id = %svc.event_id, error = %e, "collection failed after retries");
             metrics::counter!("muster_ingest_collection_failures_total").increment(1);
+            let reason = clean_reason(&e.to_string());
             (
                 Observation::Failed {
-                    reason: e.to_string(),
+                    reason: reason.clone(),
                     latency: None,
                 },
-                Some(e.to_string()),
+                Some(reason),
             )
         }
     };
@@ -130,9 +134,7 @@ async fn report(svc: &EventServiceConfig, ctx: &TaskContext, t: &Transition) {
     tracing::info!(event_id = %svc.event_id, previous = ?t.previous, current = %t.current, reason = %t.reason, "service health changed");
     metrics::counter!("muster_ingest_health_transitions_total", "to" => t.current.as_str())
         .increment(1);
-    if let Err(e) = ctx.collector.publish_health(svc, t).await {
-        tracing::warn!(event_id = %svc.event_id, error = %e, "publishing the health transition failed");
-    }
+    ctx.health_queue.push(Collector::health_record(svc, t));
     if let Ok(client) = ctx.pool.get().await
         && let Err(e) = store::record_health(
             &**client,

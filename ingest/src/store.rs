@@ -16,7 +16,8 @@ use crate::service::EventServiceConfig;
 /// Ingest owns these tables; the API reads `services` as the event catalogue.
 pub static MIGRATIONS: Migrations = Migrations {
     component: "ingest",
-    steps: &["CREATE TABLE services (
+    steps: &[
+        "CREATE TABLE services (
             event_id text PRIMARY KEY,
             service_name text NOT NULL,
             config jsonb NOT NULL,
@@ -47,7 +48,10 @@ pub static MIGRATIONS: Migrations = Migrations {
             event_id text NOT NULL,
             delivery_id text NOT NULL,
             received_at timestamptz NOT NULL DEFAULT now(),
-            PRIMARY KEY (event_id, delivery_id));"],
+            PRIMARY KEY (event_id, delivery_id));",
+        // Claimed, then published: rows from before were published in the same transaction.
+        "ALTER TABLE checkin_deliveries ADD COLUMN published boolean NOT NULL DEFAULT true;",
+    ],
 };
 
 /// What is encrypted at rest.

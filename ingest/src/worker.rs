@@ -15,6 +15,8 @@ use tokio_util::sync::CancellationToken;
 
 use crate::collector::Collector;
 use crate::config::IngestConfig;
+use crate::health_queue::HealthQueue;
+use crate::retry::RetryPolicy;
 use crate::schedule::{self, TaskContext};
 use crate::store::{self, StoredService};
 
@@ -49,10 +51,7 @@ pub async fn collector(
         .await
         .context("registering the service health schema")?;
     Ok(Collector {
-        http: reqwest::Client::builder()
-            .timeout(cfg.request_timeout)
-            .user_agent(concat!("muster/", env!("CARGO_PKG_VERSION")))
-            .build()
+        http: crate::collector::http_client(cfg.request_timeout)
             .context("building the HTTP client")?,
         tokens: Default::default(),
         producer: kafka
@@ -61,6 +60,7 @@ pub async fn collector(
             .context("creating the Kafka producer")?,
         codec,
         topic_override: None,
+        max_body_bytes: cfg.max_body_bytes,
     })
 }
 
@@ -123,6 +123,15 @@ pub async fn run(
         lease_valid_until: lease_rx,
         health_check_interval: cfg.health_check_interval,
         health_policy: Default::default(),
+        health_queue: HealthQueue::spawn(
+            collector.clone(),
+            RetryPolicy {
+                initial_backoff_ms: 200,
+                max_backoff_ms: 10_000,
+                ..RetryPolicy::default()
+            },
+            shutdown.child_token(),
+        ),
     };
     let mut running: HashMap<String, (StoredService, CancellationToken)> = HashMap::new();
     loop {

@@ -323,6 +323,7 @@ mod tests {
             topic: "t".into(),
             partition: p,
             offset: o,
+            key: None,
             payload: vec![],
         };
         let tpl = next_offsets(&[rec(0, 5), rec(1, 9), rec(0, 7), rec(0, 6)]).unwrap();

@@ -1,15 +1,18 @@
 //! Projection workers: each consumes derived topics (`read_committed`) and applies every batch
 //! to its tables in one PostgreSQL transaction that also stores the consumed offsets, so a batch
-//! is applied exactly once however often it is read.
+//! is applied exactly once however often it is read. A record PostgreSQL refuses is isolated
+//! and recorded as a dead letter in that transaction ([`refusal`], [`dead_letters`]).
 
 pub mod alerts;
 pub mod archive;
 pub mod catalogue;
 pub mod config;
+pub mod dead_letters;
 pub mod health;
 pub mod offsets;
 pub mod projection;
 pub mod realtime;
+pub mod refusal;
 pub mod replay;
 pub mod retention;
 pub mod series;
@@ -38,7 +41,11 @@ pub fn steps(p: &dyn Projection, schema: &str) -> Vec<String> {
 
 /// Applies the runtime's and every projection's migrations to the live (`public`) tables.
 pub async fn migrate(client: &mut tokio_postgres::Client) -> anyhow::Result<()> {
-    muster_runtime::migrate::apply(client, &[&MIGRATIONS, &archive::MIGRATIONS]).await?;
+    muster_runtime::migrate::apply(
+        client,
+        &[&MIGRATIONS, &archive::MIGRATIONS, &dead_letters::MIGRATIONS],
+    )
+    .await?;
     let sets: Vec<(String, Vec<String>)> = registry()
         .iter()
         .map(|p| {

@@ -10,7 +10,7 @@ use tokio_postgres::Transaction;
 
 pub use muster_runtime::batch::InRecord;
 
-/// A record that could not be applied, with why; it goes to the dead-letter topic.
+/// A record that could not be applied, with why; it is recorded as a dead letter.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Rejected {
     /// Index in the batch.
@@ -40,7 +40,9 @@ pub trait Projection: Send + Sync {
     /// Applies one batch (in log order within each partition) to the tables in `schema`,
     /// inside `tx`, which also stores the offsets. Must be idempotent per record only in the
     /// sense that the runtime never applies a record twice; may be called with any subset of
-    /// a partition's records as long as order is kept.
+    /// a partition's records as long as order is kept. Records it cannot read are returned;
+    /// values it cannot store fail the call with PostgreSQL's error (or
+    /// [`crate::refusal::BadData`]), and the runtime isolates the records responsible.
     async fn apply(
         &self,
         tx: &Transaction<'_>,

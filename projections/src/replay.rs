@@ -15,7 +15,6 @@ use muster_runtime::KafkaConfig;
 use muster_runtime::batch::{BatchBounds, gather};
 use muster_schemas::Codec;
 use rdkafka::consumer::{Consumer, StreamConsumer};
-use rdkafka::producer::FutureProducer;
 use rdkafka::{Offset, TopicPartitionList};
 
 use crate::config::ProjectionsConfig;
@@ -143,15 +142,9 @@ impl Replay<'_> {
         }
         consumer.assign(&tpl).context("assigning the topics")?;
 
-        let dead_letters: FutureProducer = self
-            .kafka
-            .producer()
-            .create()
-            .context("creating the dead-letter producer")?;
         let applier = Applier {
             projection: self.projection,
             codec: self.codec,
-            dead_letters: &dead_letters,
             offsets_key: &key,
             schema: &schema,
         };

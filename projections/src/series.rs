@@ -12,6 +12,7 @@ use muster_schemas::{Codec, NormalizedMetrics, TopicRecord};
 use tokio_postgres::Transaction;
 
 use crate::projection::{InRecord, Projection, Rejected, decode_all, sql, ts};
+use crate::refusal::BadData;
 
 const MINUTE: i64 = 60_000;
 const HOUR: i64 = 3_600_000;
@@ -48,9 +49,10 @@ impl AttendanceAgg {
         }
     }
 
-    pub fn merge(&mut self, o: &Self) {
-        self.samples += o.samples;
-        self.attendees_sum += o.attendees_sum;
+    /// Fails when a sum leaves `bigint`, as PostgreSQL would.
+    pub fn merge(&mut self, o: &Self) -> Result<(), BadData> {
+        self.samples = add(self.samples, o.samples, "samples")?;
+        self.attendees_sum = add(self.attendees_sum, o.attendees_sum, "attendees")?;
         self.attendees_max = self.attendees_max.max(o.attendees_max);
         self.attendees_min = self.attendees_min.min(o.attendees_min);
         self.registered_max = self.registered_max.max(o.registered_max);
@@ -59,21 +61,40 @@ impl AttendanceAgg {
             self.last_at = o.last_at;
             self.last_attendees = o.last_attendees;
         }
+        Ok(())
     }
+}
+
+/// A sum of untrusted values: past `bigint` is the records' fault, never a panic or a wrap.
+fn add(a: i64, b: i64, what: &str) -> Result<i64, BadData> {
+    a.checked_add(b)
+        .ok_or_else(|| BadData(format!("the sum of {what} is out of range for bigint")))
+}
+
+/// The start of the `width` bucket holding `at`.
+fn bucket(at: i64, width: i64) -> Result<i64, BadData> {
+    at.div_euclid(width)
+        .checked_mul(width)
+        .ok_or_else(|| BadData(format!("timestamp {at} is out of range")))
 }
 
 /// Buckets of `width` ms per event, merged within the batch (one row per key per statement).
 pub fn attendance_buckets(
     records: &[NormalizedMetrics],
     width: i64,
-) -> BTreeMap<(String, i64), AttendanceAgg> {
+) -> Result<BTreeMap<(String, i64), AttendanceAgg>, BadData> {
     let mut out: BTreeMap<(String, i64), AttendanceAgg> = BTreeMap::new();
     for m in records {
-        let key = (m.event_id.clone(), m.timestamp.div_euclid(width) * width);
+        let key = (m.event_id.clone(), bucket(m.timestamp, width)?);
         let agg = AttendanceAgg::of(m);
-        out.entry(key).and_modify(|a| a.merge(&agg)).or_insert(agg);
+        match out.entry(key) {
+            std::collections::btree_map::Entry::Occupied(mut e) => e.get_mut().merge(&agg)?,
+            std::collections::btree_map::Entry::Vacant(e) => {
+                e.insert(agg);
+            }
+        }
     }
-    out
+    Ok(out)
 }
 
 pub struct EventSeries;
@@ -122,7 +143,7 @@ impl Projection for EventSeries {
         let (records, rejected) = decode_all::<NormalizedMetrics>(codec, batch).await?;
         let records: Vec<NormalizedMetrics> = records.into_iter().map(|(_, r)| r).collect();
         for (table, width) in [("event_series_minute", MINUTE), ("event_series_hour", HOUR)] {
-            upsert_attendance(tx, schema, table, &attendance_buckets(&records, width)).await?;
+            upsert_attendance(tx, schema, table, &attendance_buckets(&records, width)?).await?;
         }
         Ok(rejected)
     }
@@ -238,19 +259,19 @@ impl GateWindow {
 pub fn gate_buckets(
     windows: &[GateWindow],
     width: i64,
-) -> BTreeMap<(String, String, i64), GateAgg> {
+) -> Result<BTreeMap<(String, String, i64), GateAgg>, BadData> {
     let mut out: BTreeMap<(String, String, i64), GateAgg> = BTreeMap::new();
     for w in windows {
         let key = (
             w.event_id.clone(),
             w.gate_id.clone(),
-            w.window_start.div_euclid(width) * width,
+            bucket(w.window_start, width)?,
         );
         let a = out.entry(key).or_default();
-        a.entries += w.entries;
-        a.exits += w.exits;
+        a.entries = add(a.entries, w.entries, "entries")?;
+        a.exits = add(a.exits, w.exits, "exits")?;
     }
-    out
+    Ok(out)
 }
 
 pub struct GateSeries;
@@ -307,7 +328,7 @@ impl Projection for GateSeries {
             }
         }
         for (table, width) in [("gate_series_minute", MINUTE), ("gate_series_hour", HOUR)] {
-            let buckets = gate_buckets(&windows, width);
+            let buckets = gate_buckets(&windows, width)?;
             if buckets.is_empty() {
                 continue;
             }
@@ -368,7 +389,7 @@ mod tests {
             m("a", 70_000, 7),
             m("b", 10_000, 1),
         ];
-        let minutes = attendance_buckets(&records, MINUTE);
+        let minutes = attendance_buckets(&records, MINUTE).unwrap();
         let a0 = minutes[&("a".to_owned(), 0)];
         assert_eq!(
             (
@@ -381,14 +402,16 @@ mod tests {
         );
         assert_eq!((a0.last_at, a0.last_attendees), (50_000, 9));
         assert_eq!(minutes[&("a".to_owned(), 60_000)].samples, 1);
-        let hours = attendance_buckets(&records, HOUR);
+        let hours = attendance_buckets(&records, HOUR).unwrap();
         assert_eq!(hours[&("a".to_owned(), 0)].samples, 3);
         // Merging two halves in either order gives the whole.
         let (x, y) = records.split_at(2);
-        let mut xy = attendance_buckets(x, HOUR)[&("a".to_owned(), 0)];
-        xy.merge(&attendance_buckets(y, HOUR)[&("a".to_owned(), 0)]);
-        let mut yx = attendance_buckets(y, HOUR)[&("a".to_owned(), 0)];
-        yx.merge(&attendance_buckets(x, HOUR)[&("a".to_owned(), 0)]);
+        let half =
+            |r: &[NormalizedMetrics]| attendance_buckets(r, HOUR).unwrap()[&("a".to_owned(), 0)];
+        let mut xy = half(x);
+        xy.merge(&half(y)).unwrap();
+        let mut yx = half(y);
+        yx.merge(&half(x)).unwrap();
         assert_eq!(xy, yx);
         assert_eq!(xy, hours[&("a".to_owned(), 0)]);
     }
@@ -403,7 +426,7 @@ mod tests {
             exits: 1,
         };
         let ws = vec![w(0, 3), w(60_000, 4), w(0, 2), w(HOUR, 1)];
-        let minutes = gate_buckets(&ws, MINUTE);
+        let minutes = gate_buckets(&ws, MINUTE).unwrap();
         assert_eq!(
             minutes[&("e".into(), "G1".into(), 0)],
             GateAgg {
@@ -411,9 +434,25 @@ mod tests {
                 exits: 2
             }
         );
-        let hours = gate_buckets(&ws, HOUR);
+        let hours = gate_buckets(&ws, HOUR).unwrap();
         assert_eq!(hours[&("e".into(), "G1".into(), 0)].entries, 9);
         assert_eq!(hours[&("e".into(), "G1".into(), HOUR)].entries, 1);
+    }
+
+    #[test]
+    fn sums_past_bigint_and_absurd_times_are_the_records_fault() {
+        let big = [m("a", 0, i64::MAX), m("a", 1, 1)];
+        let e = attendance_buckets(&big, MINUTE).unwrap_err();
+        assert_eq!(e.0, "the sum of attendees is out of range for bigint");
+        assert!(attendance_buckets(&[m("a", i64::MIN, 1)], MINUTE).is_err());
+        let w = |entries| GateWindow {
+            event_id: "e".into(),
+            gate_id: "G1".into(),
+            window_start: 0,
+            entries,
+            exits: 0,
+        };
+        assert!(gate_buckets(&[w(i64::MAX), w(1)], HOUR).is_err());
     }
 
     #[test]

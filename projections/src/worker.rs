@@ -4,6 +4,7 @@
 //! crash, a rebalance, or a replay's swap) is applied once.
 
 use std::collections::BTreeMap;
+use std::ops::Range;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -11,14 +12,14 @@ use anyhow::Context;
 use muster_runtime::batch::{BatchBounds, gather};
 use muster_runtime::health::PartState;
 use muster_runtime::{Health, KafkaConfig, Shutdown};
-use muster_schemas::{Codec, DeadLetter, TopicRecord};
+use muster_schemas::{Codec, DeadLetter, SourceOffset, TopicRecord};
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
-use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::producer::FutureProducer;
 use rdkafka::{Offset, TopicPartitionList};
 
 use crate::config::ProjectionsConfig;
-use crate::offsets;
-use crate::projection::{InRecord, Projection};
+use crate::projection::{InRecord, Projection, Rejected};
+use crate::{dead_letters, offsets, refusal};
 
 /// Every projection muster knows.
 pub fn registry() -> Vec<Arc<dyn Projection>> {
@@ -66,8 +67,9 @@ pub async fn run(
     retention.await.context("the retention task panicked")?
 }
 
-/// Runs `all` until shutdown, each with its consumer group, exactly-once into PostgreSQL. Other
-/// stages with PostgreSQL read models fed from topics (the webhook outbox) run theirs here.
+/// Runs `all` until shutdown, each with its consumer group, exactly-once into PostgreSQL, and
+/// the publisher of the dead letters they record. Other stages with PostgreSQL read models fed
+/// from topics (the webhook outbox) run theirs here.
 pub async fn run_projections(
     all: Vec<Arc<dyn Projection>>,
     cfg: ProjectionsConfig,
@@ -89,11 +91,23 @@ pub async fn run_projections(
         .register::<DeadLetter>()
         .await
         .context("registering the dead-letter schema")?;
-    let dead_letters: FutureProducer = kafka
+    let producer: FutureProducer = kafka
         .producer()
         .create()
         .context("creating the dead-letter producer")?;
     let mut tasks = tokio::task::JoinSet::new();
+    {
+        let (pool, codec, health, shutdown) = (
+            pool.clone(),
+            codec.clone(),
+            health.clone(),
+            shutdown.clone(),
+        );
+        tasks.spawn(async move {
+            dead_letters::run_publisher(pool, codec, producer, health, shutdown).await;
+            Ok(())
+        });
+    }
     for p in all {
         let w = Worker {
             projection: p,
@@ -101,7 +115,6 @@ pub async fn run_projections(
             kafka: kafka.clone(),
             codec: codec.clone(),
             pool: pool.clone(),
-            dead_letters: dead_letters.clone(),
             health: health.clone(),
         };
         let shutdown = shutdown.clone();
@@ -118,7 +131,6 @@ pub async fn run_projections(
 pub struct Applier<'a> {
     pub projection: &'a dyn Projection,
     pub codec: &'a Codec,
-    pub dead_letters: &'a FutureProducer,
     /// Key of the stored offsets: the projection's name live, another for a replay.
     pub offsets_key: &'a str,
     /// Where its tables are: `public` live, a fresh schema for a replay.
@@ -127,14 +139,16 @@ pub struct Applier<'a> {
 
 impl Applier<'_> {
     /// Applies `batch` in one transaction with its offsets, skipping what an earlier
-    /// transaction applied. Returns the next offset per (topic, partition).
+    /// transaction applied. Records refused for a data reason are isolated ([`refusal`]) and
+    /// recorded as dead letters in the same transaction; the others apply. Returns the next
+    /// offset per (topic, partition).
     pub async fn apply(
         &self,
         pool: &deadpool_postgres::Pool,
         batch: Vec<InRecord>,
     ) -> anyhow::Result<BTreeMap<(String, i32), i64>> {
         let mut client = pool.get().await.context("connecting to PostgreSQL")?;
-        let tx = client.transaction().await?;
+        let mut tx = client.transaction().await?;
         let mut by_topic: BTreeMap<&str, Vec<i32>> = BTreeMap::new();
         for r in &batch {
             by_topic.entry(&r.topic).or_default().push(r.partition);
@@ -165,37 +179,33 @@ impl Applier<'_> {
         if fresh.is_empty() {
             return Ok(next);
         }
-        let rejected = self
-            .projection
-            .apply(&tx, self.schema, &fresh, self.codec)
+        let name = self.projection.name();
+        let mut savepoints = Savepoints {
+            applier: self,
+            tx: &mut tx,
+            fresh: &fresh,
+        };
+        let rejected = refusal::bisect(fresh.len(), &mut savepoints)
             .await
-            .with_context(|| format!("projection {}", self.projection.name()))?;
-        for r in rejected {
-            let rec = &fresh[r.index];
-            tracing::warn!(projection = self.projection.name(), topic = %rec.topic, offset = rec.offset, reason = %r.reason, "dead-lettered");
-            let dl = DeadLetter::new(
-                &format!("project:{}", self.projection.name()),
-                r.reason,
-                muster_schemas::SourceOffset {
+            .with_context(|| format!("projection {name}"))?;
+        let stage = format!("project:{name}");
+        let letters: Vec<DeadLetter> = rejected
+            .into_iter()
+            .map(|r| {
+                let rec = &fresh[r.index];
+                tracing::warn!(projection = name, topic = %rec.topic, partition = rec.partition, offset = rec.offset, reason = %r.reason, "dead-lettered");
+                let source = SourceOffset {
                     topic: rec.topic.clone(),
                     partition: rec.partition,
                     offset: rec.offset,
-                },
-                r.event_id,
-                rec.payload.clone(),
-            );
-            metrics::counter!("muster_dead_letters_total", "stage" => dl.stage.clone())
-                .increment(1);
-            let bytes = self.codec.encode(&dl).await?;
-            self.dead_letters
-                .send(
-                    FutureRecord::<(), _>::to(DeadLetter::TOPIC).payload(&bytes),
-                    Duration::from_secs(30),
-                )
-                .await
-                .map_err(|(e, _)| e)
-                .context("producing a dead letter")?;
-        }
+                };
+                let event_id = r.event_id.or_else(|| rec.key.clone());
+                DeadLetter::new(&stage, r.reason, source, event_id, rec.payload.clone())
+            })
+            .collect();
+        dead_letters::record(&*tx, &letters)
+            .await
+            .context("recording dead letters")?;
         let mut per_topic: BTreeMap<&str, BTreeMap<i32, i64>> = BTreeMap::new();
         for ((topic, p), o) in &next {
             per_topic.entry(topic).or_default().insert(*p, *o);
@@ -206,7 +216,41 @@ impl Applier<'_> {
         tx.commit()
             .await
             .context("committing the projection batch")?;
+        if !letters.is_empty() {
+            metrics::counter!("muster_dead_letters_total", "stage" => stage)
+                .increment(letters.len() as u64);
+        }
         Ok(next)
+    }
+}
+
+/// Each attempt in a savepoint: a refused one rolls back to it, and the rest of the
+/// transaction (offsets, ranges applied before) stands.
+struct Savepoints<'a, 't> {
+    applier: &'a Applier<'a>,
+    tx: &'a mut deadpool_postgres::Transaction<'t>,
+    fresh: &'a [InRecord],
+}
+
+#[async_trait::async_trait]
+impl refusal::Attempt for Savepoints<'_, '_> {
+    async fn attempt(&mut self, range: Range<usize>) -> anyhow::Result<Vec<Rejected>> {
+        let a = self.applier;
+        let sp = self.tx.transaction().await?;
+        match a
+            .projection
+            .apply(&sp, a.schema, &self.fresh[range], a.codec)
+            .await
+        {
+            Ok(rejected) => {
+                sp.commit().await?;
+                Ok(rejected)
+            }
+            Err(e) => {
+                sp.rollback().await?;
+                Err(e)
+            }
+        }
     }
 }
 
@@ -216,7 +260,6 @@ struct Worker {
     kafka: KafkaConfig,
     codec: Codec,
     pool: deadpool_postgres::Pool,
-    dead_letters: FutureProducer,
     health: Health,
 }
 
@@ -301,7 +344,6 @@ impl Worker {
         let applier = Applier {
             projection: self.projection.as_ref(),
             codec: &self.codec,
-            dead_letters: &self.dead_letters,
             offsets_key: name,
             schema: "public",
         };

@@ -16,6 +16,8 @@ pub struct InRecord {
     pub topic: String,
     pub partition: i32,
     pub offset: i64,
+    /// The Kafka key (the event id), when it is UTF-8.
+    pub key: Option<String>,
     pub payload: Vec<u8>,
 }
 
@@ -52,6 +54,10 @@ pub async fn gather<C: ConsumerContext + 'static>(
             topic: msg.topic().to_owned(),
             partition: msg.partition(),
             offset: msg.offset(),
+            key: msg
+                .key()
+                .and_then(|k| std::str::from_utf8(k).ok())
+                .map(str::to_owned),
             payload: msg.payload().unwrap_or_default().to_vec(),
         });
     }

@@ -2,11 +2,12 @@
 //! `scripts/services.sh`, so a laptop needs no config file.
 
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 use rdkafka::ClientConfig;
 use serde::{Deserialize, Serialize};
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct KafkaConfig {
     /// Bootstrap servers, comma separated (`MUSTER_KAFKA_BROKERS`).
@@ -26,6 +27,8 @@ pub struct KafkaConfig {
     /// Extra librdkafka properties (e.g. `security.protocol`, `sasl.mechanism`), applied to every
     /// client after muster's own.
     pub options: BTreeMap<String, String>,
+    /// How long topics keep records.
+    pub retention: crate::topics::Retention,
 }
 
 impl Default for KafkaConfig {
@@ -37,11 +40,58 @@ impl Default for KafkaConfig {
             replication_factor: 1,
             auto_offset_reset: OffsetReset::Earliest,
             options: BTreeMap::new(),
+            retention: Default::default(),
         }
     }
 }
 
+impl std::fmt::Debug for KafkaConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KafkaConfig")
+            .field("brokers", &self.brokers)
+            .field("group_prefix", &self.group_prefix)
+            .field("topic_partitions", &self.topic_partitions)
+            .field("replication_factor", &self.replication_factor)
+            .field("auto_offset_reset", &self.auto_offset_reset)
+            .field("options", &self.redacted_options())
+            .field("retention", &self.retention)
+            .finish()
+    }
+}
+
+/// librdkafka properties that hold credentials (`sasl.password`, `ssl.key.password`,
+/// `sasl.oauthbearer.client.secret`, `sasl.jaas.config`, …): never printed.
+pub fn is_secret_option(key: &str) -> bool {
+    let key = key.to_ascii_lowercase();
+    [
+        "password",
+        "secret",
+        "jaas",
+        "token",
+        "key.pem",
+        "oauthbearer.config",
+        "credential",
+    ]
+    .iter()
+    .any(|s| key.contains(s))
+}
+
 impl KafkaConfig {
+    /// `options` with the values of credential properties replaced by `***`.
+    pub fn redacted_options(&self) -> BTreeMap<String, String> {
+        self.options
+            .iter()
+            .map(|(k, v)| {
+                let v = if is_secret_option(k) {
+                    "***".into()
+                } else {
+                    v.clone()
+                };
+                (k.clone(), v)
+            })
+            .collect()
+    }
+
     /// muster's settings for a client, then the user's `options`, which win.
     fn build(&self, settings: &[(&str, &str)]) -> ClientConfig {
         let mut c = ClientConfig::new();
@@ -104,11 +154,19 @@ impl OffsetReset {
     }
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct RegistryConfig {
     /// The Confluent-compatible base URL (`MUSTER_SCHEMA_REGISTRY_URL`).
     pub url: String,
+}
+
+impl std::fmt::Debug for RegistryConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RegistryConfig")
+            .field("url", &redact_password(&self.url))
+            .finish()
+    }
 }
 
 impl Default for RegistryConfig {
@@ -126,6 +184,18 @@ pub struct DatabaseConfig {
     pub url: String,
     /// Connections per process.
     pub pool_size: usize,
+    /// How long a caller waits for a free connection (or for a new one to connect) before it
+    /// gets an error: with PostgreSQL down or the pool exhausted, requests fail in seconds
+    /// (a `503`) instead of queueing without end.
+    #[serde(with = "humantime_serde")]
+    pub wait_timeout: Duration,
+    /// PostgreSQL's `statement_timeout` on every connection: no statement runs longer.
+    #[serde(with = "humantime_serde")]
+    pub statement_timeout: Duration,
+    /// PostgreSQL's `idle_in_transaction_session_timeout`: a transaction left open (a stuck
+    /// task) is ended by the server and its locks released.
+    #[serde(with = "humantime_serde")]
+    pub idle_in_transaction_timeout: Duration,
 }
 
 impl std::fmt::Debug for DatabaseConfig {
@@ -133,6 +203,12 @@ impl std::fmt::Debug for DatabaseConfig {
         f.debug_struct("DatabaseConfig")
             .field("url", &redact_password(&self.url))
             .field("pool_size", &self.pool_size)
+            .field("wait_timeout", &self.wait_timeout)
+            .field("statement_timeout", &self.statement_timeout)
+            .field(
+                "idle_in_transaction_timeout",
+                &self.idle_in_transaction_timeout,
+            )
             .finish()
     }
 }
@@ -142,6 +218,9 @@ impl Default for DatabaseConfig {
         Self {
             url: "postgres://muster:muster@127.0.0.1:5432/muster".into(),
             pool_size: 8,
+            wait_timeout: Duration::from_secs(5),
+            statement_timeout: Duration::from_secs(60),
+            idle_in_transaction_timeout: Duration::from_secs(60),
         }
     }
 }
@@ -149,12 +228,22 @@ impl Default for DatabaseConfig {
 impl DatabaseConfig {
     pub fn pool(&self) -> anyhow::Result<deadpool_postgres::Pool> {
         use anyhow::Context;
-        let pg: tokio_postgres::Config = self.url.parse().with_context(|| {
+        let mut pg: tokio_postgres::Config = self.url.parse().with_context(|| {
             format!(
                 "database.url {} is not a valid URL",
                 redact_password(&self.url)
             )
         })?;
+        let options = format!(
+            "{} -c statement_timeout={} -c idle_in_transaction_session_timeout={}",
+            pg.get_options().unwrap_or_default(),
+            self.statement_timeout.as_millis(),
+            self.idle_in_transaction_timeout.as_millis()
+        );
+        pg.options(options.trim_start());
+        if pg.get_connect_timeout().is_none() {
+            pg.connect_timeout(self.wait_timeout);
+        }
         let manager = deadpool_postgres::Manager::from_config(
             pg,
             tokio_postgres::NoTls,
@@ -164,22 +253,51 @@ impl DatabaseConfig {
         );
         deadpool_postgres::Pool::builder(manager)
             .max_size(self.pool_size)
+            .runtime(deadpool_postgres::Runtime::Tokio1)
+            .wait_timeout(Some(self.wait_timeout))
+            .create_timeout(Some(self.wait_timeout))
+            .recycle_timeout(Some(self.wait_timeout))
             .build()
             .context("building the PostgreSQL pool")
     }
+
+    /// Validation at load: zero durations would fail every request or disable the guard.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        for (name, d) in [
+            ("wait_timeout", self.wait_timeout),
+            ("statement_timeout", self.statement_timeout),
+            (
+                "idle_in_transaction_timeout",
+                self.idle_in_transaction_timeout,
+            ),
+        ] {
+            anyhow::ensure!(!d.is_zero(), "database.{name} must be longer than 0 s");
+        }
+        anyhow::ensure!(self.pool_size > 0, "database.pool_size must be at least 1");
+        Ok(())
+    }
 }
 
-/// The URL with its password replaced, for logs and errors.
+/// The URL with its credentials replaced (`user:***@`, or `***@` for a bare token), for logs,
+/// errors and `muster config`.
 pub fn redact_password(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(scheme), Some(at)) if at > scheme => {
+    let Some(scheme) = url.find("://") else {
+        return url.to_owned();
+    };
+    let authority_end = url[scheme + 3..]
+        .find(['/', '?', '#'])
+        .map_or(url.len(), |i| scheme + 3 + i);
+    match url[scheme + 3..authority_end].rfind('@') {
+        Some(at) => {
+            let at = scheme + 3 + at;
             let userinfo = &url[scheme + 3..at];
-            match userinfo.split_once(':') {
-                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme + 3], &url[at..]),
-                None => url.to_owned(),
-            }
+            let shown = match userinfo.split_once(':') {
+                Some((user, _)) => format!("{user}:***"),
+                None => "***".to_owned(),
+            };
+            format!("{}{shown}{}", &url[..scheme + 3], &url[at..])
         }
-        _ => url.to_owned(),
+        None => url.to_owned(),
     }
 }
 
@@ -194,6 +312,25 @@ mod tests {
             "postgres://muster:***@127.0.0.1:5432/muster"
         );
         assert_eq!(redact_password("postgres://h/db"), "postgres://h/db");
+        assert_eq!(
+            redact_password("https://tok3n@registry.example/apis?x=a@b"),
+            "https://***@registry.example/apis?x=a@b"
+        );
+    }
+
+    #[test]
+    fn credential_options_are_redacted() {
+        let mut k = KafkaConfig::default();
+        k.options.insert("sasl.password".into(), "pw-123".into());
+        k.options.insert(
+            "sasl.jaas.config".into(),
+            "user=\"a\" password=\"pw-123\"".into(),
+        );
+        k.options
+            .insert("security.protocol".into(), "SASL_SSL".into());
+        let shown = format!("{k:?}");
+        assert!(!shown.contains("pw-123"), "{shown}");
+        assert!(shown.contains("SASL_SSL"), "{shown}");
     }
 
     #[test]
@@ -206,13 +343,17 @@ mod tests {
 }
 
 /// `[security]` in the config file.
-#[derive(Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct SecurityConfig {
     /// Base64 of 32 random bytes (`MUSTER_SECRET_KEY`; `openssl rand -base64 32`). Encrypts
     /// service credentials at rest and keys participant pseudonyms; every process of a
-    /// deployment needs the same one. Unset: a built-in development key, with a warning.
-    pub secret_key: Option<String>,
+    /// deployment needs the same one. Required unless `development` is on.
+    pub secret_key: Option<crate::secrets::Secret>,
+    /// Development mode (`MUSTER_DEVELOPMENT=true`; the demo and the tests set it): without a
+    /// `secret_key`, use a built-in development key anyone can read. Off, a start without a
+    /// key stops with an error instead of silently using that key.
+    pub development: bool,
     /// How far a pushed request's `webhook-timestamp` may be from now.
     #[serde(with = "humantime_serde")]
     pub signature_tolerance: std::time::Duration,
@@ -222,29 +363,43 @@ impl Default for SecurityConfig {
     fn default() -> Self {
         Self {
             secret_key: None,
+            development: false,
             signature_tolerance: std::time::Duration::from_secs(300),
         }
     }
 }
 
-impl std::fmt::Debug for SecurityConfig {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SecurityConfig")
-            .field("secret_key", &self.secret_key.as_ref().map(|_| "***"))
-            .field("signature_tolerance", &self.signature_tolerance)
-            .finish()
-    }
-}
-
 impl SecurityConfig {
+    /// The derived keys; an unset (or blank) key is an error outside development mode.
     pub fn secrets(&self) -> Result<crate::secrets::Secrets, crate::secrets::SecretError> {
-        let key = self.secret_key.as_deref().filter(|k| !k.trim().is_empty());
-        let s = crate::secrets::Secrets::from_config(key)?;
+        let key = self.secret_key.as_ref().filter(|k| !k.is_blank());
+        if key.is_none() && !self.development {
+            return Err(crate::secrets::SecretError::Missing);
+        }
+        let s = crate::secrets::Secrets::from_config(key.map(|k| k.expose()))?;
         if s.is_development {
             tracing::warn!(
-                "MUSTER_SECRET_KEY is not set: using the built-in development key; set it in production"
+                "development mode without MUSTER_SECRET_KEY: using the built-in development key; never do this in production"
             );
         }
         Ok(s)
+    }
+}
+
+#[cfg(test)]
+mod security_tests {
+    use super::*;
+    use crate::secrets::{Secret, SecretError};
+
+    #[test]
+    fn no_key_is_an_error_outside_development_mode() {
+        let mut c = SecurityConfig::default();
+        assert!(matches!(c.secrets(), Err(SecretError::Missing)));
+        c.secret_key = Some(Secret::new("  "));
+        assert!(matches!(c.secrets(), Err(SecretError::Missing)));
+        c.development = true;
+        assert!(c.secrets().unwrap().is_development);
+        c.secret_key = Some(Secret::new("AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="));
+        assert!(!c.secrets().unwrap().is_development);
     }
 }

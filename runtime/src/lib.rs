@@ -6,6 +6,7 @@ pub mod config;
 pub mod health;
 pub mod migrate;
 pub mod ops;
+pub mod probe;
 pub mod secrets;
 pub mod shutdown;
 pub mod signature;

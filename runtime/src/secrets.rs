@@ -10,6 +10,39 @@ use sha2::Sha256;
 
 type HmacSha256 = Hmac<Sha256>;
 
+/// A configured secret (a token, a key). `Debug` and `Serialize` write `***`, so neither a log
+/// line nor `muster config` can show it; code that needs the value calls [`Secret::expose`].
+#[derive(Clone, PartialEq, Eq, serde::Deserialize)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    /// Empty or only whitespace: an unset variable in a compose file or a unit, i.e. no secret.
+    pub fn is_blank(&self) -> bool {
+        self.0.trim().is_empty()
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("***")
+    }
+}
+
+impl serde::Serialize for Secret {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str("***")
+    }
+}
+
 /// Used when `MUSTER_SECRET_KEY` is unset, so a laptop works out of the box; muster warns at
 /// start. Never use it in production: anyone can read it here.
 const DEVELOPMENT_SECRET: &[u8; 32] = b"muster-development-secret-key!!!";
@@ -20,6 +53,10 @@ pub enum SecretError {
         "security.secret_key must be the base64 of 32 random bytes (e.g. `openssl rand -base64 32`)"
     )]
     BadKey,
+    #[error(
+        "MUSTER_SECRET_KEY (security.secret_key) is not set: generate one with `openssl rand -base64 32` and give every muster process the same; on a laptop, MUSTER_DEVELOPMENT=true uses a built-in development key instead"
+    )]
+    Missing,
     #[error("a stored secret does not decrypt with this secret key (was the key changed?)")]
     Decrypt,
 }
@@ -127,6 +164,15 @@ mod tests {
         assert_ne!(a.pseudonymize("P-1"), b.pseudonymize("P-1"));
         assert_eq!(a.pseudonymize("P-1").len(), 64);
         assert!(!a.pseudonymize("P-1").contains("P-1"));
+    }
+
+    #[test]
+    fn secrets_never_show_in_debug_or_serialized_config() {
+        let s = Secret::new("hunter2-hunter2");
+        assert_eq!(format!("{s:?}"), "***");
+        assert_eq!(serde_json::to_string(&s).unwrap(), "\"***\"");
+        assert_eq!(s.expose(), "hunter2-hunter2");
+        assert!(Secret::new(" \t").is_blank());
     }
 
     #[test]

@@ -147,8 +147,8 @@ pub async fn run(args: Args, mut cfg: Config) -> anyhow::Result<()> {
 
     // The real routes, in this process, with limits out of the way: the limiter still runs on
     // every request, but never refuses.
-    let admin = format!("bench-{run}");
-    cfg.api.admin_token = Some(admin.clone());
+    let admin = format!("bench-{}", muster_runtime::unique_suffix().repeat(2));
+    cfg.api.admin_token = Some(muster_runtime::secrets::Secret::new(admin.clone()));
     cfg.api.rate_limits.premium_per_second = u32::MAX / 2;
     cfg.api.rate_limits.premium_burst = u32::MAX / 2;
     let api_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;

@@ -10,7 +10,6 @@ use muster_projections::{Applier, Projection};
 use muster_runtime::batch::{BatchBounds, InRecord, gather};
 use muster_schemas::{Codec, NormalizedMetrics, SourceOffset};
 use rdkafka::consumer::{Consumer, StreamConsumer};
-use rdkafka::producer::FutureProducer;
 use tokio_postgres::binary_copy::BinaryCopyInWriter;
 use tokio_postgres::types::Type;
 
@@ -109,7 +108,6 @@ pub async fn run(args: Args, cfg: Config) -> anyhow::Result<()> {
     for r in &records {
         payloads.push(codec.encode(r).await?);
     }
-    let dead_letters: FutureProducer = cfg.kafka.producer().create()?;
     let mut applied = Vec::new();
     for p in [
         muster_projections::find("event_series")?,
@@ -126,7 +124,6 @@ pub async fn run(args: Args, cfg: Config) -> anyhow::Result<()> {
         let applier = Applier {
             projection: p.as_ref(),
             codec: &codec,
-            dead_letters: &dead_letters,
             offsets_key: &key,
             schema: &target,
         };
@@ -142,6 +139,7 @@ pub async fn run(args: Args, cfg: Config) -> anyhow::Result<()> {
                     topic: topic.clone(),
                     partition: 0,
                     offset: (b * cfg.projections.batch_max_records + i) as i64,
+                    key: None,
                     payload: payload.clone(),
                 })
                 .collect();
@@ -255,12 +253,10 @@ async fn live_loop(
         ))
         .create()?;
     consumer.subscribe(&[topic])?;
-    let dead_letters: FutureProducer = cfg.kafka.producer().create()?;
     let key = format!("bench:{schema}:live");
     let applier = Applier {
         projection: p,
         codec,
-        dead_letters: &dead_letters,
         offsets_key: &key,
         schema: &target,
     };

@@ -65,6 +65,8 @@ impl Worker {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_muster"));
         cmd.args(args)
             .env("MUSTER_LOG", "info,rdkafka=warn")
+            // The built-in development key (a test may set MUSTER_SECRET_KEY or turn it off).
+            .env("MUSTER_DEVELOPMENT", "true")
             .stdout(Stdio::from(out.try_clone().unwrap()))
             .stderr(Stdio::from(out));
         for (k, v) in env {
@@ -78,6 +80,16 @@ impl Worker {
             child: Some(child),
             log,
         }
+    }
+
+    /// The process's resident memory in KiB (`VmRSS`), while it runs.
+    pub fn rss_kib(&self) -> Option<u64> {
+        let pid = self.child.as_ref()?.id();
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
     }
 
     pub fn log(&self) -> String {
@@ -217,4 +229,144 @@ pub async fn send<R: muster_schemas::TopicRecord>(
     .await
     .map_err(|(e, _)| e)
     .unwrap();
+}
+
+/// The dead letters on `muster.dead-letter.v1` that match `keep`, from the first record
+/// produced at or after `since_ms` to the topic's end as it is when called: a dead letter
+/// published before the call is counted exactly as often as it was produced.
+pub async fn dead_letters_since(
+    s: &Services,
+    codec: &muster_schemas::Codec,
+    since_ms: i64,
+    keep: impl Fn(&muster_schemas::DeadLetter) -> bool,
+) -> Vec<muster_schemas::DeadLetter> {
+    use muster_schemas::{DeadLetter, TopicRecord};
+    use rdkafka::consumer::{Consumer, StreamConsumer};
+    use rdkafka::message::Message;
+    use rdkafka::{Offset, TopicPartitionList};
+
+    let c: StreamConsumer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", &s.brokers)
+        .set("group.id", format!("dead-letter-reader-{}", run_id()))
+        .set("enable.auto.commit", "false")
+        .create()
+        .unwrap();
+    let meta = c
+        .fetch_metadata(Some(DeadLetter::TOPIC), Duration::from_secs(10))
+        .unwrap();
+    let mut tpl = TopicPartitionList::new();
+    for p in meta.topics()[0].partitions() {
+        tpl.add_partition_offset(DeadLetter::TOPIC, p.id(), Offset::Offset(since_ms))
+            .unwrap();
+    }
+    let at = c.offsets_for_times(tpl, Duration::from_secs(10)).unwrap();
+    let mut start = TopicPartitionList::new();
+    let mut ends = std::collections::BTreeMap::new();
+    for e in at.elements() {
+        let (_, high) = c
+            .fetch_watermarks(DeadLetter::TOPIC, e.partition(), Duration::from_secs(10))
+            .unwrap();
+        let from = match e.offset() {
+            Offset::Offset(o) => o,
+            _ => high,
+        };
+        start
+            .add_partition_offset(DeadLetter::TOPIC, e.partition(), Offset::Offset(from))
+            .unwrap();
+        ends.insert(e.partition(), (from, high));
+    }
+    c.assign(&start).unwrap();
+    let mut found = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let position = c.position().unwrap();
+        let done = ends.iter().all(|(p, (from, high))| {
+            let at = match position
+                .find_partition(DeadLetter::TOPIC, *p)
+                .map(|e| e.offset())
+            {
+                Some(Offset::Offset(o)) => o,
+                _ => *from,
+            };
+            at >= *high
+        });
+        if done {
+            return found;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "reading {} to its end took over a minute",
+            DeadLetter::TOPIC
+        );
+        let Ok(Ok(m)) = tokio::time::timeout(Duration::from_secs(1), c.recv()).await else {
+            continue;
+        };
+        let Some(payload) = m.payload() else { continue };
+        if let Ok(dl) = codec.decode::<DeadLetter>(payload).await
+            && keep(&dl)
+        {
+            found.push(dl);
+        }
+    }
+}
+
+/// A topic config's value on the broker (e.g. `retention.ms`), as Kafka describes it.
+pub async fn topic_config(s: &Services, topic: &str, key: &str) -> Option<String> {
+    use rdkafka::admin::{AdminClient, AdminOptions, ResourceSpecifier};
+    let admin: AdminClient<rdkafka::client::DefaultClientContext> = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", &s.brokers)
+        .create()
+        .unwrap();
+    let described = admin
+        .describe_configs(&[ResourceSpecifier::Topic(topic)], &AdminOptions::new())
+        .await
+        .unwrap()
+        .pop()?
+        .ok()?;
+    described.get(key)?.value.clone()
+}
+
+/// A TCP forwarder on loopback in front of a real service, that a test can cut and restore:
+/// the service "goes down" for the process behind the proxy only, not for other tests.
+pub struct FaultProxy {
+    pub port: u16,
+    up: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    conns: std::sync::Arc<std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>>,
+}
+
+impl FaultProxy {
+    pub async fn start(target: &str) -> Self {
+        use std::sync::atomic::Ordering;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let up = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let conns = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let (target, up2, conns2) = (target.to_owned(), up.clone(), conns.clone());
+        tokio::spawn(async move {
+            while let Ok((mut inbound, _)) = listener.accept().await {
+                if !up2.load(Ordering::SeqCst) {
+                    continue; // dropped: the client sees its connection closed at once
+                }
+                let target = target.clone();
+                conns2.lock().unwrap().push(tokio::spawn(async move {
+                    if let Ok(mut outbound) = tokio::net::TcpStream::connect(&target).await {
+                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                    }
+                }));
+            }
+        });
+        Self { port, up, conns }
+    }
+
+    /// Cuts every open connection and refuses new ones.
+    pub fn cut(&self) {
+        self.up.store(false, std::sync::atomic::Ordering::SeqCst);
+        for c in self.conns.lock().unwrap().drain(..) {
+            c.abort();
+        }
+    }
+
+    pub fn restore(&self) {
+        self.up.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
 }

@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 
 use super::{Services, Worker, free_port, run_id, scratch_dir};
 
-pub const ADMIN_TOKEN: &str = "test-admin-token";
+pub const ADMIN_TOKEN: &str = "test-admin-token-0123456789abcdef";
 
 pub struct Stack {
     pub services: Services,

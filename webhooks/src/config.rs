@@ -31,6 +31,10 @@ pub struct WebhooksConfig {
     /// How often a dispatcher looks for due deliveries when it found none.
     #[serde(with = "humantime_serde")]
     pub poll_interval: Duration,
+    /// Endpoints one partner may have; each adds deliveries to every occurrence.
+    pub max_endpoints_per_partner: usize,
+    /// Deliveries one replay may queue; a window holding more is refused (replay shorter ones).
+    pub max_replay: usize,
 }
 
 impl Default for WebhooksConfig {
@@ -45,6 +49,8 @@ impl Default for WebhooksConfig {
             allow_networks: Vec::new(),
             concurrency: 16,
             poll_interval: Duration::from_millis(250),
+            max_endpoints_per_partner: 20,
+            max_replay: 10_000,
         }
     }
 }
@@ -123,6 +129,12 @@ impl WebhooksConfig {
         }
         if self.concurrency == 0 {
             return Err("webhooks.concurrency must be at least 1".into());
+        }
+        if self.max_endpoints_per_partner == 0 || self.max_replay == 0 {
+            return Err(
+                "webhooks.max_endpoints_per_partner and webhooks.max_replay must be at least 1"
+                    .into(),
+            );
         }
         self.networks().map(|_| ())
     }

@@ -97,6 +97,20 @@ pub struct Dispatcher {
     pub http: reqwest::Client,
 }
 
+/// The client deliveries go out on. It connects only where `policy` allows, follows no
+/// redirect, and ignores proxy variables (`HTTPS_PROXY`, ...): a proxy would connect in the
+/// guard's place, to wherever the name resolves from the proxy.
+fn http_client(timeout: Duration, policy: Policy) -> reqwest::Result<reqwest::Client> {
+    reqwest::Client::builder()
+        .timeout(timeout)
+        .connect_timeout(timeout)
+        .redirect(reqwest::redirect::Policy::none())
+        .no_proxy()
+        .dns_resolver(std::sync::Arc::new(policy))
+        .user_agent(concat!("muster-webhooks/", env!("CARGO_PKG_VERSION")))
+        .build()
+}
+
 impl Dispatcher {
     pub fn new(
         cfg: WebhooksConfig,
@@ -105,13 +119,7 @@ impl Dispatcher {
     ) -> anyhow::Result<Self> {
         cfg.validate().map_err(anyhow::Error::msg)?;
         let policy = Policy::new(cfg.networks().map_err(anyhow::Error::msg)?);
-        let http = reqwest::Client::builder()
-            .timeout(cfg.request_timeout)
-            .connect_timeout(cfg.request_timeout)
-            .redirect(reqwest::redirect::Policy::none())
-            .dns_resolver(std::sync::Arc::new(policy))
-            .user_agent(concat!("muster-webhooks/", env!("CARGO_PKG_VERSION")))
-            .build()?;
+        let http = http_client(cfg.request_timeout, policy)?;
         Ok(Self {
             cfg,
             pool,
@@ -450,6 +458,51 @@ mod tests {
     use super::*;
 
     const SCHEDULE: [u32; 3] = [0, 5, 300];
+
+    /// A one-route HTTP server answering every request with `status`.
+    async fn answering(status: &'static str) -> std::net::SocketAddr {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            while let Ok((mut conn, _)) = listener.accept().await {
+                let mut buf = [0; 4096];
+                let _ = conn.read(&mut buf).await;
+                let answer = format!("HTTP/1.1 {status}\r\ncontent-length: 0\r\n\r\n");
+                let _ = conn.write_all(answer.as_bytes()).await;
+            }
+        });
+        addr
+    }
+
+    #[tokio::test]
+    async fn proxy_variables_are_ignored() {
+        let proxy = answering("200 OK").await;
+        let receiver = answering("204 No Content").await;
+        // SAFETY: no other test of this crate reads the environment.
+        unsafe {
+            for var in ["HTTP_PROXY", "http_proxy", "ALL_PROXY"] {
+                std::env::set_var(var, format!("http://{proxy}"));
+            }
+        }
+        let client = http_client(
+            Duration::from_secs(5),
+            Policy::new(vec!["127.0.0.1/32".parse().unwrap()]),
+        );
+        unsafe {
+            for var in ["HTTP_PROXY", "http_proxy", "ALL_PROXY"] {
+                std::env::remove_var(var);
+            }
+        }
+        let status = client
+            .unwrap()
+            .get(format!("http://{receiver}/hook"))
+            .send()
+            .await
+            .unwrap()
+            .status();
+        assert_eq!(status.as_u16(), 204, "the request went through the proxy");
+    }
 
     #[test]
     fn retries_follow_the_schedule_then_give_up() {

@@ -1,6 +1,8 @@
 //! The outbox: turns the derived topics into deliveries, one per subscribed endpoint, queued
 //! in PostgreSQL in the same transaction as the topics' offsets. It runs on the projections'
-//! runtime, so a record becomes its deliveries exactly once, whatever crashes.
+//! runtime, so a record becomes its deliveries exactly once, whatever crashes; and one whose
+//! values PostgreSQL refuses (a NUL in a message, which jsonb cannot hold) is isolated and
+//! dead-lettered there while the rest of its batch is delivered.
 
 use std::collections::{BTreeMap, HashMap};
 

@@ -110,6 +110,10 @@ pub struct Store {
     pub secrets: Secrets,
     pub policy: Policy,
     pub default_schedule: Vec<u32>,
+    /// `webhooks.max_endpoints_per_partner`.
+    pub max_endpoints: i64,
+    /// `webhooks.max_replay`.
+    pub max_replay: i64,
 }
 
 const ENDPOINT_COLUMNS: &str = "endpoint_id, url, event_types, retry_schedule_secs, created_at,
@@ -170,8 +174,28 @@ impl Store {
             .map(|s| s.into_iter().map(|x| x as i32).collect());
         let secret = generate_secret();
         let id = format!("ep_{}", uuid::Uuid::new_v4().simple());
-        let client = self.pool.get().await?;
-        let row = client
+        let mut client = self.pool.get().await?;
+        let tx = client.transaction().await?;
+        // The partner's row lock makes count-then-insert atomic against concurrent creates.
+        tx.execute(
+            "SELECT 1 FROM partners WHERE partner_id = $1 FOR UPDATE",
+            &[&partner_id],
+        )
+        .await?;
+        let existing: i64 = tx
+            .query_one(
+                "SELECT count(*) FROM webhook_endpoints WHERE partner_id = $1",
+                &[&partner_id],
+            )
+            .await?
+            .get(0);
+        if existing >= self.max_endpoints {
+            return Err(StoreError::Invalid(format!(
+                "a partner may have at most {} webhooks; delete one first",
+                self.max_endpoints
+            )));
+        }
+        let row = tx
             .query_one(
                 &format!(
                     "INSERT INTO webhook_endpoints (endpoint_id, partner_id, url, event_types,
@@ -188,6 +212,7 @@ impl Store {
                 ],
             )
             .await?;
+        tx.commit().await?;
         tracing::info!(endpoint = %id, partner = partner_id, url = %url, "webhook created");
         Ok(EndpointWithSecret {
             endpoint: self.endpoint(&row),
@@ -368,26 +393,44 @@ impl Store {
             }
         };
         let client = self.pool.get().await?;
-        let queued = client
-            .execute(
-                "INSERT INTO webhook_deliveries (delivery_id, message_id, endpoint_id, event_id,
-                    seq, event_type, occurred_at, payload, state, next_attempt_at, replay_of)
-                 SELECT 'dlv_' || md5(random()::text || clock_timestamp()::text || delivery_id),
-                        message_id, endpoint_id, event_id, seq, event_type, occurred_at, payload,
-                        'pending', now(), delivery_id
-                 FROM webhook_deliveries
-                 WHERE endpoint_id = $1 AND replay_of IS NULL
-                   AND (($2::text IS NOT NULL AND delivery_id = $2)
-                     OR ($2::text IS NULL AND occurred_at >= $3 AND occurred_at < $4))",
-                &[&id, &req.delivery_id, &from, &to],
+        // One statement: the window is counted (up to one past the cap) and queued only when
+        // within the cap, so a refused replay queues nothing.
+        let row = client
+            .query_one(
+                "WITH picked AS (
+                    SELECT delivery_id, message_id, endpoint_id, event_id, seq, event_type,
+                           occurred_at, payload
+                    FROM webhook_deliveries
+                    WHERE endpoint_id = $1 AND replay_of IS NULL
+                      AND (($2::text IS NOT NULL AND delivery_id = $2)
+                        OR ($2::text IS NULL AND occurred_at >= $3 AND occurred_at < $4))
+                    LIMIT $5::bigint + 1),
+                 queued AS (
+                    INSERT INTO webhook_deliveries (delivery_id, message_id, endpoint_id,
+                        event_id, seq, event_type, occurred_at, payload, state, next_attempt_at,
+                        replay_of)
+                    SELECT 'dlv_' || md5(random()::text || clock_timestamp()::text || delivery_id),
+                           message_id, endpoint_id, event_id, seq, event_type, occurred_at,
+                           payload, 'pending', now(), delivery_id
+                    FROM picked
+                    WHERE (SELECT count(*) FROM picked) <= $5::bigint
+                    RETURNING 1)
+                 SELECT (SELECT count(*) FROM picked), (SELECT count(*) FROM queued)",
+                &[&id, &req.delivery_id, &from, &to, &self.max_replay],
             )
             .await?;
+        let (picked, queued): (i64, i64) = (row.get(0), row.get(1));
+        if picked > self.max_replay {
+            return Err(StoreError::Invalid(format!(
+                "the window holds more than {} deliveries, the most one replay may queue; \
+                 replay shorter windows",
+                self.max_replay
+            )));
+        }
         if req.delivery_id.is_some() && queued == 0 {
             return Err(StoreError::NotFound);
         }
         tracing::info!(endpoint = id, queued, "webhook deliveries replayed");
-        Ok(Replayed {
-            queued: queued as i64,
-        })
+        Ok(Replayed { queued })
     }
 }

@@ -3,7 +3,7 @@
 //! allowed network covers them. The check runs when a subscription is made and again on every
 //! connection (the resolver below), so a name that later resolves inward is refused too.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
 
 use reqwest::dns::{Addrs, Name, Resolve, Resolving};
@@ -38,17 +38,36 @@ pub fn is_internal(ip: IpAddr) -> bool {
                 || o[0] >= 240
         }
         IpAddr::V6(v6) => {
-            if let Some(v4) = v6.to_ipv4_mapped() {
+            if let Some(v4) = embedded_v4(v6) {
                 return is_internal(IpAddr::V4(v4));
             }
             let seg = v6.segments();
-            v6.is_loopback()
-                || v6.is_unspecified()
-                || v6.is_multicast()
+            v6.is_multicast()
+                || (seg[0] == 0x64 && seg[1] == 0xff9b && seg[2] == 1) // 64:ff9b:1::/48, local NAT64
                 || (seg[0] & 0xfe00) == 0xfc00 // unique local
                 || (seg[0] & 0xffc0) == 0xfe80 // link-local
                 || seg[0] == 0x2001 && seg[1] == 0x0db8 // documentation
         }
+    }
+}
+
+/// The IPv4 address an IPv6 address stands for: IPv4-mapped (`::ffff:a.b.c.d`),
+/// IPv4-compatible (`::a.b.c.d`, which covers `::` and `::1`), NAT64 (`64:ff9b::/96`) and 6to4
+/// (`2002::/16`). A gateway on the way delivers to that IPv4 address, so it is judged as one.
+fn embedded_v4(v6: Ipv6Addr) -> Option<Ipv4Addr> {
+    let seg = v6.segments();
+    let [.., hi, lo] = seg;
+    let tail = Ipv4Addr::from((u32::from(hi) << 16) | u32::from(lo));
+    if let Some(v4) = v6.to_ipv4_mapped() {
+        Some(v4)
+    } else if seg[..6] == [0; 6] || seg[..6] == [0x64, 0xff9b, 0, 0, 0, 0] {
+        Some(tail)
+    } else if seg[0] == 0x2002 {
+        Some(Ipv4Addr::from(
+            (u32::from(seg[1]) << 16) | u32::from(seg[2]),
+        ))
+    } else {
+        None
     }
 }
 
@@ -175,6 +194,36 @@ mod tests {
         let tests = Policy::new(vec!["127.0.0.1/32".parse().unwrap()]);
         assert!(tests.check_url("http://127.0.0.1:9000/hook").is_ok());
         assert!(tests.check_url("http://127.0.0.2/").is_err());
+    }
+
+    #[test]
+    fn ipv6_forms_of_internal_ipv4_addresses_are_internal() {
+        for ip in [
+            "::ffff:10.0.0.1",
+            "::127.0.0.1",
+            "::",
+            "::1",
+            "64:ff9b::7f00:1",
+            "64:ff9b::a9fe:a9fe",
+            "64:ff9b:1::8.8.8.8",
+            "2002:c0a8:0001::1",
+            "2002:7f00:1::",
+            "2002:a9fe:a9fe::",
+        ] {
+            assert!(is_internal(ip.parse().unwrap()), "{ip}");
+        }
+        for ip in [
+            "::ffff:93.184.215.14",
+            "64:ff9b::5db8:d70e",
+            "2002:5db8:d70e::1",
+            "2606:4700::1111",
+        ] {
+            assert!(!is_internal(ip.parse().unwrap()), "{ip}");
+        }
+        assert!(matches!(
+            Policy::default().check_url("http://[64:ff9b::a9fe:a9fe]/latest/meta-data"),
+            Err(TargetError::NotPublic(_))
+        ));
     }
 
     #[tokio::test]

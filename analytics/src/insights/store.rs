@@ -28,6 +28,22 @@ pub const TABLES: [&str; 7] = [
     "insight_recommendations",
 ];
 
+/// What a partner's SQL reads instead of a column that names other events (table, column,
+/// expression): the same redaction as [`Forecast::redacted`] and [`Recommendation::redacted`]
+/// in the HTTP routes, since the similar past events may be other partners'.
+pub const PARTNER_REDACTIONS: [(&str, &str, &str); 2] = [
+    (
+        "insight_forecasts",
+        "detail",
+        "jsonb_set(detail, '{similarEvents}', '[]'::jsonb)",
+    ),
+    (
+        "insight_recommendations",
+        "evidence",
+        "evidence - 'similarEvents'",
+    ),
+];
+
 pub static MIGRATIONS: Migrations = Migrations {
     component: "insights",
     steps: &[

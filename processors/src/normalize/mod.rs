@@ -3,10 +3,11 @@
 
 mod processor;
 mod s_attend_v1;
+pub mod storable;
 
 pub use processor::Normalize;
 
-use muster_schemas::{GateActivity, UpstreamAlert};
+use muster_schemas::{GateActivity, RawSnapshot, UpstreamAlert};
 
 /// An upstream snapshot in muster's shape, before lineage is attached.
 #[derive(Debug, Clone, PartialEq)]
@@ -71,6 +72,8 @@ pub enum NormalizeError {
         schema: &'static str,
         reason: String,
     },
+    #[error("value cannot be stored: {0}")]
+    Unstorable(String),
 }
 
 /// One upstream format.
@@ -85,43 +88,99 @@ pub fn registry() -> Vec<Box<dyn Normalizer>> {
     vec![Box::new(s_attend_v1::SAttendV1)]
 }
 
-/// Picks the normalizer for a raw snapshot and applies it.
+/// Picks the normalizer for a raw snapshot, applies it, and refuses what no stage downstream
+/// could store.
 pub fn normalize(
     normalizers: &[Box<dyn Normalizer>],
-    data_schema: &str,
-    http_status: i32,
-    body: &str,
+    raw: &RawSnapshot,
 ) -> Result<Metrics, NormalizeError> {
-    if !(200..300).contains(&http_status) {
-        return Err(NormalizeError::HttpStatus(http_status));
+    if !(200..300).contains(&raw.http_status) {
+        return Err(NormalizeError::HttpStatus(raw.http_status));
     }
-    normalizers
+    let metrics = normalizers
         .iter()
-        .find(|n| n.data_schema() == data_schema)
-        .ok_or_else(|| NormalizeError::UnknownSchema(data_schema.to_owned()))?
-        .normalize(body)
+        .find(|n| n.data_schema() == raw.data_schema)
+        .ok_or_else(|| NormalizeError::UnknownSchema(raw.data_schema.clone()))?
+        .normalize(&raw.body)?;
+    storable::check(&metrics, raw.fetched_at, raw.capacity).map_err(NormalizeError::Unstorable)?;
+    Ok(metrics)
 }
 
 #[cfg(test)]
 mod tests {
+    use muster_schemas::SnapshotSource;
+
     use super::*;
+
+    fn raw(data_schema: &str, http_status: i32, body: &str) -> RawSnapshot {
+        RawSnapshot {
+            event_id: "e".into(),
+            service_name: "s".into(),
+            source: SnapshotSource::Poll,
+            data_schema: data_schema.into(),
+            fetched_at: 1_795_482_900_000,
+            http_status,
+            body: body.into(),
+            capacity: None,
+        }
+    }
 
     #[test]
     fn non_2xx_and_unknown_schemas_are_errors() {
         let r = registry();
         assert_eq!(
-            normalize(&r, "s-attend/v1", 404, "{}"),
+            normalize(&r, &raw("s-attend/v1", 404, "{}")),
             Err(NormalizeError::HttpStatus(404))
         );
         assert_eq!(
-            normalize(&r, "other/v9", 200, "{}"),
+            normalize(&r, &raw("other/v9", 200, "{}")),
             Err(NormalizeError::UnknownSchema("other/v9".into()))
         );
     }
 
     #[test]
+    fn unstorable_values_are_errors_whatever_the_schema() {
+        let r = registry();
+        let nul = normalize(
+            &r,
+            &raw("s-attend/v1", 200, r#"{"gates":[{"id":"G\u0000"}]}"#),
+        );
+        assert_eq!(
+            nul,
+            Err(NormalizeError::Unstorable(
+                "gates[0].id contains a NUL character".into()
+            ))
+        );
+        let old = normalize(
+            &r,
+            &raw(
+                "s-attend/v1",
+                200,
+                r#"{"timestamp":"1999-12-31T23:59:59Z"}"#,
+            ),
+        );
+        assert!(matches!(old, Err(NormalizeError::Unstorable(m)) if m.contains("before 2000")));
+        let huge = normalize(
+            &r,
+            &raw(
+                "s-attend/v1",
+                200,
+                r#"{"attendance":{"current":9223372036854775807}}"#,
+            ),
+        );
+        assert!(
+            matches!(huge, Err(NormalizeError::Unstorable(m)) if m.contains("attendance.current"))
+        );
+        let beyond_i64 = normalize(
+            &r,
+            &raw("s-attend/v1", 200, r#"{"attendance":{"current":1e30}}"#),
+        );
+        assert!(matches!(beyond_i64, Err(NormalizeError::Invalid { .. })));
+    }
+
+    #[test]
     fn zero_registered_gives_rate_zero() {
-        let m = normalize(&registry(), "s-attend/v1", 200, "{}").unwrap();
+        let m = normalize(&registry(), &raw("s-attend/v1", 200, "{}")).unwrap();
         assert_eq!(m.attendance_rate(), 0.0);
         assert_eq!(m.status(), "idle");
     }

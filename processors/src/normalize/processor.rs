@@ -75,12 +75,7 @@ impl Normalize {
                 return dead_letter(codec, dl).await;
             }
         };
-        match normalize(
-            &self.normalizers,
-            &raw.data_schema,
-            raw.http_status,
-            &raw.body,
-        ) {
+        match normalize(&self.normalizers, &raw) {
             Ok(m) => {
                 let out = NormalizedMetrics {
                     event_id: raw.event_id,

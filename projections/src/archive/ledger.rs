@@ -7,6 +7,7 @@
 use std::collections::BTreeMap;
 
 use anyhow::Context;
+use muster_schemas::DeadLetter;
 use tokio_postgres::GenericClient;
 
 pub const CREATE_TABLE: &str = "CREATE TABLE archive_offsets (
@@ -134,11 +135,13 @@ pub async fn begin(
     tx.commit().await.context("storing the batch's intent")
 }
 
-/// The batch's files are all written: advances its partitions and clears the intent.
+/// The batch's files are all written: advances its partitions, clears the intent and records
+/// the batch's dead letters (once, however often a batch is rewritten).
 pub async fn finish(
     client: &mut tokio_postgres::Client,
     archive: &str,
     batch: &BTreeMap<Tp, Range>,
+    dead_letters: &[DeadLetter],
 ) -> anyhow::Result<()> {
     let tx = client.transaction().await?;
     check(&tx, archive, batch, true).await?;
@@ -149,6 +152,9 @@ pub async fn finish(
         "next_offset = u.end_offset, pending_end = NULL",
     )
     .await?;
+    crate::dead_letters::record(&tx, dead_letters)
+        .await
+        .context("recording the batch's dead letters")?;
     tx.commit().await.context("committing the batch's offsets")
 }
 

@@ -13,7 +13,6 @@ use muster_schemas::{
 };
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use rdkafka::message::Message;
-use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::{Offset, TopicPartitionList};
 use tokio::time::Instant;
 
@@ -55,19 +54,13 @@ pub async fn run(
     let target = Target::open(&url, &cfg.options)?;
     {
         let mut client = pool.get().await.context("connecting to PostgreSQL")?;
-        muster_runtime::migrate::apply(&mut client, &[&super::MIGRATIONS]).await?;
+        muster_runtime::migrate::apply(
+            &mut client,
+            &[&super::MIGRATIONS, &crate::dead_letters::MIGRATIONS],
+        )
+        .await?;
     }
-    let mut topics = TOPICS.to_vec();
-    topics.push(DeadLetter::TOPIC);
-    muster_runtime::topics::ensure(kafka, &topics).await?;
-    codec
-        .register::<DeadLetter>()
-        .await
-        .context("registering the dead-letter schema")?;
-    let dead_letters: FutureProducer = kafka
-        .producer()
-        .create()
-        .context("creating the dead-letter producer")?;
+    muster_runtime::topics::ensure(kafka, &TOPICS).await?;
     let archiver = Archiver {
         name: kafka.group("archive"),
         cfg,
@@ -75,7 +68,6 @@ pub async fn run(
         codec,
         pool,
         target,
-        dead_letters,
         health: health.clone(),
         shutdown: shutdown.clone(),
     };
@@ -133,7 +125,6 @@ struct Archiver {
     codec: Codec,
     pool: deadpool_postgres::Pool,
     target: Target,
-    dead_letters: FutureProducer,
     health: Health,
     shutdown: Shutdown,
 }
@@ -359,8 +350,10 @@ impl Archiver {
         Ok(records)
     }
 
-    /// Stores the intent (for a new batch), dead-letters what does not decode, writes every
-    /// file, then advances the offsets and clears the intent in one transaction.
+    /// Stores the intent (for a new batch), writes every file, then advances the offsets,
+    /// clears the intent and records the dead letters of what did not decode in one
+    /// transaction (published from there by the projections' publisher, which `muster project`
+    /// runs beside the archive).
     async fn write(
         &self,
         records: Vec<Raw>,
@@ -373,26 +366,11 @@ impl Archiver {
         if kind == Batch::New {
             ledger::begin(&mut client, &self.name, batch).await?;
         }
-        // Before the files: a crash may send one twice, never lose one.
-        for dl in &decoded.dead_letters {
-            let bytes = self.codec.encode(dl).await?;
-            let mut record = FutureRecord::to(DeadLetter::TOPIC).payload(&bytes);
-            if let Some(key) = dl.key() {
-                record = record.key(key);
-            }
-            self.dead_letters
-                .send(record, Duration::from_secs(30))
-                .await
-                .map_err(|(e, _)| e)
-                .context("producing a dead letter")?;
-        }
-        metrics::counter!("muster_archive_dead_letters_total")
-            .increment(decoded.dead_letters.len() as u64);
         let Decoded {
             snapshots,
             checkins,
             normalized,
-            ..
+            dead_letters,
         } = decoded;
         let encoded: Vec<ArchiveFile> = tokio::task::spawn_blocking(move || {
             let mut all = files::encode(snapshots)?;
@@ -410,7 +388,8 @@ impl Archiver {
             .buffer_unordered(PARALLEL_PUTS)
             .try_collect()
             .await?;
-        ledger::finish(&mut client, &self.name, batch).await?;
+        ledger::finish(&mut client, &self.name, batch, &dead_letters).await?;
+        metrics::counter!("muster_archive_dead_letters_total").increment(dead_letters.len() as u64);
         for (topic, rows) in &written {
             metrics::counter!("muster_archive_files_total", "topic" => *topic).increment(1);
             metrics::counter!("muster_archive_rows_total", "topic" => *topic)
