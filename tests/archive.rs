@@ -251,8 +251,27 @@ async fn each_record_is_archived_once_by_date_and_event_and_bad_bytes_are_dead_l
     let dir = scratch_dir(&run);
     let root = dir.join("archive");
     let codec = Codec::new(&s.registry).unwrap();
+    // Days of check-ins past their retention (90 days by default) leave the archive; other
+    // topics' days stay.
+    let old_checkins = root.join("muster.raw.checkins.v1/date=2020-01-01/event=old/part-0-1.bin");
+    let old_normalized = root.join("muster.normalized.v1/date=2020-01-01/event=old/part-0-1.bin");
+    for f in [&old_checkins, &old_normalized] {
+        std::fs::create_dir_all(f.parent().unwrap()).unwrap();
+        std::fs::write(f, b"old").unwrap();
+    }
     let worker = Worker::start("project", &["project"], &env(&run, &root, 200), &dir);
     wait_until_archiving(&s, &codec, &root, &run).await;
+    common::wait_for(
+        "old check-ins to be pruned",
+        Duration::from_secs(30),
+        || {
+            let gone = !old_checkins.exists();
+            async move { gone.then_some(()) }
+        },
+    )
+    .await;
+    assert!(old_normalized.exists(), "only personal topics expire");
+    std::fs::remove_file(&old_normalized).unwrap();
     let since = chrono::Utc::now().timestamp_millis() - 1000;
 
     // Three events, two dates, a different number of records of each topic for each pair.

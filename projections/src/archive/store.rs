@@ -76,6 +76,39 @@ impl Target {
             .with_context(|| format!("writing {location} to {}", self.store))?;
         Ok(())
     }
+    /// Deletes every file of `topic` in a `date=` folder before `cutoff` (a whole UTC day
+    /// past retention), and returns how many went. For personal data: privacy law wants
+    /// check-ins gone after the configured time, in the archive as in Kafka.
+    pub async fn prune_days_before(
+        &self,
+        topic: &str,
+        cutoff: chrono::NaiveDate,
+    ) -> anyhow::Result<usize> {
+        use futures::TryStreamExt;
+        let prefix = self.location(topic)?;
+        let files: Vec<_> = self
+            .store
+            .list(Some(&prefix))
+            .try_collect()
+            .await
+            .with_context(|| format!("listing {prefix} in {}", self.store))?;
+        let mut deleted = 0;
+        for meta in files {
+            let day = meta
+                .location
+                .parts()
+                .find_map(|p| p.as_ref().strip_prefix("date=").map(str::to_owned))
+                .and_then(|d| chrono::NaiveDate::parse_from_str(&d, "%Y-%m-%d").ok());
+            if day.is_some_and(|d| d < cutoff) {
+                self.store
+                    .delete(&meta.location)
+                    .await
+                    .with_context(|| format!("deleting {} past retention", meta.location))?;
+                deleted += 1;
+            }
+        }
+        Ok(deleted)
+    }
 }
 
 #[cfg(test)]
@@ -105,6 +138,35 @@ mod tests {
         target.put(rel, b"two".to_vec()).await.unwrap();
         let on_disk = dir.join("t/date=2026-01-01/event=a%2Fb/part-0-1.parquet");
         assert_eq!(std::fs::read(&on_disk).unwrap(), b"two");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[tokio::test]
+    async fn pruning_deletes_whole_days_of_one_topic_before_the_cutoff() {
+        let dir = std::env::temp_dir().join(format!("muster-prune-{}", std::process::id()));
+        let target = Target::open(dir.to_str().unwrap(), &BTreeMap::new()).unwrap();
+        for rel in [
+            "c/date=2026-01-01/event=a/part-0-1.parquet",
+            "c/date=2026-01-02/event=b/part-0-2.parquet",
+            "c/date=2026-01-03/event=a/part-0-3.parquet",
+            "n/date=2026-01-01/event=a/part-0-1.parquet",
+        ] {
+            target.put(rel, b"x".to_vec()).await.unwrap();
+        }
+        let cutoff = chrono::NaiveDate::from_ymd_opt(2026, 1, 3).unwrap();
+        assert_eq!(target.prune_days_before("c", cutoff).await.unwrap(), 2);
+        assert!(
+            !dir.join("c/date=2026-01-02/event=b/part-0-2.parquet")
+                .exists()
+        );
+        assert!(
+            dir.join("c/date=2026-01-03/event=a/part-0-3.parquet")
+                .exists()
+        );
+        assert!(
+            dir.join("n/date=2026-01-01/event=a/part-0-1.parquet")
+                .exists()
+        );
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }
