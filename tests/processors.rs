@@ -184,8 +184,9 @@ enum Disruption {
     Rebalance,
 }
 
-/// Every normalizer consumes the whole raw topic, so two of these tests at once would each
-/// count the other's normalizer's outputs for their inputs as duplicates: they take turns.
+/// Every normalizer consumes the whole raw topic, so two tests running one at once would each
+/// count the other's normalizer's outputs for their inputs as duplicates: every test that
+/// starts a normalizer takes its turn.
 static RAW_TOPIC: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 /// Runs `n` snapshots through `muster process --only normalize` under `disruption` and checks
@@ -752,6 +753,7 @@ async fn an_incompatible_output_schema_is_refused_before_anything_is_written() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unstorable_snapshot_values_are_dead_lettered_and_other_events_keep_flowing() {
+    let _turn = RAW_TOPIC.lock().await;
     let s = Services::from_env();
     let run = run_id();
     let dir = scratch_dir(&run);

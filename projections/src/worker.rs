@@ -271,15 +271,26 @@ impl Worker {
     async fn run(self, shutdown: Shutdown) -> anyhow::Result<()> {
         let part = self.part();
         self.health.set(&part, PartState::Starting);
+        // Only transient errors get here (bad records are dead-lettered): back off 2 s, 4 s,
+        // 8 s, then every 10 s while PostgreSQL or Kafka stays down, from 2 s again after a
+        // session that ran a minute.
+        let mut failures = 0u32;
         while !shutdown.is_cancelled() {
+            let started = std::time::Instant::now();
             if let Err(e) = self.consume(&shutdown).await {
-                tracing::error!(projection = self.projection.name(), error = %format!("{e:#}"), "projection failed; restarting");
+                if started.elapsed() > Duration::from_secs(60) {
+                    failures = 0;
+                }
+                let delay =
+                    Duration::from_secs(2u64 << failures.min(3)).min(Duration::from_secs(10));
+                failures += 1;
+                tracing::error!(projection = self.projection.name(), error = %format!("{e:#}"), retry_in = ?delay, "projection failed; restarting");
                 self.health.failing(&part, format!("{e:#}"));
                 metrics::counter!("muster_projection_restarts_total", "projection" => self.projection.name())
                     .increment(1);
                 tokio::select! {
                     _ = shutdown.cancelled() => {}
-                    _ = tokio::time::sleep(Duration::from_secs(2)) => {}
+                    _ = tokio::time::sleep(delay) => {}
                 }
             }
         }
