@@ -408,6 +408,15 @@ async fn late_checkins_are_dead_lettered_and_on_time_ones_are_windowed() {
     .await
     .map_err(|(e, _)| e)
     .unwrap();
+    // Times DataFusion cannot window (they failed the whole batch, for every event, forever).
+    let absurd_event = format!("{event}-absurd");
+    let absurd = -3_250_000_000_000_000;
+    send(
+        &p,
+        &codec,
+        &checkin(&absurd_event, Direction::In, absurd, absurd),
+    )
+    .await;
     send(
         &p,
         &codec,
@@ -438,12 +447,12 @@ async fn late_checkins_are_dead_lettered_and_on_time_ones_are_windowed() {
     }
 
     let dead = reader(&s, DeadLetter::TOPIC, since);
-    let (mut late, mut undecodable) = (None, None);
+    let (mut late, mut undecodable, mut implausible) = (None, None, None);
     let deadline = Instant::now() + Duration::from_secs(60);
-    while late.is_none() || undecodable.is_none() {
+    while late.is_none() || undecodable.is_none() || implausible.is_none() {
         assert!(
             Instant::now() < deadline,
-            "dead letters: late {late:?}, undecodable {undecodable:?}"
+            "dead letters: late {late:?}, undecodable {undecodable:?}, implausible {implausible:?}"
         );
         let Ok(Ok(m)) = tokio::time::timeout(Duration::from_secs(2), dead.recv()).await else {
             continue;
@@ -453,10 +462,18 @@ async fn late_checkins_are_dead_lettered_and_on_time_ones_are_windowed() {
         };
         if dl.event_id.as_deref() == Some(event.as_str()) {
             late = Some(dl);
+        } else if dl.event_id.as_deref() == Some(absurd_event.as_str()) {
+            implausible = Some(dl);
         } else if dl.payload == garbage {
             undecodable = Some(dl);
         }
     }
+    let implausible = implausible.unwrap();
+    assert!(
+        implausible.error.starts_with("implausible event time"),
+        "{}",
+        implausible.error
+    );
     let (late, undecodable) = (late.unwrap(), undecodable.unwrap());
     assert_eq!(late.stage, "window:gate_throughput_1m");
     assert!(

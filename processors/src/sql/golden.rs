@@ -126,7 +126,16 @@ async fn hopping_windows_count_each_entry_three_times() {
 }
 
 #[test]
-fn lateness_is_judged_against_arrival_time() {
+fn implausible_times_are_refused_and_lateness_is_judged_against_arrival_time() {
+    let now = 1_764_547_200_000;
+    assert_eq!(streams::implausible_time(now, now + 5), None);
+    let reason = streams::implausible_time(-3_250_000_000_000_000, -3_250_000_000_000_000);
+    assert!(reason.unwrap().contains("implausible event time"));
+    assert!(
+        streams::implausible_time(now, i64::MAX)
+            .unwrap()
+            .contains("arrival")
+    );
     assert_eq!(streams::too_late(1_000, 61_000, 60_000), None);
     let reason = streams::too_late(1_000, 61_001, 60_000).unwrap();
     assert!(reason.contains("60.0 s after"), "{reason}");

@@ -161,7 +161,9 @@ async fn decode_on_time<'a, R: Timed>(
     let mut rejected = Vec::new();
     for r in records {
         match codec.decode::<R>(&r.payload).await {
-            Ok(row) => match too_late(row.event_ms(), row.arrived_ms(), allowed_lateness_ms) {
+            Ok(row) => match implausible_time(row.event_ms(), row.arrived_ms())
+                .or_else(|| too_late(row.event_ms(), row.arrived_ms(), allowed_lateness_ms))
+            {
                 Some(reason) => rejected.push((r, reason, Some(row.event_id().to_owned()))),
                 None => rows.push(row),
             },
@@ -170,6 +172,20 @@ async fn decode_on_time<'a, R: Timed>(
         }
     }
     Ok((rows, rejected))
+}
+
+/// Earliest and latest times a record may carry: 2000-01-01 and 2200-01-01 UTC, in ms.
+const PLAUSIBLE_MS: std::ops::Range<i64> = 946_684_800_000..7_258_118_400_000;
+
+/// Why a record's times cannot be windowed, if they cannot: DataFusion works in nanoseconds
+/// (years 1677 to 2262), and one time outside fails the whole batch for every event, forever.
+pub fn implausible_time(event_ms: i64, arrived_ms: i64) -> Option<String> {
+    [("event", event_ms), ("arrival", arrived_ms)]
+        .into_iter()
+        .find(|(_, ms)| !PLAUSIBLE_MS.contains(ms))
+        .map(|(what, ms)| {
+            format!("implausible {what} time: {ms} ms is outside 2000-01-01..2200-01-01 UTC")
+        })
 }
 
 /// Why a record is too late for its window, if it is.

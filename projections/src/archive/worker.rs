@@ -487,6 +487,36 @@ fn ranges(records: &[Raw], positions: &BTreeMap<Tp, i64>) -> BTreeMap<Tp, Range>
     out
 }
 
+/// Deletes the archive's days of personal topics (check-ins) past `kafka.retention.personal`,
+/// at start and then hourly: the archive keeps personal data no longer than Kafka does.
+async fn prune_personal(
+    target: Target,
+    retention: muster_runtime::topics::Retention,
+    shutdown: Shutdown,
+) {
+    loop {
+        let Ok(keep) = chrono::Duration::from_std(retention.personal) else {
+            return;
+        };
+        let cutoff = (chrono::Utc::now() - keep).date_naive();
+        for topic in &retention.personal_topics {
+            match target.prune_days_before(topic, cutoff).await {
+                Ok(0) => {}
+                Ok(n) => {
+                    tracing::info!(%topic, files = n, %cutoff, "archive: deleted days past retention")
+                }
+                Err(e) => {
+                    tracing::warn!(%topic, error = %format!("{e:#}"), "archive: pruning failed")
+                }
+            }
+        }
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            () = tokio::time::sleep(std::time::Duration::from_secs(3600)) => {}
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -517,35 +547,5 @@ mod tests {
         assert_eq!(r[&(TOPICS[0].to_owned(), 0)], Range { from: 10, end: 15 });
         assert_eq!(r[&(TOPICS[1].to_owned(), 1)], Range { from: 3, end: 4 });
         assert_eq!(r.len(), 2);
-    }
-}
-
-/// Deletes the archive's days of personal topics (check-ins) past `kafka.retention.personal`,
-/// at start and then hourly: the archive keeps personal data no longer than Kafka does.
-async fn prune_personal(
-    target: Target,
-    retention: muster_runtime::topics::Retention,
-    shutdown: Shutdown,
-) {
-    loop {
-        let Ok(keep) = chrono::Duration::from_std(retention.personal) else {
-            return;
-        };
-        let cutoff = (chrono::Utc::now() - keep).date_naive();
-        for topic in &retention.personal_topics {
-            match target.prune_days_before(topic, cutoff).await {
-                Ok(0) => {}
-                Ok(n) => {
-                    tracing::info!(%topic, files = n, %cutoff, "archive: deleted days past retention")
-                }
-                Err(e) => {
-                    tracing::warn!(%topic, error = %format!("{e:#}"), "archive: pruning failed")
-                }
-            }
-        }
-        tokio::select! {
-            () = shutdown.cancelled() => return,
-            () = tokio::time::sleep(std::time::Duration::from_secs(3600)) => {}
-        }
     }
 }
