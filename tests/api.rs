@@ -1050,7 +1050,9 @@ async fn premium_sql_is_bounded_in_bytes_memory_and_queries_at_once() {
             ("MUSTER__API__SQL__MAX_ANSWER_BYTES", "262144"),
             ("MUSTER__API__SQL__MEMORY_LIMIT", "4194304"),
             ("MUSTER__API__SQL__MAX_CONCURRENT_QUERIES", "1"),
-            ("MUSTER__API__SQL__TIMEOUT", "3s"),
+            // Long enough for the slow queries below on a busy 2-core machine; the runaway
+            // query still meets it.
+            ("MUSTER__API__SQL__TIMEOUT", "20s"),
         ],
         &run,
     )
@@ -1161,13 +1163,15 @@ async fn premium_sql_is_bounded_in_bytes_memory_and_queries_at_once() {
     // While a query runs, the key's second is refused at once; after it, accepted again.
     let runaway = tokio::spawn(sql("SELECT sum(value % 7) AS s FROM range(100000000000)"));
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let started = std::time::Instant::now();
     let r = sql("SELECT 1 AS one").await;
     problem(&r, 429, "too-many-queries", "1 queries at once");
     assert!(r.3.is_some(), "no retry-after");
-    assert!(started.elapsed() < Duration::from_secs(2));
+    assert!(
+        !runaway.is_finished(),
+        "refused while the first query still ran"
+    );
     let r = runaway.await.unwrap();
-    problem(&r, 422, "query-timeout", "3s");
+    problem(&r, 422, "query-timeout", "20s");
     assert_eq!(sql("SELECT 1 AS one").await.0, 200);
     let rss = worker.rss_kib().expect("the api's VmRSS");
     assert!(rss < 300 * 1024, "the api holds {rss} KiB");
