@@ -539,7 +539,6 @@ async fn oversized_and_redirected_answers_fail_collections_without_leaking_crede
     let mut endless_check = stack.registration(1).await;
     endless_check["endpoints"]["api"] = json!(format!("{upstream}/huge"));
     endless_check["endpoints"]["healthCheck"] = json!(format!("{upstream}/huge/status"));
-    let started = std::time::Instant::now();
     let (status, body) = stack.register(&endless_check).await;
     assert_eq!(status, 422, "{body}");
     let detail = body["detail"].as_str().unwrap();
@@ -547,10 +546,7 @@ async fn oversized_and_redirected_answers_fail_collections_without_leaking_crede
         detail.contains(&format!("larger than {limit} bytes")),
         "{body}"
     );
-    assert!(
-        started.elapsed() < Duration::from_secs(10),
-        "read past the limit"
-    );
+    // Had it read on, the request timeout would have ended it with another reason.
 
     // A healthy service whose snapshots are endless: registered, its initial sync failed.
     let huge_id = stack.event(1);
