@@ -747,16 +747,7 @@ async fn a_bad_record_is_dead_lettered_while_the_rest_applies(
     );
 
     // The worker never restarted, and records after the bad one apply.
-    let text = reqwest::get(format!("http://127.0.0.1:{ops}/metrics"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let restarts: Vec<&str> = text
-        .lines()
-        .filter(|l| l.starts_with("muster_projection_restarts_total") && !l.ends_with(" 0"))
-        .collect();
+    let restarts = common::projection_restarts(ops).await;
     assert!(restarts.is_empty(), "the worker restarted: {restarts:?}");
     for i in 0..10i64 {
         let r = metrics(&format!("{good}{i}"), t0 + 60_000 + i, 7);

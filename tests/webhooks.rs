@@ -731,16 +731,7 @@ async fn an_alert_the_outbox_cannot_store_is_dead_lettered_and_other_events_are_
     assert_eq!(published.len(), 1, "published once: {published:?}");
     assert_eq!(published[0].error, reason);
 
-    let metrics = reqwest::get(format!("http://127.0.0.1:{ops}/metrics"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let restarts: Vec<&str> = metrics
-        .lines()
-        .filter(|l| l.starts_with("muster_projection_restarts_total") && !l.ends_with(" 0"))
-        .collect();
+    let restarts = common::projection_restarts(ops).await;
     assert!(restarts.is_empty(), "the outbox restarted: {restarts:?}");
     common::send(
         &producer,

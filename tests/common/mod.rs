@@ -370,3 +370,18 @@ impl FaultProxy {
         self.up.store(true, std::sync::atomic::Ordering::SeqCst);
     }
 }
+
+/// The `muster_projection_restarts_total` series of the worker whose ops endpoint is on
+/// `port` that are not zero: a projection that met a bad record must not have restarted.
+pub async fn projection_restarts(port: u16) -> Vec<String> {
+    let text = reqwest::get(format!("http://127.0.0.1:{port}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    text.lines()
+        .filter(|l| l.starts_with("muster_projection_restarts_total") && !l.ends_with(" 0"))
+        .map(str::to_owned)
+        .collect()
+}
