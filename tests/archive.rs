@@ -347,26 +347,9 @@ async fn each_record_is_archived_once_by_date_and_event_and_bad_bytes_are_dead_l
         .await
         .unwrap();
     tokio::spawn(conn);
-    let reason: String = wait_for(
-        "the bad record's dead letter recorded and published",
-        Duration::from_secs(60),
-        || {
-            let client = &client;
-            async move {
-                client
-                    .query_opt(
-                        "SELECT reason FROM dead_letters WHERE stage = 'archive'
-                           AND source_topic = $1 AND source_partition = $2
-                           AND source_offset = $3 AND published_at IS NOT NULL",
-                        &[&RawCheckin::TOPIC, &bad.0, &bad.1],
-                    )
-                    .await
-                    .unwrap()
-                    .map(|r| r.get(0))
-            }
-        },
-    )
-    .await;
+    let rows = common::published_dead_letters(&client, RawCheckin::TOPIC, bad, 1).await;
+    assert_eq!(rows[0].get::<_, String>(0), "archive");
+    let reason: String = rows[0].get(1);
     let published = common::dead_letters_since(&s, &codec, since, |dl| {
         dl.stage == "archive"
             && dl.source_topic == RawCheckin::TOPIC

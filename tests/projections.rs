@@ -649,26 +649,16 @@ async fn a_bad_record_is_dead_lettered_while_the_rest_applies(
         .await;
     }
     let since = chrono::Utc::now().timestamp_millis() - 1000;
-    let mut queued = Vec::new();
-    for i in 0..41i64 {
-        let r = if i == 20 {
-            poison.bad.clone()
-        } else {
-            metrics(&format!("{good}{}", i % 10), t0 + i * 1000, 100 + i)
-        };
-        let payload = codec.encode(&r).await.unwrap();
-        let record = FutureRecord::to(NormalizedMetrics::TOPIC)
-            .key(&r.event_id)
-            .payload(&payload);
-        queued.push(p.send_result(record).map_err(|(e, _)| e).unwrap());
-    }
-    let mut bad_at = (0, 0);
-    for (i, d) in queued.into_iter().enumerate() {
-        let d = d.await.unwrap().map_err(|(e, _)| e).unwrap();
-        if i == 20 {
-            bad_at = (d.partition, d.offset);
-        }
-    }
+    let burst: Vec<NormalizedMetrics> = (0..41i64)
+        .map(|i| {
+            if i == 20 {
+                poison.bad.clone()
+            } else {
+                metrics(&format!("{good}{}", i % 10), t0 + i * 1000, 100 + i)
+            }
+        })
+        .collect();
+    let bad_at = common::send_burst(&p, &codec, &burst).await[20];
 
     let applied = |want: i64| {
         let (client, good) = (&client, &good);
@@ -696,25 +686,11 @@ async fn a_bad_record_is_dead_lettered_while_the_rest_applies(
         .iter()
         .map(|p| format!("project:{p}"))
         .collect();
-    let rows = wait_for(
-        "the dead letters recorded and published",
-        Duration::from_secs(60),
-        || {
-            let client = &client;
-            async move {
-                let rows = client
-                    .query(
-                        "SELECT stage, reason, event_id, payload, published_at IS NOT NULL
-                         FROM dead_letters WHERE source_topic = $1 AND source_partition = $2
-                           AND source_offset = $3 ORDER BY stage",
-                        &[&NormalizedMetrics::TOPIC, &bad_at.0, &bad_at.1],
-                    )
-                    .await
-                    .unwrap();
-                (rows.len() == poison.refused_by.len() && rows.iter().all(|r| r.get(4)))
-                    .then_some(rows)
-            }
-        },
+    let rows = common::published_dead_letters(
+        &client,
+        NormalizedMetrics::TOPIC,
+        bad_at,
+        poison.refused_by.len(),
     )
     .await;
     let bad_payload = codec.encode(&poison.bad).await.unwrap();
@@ -937,26 +913,9 @@ async fn a_gate_window_with_a_nul_gate_id_is_dead_lettered_while_other_gates_adv
         }
     })
     .await;
-    let reason: String = wait_for(
-        "the dead letter recorded and published",
-        Duration::from_secs(60),
-        || {
-            let client = &client;
-            async move {
-                client
-                    .query_opt(
-                        "SELECT reason FROM dead_letters WHERE stage = 'project:gate_series'
-                       AND source_topic = $1 AND source_partition = $2 AND source_offset = $3
-                       AND published_at IS NOT NULL",
-                        &[&windows.topic, &bad_at.0, &bad_at.1],
-                    )
-                    .await
-                    .unwrap()
-                    .map(|r| r.get(0))
-            }
-        },
-    )
-    .await;
+    let rows = common::published_dead_letters(&client, windows.topic, bad_at, 1).await;
+    assert_eq!(rows[0].get::<_, String>(0), "project:gate_series");
+    let reason: String = rows[0].get(1);
     assert!(reason.contains("SQLSTATE 22021"), "{reason}");
     let published = common::dead_letters_since(&s, &codec, since, |dl| {
         dl.source_topic == windows.topic && (dl.source_partition, dl.source_offset) == bad_at

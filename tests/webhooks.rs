@@ -657,26 +657,14 @@ async fn an_alert_the_outbox_cannot_store_is_dead_lettered_and_other_events_are_
     let since = chrono::Utc::now().timestamp_millis() - 1000;
     let mut poisoned = alert(&bad, 1, AlertAction::Raised, t0 + 1500);
     poisoned.message = "gate G1\0 down".into();
-    let mut queued = Vec::new();
-    for i in 0..11i64 {
-        let a = match i {
+    let burst: Vec<Alert> = (0..11i64)
+        .map(|i| match i {
             0..5 => alert(&g1, i, AlertAction::Raised, t0 + 1000 + i),
             5 => poisoned.clone(),
             _ => alert(&g2, i, AlertAction::Raised, t0 + 2000 + i),
-        };
-        let payload = codec.encode(&a).await.unwrap();
-        let record = rdkafka::producer::FutureRecord::to(Alert::TOPIC)
-            .key(&a.event_id)
-            .payload(&payload);
-        queued.push(producer.send_result(record).map_err(|(e, _)| e).unwrap());
-    }
-    let mut bad_at = (0, 0);
-    for (i, d) in queued.into_iter().enumerate() {
-        let d = d.await.unwrap().map_err(|(e, _)| e).unwrap();
-        if i == 5 {
-            bad_at = (d.partition, d.offset);
-        }
-    }
+        })
+        .collect();
+    let bad_at = common::send_burst(&producer, &codec, &burst).await[5];
 
     wait_for(
         "every good alert delivered",
@@ -701,25 +689,8 @@ async fn an_alert_the_outbox_cannot_store_is_dead_lettered_and_other_events_are_
         .await
         .unwrap();
     tokio::spawn(conn);
-    let row = wait_for(
-        "the dead letter recorded and published",
-        Duration::from_secs(60),
-        || {
-            let client = &client;
-            async move {
-                client
-                    .query_opt(
-                        "SELECT stage, reason, event_id FROM dead_letters
-                         WHERE source_topic = $1 AND source_partition = $2
-                           AND source_offset = $3 AND published_at IS NOT NULL",
-                        &[&Alert::TOPIC, &bad_at.0, &bad_at.1],
-                    )
-                    .await
-                    .unwrap()
-            }
-        },
-    )
-    .await;
+    let rows = common::published_dead_letters(&client, Alert::TOPIC, bad_at, 1).await;
+    let row = &rows[0];
     assert_eq!(row.get::<_, String>(0), "project:webhook_outbox");
     let reason: String = row.get(1);
     assert!(reason.contains("SQLSTATE 22P05"), "{reason}");

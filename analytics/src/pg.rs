@@ -333,12 +333,25 @@ impl PgTable {
         if rows.is_empty() {
             return Ok(None);
         }
-        let columns: Vec<Column> = rows
-            .iter()
-            .map(|r| Column {
-                name: r.get(0),
-                kind: Kind::of(r.get::<_, &str>(1)),
-                udt: r.get(1),
+        Ok(Some(Self::new(
+            pool,
+            table,
+            rows.iter().map(|r| (r.get(0), r.get(1))),
+        )))
+    }
+
+    /// A table of `columns` (name, PostgreSQL `udt_name`), each nullable in Arrow.
+    fn new(
+        pool: deadpool_postgres::Pool,
+        table: &str,
+        columns: impl IntoIterator<Item = (String, String)>,
+    ) -> Self {
+        let columns: Vec<Column> = columns
+            .into_iter()
+            .map(|(name, udt)| Column {
+                name,
+                kind: Kind::of(&udt),
+                udt,
                 read: None,
             })
             .collect();
@@ -348,13 +361,13 @@ impl PgTable {
                 .map(|c| Field::new(&c.name, c.kind.arrow(), true))
                 .collect::<Vec<_>>(),
         ));
-        Ok(Some(Self {
+        Self {
             pool,
             table: table.to_owned(),
             columns,
             schema,
             events: None,
-        }))
+        }
     }
 
     /// The same table restricted to rows of `events`, in PostgreSQL, before anything reaches
@@ -627,35 +640,19 @@ mod tests {
             deadpool_postgres::ManagerConfig::default(),
         );
         let pool = deadpool_postgres::Pool::builder(manager).build().unwrap();
-        let columns: Vec<Column> = [
+        let columns = [
             ("id", "text"),
             ("n", "int4"),
             ("at", "timestamptz"),
             ("score", "float8"),
             ("doc", "jsonb"),
             ("event_id", "text"),
-        ]
-        .iter()
-        .map(|(name, udt)| Column {
-            name: (*name).into(),
-            kind: Kind::of(udt),
-            udt: (*udt).into(),
-            read: None,
-        })
-        .collect();
-        let schema = Arc::new(Schema::new(
-            columns
-                .iter()
-                .map(|c| Field::new(&c.name, c.kind.arrow(), true))
-                .collect::<Vec<_>>(),
-        ));
-        let t = PgTable {
+        ];
+        let t = PgTable::new(
             pool,
-            table: "t".into(),
-            columns,
-            schema,
-            events: None,
-        };
+            "t",
+            columns.map(|(name, udt)| (name.to_owned(), udt.to_owned())),
+        );
         match events {
             Some(e) => t.scoped(Arc::new(e)).unwrap(),
             None => t,

@@ -231,6 +231,29 @@ pub async fn send<R: muster_schemas::TopicRecord>(
     .unwrap();
 }
 
+/// Produces `records` as one burst (all queued, then awaited), each to its topic keyed by its
+/// event, and returns where each landed (partition, offset), in order.
+pub async fn send_burst<R: muster_schemas::TopicRecord>(
+    p: &rdkafka::producer::FutureProducer,
+    codec: &muster_schemas::Codec,
+    records: &[R],
+) -> Vec<(i32, i64)> {
+    let mut queued = Vec::with_capacity(records.len());
+    for r in records {
+        let payload = codec.encode(r).await.unwrap();
+        let record = rdkafka::producer::FutureRecord::to(R::TOPIC)
+            .key(r.key().unwrap())
+            .payload(&payload);
+        queued.push(p.send_result(record).map_err(|(e, _)| e).unwrap());
+    }
+    let mut at = Vec::with_capacity(queued.len());
+    for d in queued {
+        let d = d.await.unwrap().map_err(|(e, _)| e).unwrap();
+        at.push((d.partition, d.offset));
+    }
+    at
+}
+
 /// The dead letters on `muster.dead-letter.v1` that match `keep`, from the first record
 /// produced at or after `since_ms` to the topic's end as it is when called: a dead letter
 /// published before the call is counted exactly as often as it was produced.
@@ -384,4 +407,32 @@ pub async fn projection_restarts(port: u16) -> Vec<String> {
         .filter(|l| l.starts_with("muster_projection_restarts_total") && !l.ends_with(" 0"))
         .map(str::to_owned)
         .collect()
+}
+
+/// Waits for the `dead_letters` rows of the source record at `topic`/`at` (partition, offset):
+/// `count` of them (one per refusing stage), all published. Columns: stage, reason, event_id,
+/// payload; ordered by stage.
+pub async fn published_dead_letters(
+    client: &tokio_postgres::Client,
+    topic: &str,
+    at: (i32, i64),
+    count: usize,
+) -> Vec<tokio_postgres::Row> {
+    wait_for(
+        "the dead letters recorded and published",
+        Duration::from_secs(60),
+        || async move {
+            let rows = client
+                .query(
+                    "SELECT stage, reason, event_id, payload, published_at IS NOT NULL
+                     FROM dead_letters WHERE source_topic = $1 AND source_partition = $2
+                       AND source_offset = $3 ORDER BY stage",
+                    &[&topic, &at.0, &at.1],
+                )
+                .await
+                .unwrap();
+            (rows.len() == count && rows.iter().all(|r| r.get::<_, bool>(4))).then_some(rows)
+        },
+    )
+    .await
 }
