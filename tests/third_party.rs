@@ -49,7 +49,9 @@ async fn confluent_python_client_reads_raw_snapshots() {
         env!("CARGO_MANIFEST_DIR"),
         "/tests/third_party/read_topic.py"
     );
-    let out = Command::new(&python)
+    // coreutils' timeout: a reader that hangs fails the test instead of the whole run.
+    let out = Command::new("timeout")
+        .args(["120", &python])
         .args([
             script,
             "--brokers",

@@ -9,7 +9,7 @@ import json
 import sys
 import time
 
-from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 from confluent_kafka.schema_registry import SchemaRegistryClient
 from confluent_kafka.schema_registry.avro import AvroDeserializer
 from confluent_kafka.serialization import MessageField, SerializationContext
@@ -28,18 +28,21 @@ def main() -> int:
     a = p.parse_args()
 
     deserialize = AvroDeserializer(SchemaRegistryClient({"url": a.registry}))
+    # Partitions are assigned, not subscribed: no consumer group to join, so a busy group
+    # coordinator cannot hold the reader past its deadline.
     consumer = Consumer({
         "bootstrap.servers": a.brokers,
         "group.id": f"third-party-{a.event_id}-{time.time()}",
+        "enable.auto.commit": False,
         "auto.offset.reset": "earliest",
         "isolation.level": "read_committed",
     })
-    def start_at_since(c, partitions):
-        if a.since is not None:
-            wanted = [TopicPartition(tp.topic, tp.partition, a.since) for tp in partitions]
-            c.assign(c.offsets_for_times(wanted, timeout=10))
-
-    consumer.subscribe([a.topic], on_assign=start_at_since)
+    metadata = consumer.list_topics(a.topic, timeout=10)
+    start = a.since if a.since is not None else OFFSET_BEGINNING
+    wanted = [TopicPartition(a.topic, p, start) for p in metadata.topics[a.topic].partitions]
+    if a.since is not None:
+        wanted = consumer.offsets_for_times(wanted, timeout=10)
+    consumer.assign(wanted)
     found = 0
     deadline = time.time() + a.timeout
     try:
