@@ -27,7 +27,8 @@ def main() -> int:
                    help="start at this time (epoch ms) instead of the beginning of the topic")
     a = p.parse_args()
 
-    deserialize = AvroDeserializer(SchemaRegistryClient({"url": a.registry}))
+    # A registry that stalls fails the read (with a traceback) instead of hanging it.
+    deserialize = AvroDeserializer(SchemaRegistryClient({"url": a.registry, "timeout": 10}))
     # Partitions are assigned, not subscribed: no consumer group to join, so a busy group
     # coordinator cannot hold the reader past its deadline.
     consumer = Consumer({
