@@ -3,7 +3,7 @@
 # check, clippy, and every test, unit and end-to-end, against them.
 #
 #   scripts/test.sh                 everything
-#   scripts/test.sh -- pipeline     extra arguments go to `cargo test`
+#   scripts/test.sh -- pipeline     extra arguments go to `cargo nextest run` (a test filter here)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 MUSTER_HOME="${MUSTER_HOME:-$HOME/.cache/muster}"
@@ -18,7 +18,11 @@ scripts/services.sh up
 eval "$(scripts/services.sh env)"
 # A fresh database per run, so tests never depend on what an earlier run or a demo left behind.
 admin_url="${MUSTER_DATABASE_URL%/*}/postgres"
-psql -q "$admin_url" -c "DROP DATABASE IF EXISTS muster_test WITH (FORCE)" -c "CREATE DATABASE muster_test"
+# Each end-to-end module makes its own `muster_test_<module>` on first use (tests/e2e/common).
+for db in $(psql -qAt "$admin_url" -c "SELECT datname FROM pg_database WHERE datname LIKE 'muster\_test%'"); do
+    psql -q "$admin_url" -c "DROP DATABASE IF EXISTS $db WITH (FORCE)"
+done
+psql -q "$admin_url" -c "CREATE DATABASE muster_test"
 export MUSTER_DATABASE_URL="${MUSTER_DATABASE_URL%/*}/muster_test"
 
 step "third-party client (Python confluent-kafka) for the interoperability test"
@@ -27,15 +31,23 @@ venv="$MUSTER_HOME/venv"
 "$venv/bin/pip" install -q --disable-pip-version-check -r tests/third_party/requirements.txt
 export MUSTER_PYTHON="$venv/bin/python"
 
+step "cargo-nextest (the test runner: one process per test, test groups, a bound on a stuck test)"
+nextest_version=0.9.151
+tools="$MUSTER_HOME/tools"
+if ! "$tools/bin/cargo-nextest" nextest --version 2>/dev/null | grep -q "$nextest_version"; then
+    cargo install --locked --quiet cargo-nextest --version "$nextest_version" --root "$tools"
+fi
+export PATH="$tools/bin:$PATH"
+
 step "cargo fmt --check"
 cargo fmt --all -- --check
 
 step "cargo clippy"
 cargo clippy --workspace --all-targets -- -D warnings
 
-step "cargo test"
+step "cargo nextest run (every crate's unit tests and tests/e2e)"
 shift_args=()
 [ "${1:-}" = "--" ] && shift && shift_args=("$@")
-cargo test --workspace "${shift_args[@]}"
+cargo nextest run --workspace "${shift_args[@]}"
 
 step "all green in $((SECONDS - started)) s"

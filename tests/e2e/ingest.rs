@@ -2,7 +2,7 @@
 //! collection across restarts, each auth type, retries and health, pushed check-ins, and two
 //! ingest processes sharing services.
 
-mod common;
+use crate::common;
 
 use std::collections::HashSet;
 use std::time::Duration;

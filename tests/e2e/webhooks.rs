@@ -2,7 +2,7 @@
 //! to Kafka, and real HTTP receivers on loopback. Signatures are checked by the reference
 //! `standardwebhooks` library (PyPI), as a partner would.
 
-mod common;
+use crate::common;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};

@@ -2,7 +2,7 @@
 //! late data to the dead-letter topic, windowed partial aggregates, and an incompatible output
 //! schema refused before anything is written.
 
-mod common;
+use crate::common;
 
 use std::collections::{BTreeMap, HashSet};
 use std::time::{Duration, Instant};
@@ -731,7 +731,7 @@ async fn an_incompatible_output_schema_is_refused_before_anything_is_written() {
     ];
 
     write_sql("");
-    let list = std::process::Command::new(env!("CARGO_BIN_EXE_muster"))
+    let list = common::muster()
         .args(["--config", config.to_str().unwrap(), "process", "--list"])
         .output()
         .unwrap();

@@ -1,7 +1,7 @@
 //! The walking skeleton end to end, against real Kafka, registry and PostgreSQL:
 //! simulator → ingest → Kafka (Avro) → process → Kafka → project → PostgreSQL → api.
 
-mod common;
+use crate::common;
 
 use std::collections::HashSet;
 use std::time::Duration;

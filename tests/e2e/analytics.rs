@@ -1,14 +1,14 @@
 //! `muster sql` as an analyst runs it: DataFusion over the projections in PostgreSQL, in each
 //! output format, with writes refused and a runaway query stopped by its time limit.
 
-mod common;
+use crate::common;
 
-use std::process::{Command, Output};
+use std::process::Output;
 
 use common::{Services, run_id};
 
 fn sql(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_muster"))
+    common::muster()
         .arg("sql")
         .args(args)
         .env("MUSTER_LOG", "warn")

@@ -3,7 +3,7 @@
 //! limit's 429 with its headers, the dashboard's numbers against the projections, and the
 //! OpenAPI contract under schemathesis. The projections it reads are seeded directly.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 
@@ -321,7 +321,7 @@ async fn empty_or_short_secrets_fail_closed_and_config_shows_none() {
     // A short admin token, or no secret key outside development mode, stops the start.
     let dir = scratch_dir(&run);
     let start = |env: &[(&str, &str)]| {
-        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_muster"));
+        let mut cmd = common::muster();
         cmd.arg("api")
             .env("MUSTER_API_ADDR", format!("127.0.0.1:{}", free_port()))
             .env("MUSTER__OPS__ADDR", format!("127.0.0.1:{}", free_port()))
@@ -358,7 +358,7 @@ async fn empty_or_short_secrets_fail_closed_and_config_shows_none() {
         "[kafka.options]\n\"sasl.password\" = \"sasl-pass-42\"\n",
     )
     .unwrap();
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_muster"))
+    let out = common::muster()
         .arg("config")
         .arg("--config")
         .arg(&kafka)

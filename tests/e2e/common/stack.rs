@@ -1,5 +1,5 @@
 //! A simulator plus muster workers as processes, for end-to-end tests of one stage or more.
-#![allow(dead_code)]
+
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -15,7 +15,8 @@ pub struct Stack {
     pub run: String,
     pub dir: PathBuf,
     pub prefix: String,
-    pub sim: Worker,
+    /// Held so the simulator lives exactly as long as the stack.
+    _sim: Worker,
     pub sim_url: String,
     pub api: Option<Worker>,
     pub api_url: String,
@@ -42,7 +43,7 @@ impl Stack {
             run,
             dir,
             prefix,
-            sim,
+            _sim: sim,
             sim_url: format!("http://{addr}"),
             api: None,
             api_url: format!("http://127.0.0.1:{api_port}"),

@@ -4,7 +4,7 @@
 //! refused through every path (and nothing changes in PostgreSQL), a runaway query is stopped
 //! by the time limit, and unknown callers are turned away.
 
-mod common;
+use crate::common;
 
 use std::io::Write;
 use std::process::{Command, Stdio};

@@ -1,7 +1,5 @@
 //! Helpers for end-to-end tests: the services' addresses, free ports, worker processes.
 
-#![allow(dead_code)]
-
 pub mod stack;
 
 use std::net::TcpListener;
@@ -18,6 +16,7 @@ pub struct Services {
 }
 
 impl Services {
+    /// The services, with `database` the running test module's own database.
     pub fn from_env() -> Self {
         let var = |name: &str| {
             std::env::var(name).unwrap_or_else(|_| {
@@ -27,9 +26,54 @@ impl Services {
         Self {
             brokers: var("MUSTER_KAFKA_BROKERS"),
             registry: var("MUSTER_SCHEMA_REGISTRY_URL"),
-            database: var("MUSTER_DATABASE_URL"),
+            database: module_database(&var("MUSTER_DATABASE_URL")),
         }
     }
+}
+
+/// `<base>_<module>` for the running test's module (`api`, `projections`, …), created on first
+/// use. Modules used to be separate binaries run one after another on one database; now they run
+/// side by side, and some of them replace whole tables (`muster replay`) or lease every row of
+/// `services`, so each keeps to its own database. `scripts/test.sh` drops them before a run.
+fn module_database(base: &str) -> String {
+    static CREATED: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+    static FIRST_MODULE: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    // libtest names each test's thread after the test (`api::keys_…`); helper tasks on a
+    // runtime's other threads fall back to the module this process saw first.
+    let thread = std::thread::current();
+    let module = match thread.name().and_then(|n| n.split_once("::")) {
+        Some((module, _)) => {
+            FIRST_MODULE.get_or_init(|| module.to_owned());
+            module.to_owned()
+        }
+        None => FIRST_MODULE.get().cloned().unwrap_or_default(),
+    };
+    if module.is_empty() {
+        return base.to_owned();
+    }
+    let (server, name) = base.rsplit_once('/').expect("MUSTER_DATABASE_URL names a database");
+    let name = format!("{}_{module}", name.split('?').next().unwrap_or(name));
+    let mut created = CREATED.lock().unwrap();
+    if !created.contains(&name) {
+        let out = Command::new("psql")
+            .args([&format!("{server}/postgres"), "-qc", &format!("CREATE DATABASE {name}")])
+            .output()
+            .expect("running psql to create the test module's database");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            out.status.success() || err.contains("already exists"),
+            "creating database {name}: {err}"
+        );
+        created.push(name.clone());
+    }
+    format!("{server}/{name}")
+}
+
+/// `muster` as a subprocess, with this test module's database.
+pub fn muster() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_muster"));
+    cmd.env("MUSTER_DATABASE_URL", Services::from_env().database);
+    cmd
 }
 
 /// A short id unique to this test run, for event ids and consumer groups.
@@ -62,7 +106,7 @@ impl Worker {
     pub fn start(name: &str, args: &[&str], env: &[(&str, String)], dir: &Path) -> Self {
         let log = dir.join(format!("{name}.log"));
         let out = std::fs::File::create(&log).unwrap();
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_muster"));
+        let mut cmd = muster();
         cmd.args(args)
             .env("MUSTER_LOG", "info,rdkafka=warn")
             // The built-in development key (a test may set MUSTER_SECRET_KEY or turn it off).

@@ -3,7 +3,7 @@
 //! back; bad bytes go to the dead-letter topic instead; kill -9 mid-stream loses and duplicates
 //! nothing.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::path::Path;

@@ -4,7 +4,7 @@
 //! bookkeeping tables, is refused every write and DDL even after turning its read-only default
 //! off, and still reads a projection after `muster replay` swapped new tables in.
 
-mod common;
+use crate::common;
 
 use std::io::Write;
 use std::process::{Command, Output, Stdio};
@@ -13,7 +13,7 @@ use common::{Services, run_id};
 use tokio_postgres::error::SqlState;
 use tokio_postgres::{Client, NoTls};
 
-const SCRIPT: &str = include_str!("../scripts/bi-role.sql");
+const SCRIPT: &str = include_str!("../../scripts/bi-role.sql");
 
 /// Where the muster database is: (name, port), from `MUSTER_DATABASE_URL`.
 fn database(s: &Services) -> (String, u16) {
@@ -113,7 +113,7 @@ impl Drop for Cleanup {
 }
 
 fn muster(args: &[&str]) -> String {
-    let out = Command::new(env!("CARGO_BIN_EXE_muster"))
+    let out = common::muster()
         .args(args)
         .env("MUSTER_LOG", "warn")
         .output()

@@ -1,7 +1,7 @@
 //! A client nobody here wrote (Confluent's Python client with its Avro deserializer) reads our
 //! raw topic through the schema registry and gets our records back.
 
-mod common;
+use crate::common;
 
 use std::process::Command;
 use std::time::Duration;

@@ -5,7 +5,7 @@
 //! behaviour bins with k-anonymity, forecasts with their Student's t interval, the backtest's
 //! MAPE, ROI, and the recommendations' wording and evidence.
 
-mod common;
+use crate::common;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
@@ -573,7 +573,7 @@ async fn insights_on_a_generated_year_equal_what_the_history_says() {
         .unwrap();
     tokio::spawn(conn);
     let dir = scratch_dir(&run);
-    let migrate = std::process::Command::new(env!("CARGO_BIN_EXE_muster"))
+    let migrate = common::muster()
         .arg("migrate")
         .env("MUSTER_LOG", "warn")
         .output()
@@ -588,7 +588,7 @@ async fn insights_on_a_generated_year_equal_what_the_history_says() {
     write_archive(&archive, &h);
 
     // One run of the job, as an operator starts it.
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_muster"))
+    let out = common::muster()
         .args(["insights", "--once"])
         .env("MUSTER_LOG", "warn")
         .env("MUSTER__INSIGHTS__FORECAST__NEIGHBOURS", "4")

@@ -1,0 +1,20 @@
+//! Every end-to-end test, in one binary: each module is one stage or one user's view of the
+//! product, run against the real Kafka, schema registry and PostgreSQL that `scripts/test.sh`
+//! starts. One binary links the dependency tree once; `cargo nextest` (the test command) runs each
+//! test in its own process, with the test groups in `.config/nextest.toml` for those that cannot
+//! share the cluster. Each module gets its own database (see [`common::Services`]).
+
+mod common;
+
+mod analytics;
+mod api;
+mod archive;
+mod bi_role;
+mod flight;
+mod ingest;
+mod insights;
+mod pipeline;
+mod processors;
+mod projections;
+mod third_party;
+mod webhooks;
