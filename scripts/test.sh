@@ -35,7 +35,8 @@ step "cargo-nextest (the test runner: one process per test, test groups, a bound
 nextest_version=0.9.151
 tools="$MUSTER_HOME/tools"
 if ! "$tools/bin/cargo-nextest" nextest --version 2>/dev/null | grep -q "$nextest_version"; then
-    cargo install --locked --quiet cargo-nextest --version "$nextest_version" --root "$tools"
+    cargo install --locked --quiet cargo-nextest --version "$nextest_version" --root "$tools" \
+        --no-default-features --features default-no-update
 fi
 export PATH="$tools/bin:$PATH"
 

@@ -14,10 +14,13 @@ use std::time::Duration;
 
 use anyhow::Context;
 use muster_runtime::KafkaConfig;
+use muster_runtime::config::OffsetReset;
 use rdkafka::client::ClientContext;
 use rdkafka::consumer::{
-    BaseConsumer, Consumer, ConsumerContext, ConsumerGroupMetadata, Rebalance, StreamConsumer,
+    BaseConsumer, CommitMode, Consumer, ConsumerContext, ConsumerGroupMetadata, Rebalance,
+    StreamConsumer,
 };
+use rdkafka::error::KafkaResult;
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use rdkafka::{Offset, TopicPartitionList};
 use tokio::task::JoinHandle;
@@ -36,11 +39,55 @@ pub struct OutRecord {
 }
 
 /// Remembers what rebalances did, for the loop to act on between records.
-#[derive(Default)]
 pub struct LoopContext {
     log: Mutex<RebalanceLog>,
     /// True while a batch's transaction is being committed in the background.
     committing: Arc<InFlight>,
+    /// Where a partition the group has never committed starts.
+    reset: OffsetReset,
+}
+
+impl LoopContext {
+    fn new(reset: OffsetReset) -> Self {
+        Self {
+            log: Mutex::default(),
+            committing: Arc::default(),
+            reset,
+        }
+    }
+}
+
+/// Runs blocking Kafka calls made inside a rebalance callback, which `recv()` serves on a
+/// runtime thread.
+fn blocking<T>(f: impl FnOnce() -> T) -> T {
+    match tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()) {
+        Ok(tokio::runtime::RuntimeFlavor::MultiThread) => tokio::task::block_in_place(f),
+        _ => f(),
+    }
+}
+
+/// Under `latest`, a partition the group has never committed starts at the end of the log as
+/// it is when it is assigned. If it changed owner before its first commit, the next owner would
+/// start at the end as it is *then*, skipping everything in between. Committing that start as
+/// the partition is assigned (before the consumer looks up its committed offset) makes the
+/// first owner's starting point the group's.
+fn pin_starts(
+    consumer: &BaseConsumer<LoopContext>,
+    assigned: &TopicPartitionList,
+) -> KafkaResult<usize> {
+    let timeout = Duration::from_secs(10);
+    let committed = consumer.committed_offsets(assigned.clone(), timeout)?;
+    let mut pins = TopicPartitionList::new();
+    for e in committed.elements() {
+        if e.offset() == Offset::Invalid {
+            let (_, end) = consumer.fetch_watermarks(e.topic(), e.partition(), timeout)?;
+            pins.add_partition_offset(e.topic(), e.partition(), Offset::Offset(end))?;
+        }
+    }
+    if pins.count() > 0 {
+        consumer.commit(&pins, CommitMode::Sync)?;
+    }
+    Ok(pins.count())
 }
 
 /// A flag with a condition variable: a revoke waits until the commit in flight is done, so the
@@ -87,19 +134,29 @@ struct RebalanceLog {
 impl ClientContext for LoopContext {}
 
 impl ConsumerContext for LoopContext {
-    fn pre_rebalance(&self, _: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
-        if let Rebalance::Revoke(tpl) = rebalance {
-            // Let the transaction in flight, which may hold these partitions' offsets, finish
-            // before they go: their next owner then starts after it.
-            let wait = || self.committing.wait_idle();
-            match tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()) {
-                Ok(tokio::runtime::RuntimeFlavor::MultiThread) => tokio::task::block_in_place(wait),
-                _ => wait(),
+    fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        match rebalance {
+            Rebalance::Revoke(tpl) => {
+                // Let the transaction in flight, which may hold these partitions' offsets,
+                // finish before they go: their next owner then starts after it.
+                blocking(|| self.committing.wait_idle());
+                let mut log = self.log.lock().expect("rebalance log poisoned");
+                for e in tpl.elements() {
+                    log.revoked.push((e.topic().to_owned(), e.partition()));
+                }
             }
-            let mut log = self.log.lock().expect("rebalance log poisoned");
-            for e in tpl.elements() {
-                log.revoked.push((e.topic().to_owned(), e.partition()));
+            Rebalance::Assign(tpl) if self.reset == OffsetReset::Latest => {
+                match blocking(|| pin_starts(consumer, tpl)) {
+                    Ok(0) => {}
+                    Ok(n) => tracing::info!(partitions = n, "new partitions' starts committed"),
+                    // The consumer still starts at the end; only a change of owner before the
+                    // first commit would skip records, as it did before the pin.
+                    Err(e) => {
+                        tracing::warn!(error = %e, "committing new partitions' starts failed")
+                    }
+                }
             }
+            _ => {}
         }
     }
 
@@ -141,7 +198,7 @@ impl TransactionalLoop {
     ) -> anyhow::Result<Self> {
         let consumer: StreamConsumer<LoopContext> = kafka
             .consumer(group)
-            .create_with_context(LoopContext::default())
+            .create_with_context(LoopContext::new(kafka.auto_offset_reset))
             .context("creating the Kafka consumer")?;
         let topics: Vec<&str> = topics.iter().map(String::as_str).collect();
         consumer

@@ -343,6 +343,72 @@ async fn rebalances_between_processors_neither_lose_nor_duplicate_outputs() {
     exactly_once(30_000, Disruption::Rebalance).await;
 }
 
+/// Under `auto_offset_reset = latest`, a processor killed before its first commit leaves its
+/// successor nothing to skip: each partition's start was committed as it was assigned. (Before
+/// that, the successor started at the end of the log as it was when *it* joined.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_processor_killed_before_its_first_commit_leaves_no_gap_under_latest() {
+    let _turn = RAW_TOPIC.lock().await;
+    let s = Services::from_env();
+    let run = run_id();
+    let dir = scratch_dir(&run);
+    let codec = Codec::new(&s.registry).unwrap();
+    let args = ["process", "--only", "normalize"];
+    let mut first = Worker::start("process-1", &args, &env(&run, free_port()), &dir);
+    let log = first.log.clone();
+    wait_for(
+        "the first processor's partitions",
+        Duration::from_secs(90),
+        || {
+            let log = log.clone();
+            async move {
+                std::fs::read_to_string(&log)
+                    .unwrap_or_default()
+                    .contains("partitions assigned")
+                    .then_some(())
+            }
+        },
+    )
+    .await;
+    first.kill_hard();
+
+    let since = chrono::Utc::now().timestamp_millis() - 1000;
+    let p = producer(&s);
+    let event = format!("gap{run}");
+    let mut expected = HashSet::new();
+    for i in 0..20 {
+        let payload = codec.encode(&snapshot(&event, i)).await.unwrap();
+        let delivery = p
+            .send(
+                FutureRecord::to(RawSnapshot::TOPIC)
+                    .key(&event)
+                    .payload(&payload),
+                Duration::from_secs(30),
+            )
+            .await
+            .map_err(|(e, _)| e)
+            .unwrap();
+        expected.insert((delivery.partition, delivery.offset));
+    }
+    let _second = Worker::start("process-2", &args, &env(&run, free_port()), &dir);
+    let out = reader(&s, NormalizedMetrics::TOPIC, since);
+    let mut seen = HashSet::new();
+    let deadline = Instant::now() + Duration::from_secs(180);
+    while seen != expected {
+        assert!(
+            Instant::now() < deadline,
+            "the successor normalized {} of the 20 snapshots produced while no processor ran",
+            seen.len()
+        );
+        if let Ok(Ok(m)) = tokio::time::timeout(Duration::from_secs(2), out.recv()).await
+            && m.key() == Some(event.as_bytes())
+        {
+            let r: NormalizedMetrics = codec.decode(m.payload().unwrap()).await.unwrap();
+            seen.insert((r.source.partition, r.source.offset));
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn late_checkins_are_dead_lettered_and_on_time_ones_are_windowed() {
     let s = Services::from_env();

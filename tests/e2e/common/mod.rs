@@ -51,12 +51,18 @@ fn module_database(base: &str) -> String {
     if module.is_empty() {
         return base.to_owned();
     }
-    let (server, name) = base.rsplit_once('/').expect("MUSTER_DATABASE_URL names a database");
+    let (server, name) = base
+        .rsplit_once('/')
+        .expect("MUSTER_DATABASE_URL names a database");
     let name = format!("{}_{module}", name.split('?').next().unwrap_or(name));
     let mut created = CREATED.lock().unwrap();
     if !created.contains(&name) {
         let out = Command::new("psql")
-            .args([&format!("{server}/postgres"), "-qc", &format!("CREATE DATABASE {name}")])
+            .args([
+                &format!("{server}/postgres"),
+                "-qc",
+                &format!("CREATE DATABASE {name}"),
+            ])
             .output()
             .expect("running psql to create the test module's database");
         let err = String::from_utf8_lossy(&out.stderr);

@@ -1,6 +1,5 @@
 //! A simulator plus muster workers as processes, for end-to-end tests of one stage or more.
 
-
 use std::path::PathBuf;
 use std::time::Duration;
 
