@@ -265,14 +265,25 @@ pub struct Lease {
     pub last_attempt_at: Option<DateTime<Utc>>,
 }
 
-/// Heartbeats `member`, renews its leases, releases what exceeds its fair share and claims free
-/// or expired services up to it. Returns what `member` holds now.
+/// What a lease refresh leaves `member` with.
+#[derive(Debug, Default)]
+pub struct Leases {
+    /// The services to collect.
+    pub keep: Vec<Lease>,
+    /// Held, but past the fair share: to stop collecting, then [`release`], so that whoever
+    /// claims one next sees its last collection (a release before the task stops could let
+    /// both processes collect at once).
+    pub hand_back: Vec<String>,
+}
+
+/// Heartbeats `member`, renews its leases, claims free or expired services up to its fair share
+/// and says which of its services exceed that share.
 pub async fn renew_and_claim(
     client: &mut tokio_postgres::Client,
     secrets: &Secrets,
     member: &str,
     ttl: Duration,
-) -> anyhow::Result<Vec<Lease>> {
+) -> anyhow::Result<Leases> {
     let ttl_secs = ttl.as_secs_f64();
     let tx = client.transaction().await?;
     tx.execute(
@@ -300,14 +311,18 @@ pub async fn renew_and_claim(
         &[&member, &ttl_secs],
     )
     .await?;
-    // Hand back what exceeds the fair share, so a process that joins gets work.
-    tx.execute(
-        "UPDATE services SET lease_owner = NULL, lease_expires_at = NULL
-         WHERE event_id IN (SELECT event_id FROM services WHERE lease_owner = $1
-                            ORDER BY event_id DESC OFFSET $2)",
-        &[&member, &share],
-    )
-    .await?;
+    // What exceeds the fair share goes back (after its task stops), so a process that joins
+    // gets work.
+    let hand_back: Vec<String> = tx
+        .query(
+            "SELECT event_id FROM services WHERE lease_owner = $1
+             ORDER BY event_id DESC OFFSET $2",
+            &[&member, &share],
+        )
+        .await?
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
     tx.execute(
         "UPDATE services SET lease_owner = $1, lease_expires_at = now() + make_interval(secs => $2)
          WHERE event_id IN (
@@ -333,11 +348,14 @@ pub async fn renew_and_claim(
     )
     .await?;
     tx.commit().await.context("committing leases")?;
-    let mut out = Vec::with_capacity(rows.len());
+    let mut keep = Vec::with_capacity(rows.len());
     for r in rows {
         let id: String = r.get(0);
+        if hand_back.contains(&id) {
+            continue;
+        }
         match unseal(secrets, &id, r.get(1), r.get(2)) {
-            Ok(service) => out.push(Lease {
+            Ok(service) => keep.push(Lease {
                 service,
                 last_attempt_at: r.get(3),
             }),
@@ -346,7 +364,24 @@ pub async fn renew_and_claim(
             }
         }
     }
-    Ok(out)
+    Ok(Leases { keep, hand_back })
+}
+
+/// Gives up `member`'s leases of `event_ids`, once their tasks have stopped.
+pub async fn release(
+    client: &impl GenericClient,
+    member: &str,
+    event_ids: &[String],
+) -> anyhow::Result<()> {
+    client
+        .execute(
+            "UPDATE services SET lease_owner = NULL, lease_expires_at = NULL
+             WHERE lease_owner = $1 AND event_id = ANY($2)",
+            &[&member, &event_ids],
+        )
+        .await
+        .context("releasing leases")?;
+    Ok(())
 }
 
 /// Gives up every lease of `member` (on shutdown), so others take over at once.

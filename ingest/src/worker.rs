@@ -11,6 +11,7 @@ use muster_runtime::secrets::Secrets;
 use muster_runtime::{Health, KafkaConfig, Shutdown};
 use muster_schemas::{CatalogueEntry, Codec, RawCheckin, RawSnapshot, ServiceHealth, TopicRecord};
 use tokio::sync::watch;
+use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::collector::Collector;
@@ -133,7 +134,7 @@ pub async fn run(
             shutdown.child_token(),
         ),
     };
-    let mut running: HashMap<String, (StoredService, CancellationToken)> = HashMap::new();
+    let mut running: HashMap<String, Task> = HashMap::new();
     loop {
         let started = Instant::now();
         match lease(&pool, &secrets, &member, cfg.lease_ttl).await {
@@ -141,7 +142,20 @@ pub async fn run(
                 // Trust the leases a refresh interval less than their TTL, so a stalled process
                 // stops polling before another may take over.
                 let _ = lease_tx.send(started + cfg.lease_ttl.saturating_sub(cfg.refresh_interval));
-                reconcile(leases, &ctx, &mut running, &shutdown);
+                let handed_back = reconcile(leases, &ctx, &mut running, &shutdown).await;
+                if !handed_back.is_empty() {
+                    // Only now that their tasks have stopped: see `store::Leases::hand_back`.
+                    match pool.get().await {
+                        Ok(client) => {
+                            if let Err(e) = store::release(&**client, &member, &handed_back).await {
+                                tracing::warn!(error = %format!("{e:#}"), "releasing leases failed; they expire instead");
+                            }
+                        }
+                        Err(e) => {
+                            tracing::warn!(error = %e, "releasing leases failed; they expire instead")
+                        }
+                    }
+                }
                 health.ready(PART);
             }
             Err(e) => {
@@ -155,8 +169,8 @@ pub async fn run(
             _ = tokio::time::sleep(cfg.refresh_interval) => {}
         }
     }
-    for (_, (_, stop)) in running.drain() {
-        stop.cancel();
+    for (_, task) in running.drain() {
+        task.stop().await;
     }
     if let Ok(client) = pool.get().await {
         store::release_all(&**client, &member).await?;
@@ -171,37 +185,68 @@ async fn lease(
     secrets: &Secrets,
     member: &str,
     ttl: Duration,
-) -> anyhow::Result<Vec<store::Lease>> {
+) -> anyhow::Result<store::Leases> {
     let mut client = pool.get().await.context("connecting to PostgreSQL")?;
     store::renew_and_claim(&mut client, secrets, member, ttl).await
 }
 
-/// Starts tasks for new or changed services and stops those no longer leased.
-fn reconcile(
-    leases: Vec<store::Lease>,
+/// A leased service's running schedule.
+struct Task {
+    service: StoredService,
+    stop: CancellationToken,
+    handle: JoinHandle<()>,
+}
+
+impl Task {
+    /// Stops the schedule and waits until it has, collection in progress included.
+    async fn stop(self) {
+        self.stop.cancel();
+        if let Err(e) = self.handle.await {
+            tracing::error!(event_id = %self.service.config.event_id, error = %e, "service task failed");
+        }
+    }
+}
+
+/// Starts tasks for new or changed services and stops those no longer leased, waiting until
+/// they have stopped. Returns the services to hand back, all stopped.
+async fn reconcile(
+    leases: store::Leases,
     ctx: &TaskContext,
-    running: &mut HashMap<String, (StoredService, CancellationToken)>,
+    running: &mut HashMap<String, Task>,
     shutdown: &Shutdown,
-) {
+) -> Vec<String> {
     let wanted: HashMap<String, store::Lease> = leases
+        .keep
         .into_iter()
         .map(|l| (l.service.config.event_id.clone(), l))
         .collect();
-    running.retain(|id, (svc, stop)| {
-        let keep = wanted.get(id).is_some_and(|l| l.service == *svc);
-        if !keep {
-            stop.cancel();
+    let gone: Vec<String> = running
+        .iter()
+        .filter(|(id, task)| wanted.get(*id).is_none_or(|l| l.service != task.service))
+        .map(|(id, _)| id.clone())
+        .collect();
+    for id in gone {
+        if let Some(task) = running.remove(&id) {
+            task.stop().await;
             tracing::info!(event_id = %id, "service released");
         }
-        keep
-    });
+    }
     for (id, lease) in wanted {
         if running.contains_key(&id) {
             continue;
         }
         let stop = shutdown.child_token();
         tracing::info!(event_id = %id, interval_s = lease.service.config.sync_settings.interval, "service leased");
-        running.insert(id, (lease.service.clone(), stop.clone()));
-        tokio::spawn(schedule::run(lease, ctx.clone(), stop));
+        let service = lease.service.clone();
+        let handle = tokio::spawn(schedule::run(lease, ctx.clone(), stop.clone()));
+        running.insert(
+            id,
+            Task {
+                service,
+                stop,
+                handle,
+            },
+        );
     }
+    leases.hand_back
 }

@@ -412,15 +412,34 @@ async fn partners_get_signed_ordered_deliveries_through_failures_kills_and_repla
 
     // The delivery log shows it.
     let (flaky_id, flaky_secret) = endpoints["flaky"].clone();
-    let (status, log) = api
-        .call(
-            reqwest::Method::GET,
-            &format!("/api/partner/webhooks/{flaky_id}/deliveries?state=delivered&limit=1000"),
-            Some(&key),
-            None,
-        )
-        .await;
-    assert_eq!(status, 200, "{log}");
+    // The receiver's 200 comes before the dispatcher records it: wait for the record.
+    let log = wait_for(
+        "the e1 deliveries in the log",
+        Duration::from_secs(60),
+        || {
+            let (api, key, flaky_id, e1) = (&api, &key, &flaky_id, &e1);
+            async move {
+                let (status, log) = api
+                    .call(
+                        reqwest::Method::GET,
+                        &format!(
+                            "/api/partner/webhooks/{flaky_id}/deliveries?state=delivered&limit=1000"
+                        ),
+                        Some(key),
+                        None,
+                    )
+                    .await;
+                assert_eq!(status, 200, "{log}");
+                let delivered = log["deliveries"]
+                    .as_array()?
+                    .iter()
+                    .filter(|d| d["eventId"] == e1.as_str())
+                    .count();
+                (delivered >= 10).then_some(log)
+            }
+        },
+    )
+    .await;
     let rows = log["deliveries"].as_array().unwrap();
     let e1_rows: Vec<&Value> = rows
         .iter()

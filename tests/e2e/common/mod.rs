@@ -70,6 +70,20 @@ fn module_database(base: &str) -> String {
             out.status.success() || err.contains("already exists"),
             "creating database {name}: {err}"
         );
+        // Migrated as `muster` does it (under its advisory lock, so tests starting at once
+        // are safe), since tests seed read models before any worker has started.
+        let url = format!("{server}/{name}");
+        let out = Command::new(env!("CARGO_BIN_EXE_muster"))
+            .arg("migrate")
+            .env("MUSTER_DATABASE_URL", &url)
+            .env("MUSTER_DEVELOPMENT", "true")
+            .output()
+            .expect("running muster migrate");
+        assert!(
+            out.status.success(),
+            "muster migrate on {name}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         created.push(name.clone());
     }
     format!("{server}/{name}")
