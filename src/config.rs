@@ -87,6 +87,23 @@ impl Config {
 }
 
 impl Config {
+    /// The registry-backed codec.
+    pub fn codec(&self) -> anyhow::Result<muster_schemas::Codec> {
+        muster_schemas::Codec::new(&self.schema_registry.url)
+            .context("creating the schema registry client")
+    }
+
+    /// What every worker of a process shares.
+    pub fn env(&self, shutdown: muster_runtime::Shutdown) -> anyhow::Result<muster_runtime::Env> {
+        muster_runtime::Env::new(
+            &self.kafka,
+            &self.schema_registry,
+            &self.database,
+            &self.security,
+            shutdown,
+        )
+    }
+
     /// The configuration as `muster config` prints it: every secret replaced by `***`
     /// ([`Secret`](muster_runtime::secrets::Secret) serializes so; URLs and Kafka options
     /// holding credentials are redacted here).

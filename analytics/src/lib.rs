@@ -151,7 +151,7 @@ pub async fn context(
 /// The projections only, each restricted to rows of `events` when given (a partner's view:
 /// tables without an `event_id` are left out, and so is the archive, and columns naming other
 /// events are read redacted as the HTTP routes show them, see
-/// [`insights::store::PARTNER_REDACTIONS`]).
+/// [`insights::tables::PARTNER_REDACTIONS`]).
 pub async fn projections(
     pool: &deadpool_postgres::Pool,
     events: Option<Vec<String>>,
@@ -159,11 +159,8 @@ pub async fn projections(
     let ctx = SessionContext::new_with_config(
         datafusion::prelude::SessionConfig::new().with_information_schema(true),
     );
-    let mut tables: Vec<&str> = muster_projections::registry()
-        .iter()
-        .flat_map(|p| p.tables().iter().copied())
-        .collect();
-    tables.extend(insights::store::TABLES);
+    let mut tables: Vec<&str> = muster_schemas::read_models::TABLES.to_vec();
+    tables.extend(insights::tables::TABLES);
     tables.sort();
     tables.dedup();
     let events = events.map(Arc::new);
@@ -173,7 +170,7 @@ pub async fn projections(
         };
         let t = match &events {
             Some(e) => match t.scoped(e.clone()) {
-                Some(t) => insights::store::PARTNER_REDACTIONS
+                Some(t) => insights::tables::PARTNER_REDACTIONS
                     .iter()
                     .filter(|(name, ..)| *name == table)
                     .fold(t, |t, (_, column, sql)| t.redacted(column, sql)),
@@ -190,7 +187,7 @@ pub async fn projections(
 /// `archive_normalized` (those with files), partitioned by `date` and `event`.
 pub async fn register_archive(ctx: &SessionContext, url: &str) -> anyhow::Result<()> {
     {
-        let mut root = muster_projections::archive::store::parse(url)?;
+        let mut root = muster_schemas::archive::parse_url(url).map_err(anyhow::Error::msg)?;
         // A folder: `file:///data/archive` must not lose `archive` when a topic is joined.
         if !root.path().ends_with('/') {
             let path = format!("{}/", root.path());
@@ -201,11 +198,7 @@ pub async fn register_archive(ctx: &SessionContext, url: &str) -> anyhow::Result
                 "SQL over an archive at {root} is not supported yet: only local (file://) archives"
             );
         }
-        for (name, topic) in [
-            ("archive_snapshots", muster_projections::archive::TOPICS[0]),
-            ("archive_checkins", muster_projections::archive::TOPICS[1]),
-            ("archive_normalized", muster_projections::archive::TOPICS[2]),
-        ] {
+        for (name, topic) in muster_schemas::archive::TABLES {
             let dir = root.join(&format!("{topic}/"))?;
             let exists = dir.to_file_path().map(|p| p.is_dir()).unwrap_or(false);
             if !exists {

@@ -7,7 +7,7 @@ use muster_analytics::insights::forecast::{Backtest, Forecast};
 use muster_analytics::insights::patterns::Pattern;
 use muster_analytics::insights::recommend::Recommendation;
 use muster_analytics::insights::roi::Roi;
-use muster_analytics::insights::{InsightsConfig, store};
+use muster_analytics::insights::{InsightsConfig, tables as store};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 

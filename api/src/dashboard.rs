@@ -720,7 +720,7 @@ async fn insights(
     let partner = matches!(viewer, Viewer::Partner(_));
     let redact_rec = |r: Scheduled| if partner { r.redacted() } else { r };
     let redact = |f: Forecast| if partner { f.redacted() } else { f };
-    use muster_analytics::insights::store;
+    use muster_analytics::insights::tables as store;
     let ids: Vec<String> = events.iter().map(|e| e.event_id.clone()).collect();
     let pg: &tokio_postgres::Client = client;
     let mut recommendations = recommend(events, gates, alerts, Utc::now());

@@ -21,7 +21,7 @@ pub struct AppState {
     pub receiver: Receiver,
     pub health: Health,
     pub metrics: PrometheusHandle,
-    pub webhooks: muster_webhooks::store::Store,
+    pub webhooks: muster_webhooks::subscriptions::Store,
     /// What the insight routes show (k-anonymity, partners' minimum events per pattern cell).
     pub insights: muster_analytics::insights::InsightsConfig,
 }

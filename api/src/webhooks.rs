@@ -1,7 +1,7 @@
 //! `/api/partner/webhooks`: a partner's subscriptions, their delivery log and replays. The work
-//! is `muster_webhooks::store`'s; this maps it to HTTP.
+//! is `muster_webhooks::subscriptions`'s; this maps it to HTTP.
 
-use muster_webhooks::store::{
+use muster_webhooks::subscriptions::{
     Delivery, Endpoint, EndpointWithSecret, NewEndpoint, ReplayRequest, Replayed, Store, StoreError,
 };
 use serde::{Deserialize, Serialize};

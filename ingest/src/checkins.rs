@@ -13,7 +13,7 @@ use rdkafka::producer::FutureRecord;
 use serde::Deserialize;
 
 use crate::collector::Collector;
-use crate::store;
+use crate::service_table;
 
 /// How long a request waits for Kafka to take its check-ins before answering `503`.
 const PUBLISH_TIMEOUT: Duration = Duration::from_secs(10);
@@ -122,7 +122,7 @@ impl Receiver {
             .signature
             .ok_or(SignatureError::MissingHeader("webhook-signature"))?;
         let client = self.pool.get().await.context("connecting to PostgreSQL")?;
-        let service = store::load(&**client, &self.secrets, event_id)
+        let service = service_table::load(&**client, &self.secrets, event_id)
             .await?
             .ok_or_else(|| CheckinError::UnknownEvent(event_id.to_owned()))?;
         signature::verify(

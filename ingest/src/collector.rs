@@ -11,8 +11,8 @@ use reqwest::StatusCode;
 use tokio_util::sync::CancellationToken;
 
 use crate::auth::TokenCache;
-use crate::health::{Observation, Transition, redact_urls};
 use crate::service::EventServiceConfig;
+use crate::service_health::{Observation, Transition, redact_urls};
 
 /// A health check must answer within this (DESIGN.md §2).
 pub const HEALTH_TIMEOUT: Duration = Duration::from_secs(10);

@@ -7,9 +7,9 @@ use muster_schemas::SnapshotSource;
 use muster_schemas::records::now_millis;
 
 use crate::collector::Collector;
-use crate::health::{Observation, clean_reason};
 use crate::service::EventServiceConfig;
-use crate::store::{self, ServiceView};
+use crate::service_health::{Observation, clean_reason};
+use crate::service_table::{self, ServiceView};
 
 #[derive(Debug, thiserror::Error)]
 pub enum RegisterError {
@@ -53,20 +53,20 @@ impl Registrar {
         }
         // A connection is taken for each step and given back before Kafka or the upstream
         // service is waited on: a slow broker must not drain the pool.
-        let saved = store::upsert(&**self.client().await?, &self.secrets, &svc).await?;
+        let saved = service_table::upsert(&**self.client().await?, &self.secrets, &svc).await?;
         // Re-registering republishes, so a failure here is repaired by registering again.
         self.collector
             .publish(&svc.catalogue_entry(now_millis()))
             .await
             .map_err(|e| anyhow::anyhow!("publishing the catalogue entry: {e}"))?;
-        store::start_attempt(&**self.client().await?, &svc.event_id).await?;
+        service_table::start_attempt(&**self.client().await?, &svc.event_id).await?;
         let initial_sync = self
             .collector
             .collect_once(&svc, SnapshotSource::InitialSync)
             .await
             .map_err(|e| clean_reason(&e.to_string()));
         let client = self.client().await?;
-        store::finish_attempt(
+        service_table::finish_attempt(
             &**client,
             &svc.event_id,
             initial_sync.is_ok(),
@@ -74,7 +74,7 @@ impl Registrar {
             initial_sync.as_ref().err().map(String::as_str),
         )
         .await?;
-        let service = store::list(&**client, &self.secrets, Some(&svc.event_id))
+        let service = service_table::list(&**client, &self.secrets, Some(&svc.event_id))
             .await?
             .pop()
             .ok_or_else(|| {
@@ -90,7 +90,7 @@ impl Registrar {
     }
 
     pub async fn remove(&self, event_id: &str) -> anyhow::Result<bool> {
-        let loaded = store::load(&**self.client().await?, &self.secrets, event_id).await;
+        let loaded = service_table::load(&**self.client().await?, &self.secrets, event_id).await;
         let mut entry = match loaded {
             Ok(Some(stored)) => stored.config.catalogue_entry(now_millis()),
             Ok(None) => return Ok(false),
@@ -121,7 +121,7 @@ impl Registrar {
             .publish(&entry)
             .await
             .map_err(|e| anyhow::anyhow!("publishing the catalogue removal: {e}"))?;
-        let removed = store::delete(&**self.client().await?, event_id).await?;
+        let removed = service_table::delete(&**self.client().await?, event_id).await?;
         if removed {
             tracing::info!(%event_id, "service removed");
         }
@@ -129,6 +129,6 @@ impl Registrar {
     }
 
     pub async fn list(&self, event_id: Option<&str>) -> anyhow::Result<Vec<ServiceView>> {
-        store::list(&**self.client().await?, &self.secrets, event_id).await
+        service_table::list(&**self.client().await?, &self.secrets, event_id).await
     }
 }

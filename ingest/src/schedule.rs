@@ -8,10 +8,12 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use crate::collector::{Collector, random_unit};
-use crate::health::{HealthPolicy, HealthTracker, Observation, Probe, Transition, clean_reason};
 use crate::health_queue::HealthQueue;
 use crate::service::EventServiceConfig;
-use crate::store::{self, Lease};
+use crate::service_health::{
+    HealthPolicy, HealthTracker, Observation, Probe, Transition, clean_reason,
+};
+use crate::service_table::{self, Lease};
 
 #[derive(Clone)]
 pub struct TaskContext {
@@ -79,7 +81,7 @@ async fn collect(
     stop: &CancellationToken,
 ) -> Observation {
     if let Ok(client) = ctx.pool.get().await
-        && let Err(e) = store::start_attempt(&**client, &svc.event_id).await
+        && let Err(e) = service_table::start_attempt(&**client, &svc.event_id).await
     {
         tracing::warn!(event_id = %svc.event_id, error = %e, "recording the collection start failed");
     }
@@ -103,7 +105,7 @@ async fn collect(
     };
     let latency_ms = result.as_ref().ok().map(|l| l.as_millis() as i64);
     if let Ok(client) = ctx.pool.get().await
-        && let Err(e) = store::finish_attempt(
+        && let Err(e) = service_table::finish_attempt(
             &**client,
             &svc.event_id,
             result.is_ok(),
@@ -136,7 +138,7 @@ async fn report(svc: &EventServiceConfig, ctx: &TaskContext, t: &Transition) {
         .increment(1);
     ctx.health_queue.push(Collector::health_record(svc, t));
     if let Ok(client) = ctx.pool.get().await
-        && let Err(e) = store::record_health(
+        && let Err(e) = service_table::record_health(
             &**client,
             &svc.event_id,
             t.current.as_str(),

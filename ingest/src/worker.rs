@@ -6,9 +6,9 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use muster_runtime::health::PartState;
+use muster_runtime::readiness::PartState;
 use muster_runtime::secrets::Secrets;
-use muster_runtime::{Health, KafkaConfig, Shutdown};
+use muster_runtime::{Env, KafkaConfig, Shutdown, Workers};
 use muster_schemas::{CatalogueEntry, Codec, RawCheckin, RawSnapshot, ServiceHealth, TopicRecord};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -19,7 +19,7 @@ use crate::config::IngestConfig;
 use crate::health_queue::HealthQueue;
 use crate::retry::RetryPolicy;
 use crate::schedule::{self, TaskContext};
-use crate::store::{self, StoredService};
+use crate::service_table::{self, StoredService};
 
 const PART: &str = "ingest";
 
@@ -65,23 +65,30 @@ pub async fn collector(
     })
 }
 
-pub async fn run(
-    cfg: IngestConfig,
-    kafka: &KafkaConfig,
-    codec: Codec,
-    pool: deadpool_postgres::Pool,
-    secrets: Secrets,
-    health: Health,
-    shutdown: Shutdown,
-) -> anyhow::Result<()> {
+/// `muster ingest`.
+pub fn spawn(env: &Env, cfg: IngestConfig) -> Workers {
+    let mut workers = Workers::default();
+    let env = env.clone();
+    workers.spawn("ingest", async move { run(&env, cfg).await });
+    workers
+}
+
+async fn run(env: &Env, cfg: IngestConfig) -> anyhow::Result<()> {
+    let Env {
+        pool,
+        secrets,
+        health,
+        shutdown,
+        ..
+    } = env;
     health.set(PART, PartState::Starting);
-    let collector = collector(kafka, codec, &cfg).await?;
+    let collector = collector(&env.kafka, env.codec.clone(), &cfg).await?;
     {
         let client = pool.get().await.context("connecting to PostgreSQL")?;
         for svc in &cfg.services {
             svc.validate()
                 .map_err(|e| anyhow::anyhow!("ingest.services[{}]: {e}", svc.event_id))?;
-            store::upsert(&**client, &secrets, svc).await?;
+            service_table::upsert(&**client, secrets, svc).await?;
         }
         // The catalogue topic holds every registered event, including those registered
         // before it existed or while Kafka was unreachable: republish them all (compacted, so
@@ -94,7 +101,7 @@ pub async fn run(
             .map(|r| r.get(0))
             .collect();
         for id in ids {
-            match store::load(&**client, &secrets, &id).await {
+            match service_table::load(&**client, secrets, &id).await {
                 Ok(Some(s)) => collector
                     .publish(
                         &s.config
@@ -137,17 +144,19 @@ pub async fn run(
     let mut running: HashMap<String, Task> = HashMap::new();
     loop {
         let started = Instant::now();
-        match lease(&pool, &secrets, &member, cfg.lease_ttl).await {
+        match lease(pool, secrets, &member, cfg.lease_ttl).await {
             Ok(leases) => {
                 // Trust the leases a refresh interval less than their TTL, so a stalled process
                 // stops polling before another may take over.
                 let _ = lease_tx.send(started + cfg.lease_ttl.saturating_sub(cfg.refresh_interval));
-                let handed_back = reconcile(leases, &ctx, &mut running, &shutdown).await;
+                let handed_back = reconcile(leases, &ctx, &mut running, shutdown).await;
                 if !handed_back.is_empty() {
-                    // Only now that their tasks have stopped: see `store::Leases::hand_back`.
+                    // Only now that their tasks have stopped: see `service_table::Leases::hand_back`.
                     match pool.get().await {
                         Ok(client) => {
-                            if let Err(e) = store::release(&**client, &member, &handed_back).await {
+                            if let Err(e) =
+                                service_table::release(&**client, &member, &handed_back).await
+                            {
                                 tracing::warn!(error = %format!("{e:#}"), "releasing leases failed; they expire instead");
                             }
                         }
@@ -173,7 +182,7 @@ pub async fn run(
         task.stop().await;
     }
     if let Ok(client) = pool.get().await {
-        store::release_all(&**client, &member).await?;
+        service_table::release_all(&**client, &member).await?;
     }
     rdkafka::producer::Producer::flush(&collector.producer, Duration::from_secs(10))
         .context("flushing the producer")?;
@@ -185,9 +194,9 @@ async fn lease(
     secrets: &Secrets,
     member: &str,
     ttl: Duration,
-) -> anyhow::Result<store::Leases> {
+) -> anyhow::Result<service_table::Leases> {
     let mut client = pool.get().await.context("connecting to PostgreSQL")?;
-    store::renew_and_claim(&mut client, secrets, member, ttl).await
+    service_table::renew_and_claim(&mut client, secrets, member, ttl).await
 }
 
 /// A leased service's running schedule.
@@ -210,12 +219,12 @@ impl Task {
 /// Starts tasks for new or changed services and stops those no longer leased, waiting until
 /// they have stopped. Returns the services to hand back, all stopped.
 async fn reconcile(
-    leases: store::Leases,
+    leases: service_table::Leases,
     ctx: &TaskContext,
     running: &mut HashMap<String, Task>,
     shutdown: &Shutdown,
 ) -> Vec<String> {
-    let wanted: HashMap<String, store::Lease> = leases
+    let wanted: HashMap<String, service_table::Lease> = leases
         .keep
         .into_iter()
         .map(|l| (l.service.config.event_id.clone(), l))

@@ -13,4 +13,4 @@ mod worker;
 
 pub use config::ProcessorsConfig;
 pub use processor::Processor;
-pub use worker::{registry, run};
+pub use worker::{registry, spawn};

@@ -4,9 +4,10 @@
 
 use async_trait::async_trait;
 use muster_runtime::KafkaConfig;
-use muster_schemas::{Codec, DeadLetter, SourceOffset, TopicRecord};
+use muster_schemas::Codec;
 
-pub use crate::transactional::{InRecord, OutRecord};
+pub use muster_runtime::batch::{InRecord, OutRecord};
+pub use muster_runtime::dead_letters::output as dead_letter;
 
 #[async_trait]
 pub trait Processor: Send + Sync {
@@ -33,29 +34,4 @@ pub trait Processor: Send + Sync {
     /// Turns one batch into outputs. Bad records become dead letters, never errors: an error
     /// aborts the batch's transaction and the batch is retried.
     async fn process(&self, batch: &[InRecord], codec: &Codec) -> anyhow::Result<Vec<OutRecord>>;
-}
-
-/// Where a consumed record came from, for lineage in outputs and dead letters.
-pub trait RecordSource {
-    fn source(&self) -> SourceOffset;
-}
-
-impl RecordSource for InRecord {
-    fn source(&self) -> SourceOffset {
-        SourceOffset {
-            topic: self.topic.clone(),
-            partition: self.partition,
-            offset: self.offset,
-        }
-    }
-}
-
-/// Encodes a dead letter as an output of the batch's transaction.
-pub async fn dead_letter(codec: &Codec, dl: DeadLetter) -> anyhow::Result<OutRecord> {
-    metrics::counter!("muster_dead_letters_total", "stage" => dl.stage.clone()).increment(1);
-    Ok(OutRecord {
-        topic: DeadLetter::TOPIC.to_owned(),
-        key: dl.event_id.clone(),
-        payload: codec.encode(&dl).await?,
-    })
 }

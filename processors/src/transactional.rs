@@ -27,16 +27,7 @@ use tokio::task::JoinHandle;
 
 use crate::config::ProcessorsConfig;
 
-pub use muster_runtime::batch::InRecord;
-use muster_runtime::batch::{BatchBounds, gather};
-
-/// A record to produce in the batch's transaction.
-#[derive(Debug, Clone)]
-pub struct OutRecord {
-    pub topic: String,
-    pub key: Option<String>,
-    pub payload: Vec<u8>,
-}
+use muster_runtime::batch::{BatchBounds, InRecord, OutRecord, gather};
 
 /// Remembers what rebalances did, for the loop to act on between records.
 pub struct LoopContext {
@@ -242,6 +233,7 @@ impl TransactionalLoop {
             max_records: self.cfg.batch_max_records,
             max_wait: self.cfg.batch_max_wait,
             idle,
+            ..BatchBounds::default()
         };
         let drop_revoked = |batch: &mut Vec<InRecord>| {
             let revoked = ctx.take_revoked();
@@ -263,7 +255,11 @@ impl TransactionalLoop {
                     .increment((before - batch.len()) as u64);
             }
         };
-        let mut batch = gather(&self.consumer, bounds, drop_revoked).await?;
+        let mut batch = gather(&self.consumer, bounds, |batch, _| {
+            drop_revoked(batch);
+            true
+        })
+        .await?;
         // A revoke served by the last `recv()`, the one that timed out, is applied here.
         drop_revoked(&mut batch);
         Ok(batch)

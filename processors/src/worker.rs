@@ -5,8 +5,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use muster_runtime::health::PartState;
-use muster_runtime::{Health, KafkaConfig, Shutdown};
+use muster_runtime::restart::{Backoff, Supervisor};
+use muster_runtime::{Env, KafkaConfig, Shutdown, Workers};
 use muster_schemas::{Codec, DeadLetter, TopicRecord};
 
 use crate::config::ProcessorsConfig;
@@ -33,13 +33,15 @@ pub fn registry(cfg: &ProcessorsConfig) -> anyhow::Result<Vec<Arc<dyn Processor>
     Ok(all)
 }
 
-pub async fn run(
-    cfg: ProcessorsConfig,
-    kafka: &KafkaConfig,
-    codec: Codec,
-    health: Health,
-    shutdown: Shutdown,
-) -> anyhow::Result<()> {
+/// `muster process`: every registered processor (or `cfg.only`).
+pub fn spawn(env: &Env, cfg: ProcessorsConfig) -> Workers {
+    let mut workers = Workers::default();
+    let env = env.clone();
+    workers.spawn("process", async move { run(&env, cfg).await });
+    workers
+}
+
+async fn run(env: &Env, cfg: ProcessorsConfig) -> anyhow::Result<()> {
     let mut selected = registry(&cfg)?;
     if !cfg.only.is_empty() {
         for name in &cfg.only {
@@ -56,58 +58,50 @@ pub async fn run(
         topics.extend(p.outputs());
     }
     let topics: Vec<&str> = topics.iter().map(String::as_str).collect();
-    muster_runtime::topics::ensure(kafka, &topics).await?;
+    muster_runtime::topics::ensure(&env.kafka, &topics).await?;
     let state: Vec<String> = selected.iter().flat_map(|p| p.state_topics()).collect();
     let state: Vec<&str> = state.iter().map(String::as_str).collect();
-    muster_runtime::topics::ensure_compacted(kafka, &state).await?;
-    codec
+    muster_runtime::topics::ensure_compacted(&env.kafka, &state).await?;
+    env.codec
         .register::<DeadLetter>()
         .await
         .context("registering the dead-letter schema")?;
     for p in &selected {
-        p.register(&codec)
+        p.register(&env.codec)
             .await
             .with_context(|| format!("processor {}: registering its output schemas", p.name()))?;
     }
     let mut tasks = tokio::task::JoinSet::new();
     for p in selected {
-        let (cfg, kafka, codec, health, shutdown) = (
-            cfg.clone(),
-            kafka.clone(),
-            codec.clone(),
-            health.clone(),
-            shutdown.clone(),
-        );
-        tasks.spawn(async move { run_one(p, cfg, &kafka, codec, health, shutdown).await });
+        let (cfg, env) = (cfg.clone(), env.clone());
+        tasks.spawn(async move {
+            let part = format!("processors.{}", p.name());
+            // Failures restart it from the last committed offsets.
+            Supervisor {
+                part: &part,
+                backoff: Backoff::constant(Duration::from_secs(2)),
+                counter: Some((
+                    "muster_processor_restarts_total",
+                    "processor",
+                    p.name().to_owned(),
+                )),
+            }
+            .run(&env.health, &env.shutdown, || {
+                run_clients(
+                    &p,
+                    &cfg,
+                    &env.kafka,
+                    &env.codec,
+                    &env.health,
+                    &part,
+                    &env.shutdown,
+                )
+            })
+            .await;
+        });
     }
     while let Some(r) = tasks.join_next().await {
-        r.context("a processor panicked")??;
-    }
-    Ok(())
-}
-
-/// One processor until shutdown; failures restart it from the last committed offsets.
-async fn run_one(
-    p: Arc<dyn Processor>,
-    cfg: ProcessorsConfig,
-    kafka: &KafkaConfig,
-    codec: Codec,
-    health: Health,
-    shutdown: Shutdown,
-) -> anyhow::Result<()> {
-    let part = format!("processors.{}", p.name());
-    health.set(&part, PartState::Starting);
-    while !shutdown.is_cancelled() {
-        if let Err(e) = run_clients(&p, &cfg, kafka, &codec, &health, &part, &shutdown).await {
-            tracing::error!(processor = p.name(), error = %format!("{e:#}"), "processor failed; restarting from committed offsets");
-            health.failing(&part, format!("{e:#}"));
-            metrics::counter!("muster_processor_restarts_total", "processor" => p.name().to_owned())
-                .increment(1);
-            tokio::select! {
-                _ = shutdown.cancelled() => {}
-                _ = tokio::time::sleep(Duration::from_secs(2)) => {}
-            }
-        }
+        r.context("a processor panicked")?;
     }
     Ok(())
 }
@@ -117,7 +111,7 @@ async fn run_clients(
     cfg: &ProcessorsConfig,
     kafka: &KafkaConfig,
     codec: &Codec,
-    health: &Health,
+    health: &muster_runtime::Health,
     part: &str,
     shutdown: &Shutdown,
 ) -> anyhow::Result<()> {

@@ -4,7 +4,7 @@ use async_trait::async_trait;
 use muster_schemas::{Alert, AlertAction, Codec, TopicRecord};
 use tokio_postgres::Transaction;
 
-use crate::projection::{InRecord, Projection, Rejected, decode_all, sql, ts};
+use muster_runtime::projection::{InRecord, Projection, Rejected, decode_all, sql, ts};
 
 pub struct AlertLifecycle;
 

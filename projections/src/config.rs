@@ -35,6 +35,15 @@ impl Default for ProjectionsConfig {
     }
 }
 
+impl ProjectionsConfig {
+    pub fn batches(&self) -> muster_runtime::projection::Batches {
+        muster_runtime::projection::Batches {
+            max_records: self.batch_max_records,
+            max_wait: self.batch_max_wait,
+        }
+    }
+}
+
 /// `[projections.retention]`: minute buckets for recent detail, hour buckets for history.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]

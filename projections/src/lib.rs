@@ -1,41 +1,30 @@
 //! Projection workers: each consumes derived topics (`read_committed`) and applies every batch
 //! to its tables in one PostgreSQL transaction that also stores the consumed offsets, so a batch
 //! is applied exactly once however often it is read. A record PostgreSQL refuses is isolated
-//! and recorded as a dead letter in that transaction ([`refusal`], [`dead_letters`]).
+//! and recorded as a dead letter in that transaction. The loop itself is the runtime's
+//! ([`muster_runtime::projection`]); this crate holds the read models, the archive, replay and
+//! retention.
 
 pub mod alerts;
 pub mod archive;
 pub mod catalogue;
 pub mod config;
-pub mod dead_letters;
-pub mod health;
-pub mod offsets;
-pub mod projection;
 pub mod realtime;
-pub mod refusal;
+mod registry;
 pub mod replay;
 pub mod retention;
 pub mod series;
-mod worker;
+pub mod service_health;
 
 pub use config::ProjectionsConfig;
-pub use projection::Projection;
-pub use worker::{Applier, find, registry, run, run_projections};
-
-use muster_runtime::migrate::Migrations;
-
-/// The runtime's own table. Each projection's tables are migrated by [`migrate`], under the
-/// component `projection.<name>`, so a replay can create the same tables in a fresh schema.
-pub static MIGRATIONS: Migrations = Migrations {
-    component: "projections",
-    steps: &[offsets::CREATE_TABLE],
-};
+pub use muster_runtime::projection::{Applier, Projection};
+pub use registry::{find, registry, spawn};
 
 /// Every step of `p`'s migrations with `schema` filled in.
 pub fn steps(p: &dyn Projection, schema: &str) -> Vec<String> {
     p.migrations()
         .iter()
-        .map(|s| projection::sql(s, schema))
+        .map(|s| muster_runtime::projection::sql(s, schema))
         .collect()
 }
 
@@ -43,7 +32,11 @@ pub fn steps(p: &dyn Projection, schema: &str) -> Vec<String> {
 pub async fn migrate(client: &mut tokio_postgres::Client) -> anyhow::Result<()> {
     muster_runtime::migrate::apply(
         client,
-        &[&MIGRATIONS, &archive::MIGRATIONS, &dead_letters::MIGRATIONS],
+        &[
+            &muster_runtime::projection::MIGRATIONS,
+            &archive::MIGRATIONS,
+            &muster_runtime::dead_letters::MIGRATIONS,
+        ],
     )
     .await?;
     let sets: Vec<(String, Vec<String>)> = registry()

@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use muster_schemas::{Codec, NormalizedMetrics, TopicRecord};
 use tokio_postgres::Transaction;
 
-use crate::projection::{InRecord, Projection, Rejected, decode_all, sql, ts};
+use muster_runtime::projection::{InRecord, Projection, Rejected, decode_all, sql, ts};
 
 pub const NAME: &str = "event_realtime";
 

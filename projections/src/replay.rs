@@ -18,8 +18,7 @@ use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::{Offset, TopicPartitionList};
 
 use crate::config::ProjectionsConfig;
-use crate::projection::Projection;
-use crate::worker::Applier;
+use muster_runtime::projection::{Applier, Projection};
 
 /// Where a replay is, for a progress bar.
 #[derive(Debug, Clone, Copy)]
@@ -152,6 +151,7 @@ impl Replay<'_> {
             max_records: self.cfg.batch_max_records.max(5000),
             max_wait: Duration::from_millis(500),
             idle: Duration::from_secs(2),
+            ..BatchBounds::default()
         };
         let mut done = 0u64;
         progress(Progress { done, total });
@@ -169,7 +169,7 @@ impl Replay<'_> {
                 if targets.iter().all(|(k, high)| position[k] >= *high) {
                     break;
                 }
-                let batch = gather(&consumer, bounds, |_| {}).await?;
+                let batch = gather(&consumer, bounds, |_, _| true).await?;
                 if !batch.is_empty() {
                     done += batch.len() as u64;
                     applier.apply(self.pool, batch).await?;

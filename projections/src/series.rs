@@ -11,8 +11,8 @@ use chrono::{DateTime, Utc};
 use muster_schemas::{Codec, NormalizedMetrics, TopicRecord};
 use tokio_postgres::Transaction;
 
-use crate::projection::{InRecord, Projection, Rejected, decode_all, sql, ts};
-use crate::refusal::BadData;
+use muster_runtime::projection::refusal::BadData;
+use muster_runtime::projection::{InRecord, Projection, Rejected, decode_all, sql, ts};
 
 const MINUTE: i64 = 60_000;
 const HOUR: i64 = 3_600_000;

@@ -1,11 +1,12 @@
-//! Micro-batches read from Kafka, shared by processors and projections: the first record opens
-//! the batch, which closes at a record count or a time after that first record, whichever
-//! comes first. An idle topic yields an empty batch after `idle`, so callers can check for
-//! shutdown without a record arriving.
+//! Micro-batches read from Kafka, shared by processors, projections and the archive: the first
+//! record opens the batch, which closes at a record count, a byte count or a time after that
+//! first record, whichever comes first. An idle topic yields an empty batch after `idle`, so
+//! callers can check for shutdown without a record arriving.
 
 use std::time::Duration;
 
 use anyhow::Context;
+use muster_schemas::SourceOffset;
 use rdkafka::consumer::{ConsumerContext, StreamConsumer};
 use rdkafka::message::Message;
 use tokio::time::Instant;
@@ -21,36 +22,9 @@ pub struct InRecord {
     pub payload: Vec<u8>,
 }
 
-/// How big a batch gets and how long it waits.
-#[derive(Debug, Clone, Copy)]
-pub struct BatchBounds {
-    pub max_records: usize,
-    /// Time from the batch's first record to its close.
-    pub max_wait: Duration,
-    /// Time to wait for a first record before returning an empty batch.
-    pub idle: Duration,
-}
-
-/// Gathers one batch. `after_recv` runs after each `recv()`, before the new record is added:
-/// rebalance callbacks run inside `recv()`, so this is where a caller drops records of
-/// partitions it no longer owns.
-pub async fn gather<C: ConsumerContext + 'static>(
-    consumer: &StreamConsumer<C>,
-    bounds: BatchBounds,
-    mut after_recv: impl FnMut(&mut Vec<InRecord>),
-) -> anyhow::Result<Vec<InRecord>> {
-    let mut batch: Vec<InRecord> = Vec::new();
-    let mut deadline = Instant::now() + bounds.idle;
-    while batch.len() < bounds.max_records {
-        let msg = match tokio::time::timeout_at(deadline, consumer.recv()).await {
-            Err(_) => break,
-            Ok(r) => r.context("reading from Kafka")?,
-        };
-        after_recv(&mut batch);
-        if batch.is_empty() {
-            deadline = Instant::now() + bounds.max_wait;
-        }
-        batch.push(InRecord {
+impl InRecord {
+    pub fn from_message(msg: &impl Message) -> Self {
+        Self {
             topic: msg.topic().to_owned(),
             partition: msg.partition(),
             offset: msg.offset(),
@@ -59,7 +33,76 @@ pub async fn gather<C: ConsumerContext + 'static>(
                 .and_then(|k| std::str::from_utf8(k).ok())
                 .map(str::to_owned),
             payload: msg.payload().unwrap_or_default().to_vec(),
-        });
+        }
+    }
+
+    /// Where the record came from, for lineage in outputs and dead letters.
+    pub fn source(&self) -> SourceOffset {
+        SourceOffset {
+            topic: self.topic.clone(),
+            partition: self.partition,
+            offset: self.offset,
+        }
+    }
+}
+
+/// A record to produce.
+#[derive(Debug, Clone)]
+pub struct OutRecord {
+    pub topic: String,
+    pub key: Option<String>,
+    pub payload: Vec<u8>,
+}
+
+/// How big a batch gets and how long it waits.
+#[derive(Debug, Clone, Copy)]
+pub struct BatchBounds {
+    pub max_records: usize,
+    /// Payload bytes past which the batch closes.
+    pub max_bytes: usize,
+    /// Time from the batch's first record to its close.
+    pub max_wait: Duration,
+    /// Time to wait for a first record before returning an empty batch.
+    pub idle: Duration,
+}
+
+impl Default for BatchBounds {
+    fn default() -> Self {
+        Self {
+            max_records: 2000,
+            max_bytes: usize::MAX,
+            max_wait: Duration::from_millis(250),
+            idle: Duration::from_secs(1),
+        }
+    }
+}
+
+/// Gathers one batch. `admit` runs after each `recv()`, before the new record is added, and
+/// says whether to add it: rebalance callbacks run inside `recv()`, so this is where a caller
+/// drops records of partitions it no longer owns (from the batch) or records it has already
+/// seen (the new one).
+pub async fn gather<C: ConsumerContext + 'static>(
+    consumer: &StreamConsumer<C>,
+    bounds: BatchBounds,
+    mut admit: impl FnMut(&mut Vec<InRecord>, &InRecord) -> bool,
+) -> anyhow::Result<Vec<InRecord>> {
+    let mut batch: Vec<InRecord> = Vec::new();
+    let mut bytes = 0;
+    let mut deadline = Instant::now() + bounds.idle;
+    while batch.len() < bounds.max_records && bytes < bounds.max_bytes {
+        let msg = match tokio::time::timeout_at(deadline, consumer.recv()).await {
+            Err(_) => break,
+            Ok(r) => r.context("reading from Kafka")?,
+        };
+        let record = InRecord::from_message(&msg);
+        if !admit(&mut batch, &record) {
+            continue;
+        }
+        if batch.is_empty() {
+            deadline = Instant::now() + bounds.max_wait;
+        }
+        bytes += record.payload.len();
+        batch.push(record);
     }
     Ok(batch)
 }

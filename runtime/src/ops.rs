@@ -10,9 +10,15 @@ use warp::http::StatusCode;
 
 use crate::{Health, Shutdown};
 
-/// Installs the global Prometheus recorder; call once per process before any metric is touched.
+/// Installs the global Prometheus recorder (once per process: later calls return the same
+/// handle); call it before any metric is touched.
 pub fn install_metrics() -> anyhow::Result<PrometheusHandle> {
-    Ok(metrics_exporter_prometheus::PrometheusBuilder::new().install_recorder()?)
+    static INSTALLED: std::sync::OnceLock<PrometheusHandle> = std::sync::OnceLock::new();
+    if let Some(h) = INSTALLED.get() {
+        return Ok(h.clone());
+    }
+    let h = metrics_exporter_prometheus::PrometheusBuilder::new().install_recorder()?;
+    Ok(INSTALLED.get_or_init(|| h).clone())
 }
 
 /// The three routes, for servers that mount them beside their own (the API does).

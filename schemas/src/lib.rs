@@ -1,10 +1,13 @@
 //! The wire contract every muster stage shares: topic names, the Avro schema of each topic's
-//! records, the Rust types for them, and the one Confluent wire-format codec.
+//! records, the Rust types for them, the one Confluent wire-format codec, and what readers
+//! outside a stage see of its output (the archive's layout, the read-model tables).
 //!
 //! Stages never declare another stage's records; they import them from here, so a schema change
 //! is one edit and the compiler finds every reader.
 
+pub mod archive;
 pub mod codec;
+pub mod read_models;
 pub mod records;
 pub mod topics;
 

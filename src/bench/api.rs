@@ -6,8 +6,7 @@
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use muster_runtime::{Health, Shutdown};
-use muster_schemas::Codec;
+use muster_runtime::Shutdown;
 
 use crate::config::Config;
 
@@ -137,8 +136,9 @@ async fn seed(pool: &deadpool_postgres::Pool, event: &str) -> anyhow::Result<()>
 }
 
 pub async fn run(args: Args, mut cfg: Config) -> anyhow::Result<()> {
-    let pool = cfg.database.pool()?;
-    crate::migrate(&pool).await?;
+    let env = cfg.env(Shutdown::new())?;
+    let pool = env.pool.clone();
+    crate::roles::migrate(&pool).await?;
     let run = format!("{:08x}", rand::random::<u32>());
     let event = format!("bench-api-{run}");
     seed(&pool, &event)
@@ -153,9 +153,7 @@ pub async fn run(args: Args, mut cfg: Config) -> anyhow::Result<()> {
     cfg.api.rate_limits.premium_burst = u32::MAX / 2;
     let api_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let api_addr = api_listener.local_addr()?;
-    let codec = Codec::new(&cfg.schema_registry.url)?;
-    let metrics = muster_runtime::ops::install_metrics()?;
-    let state = crate::app_state(&cfg, &pool, codec, Health::default(), metrics).await?;
+    let state = crate::app_state(&cfg, &env).await?;
     let stop = Shutdown::new();
     let routes = muster_api::routes(cfg.api.clone(), state);
     let api = tokio::spawn(

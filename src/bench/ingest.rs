@@ -3,7 +3,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use muster_schemas::{Codec, RawSnapshot, SnapshotSource};
+use muster_schemas::{RawSnapshot, SnapshotSource};
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 
 use crate::config::Config;
@@ -26,7 +26,7 @@ pub struct Args {
 }
 
 pub async fn run(args: Args, cfg: Config) -> anyhow::Result<()> {
-    let codec = Codec::new(&cfg.schema_registry.url)?;
+    let codec = cfg.codec()?;
     let mut collector = muster_ingest::collector(&cfg.kafka, codec.clone(), &cfg.ingest).await?;
     // Benchmark records never enter the event log.
     muster_runtime::topics::ensure(&cfg.kafka, &[BENCH_TOPIC]).await?;

@@ -22,7 +22,7 @@ pub struct Args {
 
 pub async fn run(args: Args, cfg: Config) -> anyhow::Result<()> {
     let n = args.records;
-    let codec = Codec::new(&cfg.schema_registry.url)?;
+    let codec = cfg.codec()?;
     let run = format!("{:08x}", rand::random::<u32>());
     let snapshots = format!("muster-bench.{run}.snapshots");
     let checkins = format!("muster-bench.{run}.checkins");

@@ -47,7 +47,7 @@ fn record(i: usize, start: i64) -> NormalizedMetrics {
 
 pub async fn run(args: Args, cfg: Config) -> anyhow::Result<()> {
     let n = args.records;
-    let codec = Codec::new(&cfg.schema_registry.url)?;
+    let codec = cfg.codec()?;
     let pool = cfg.database.pool()?;
     {
         let mut client = pool.get().await.context("connecting to PostgreSQL")?;
@@ -264,11 +264,12 @@ async fn live_loop(
         max_records: cfg.projections.batch_max_records,
         max_wait: cfg.projections.batch_max_wait,
         idle: Duration::from_secs(10),
+        ..BatchBounds::default()
     };
     let mut done = 0;
     let mut started = None;
     while done < n {
-        let batch = gather(&consumer, bounds, |_| {}).await?;
+        let batch = gather(&consumer, bounds, |_, _| true).await?;
         anyhow::ensure!(!batch.is_empty(), "no input after {done} of {n} records");
         started.get_or_insert_with(Instant::now);
         done += batch.len();

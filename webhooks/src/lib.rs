@@ -1,9 +1,9 @@
 //! Partner webhooks, to the Standard Webhooks spec.
 //!
-//! - [`store`]: subscriptions (URL, event types, retry schedule, a `whsec_` secret kept
+//! - [`subscriptions`]: subscriptions (URL, event types, retry schedule, a `whsec_` secret kept
 //!   encrypted and rotated with overlap), the delivery log and replays;
 //! - [`outbox`]: the derived topics become deliveries queued in PostgreSQL, exactly once, on the
-//!   projections' runtime;
+//!   runtime's projection worker;
 //! - [`dispatch`]: dispatchers claim due deliveries (`FOR UPDATE SKIP LOCKED`, with a lease so a
 //!   dead dispatcher's work comes back), sign and POST them, and schedule retries;
 //! - [`target`]: where a webhook may go (no loopback, private or link-local address unless
@@ -12,13 +12,37 @@
 pub mod config;
 pub mod dispatch;
 pub mod outbox;
-pub mod store;
+pub mod subscriptions;
 pub mod target;
 
+use std::sync::Arc;
+
 use muster_runtime::migrate::Migrations;
+use muster_runtime::projection::Batches;
+use muster_runtime::{Env, Workers};
 use serde::{Deserialize, Serialize};
 
 pub use config::WebhooksConfig;
+
+/// `muster webhooks`: the outbox, in batches of `outbox` (the projections' sizes), and the
+/// dispatcher.
+pub fn spawn(env: &Env, cfg: WebhooksConfig, outbox: Batches) -> Workers {
+    let mut workers = Workers::default();
+    let (e, c) = (env.clone(), cfg.clone());
+    workers.spawn("webhook dispatcher", async move {
+        dispatch::Dispatcher::new(c, e.pool.clone(), e.secrets.clone())?
+            .run(e.health, e.shutdown)
+            .await
+    });
+    let e = env.clone();
+    workers.spawn("webhook outbox", async move {
+        let projection = Arc::new(outbox::Outbox {
+            attendance_every: chrono::Duration::from_std(cfg.attendance_every)?,
+        });
+        muster_runtime::projection::run(&e, vec![projection], outbox).await
+    });
+    workers
+}
 
 pub static MIGRATIONS: Migrations = Migrations {
     component: "webhooks",

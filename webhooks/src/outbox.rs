@@ -1,6 +1,6 @@
 //! The outbox: turns the derived topics into deliveries, one per subscribed endpoint, queued
-//! in PostgreSQL in the same transaction as the topics' offsets. It runs on the projections'
-//! runtime, so a record becomes its deliveries exactly once, whatever crashes; and one whose
+//! in PostgreSQL in the same transaction as the topics' offsets. It runs on the runtime's
+//! projection worker, so a record becomes its deliveries exactly once, whatever crashes; and one whose
 //! values PostgreSQL refuses (a NUL in a message, which jsonb cannot hold) is isolated and
 //! dead-lettered there while the rest of its batch is delivered.
 
@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use muster_projections::projection::{InRecord, Projection, Rejected, ts};
+use muster_runtime::projection::{InRecord, Projection, Rejected, ts};
 use muster_schemas::{Alert, AlertAction, Codec, NormalizedMetrics, ServiceHealth, TopicRecord};
 use serde_json::{Value, json};
 use tokio_postgres::Transaction;

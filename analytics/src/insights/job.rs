@@ -4,9 +4,9 @@
 use std::time::Instant;
 
 use anyhow::Context;
-use muster_runtime::{Health, Shutdown};
+use muster_runtime::{Env, Workers};
 
-use super::{InsightsConfig, Report, compute, store};
+use super::{InsightsConfig, Report, compute, tables};
 
 /// Taken for a run; any constant only this job uses.
 const LOCK: i64 = 7_010_774;
@@ -36,10 +36,10 @@ pub async fn run_once(
             // Behaviour needs the archive; everything else goes on without it.
             tracing::warn!(error = %format!("{e:#}"), "insights without the archive: no behaviour");
         }
-        let known = store::known_outcomes(&**client).await?;
+        let known = tables::known_outcomes(&**client).await?;
         let report = compute(&ctx, cfg, chrono::Utc::now(), &known).await?;
         let took = started.elapsed();
-        store::write(&mut client, &report, took.as_millis() as i64).await?;
+        tables::write(&mut client, &report, took.as_millis() as i64).await?;
         Ok::<_, anyhow::Error>(report)
     }
     .await;
@@ -67,16 +67,27 @@ pub async fn run_once(
     Ok(Some(report))
 }
 
-/// Runs until `shutdown`; a failed run is reported and retried at the next tick.
-pub async fn run(
-    cfg: InsightsConfig,
-    pool: deadpool_postgres::Pool,
-    archive_url: Option<String>,
-    health: Health,
-    shutdown: Shutdown,
-) -> anyhow::Result<()> {
+/// `muster insights`: runs every `cfg.every` until shutdown, over the archive at `archive_url`
+/// too when there is one; a failed run is reported and retried at the next tick.
+pub fn spawn(env: &Env, cfg: InsightsConfig, archive_url: Option<String>) -> Workers {
+    let mut workers = Workers::default();
+    let env = env.clone();
+    workers.spawn("insights", async move {
+        run(&env, &cfg, archive_url.as_deref()).await;
+        Ok(())
+    });
+    workers
+}
+
+async fn run(env: &Env, cfg: &InsightsConfig, archive_url: Option<&str>) {
+    let Env {
+        pool,
+        health,
+        shutdown,
+        ..
+    } = env;
     loop {
-        match run_once(&cfg, &pool, archive_url.as_deref()).await {
+        match run_once(cfg, pool, archive_url).await {
             Ok(_) => health.ready("insights"),
             Err(e) => {
                 metrics::counter!("muster_insights_failures_total").increment(1);
@@ -85,7 +96,7 @@ pub async fn run(
             }
         }
         tokio::select! {
-            _ = shutdown.cancelled() => return Ok(()),
+            _ = shutdown.cancelled() => return,
             _ = tokio::time::sleep(cfg.every) => {}
         }
     }

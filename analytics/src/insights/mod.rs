@@ -10,7 +10,7 @@ pub mod outcomes;
 pub mod patterns;
 pub mod recommend;
 pub mod roi;
-pub mod store;
+pub mod tables;
 
 use std::time::Duration;
 

@@ -19,7 +19,7 @@ use rdkafka::{Offset, TopicPartitionList};
 use tokio::sync::Mutex;
 
 use super::AlertRules;
-use crate::processor::{InRecord, OutRecord, Processor, RecordSource, dead_letter};
+use crate::processor::{InRecord, OutRecord, Processor, dead_letter};
 
 pub struct Alerts {
     rules: AlertRules,

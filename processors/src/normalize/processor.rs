@@ -5,7 +5,7 @@ use async_trait::async_trait;
 use muster_schemas::{Codec, DeadLetter, NormalizedMetrics, RawSnapshot, TopicRecord};
 
 use super::{Normalizer, normalize, registry};
-use crate::processor::{InRecord, OutRecord, Processor, RecordSource, dead_letter};
+use crate::processor::{InRecord, OutRecord, Processor, dead_letter};
 
 pub struct Normalize {
     normalizers: Vec<Box<dyn Normalizer>>,

@@ -31,7 +31,7 @@ use muster_schemas::{Codec, DeadLetter};
 pub use streams::Stream;
 
 use crate::config::ProcessorsConfig;
-use crate::processor::{InRecord, OutRecord, Processor, RecordSource, dead_letter};
+use crate::processor::{InRecord, OutRecord, Processor, dead_letter};
 
 static BUILT_IN: Dir<'_> = include_dir!("$CARGO_MANIFEST_DIR/sql");
 

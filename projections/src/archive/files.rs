@@ -9,8 +9,8 @@ use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::WriterProperties;
 
-use super::layout::{FileKey, date_of};
 use super::rows::{Archived, Located};
+use muster_schemas::archive::{FileKey, date_of};
 
 /// One Parquet file, ready to put below the archive's root.
 #[derive(Debug)]

@@ -152,7 +152,7 @@ pub async fn finish(
         "next_offset = u.end_offset, pending_end = NULL",
     )
     .await?;
-    crate::dead_letters::record(&tx, dead_letters)
+    muster_runtime::dead_letters::record(&tx, dead_letters)
         .await
         .context("recording the batch's dead letters")?;
     tx.commit().await.context("committing the batch's offsets")

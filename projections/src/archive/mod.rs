@@ -1,6 +1,6 @@
 //! The raw archive for analysts: `muster.raw.snapshots.v1`, `muster.raw.checkins.v1` and
 //! `muster.normalized.v1` as Parquet files in a local folder or S3, laid out Hive-style by day
-//! and event (`layout`) so DataFusion, DuckDB, Spark or Athena query years of history directly.
+//! and event ([`muster_schemas::archive`]) so DataFusion, DuckDB, Spark or Athena query years of history directly.
 //!
 //! Exactly once, across crashes: each row is the record at one (topic, partition, offset), and
 //! PostgreSQL (`ledger`) holds per partition the next offset to archive. A batch writes many
@@ -19,14 +19,14 @@
 
 mod config;
 pub mod files;
-pub mod layout;
 mod ledger;
 pub mod rows;
-pub mod store;
+pub mod target;
 mod worker;
 
 pub use config::ArchiveConfig;
-pub use worker::{TOPICS, run};
+pub use muster_schemas::archive::TOPICS;
+pub use worker::run;
 
 use muster_runtime::migrate::Migrations;
 

@@ -5,22 +5,20 @@ use std::time::Duration;
 
 use anyhow::Context;
 use futures::{StreamExt, TryStreamExt};
+use muster_runtime::batch::{BatchBounds, InRecord, gather};
 use muster_runtime::config::OffsetReset;
-use muster_runtime::health::PartState;
-use muster_runtime::{Health, KafkaConfig, Shutdown};
-use muster_schemas::{
-    Codec, DeadLetter, NormalizedMetrics, RawCheckin, RawSnapshot, SourceOffset, TopicRecord,
-};
+use muster_runtime::restart::{Backoff, Supervisor};
+use muster_runtime::{Env, Shutdown};
+use muster_schemas::archive::TOPICS;
+use muster_schemas::{Codec, DeadLetter, NormalizedMetrics, RawCheckin, RawSnapshot, TopicRecord};
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
-use rdkafka::message::Message;
 use rdkafka::{Offset, TopicPartitionList};
-use tokio::time::Instant;
 
 use super::config::ArchiveConfig;
 use super::files::{self, ArchiveFile};
 use super::ledger::{self, Lock, Range, Tp};
 use super::rows::{Archived, Located};
-use super::store::Target;
+use super::target::Target;
 
 const PART: &str = "projections.archive";
 const STAGE: &str = "archive";
@@ -29,23 +27,8 @@ const PARALLEL_PUTS: usize = 8;
 /// How often the topics' partition counts are checked for growth.
 const PARTITIONS_CHECK: Duration = Duration::from_secs(60);
 
-/// The archived topics.
-pub const TOPICS: [&str; 3] = [
-    RawSnapshot::TOPIC,
-    RawCheckin::TOPIC,
-    NormalizedMetrics::TOPIC,
-];
-
 /// Runs the archive until shutdown. Call it only when `cfg.url` is set.
-pub async fn run(
-    cfg: ArchiveConfig,
-    kafka: &KafkaConfig,
-    codec: Codec,
-    pool: deadpool_postgres::Pool,
-    health: Health,
-    shutdown: Shutdown,
-) -> anyhow::Result<()> {
-    health.set(PART, PartState::Starting);
+pub async fn run(env: &Env, cfg: ArchiveConfig) -> anyhow::Result<()> {
     let url = cfg
         .url
         .clone()
@@ -53,56 +36,41 @@ pub async fn run(
     cfg.validate().map_err(anyhow::Error::msg)?;
     let target = Target::open(&url, &cfg.options)?;
     {
-        let mut client = pool.get().await.context("connecting to PostgreSQL")?;
+        let mut client = env.pool.get().await.context("connecting to PostgreSQL")?;
         muster_runtime::migrate::apply(
             &mut client,
-            &[&super::MIGRATIONS, &crate::dead_letters::MIGRATIONS],
+            &[
+                &super::MIGRATIONS,
+                &muster_runtime::dead_letters::MIGRATIONS,
+            ],
         )
         .await?;
     }
-    muster_runtime::topics::ensure(kafka, &TOPICS).await?;
+    muster_runtime::topics::ensure(&env.kafka, &TOPICS).await?;
     let archiver = Archiver {
-        name: kafka.group("archive"),
+        name: env.kafka.group("archive"),
         cfg,
-        kafka: kafka.clone(),
-        codec,
-        pool,
+        env: env.clone(),
         target,
-        health: health.clone(),
-        shutdown: shutdown.clone(),
     };
     tracing::info!(%url, archive = %archiver.name, "archiving the raw and normalized topics");
     tokio::spawn(prune_personal(
         archiver.target.clone(),
-        kafka.retention.clone(),
-        shutdown.clone(),
+        env.kafka.retention.clone(),
+        env.shutdown.clone(),
     ));
-    while !shutdown.is_cancelled() {
-        if let Err(e) = archiver.session().await {
-            tracing::error!(error = %format!("{e:#}"), "archive failed; restarting");
-            health.failing(PART, format!("{e:#}"));
-            tokio::select! {
-                _ = shutdown.cancelled() => {}
-                _ = tokio::time::sleep(Duration::from_secs(2)) => {}
-            }
-        }
+    Supervisor {
+        part: PART,
+        backoff: Backoff::constant(Duration::from_secs(2)),
+        counter: None,
     }
+    .run(&env.health, &env.shutdown, || archiver.session())
+    .await;
     Ok(())
 }
 
-/// A record as read, before decoding.
-struct Raw {
-    topic: &'static str,
-    partition: i32,
-    offset: i64,
-    key: Option<String>,
-    payload: Vec<u8>,
-}
-
-impl Raw {
-    fn tp(&self) -> Tp {
-        (self.topic.to_owned(), self.partition)
-    }
+fn tp(r: &InRecord) -> Tp {
+    (r.topic.clone(), r.partition)
 }
 
 /// A batch's records, decoded, and those that would not decode.
@@ -126,12 +94,8 @@ struct Archiver {
     /// `<group_prefix>.archive`.
     name: String,
     cfg: ArchiveConfig,
-    kafka: KafkaConfig,
-    codec: Codec,
-    pool: deadpool_postgres::Pool,
+    env: Env,
     target: Target,
-    health: Health,
-    shutdown: Shutdown,
 }
 
 impl Archiver {
@@ -142,6 +106,7 @@ impl Archiver {
             return Ok(());
         };
         let consumer: StreamConsumer = self
+            .env
             .kafka
             .consumer(STAGE)
             .create()
@@ -170,7 +135,7 @@ impl Archiver {
         consumer
             .assign(&tpl)
             .context("assigning the archived partitions")?;
-        self.health.ready(PART);
+        self.env.health.ready(PART);
         let mut checked = std::time::Instant::now();
         loop {
             anyhow::ensure!(
@@ -209,7 +174,7 @@ impl Archiver {
     async fn wait_for_lock(&self) -> anyhow::Result<Option<Lock>> {
         let mut standing_by = false;
         loop {
-            if let Some(lock) = Lock::try_acquire(&self.pool, &self.name).await? {
+            if let Some(lock) = Lock::try_acquire(&self.env.pool, &self.name).await? {
                 if standing_by {
                     tracing::info!("took over the archive");
                 }
@@ -217,11 +182,11 @@ impl Archiver {
             }
             if !standing_by {
                 tracing::info!(archive = %self.name, "another process is archiving; standing by");
-                self.health.ready(PART);
+                self.env.health.ready(PART);
                 standing_by = true;
             }
             tokio::select! {
-                _ = self.shutdown.cancelled() => return Ok(None),
+                _ = self.env.shutdown.cancelled() => return Ok(None),
                 _ = tokio::time::sleep(Duration::from_secs(5)) => {}
             }
         }
@@ -234,7 +199,12 @@ impl Archiver {
         consumer: &StreamConsumer,
         partitions: &BTreeSet<Tp>,
     ) -> anyhow::Result<BTreeMap<Tp, ledger::Position>> {
-        let client = self.pool.get().await.context("connecting to PostgreSQL")?;
+        let client = self
+            .env
+            .pool
+            .get()
+            .await
+            .context("connecting to PostgreSQL")?;
         let known = ledger::load(&**client, &self.name).await?;
         let new: Vec<&Tp> = partitions
             .iter()
@@ -249,7 +219,7 @@ impl Archiver {
                     let (low, high) = consumer
                         .fetch_watermarks(topic, *partition, Duration::from_secs(10))
                         .with_context(|| format!("reading the offsets of {topic}/{partition}"))?;
-                    let start = match self.kafka.auto_offset_reset {
+                    let start = match self.env.kafka.auto_offset_reset {
                         OffsetReset::Earliest => low,
                         OffsetReset::Latest => high,
                     };
@@ -264,56 +234,37 @@ impl Archiver {
 }
 
 impl Archiver {
-    /// Reads until the batch is full, `batch_max_wait` after its first record, or shutdown
-    /// (`true`: finish this batch, then stop). An idle second returns an empty batch, so the
-    /// caller gets to check its lock and partitions.
+    /// Reads until the batch is full or `batch_max_wait` after its first record, and says
+    /// whether shutdown came meanwhile (`true`: write this batch, then stop). An idle second
+    /// returns an empty batch, so the caller gets to check its lock and partitions.
     async fn collect(
         &self,
         consumer: &StreamConsumer,
         positions: &BTreeMap<Tp, i64>,
-    ) -> anyhow::Result<(Vec<Raw>, bool)> {
-        let mut records: Vec<Raw> = Vec::new();
+    ) -> anyhow::Result<(Vec<InRecord>, bool)> {
         let mut next = positions.clone();
-        let mut bytes = 0;
-        let mut deadline = Instant::now() + Duration::from_secs(1);
-        while records.len() < self.cfg.batch_max_records && bytes < self.cfg.batch_max_bytes {
-            let msg = tokio::select! {
-                _ = self.shutdown.cancelled() => return Ok((records, true)),
-                m = tokio::time::timeout_at(deadline, consumer.recv()) => m,
-            };
-            let Ok(msg) = msg else { break };
-            let msg = msg.context("reading from Kafka")?;
-            let Some(topic) = TOPICS.iter().find(|t| **t == msg.topic()) else {
-                continue;
-            };
-            let tp = (topic.to_string(), msg.partition());
-            // Never twice in a batch, whatever the client redelivers.
-            match next.get_mut(&tp) {
-                Some(n) if msg.offset() >= *n => *n = msg.offset() + 1,
-                _ => continue,
+        let bounds = BatchBounds {
+            max_records: self.cfg.batch_max_records,
+            max_bytes: self.cfg.batch_max_bytes,
+            max_wait: self.cfg.batch_max_wait,
+            idle: Duration::from_secs(1),
+        };
+        // Never twice in a batch, whatever the client redelivers.
+        let records = gather(consumer, bounds, |_, r| match next.get_mut(&tp(r)) {
+            Some(n) if r.offset >= *n => {
+                *n = r.offset + 1;
+                true
             }
-            if records.is_empty() {
-                deadline = Instant::now() + self.cfg.batch_max_wait;
-            }
-            let payload = msg.payload().unwrap_or_default().to_vec();
-            bytes += payload.len();
-            records.push(Raw {
-                topic,
-                partition: msg.partition(),
-                offset: msg.offset(),
-                key: msg
-                    .key()
-                    .and_then(|k| std::str::from_utf8(k).ok())
-                    .map(str::to_owned),
-                payload,
-            });
-        }
-        Ok((records, false))
+            _ => false,
+        })
+        .await?;
+        Ok((records, self.env.shutdown.is_cancelled()))
     }
 
     /// Reads exactly the records of a pending batch again, with a consumer of its own.
-    async fn reread(&self, batch: &BTreeMap<Tp, Range>) -> anyhow::Result<Vec<Raw>> {
+    async fn reread(&self, batch: &BTreeMap<Tp, Range>) -> anyhow::Result<Vec<InRecord>> {
         let consumer: StreamConsumer = self
+            .env
             .kafka
             .consumer(STAGE)
             .create()
@@ -331,25 +282,15 @@ impl Archiver {
                 .await
                 .with_context(|| format!("re-reading the pending batch: nothing for 2 minutes, still missing {open:?}"))?
                 .context("reading from Kafka")?;
-            let Some(topic) = TOPICS.iter().find(|t| **t == msg.topic()) else {
+            let r = InRecord::from_message(&msg);
+            let Some(&end) = open.get(&tp(&r)) else {
                 continue;
             };
-            let tp = (topic.to_string(), msg.partition());
-            let Some(&end) = open.get(&tp) else { continue };
-            if msg.offset() < end {
-                records.push(Raw {
-                    topic,
-                    partition: msg.partition(),
-                    offset: msg.offset(),
-                    key: msg
-                        .key()
-                        .and_then(|k| std::str::from_utf8(k).ok())
-                        .map(str::to_owned),
-                    payload: msg.payload().unwrap_or_default().to_vec(),
-                });
+            if r.offset >= end - 1 {
+                open.remove(&tp(&r));
             }
-            if msg.offset() >= end - 1 {
-                open.remove(&tp);
+            if r.offset < end {
+                records.push(r);
             }
         }
         Ok(records)
@@ -361,13 +302,18 @@ impl Archiver {
     /// runs beside the archive).
     async fn write(
         &self,
-        records: Vec<Raw>,
+        records: Vec<InRecord>,
         batch: &BTreeMap<Tp, Range>,
         kind: Batch,
     ) -> anyhow::Result<()> {
         let started = std::time::Instant::now();
-        let decoded = decode(&self.codec, records).await?;
-        let mut client = self.pool.get().await.context("connecting to PostgreSQL")?;
+        let decoded = decode(&self.env.codec, records).await?;
+        let mut client = self
+            .env
+            .pool
+            .get()
+            .await
+            .context("connecting to PostgreSQL")?;
         if kind == Batch::New {
             ledger::begin(&mut client, &self.name, batch).await?;
         }
@@ -406,7 +352,7 @@ impl Archiver {
     }
 }
 
-async fn decode(codec: &Codec, records: Vec<Raw>) -> anyhow::Result<Decoded> {
+async fn decode(codec: &Codec, records: Vec<InRecord>) -> anyhow::Result<Decoded> {
     let mut d = Decoded::default();
     for r in records {
         if r.topic == RawSnapshot::TOPIC {
@@ -424,7 +370,7 @@ async fn decode(codec: &Codec, records: Vec<Raw>) -> anyhow::Result<Decoded> {
 /// error (the batch is retried).
 async fn decode_into<T: Archived>(
     codec: &Codec,
-    r: Raw,
+    r: InRecord,
     out: &mut Vec<Located<T>>,
     dead_letters: &mut Vec<DeadLetter>,
 ) -> anyhow::Result<()> {
@@ -436,16 +382,11 @@ async fn decode_into<T: Archived>(
         }),
         Err(e) if e.is_transient() => return Err(e.into()),
         Err(e) => {
-            tracing::warn!(topic = r.topic, partition = r.partition, offset = r.offset, error = %e, "dead-lettered");
-            let source = SourceOffset {
-                topic: r.topic.to_owned(),
-                partition: r.partition,
-                offset: r.offset,
-            };
+            tracing::warn!(topic = %r.topic, partition = r.partition, offset = r.offset, error = %e, "dead-lettered");
             dead_letters.push(DeadLetter::new(
                 STAGE,
                 e.to_string(),
-                source,
+                r.source(),
                 r.key,
                 r.payload,
             ));
@@ -476,10 +417,10 @@ fn list_partitions(consumer: &StreamConsumer) -> anyhow::Result<BTreeSet<Tp>> {
 }
 
 /// Each partition's range in a batch: from where it stood to just past its last record.
-fn ranges(records: &[Raw], positions: &BTreeMap<Tp, i64>) -> BTreeMap<Tp, Range> {
+fn ranges(records: &[InRecord], positions: &BTreeMap<Tp, i64>) -> BTreeMap<Tp, Range> {
     let mut out: BTreeMap<Tp, Range> = BTreeMap::new();
     for r in records {
-        let tp = r.tp();
+        let tp = tp(r);
         let from = positions.get(&tp).copied().unwrap_or(r.offset);
         let range = out.entry(tp).or_insert(Range { from, end: from });
         range.end = range.end.max(r.offset + 1);
@@ -521,9 +462,9 @@ async fn prune_personal(
 mod tests {
     use super::*;
 
-    fn raw(topic: &'static str, partition: i32, offset: i64) -> Raw {
-        Raw {
-            topic,
+    fn raw(topic: &str, partition: i32, offset: i64) -> InRecord {
+        InRecord {
+            topic: topic.to_owned(),
             partition,
             offset,
             key: None,

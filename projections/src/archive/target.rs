@@ -6,7 +6,6 @@ use std::sync::Arc;
 use anyhow::Context;
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
-use url::Url;
 
 /// Where files go: a store and the prefix of the archive in it.
 #[derive(Debug, Clone)]
@@ -15,24 +14,11 @@ pub struct Target {
     root: Path,
 }
 
-/// The URL of `url`: an absolute path is a local folder.
-pub fn parse(url: &str) -> anyhow::Result<Url> {
-    if url.starts_with('/') {
-        return Url::from_directory_path(url)
-            .map_err(|()| anyhow::anyhow!("projections.archive.url {url:?} is not a valid path"));
-    }
-    Url::parse(url).with_context(|| {
-        format!(
-            "projections.archive.url {url:?} is neither a URL (file://, s3://) nor an absolute path"
-        )
-    })
-}
-
 impl Target {
     /// `options` are the config's; `AWS_*` environment variables are added (and win), as
     /// `AmazonS3Builder::from_env` would. Other stores ignore what they do not know.
     pub fn open(url: &str, options: &BTreeMap<String, String>) -> anyhow::Result<Self> {
-        let parsed = parse(url)?;
+        let parsed = muster_schemas::archive::parse_url(url).map_err(anyhow::Error::msg)?;
         let mut opts: BTreeMap<String, String> = options
             .iter()
             .map(|(k, v)| (k.to_ascii_lowercase(), v.clone()))

@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use muster_schemas::{Codec, ServiceHealth, TopicRecord};
 use tokio_postgres::Transaction;
 
-use crate::projection::{InRecord, Projection, Rejected, decode_all, sql, ts};
+use muster_runtime::projection::{InRecord, Projection, Rejected, decode_all, sql, ts};
 
 pub struct ServiceHealthHistory;
 

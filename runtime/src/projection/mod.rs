@@ -1,14 +1,34 @@
-//! What a projection is: a read model owned by one component, built only from topics. The
-//! runtime ([`crate::worker`]) consumes, stores offsets and retries; [`crate::replay`] rebuilds
-//! it into fresh tables and swaps them in. A projection only says what it reads, which tables it
-//! owns, how to create them, and how a batch changes them.
+//! The projection runtime: a projection is a read model owned by one component, built only
+//! from topics. The runtime ([`worker`]) consumes, applies each batch in one PostgreSQL
+//! transaction with its offsets ([`applier`], [`offsets`]), isolates refused records
+//! ([`refusal`]) and retries; `muster replay` rebuilds a projection into fresh tables and swaps
+//! them in. A projection only says what it reads, which tables it owns, how to create them, and
+//! how a batch changes them. Every stage with PostgreSQL read models fed from topics (the
+//! projections, the webhook outbox) runs on it.
+
+pub mod applier;
+pub mod offsets;
+pub mod refusal;
+pub mod worker;
+
+pub use applier::Applier;
+pub use worker::{Batches, run};
+
+use crate::migrate::Migrations;
+
+/// The runtime's own table (stored offsets). Each projection's tables are migrated by its
+/// crate, so a replay can create the same tables in a fresh schema.
+pub static MIGRATIONS: Migrations = Migrations {
+    component: "projections",
+    steps: &[offsets::CREATE_TABLE],
+};
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use muster_schemas::{Codec, TopicRecord};
 use tokio_postgres::Transaction;
 
-pub use muster_runtime::batch::InRecord;
+pub use crate::batch::InRecord;
 
 /// A record that could not be applied, with why; it is recorded as a dead letter.
 #[derive(Debug, Clone, PartialEq)]
@@ -42,7 +62,7 @@ pub trait Projection: Send + Sync {
     /// sense that the runtime never applies a record twice; may be called with any subset of
     /// a partition's records as long as order is kept. Records it cannot read are returned;
     /// values it cannot store fail the call with PostgreSQL's error (or
-    /// [`crate::refusal::BadData`]), and the runtime isolates the records responsible.
+    /// [`refusal::BadData`]), and the runtime isolates the records responsible.
     async fn apply(
         &self,
         tx: &Transaction<'_>,

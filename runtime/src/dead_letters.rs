@@ -1,5 +1,5 @@
-//! Dead letters of the stages that write PostgreSQL (projections, the webhook outbox, the
-//! archive), recorded exactly once: in the `dead_letters` table, inside the transaction that
+//! Dead letters. The stages that write PostgreSQL (projections, the webhook outbox, the
+//! archive) record theirs exactly once: in the `dead_letters` table, inside the transaction that
 //! stores the batch's offsets, then published from there to `muster.dead-letter.v1`.
 //!
 //! A row is unique per (stage, source topic, partition, offset), so a batch applied again (a
@@ -12,9 +12,10 @@
 use std::borrow::Cow;
 use std::time::Duration;
 
+use crate::batch::OutRecord;
+use crate::migrate::Migrations;
+use crate::{Env, Health, Shutdown};
 use anyhow::Context;
-use muster_runtime::migrate::Migrations;
-use muster_runtime::{Health, Shutdown};
 use muster_schemas::{Codec, DeadLetter, TopicRecord};
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
@@ -190,36 +191,71 @@ pub async fn publish(
     }
 }
 
-/// Publishes recorded dead letters until shutdown. Errors are reported and retried: a dead
-/// letter waits in its table, nothing is lost.
-pub async fn run_publisher(
+/// The publisher of recorded dead letters, run beside every stage that records them.
+pub struct Publisher {
     pool: deadpool_postgres::Pool,
     codec: Codec,
     producer: FutureProducer,
     health: Health,
     shutdown: Shutdown,
-) {
-    while !shutdown.is_cancelled() {
-        let wait = match publish(&pool, &codec, &producer).await {
-            Ok(n) => {
-                health.ready(PART);
-                if n as i64 == BATCH {
-                    Duration::ZERO
-                } else {
-                    POLL
+}
+
+impl Publisher {
+    /// Registers the dead-letter schema and creates the producer.
+    pub async fn new(env: &Env) -> anyhow::Result<Self> {
+        env.codec
+            .register::<DeadLetter>()
+            .await
+            .context("registering the dead-letter schema")?;
+        Ok(Self {
+            pool: env.pool.clone(),
+            codec: env.codec.clone(),
+            producer: env
+                .kafka
+                .producer()
+                .create()
+                .context("creating the dead-letter producer")?,
+            health: env.health.clone(),
+            shutdown: env.shutdown.clone(),
+        })
+    }
+
+    /// Publishes recorded dead letters until shutdown. Errors are reported and retried: a
+    /// dead letter waits in its table, nothing is lost.
+    pub async fn run(self) {
+        while !self.shutdown.is_cancelled() {
+            let wait = match publish(&self.pool, &self.codec, &self.producer).await {
+                Ok(n) => {
+                    self.health.ready(PART);
+                    if n as i64 == BATCH {
+                        Duration::ZERO
+                    } else {
+                        POLL
+                    }
                 }
+                Err(e) => {
+                    tracing::warn!(error = %format!("{e:#}"), "publishing dead letters failed; retrying");
+                    self.health.failing(PART, format!("{e:#}"));
+                    POLL * 5
+                }
+            };
+            tokio::select! {
+                _ = self.shutdown.cancelled() => {}
+                _ = tokio::time::sleep(wait) => {}
             }
-            Err(e) => {
-                tracing::warn!(error = %format!("{e:#}"), "publishing dead letters failed; retrying");
-                health.failing(PART, format!("{e:#}"));
-                POLL * 5
-            }
-        };
-        tokio::select! {
-            _ = shutdown.cancelled() => {}
-            _ = tokio::time::sleep(wait) => {}
         }
     }
+}
+
+/// A dead letter as an output of a Kafka transaction (the processors' batches), for stages
+/// that publish them with their other outputs instead of recording them in PostgreSQL.
+pub async fn output(codec: &Codec, dl: DeadLetter) -> anyhow::Result<OutRecord> {
+    metrics::counter!("muster_dead_letters_total", "stage" => dl.stage.clone()).increment(1);
+    Ok(OutRecord {
+        topic: DeadLetter::TOPIC.to_owned(),
+        key: dl.event_id.clone(),
+        payload: codec.encode(&dl).await?,
+    })
 }
 
 #[cfg(test)]

@@ -7,7 +7,7 @@ use std::ops::Range;
 
 use async_trait::async_trait;
 
-use crate::projection::Rejected;
+use super::Rejected;
 
 /// Why applying records failed, as far as retrying is concerned.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -116,6 +116,24 @@ pub struct Store {
     pub max_replay: i64,
 }
 
+impl Store {
+    /// The store the API's webhook routes use, with the limits of `[webhooks]`.
+    pub fn new(
+        cfg: &crate::WebhooksConfig,
+        pool: deadpool_postgres::Pool,
+        secrets: Secrets,
+    ) -> Result<Self, String> {
+        Ok(Self {
+            pool,
+            secrets,
+            policy: Policy::new(cfg.networks()?),
+            default_schedule: cfg.retry_schedule_secs.clone(),
+            max_endpoints: cfg.max_endpoints_per_partner as i64,
+            max_replay: cfg.max_replay as i64,
+        })
+    }
+}
+
 const ENDPOINT_COLUMNS: &str = "endpoint_id, url, event_types, retry_schedule_secs, created_at,
     disabled_at, disabled_reason, failing_since,
     CASE WHEN previous_until > now() THEN previous_until END";

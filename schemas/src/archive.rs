@@ -1,10 +1,45 @@
-//! Where a row goes: `<topic>/date=YYYY-MM-DD/event=<eventId>/part-<partition>-<firstOffset>.parquet`.
+//! The Parquet archive's contract between its writer (`muster project`) and its readers
+//! (`muster sql`, the insights, analysts' tools): which topics it holds, the table each is read
+//! as, and where a row goes:
+//! `<topic>/date=YYYY-MM-DD/event=<eventId>/part-<partition>-<firstOffset>.parquet`.
 //! Hive-style folder names, so DataFusion (and Spark, DuckDB, Athena) read `date` and `event`
 //! as partition columns and prune by them. Names are a pure function of the rows, which is what
-//! lets a crashed batch be rewritten over the same files.
+//! lets a crashed batch be rewritten over the same files. Folders are named by the topics' base
+//! names, whatever `kafka.topic_prefix` is.
 
 use chrono::{DateTime, NaiveDate};
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
+use url::Url;
+
+use crate::records::TopicRecord;
+use crate::{NormalizedMetrics, RawCheckin, RawSnapshot};
+
+/// The archived topics.
+pub const TOPICS: [&str; 3] = [
+    RawSnapshot::TOPIC,
+    RawCheckin::TOPIC,
+    NormalizedMetrics::TOPIC,
+];
+
+/// The SQL table each archived topic is read as.
+pub const TABLES: [(&str, &str); 3] = [
+    ("archive_snapshots", TOPICS[0]),
+    ("archive_checkins", TOPICS[1]),
+    ("archive_normalized", TOPICS[2]),
+];
+
+/// The URL of `projections.archive.url`: an absolute path is a local folder.
+pub fn parse_url(url: &str) -> Result<Url, String> {
+    if url.starts_with('/') {
+        return Url::from_directory_path(url)
+            .map_err(|()| format!("projections.archive.url {url:?} is not a valid path"));
+    }
+    Url::parse(url).map_err(|e| {
+        format!(
+            "projections.archive.url {url:?} is neither a URL (file://, s3://) nor an absolute path: {e}"
+        )
+    })
+}
 
 /// Everything but `-`, `_` and `.` is percent-encoded (DataFusion decodes partition values).
 /// Registered event ids only use letters, digits and those three, so their folders read plainly.
