@@ -87,10 +87,11 @@ impl Config {
 }
 
 impl Config {
-    /// The registry-backed codec.
+    /// The registry-backed codec, for the topic names of `kafka.topic_prefix`.
     pub fn codec(&self) -> anyhow::Result<muster_schemas::Codec> {
-        muster_schemas::Codec::new(&self.schema_registry.url)
-            .context("creating the schema registry client")
+        Ok(muster_schemas::Codec::new(&self.schema_registry.url)
+            .context("creating the schema registry client")?
+            .with_topics(self.kafka.topics()))
     }
 
     /// What every worker of a process shares.
@@ -136,13 +137,31 @@ mod tests {
         figment::Jail::expect_with(|jail| {
             jail.set_env("MUSTER_KAFKA_BROKERS", "k:1");
             jail.set_env("MUSTER__PROCESSORS__BATCH_MAX_RECORDS", "7");
+            jail.set_env("MUSTER__KAFKA__TOPIC_PREFIX", "run-1.");
             let example = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("muster.example.toml");
             let cfg = Config::load(&[example]).map_err(|e| format!("{e:#}"))?;
             assert_eq!(cfg.kafka.brokers, "k:1");
+            assert_eq!(
+                cfg.codec()
+                    .map_err(|e| e.to_string())?
+                    .topics()
+                    .of::<muster_schemas::Alert>(),
+                "run-1.muster.alerts.v1"
+            );
             assert_eq!(cfg.processors.batch_max_records, 7);
             assert_eq!(cfg.api.addr.port(), 8080);
             Ok(())
         });
+    }
+
+    #[test]
+    fn topics_are_unprefixed_by_default() {
+        let cfg = Config::default();
+        assert_eq!(cfg.kafka.topic_prefix, "");
+        assert_eq!(
+            cfg.kafka.topics().of::<muster_schemas::Alert>(),
+            muster_schemas::topics::ALERTS
+        );
     }
 
     #[test]

@@ -8,7 +8,7 @@ use anyhow::Context;
 use muster_runtime::secrets::Secrets;
 use muster_runtime::signature::{self, SignatureError};
 use muster_schemas::records::now_millis;
-use muster_schemas::{Direction, RawCheckin, TopicRecord};
+use muster_schemas::{Direction, RawCheckin};
 use rdkafka::producer::FutureRecord;
 use serde::Deserialize;
 
@@ -216,6 +216,7 @@ impl Receiver {
         checkins: &[Checkin],
     ) -> anyhow::Result<()> {
         let received_at = now_millis();
+        let topic = self.collector.codec.topics().of::<RawCheckin>();
         let mut deliveries = Vec::with_capacity(checkins.len());
         for c in checkins {
             let record = RawCheckin {
@@ -236,11 +237,7 @@ impl Receiver {
             let delivery = self
                 .collector
                 .producer
-                .send_result(
-                    FutureRecord::to(RawCheckin::TOPIC)
-                        .key(event_id)
-                        .payload(&payload),
-                )
+                .send_result(FutureRecord::to(&topic).key(event_id).payload(&payload))
                 .map_err(|(e, _)| e)
                 .context("queueing a check-in")?;
             deliveries.push(delivery);

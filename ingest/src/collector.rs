@@ -265,8 +265,11 @@ impl Collector {
 
     pub async fn publish<R: TopicRecord>(&self, record: &R) -> Result<(), CollectError> {
         let payload = self.codec.encode(record).await?;
-        let topic = self.topic_override.as_deref().unwrap_or(R::TOPIC);
-        let mut out = FutureRecord::to(topic).payload(&payload);
+        let topic = match &self.topic_override {
+            Some(t) => t.clone(),
+            None => self.codec.topics().of::<R>(),
+        };
+        let mut out = FutureRecord::to(&topic).payload(&payload);
         if let Some(k) = record.key() {
             out = out.key(k);
         }

@@ -178,7 +178,8 @@ pub struct TransactionalLoop {
 }
 
 impl TransactionalLoop {
-    /// Joins `group` on `topics` with a fresh transactional producer. The transactional id is
+    /// Joins `group` on the topics whose base names are `topics` (behind
+    /// `kafka.topic_prefix`) with a fresh transactional producer. The transactional id is
     /// unique per instance; zombie fencing comes from the consumer group generation (KIP-447),
     /// which `send_offsets_to_transaction` checks.
     pub fn new(
@@ -191,6 +192,7 @@ impl TransactionalLoop {
             .consumer(group)
             .create_with_context(LoopContext::new(kafka.auto_offset_reset))
             .context("creating the Kafka consumer")?;
+        let topics: Vec<String> = topics.iter().map(|t| kafka.topics().name(t)).collect();
         let topics: Vec<&str> = topics.iter().map(String::as_str).collect();
         consumer
             .subscribe(&topics)

@@ -103,15 +103,11 @@ impl Replay<'_> {
         let mut total = 0u64;
         let mut partitions = Vec::new();
         let mut lows = BTreeMap::new();
-        let topics: Vec<String> = match &self.topics {
-            Some(t) => t.clone(),
-            None => self
-                .projection
-                .topics()
-                .into_iter()
-                .map(str::to_owned)
-                .collect(),
+        let bases: Vec<&str> = match &self.topics {
+            Some(t) => t.iter().map(String::as_str).collect(),
+            None => self.projection.topics(),
         };
+        let topics: Vec<String> = bases.iter().map(|t| self.kafka.topics().name(t)).collect();
         for topic in topics.iter().map(String::as_str) {
             let meta = consumer
                 .fetch_metadata(Some(topic), Duration::from_secs(10))

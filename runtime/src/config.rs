@@ -15,6 +15,10 @@ pub struct KafkaConfig {
     /// Prefix of every consumer group and transactional id, so that several muster deployments
     /// (or test runs) can share one cluster without reading each other's progress.
     pub group_prefix: String,
+    /// Prefix of every topic name (and so of every registry subject), e.g. `test-4f2a.`, so that
+    /// deployments or test runs sharing a cluster never read each other's records. Empty: the
+    /// plain names (`muster.normalized.v1`).
+    pub topic_prefix: String,
     /// Partitions of the topics muster creates (existing topics are left as they are). More
     /// partitions allow more workers of each kind.
     pub topic_partitions: i32,
@@ -36,6 +40,7 @@ impl Default for KafkaConfig {
         Self {
             brokers: "127.0.0.1:9092".into(),
             group_prefix: "muster".into(),
+            topic_prefix: String::new(),
             topic_partitions: 3,
             replication_factor: 1,
             auto_offset_reset: OffsetReset::Earliest,
@@ -50,6 +55,7 @@ impl std::fmt::Debug for KafkaConfig {
         f.debug_struct("KafkaConfig")
             .field("brokers", &self.brokers)
             .field("group_prefix", &self.group_prefix)
+            .field("topic_prefix", &self.topic_prefix)
             .field("topic_partitions", &self.topic_partitions)
             .field("replication_factor", &self.replication_factor)
             .field("auto_offset_reset", &self.auto_offset_reset)
@@ -103,6 +109,11 @@ impl KafkaConfig {
             c.set(k, v);
         }
         c
+    }
+
+    /// The topic names on the cluster: every base name behind `topic_prefix`.
+    pub fn topics(&self) -> muster_schemas::topics::Topics {
+        muster_schemas::topics::Topics::new(&self.topic_prefix)
     }
 
     /// A plain client (admin, metadata).

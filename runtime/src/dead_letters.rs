@@ -143,18 +143,20 @@ pub async fn publish(
         })
         .collect();
     rows.sort_by_key(|(id, _)| *id);
+    let topic = codec.topics().of::<DeadLetter>();
     let mut published = Vec::with_capacity(rows.len());
     let mut failed = None;
     for (id, dl) in &rows {
         let sent = async {
             let bytes = codec.encode(dl).await?;
             let header = id.to_string();
-            let mut record = FutureRecord::to(DeadLetter::TOPIC).payload(&bytes).headers(
-                OwnedHeaders::new().insert(Header {
-                    key: "muster-dead-letter-id",
-                    value: Some(&header),
-                }),
-            );
+            let mut record =
+                FutureRecord::to(&topic)
+                    .payload(&bytes)
+                    .headers(OwnedHeaders::new().insert(Header {
+                        key: "muster-dead-letter-id",
+                        value: Some(&header),
+                    }));
             if let Some(key) = dl.key() {
                 record = record.key(key);
             }
@@ -252,7 +254,7 @@ impl Publisher {
 pub async fn output(codec: &Codec, dl: DeadLetter) -> anyhow::Result<OutRecord> {
     metrics::counter!("muster_dead_letters_total", "stage" => dl.stage.clone()).increment(1);
     Ok(OutRecord {
-        topic: DeadLetter::TOPIC.to_owned(),
+        topic: codec.topics().of::<DeadLetter>(),
         key: dl.event_id.clone(),
         payload: codec.encode(&dl).await?,
     })

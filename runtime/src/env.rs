@@ -12,7 +12,8 @@ use crate::{DatabaseConfig, Health, KafkaConfig, RegistryConfig, SecurityConfig,
 pub struct Env {
     /// Client settings (brokers, group and topic prefixes, retention).
     pub kafka: KafkaConfig,
-    /// The registry-backed Avro codec.
+    /// The registry-backed Avro codec; it also carries the topic names
+    /// (`codec.topics()`), so whatever encodes or decodes a record knows where it goes.
     pub codec: Codec,
     pub pool: deadpool_postgres::Pool,
     /// Keys derived from `security.secret_key`.
@@ -44,7 +45,9 @@ impl Env {
     ) -> anyhow::Result<Self> {
         Ok(Self {
             kafka: kafka.clone(),
-            codec: Codec::new(&registry.url).context("creating the schema registry client")?,
+            codec: Codec::new(&registry.url)
+                .context("creating the schema registry client")?
+                .with_topics(kafka.topics()),
             pool: database.pool()?,
             secrets: security.secrets()?,
             health: Health::default(),

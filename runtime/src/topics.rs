@@ -75,6 +75,8 @@ impl Retention {
     }
 }
 
+/// Creates the topics whose base names are `topics` (behind `kafka.topic_prefix`), or applies
+/// their retention when they exist.
 pub async fn ensure(kafka: &KafkaConfig, topics: &[&str]) -> anyhow::Result<()> {
     create(kafka, topics, false).await
 }
@@ -85,26 +87,25 @@ pub async fn ensure_compacted(kafka: &KafkaConfig, topics: &[&str]) -> anyhow::R
     create(kafka, topics, true).await
 }
 
-async fn create(kafka: &KafkaConfig, topics: &[&str], compacted: bool) -> anyhow::Result<()> {
-    if topics.is_empty() {
+async fn create(kafka: &KafkaConfig, bases: &[&str], compacted: bool) -> anyhow::Result<()> {
+    if bases.is_empty() {
         return Ok(());
     }
+    let names = kafka.topics();
+    // Retention is configured by base name (`personal_topics`), whatever the prefix.
+    let configs: BTreeMap<String, Vec<(&str, String)>> = bases
+        .iter()
+        .map(|b| (names.name(b), kafka.retention.topic_config(b, compacted)))
+        .collect();
     let admin: AdminClient<DefaultClientContext> = kafka
         .client()
         .create()
         .context("creating the Kafka admin client")?;
     // librdkafka refuses a request naming a topic twice, and rdkafka 0.39 then dereferences a
-    // null result (a segfault), so never send duplicates.
-    let mut topics = topics.to_vec();
-    topics.sort_unstable();
-    topics.dedup();
-    let configs: Vec<Vec<(&str, String)>> = topics
+    // null result (a segfault), so never send duplicates: the map has each name once.
+    let topics: Vec<&str> = configs.keys().map(String::as_str).collect();
+    let new: Vec<NewTopic> = configs
         .iter()
-        .map(|t| kafka.retention.topic_config(t, compacted))
-        .collect();
-    let new: Vec<NewTopic> = topics
-        .iter()
-        .zip(&configs)
         .map(|(t, config)| {
             config.iter().fold(
                 NewTopic::new(
@@ -121,7 +122,7 @@ async fn create(kafka: &KafkaConfig, topics: &[&str], compacted: bool) -> anyhow
         .await
         .with_context(|| format!("creating topics {topics:?} on {}", kafka.brokers))?;
     let mut existing = Vec::new();
-    for (r, config) in results.into_iter().zip(&configs) {
+    for (r, config) in results.into_iter().zip(configs.values()) {
         match r {
             Ok(topic) => tracing::info!(%topic, "topic created"),
             Err((topic, RDKafkaErrorCode::TopicAlreadyExists)) => existing.push((topic, config)),

@@ -16,7 +16,7 @@ use schema_registry_converter::schema_registry_common::{
 };
 
 use crate::records::TopicRecord;
-use crate::topics::value_subject;
+use crate::topics::{Topics, value_subject};
 
 #[derive(Debug, thiserror::Error)]
 pub enum CodecError {
@@ -72,6 +72,8 @@ pub struct Codec {
     decoder: EasyAvroDecoder,
     reader_schemas: Arc<RwLock<HashMap<&'static str, Arc<Schema>>>>,
     fast: Arc<FastPaths>,
+    /// Subjects follow the names on the cluster.
+    topics: Topics,
 }
 
 /// Serde straight to and from Avro bytes, skipping the generic `Value` tree, once a topic's
@@ -117,7 +119,10 @@ impl CodecError {
 
 impl std::fmt::Debug for Codec {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Codec").field("url", &self.url).finish()
+        f.debug_struct("Codec")
+            .field("url", &self.url)
+            .field("topic_prefix", &self.topics.prefix())
+            .finish()
     }
 }
 
@@ -139,12 +144,25 @@ impl Codec {
             settings,
             reader_schemas: Arc::default(),
             fast: Arc::default(),
+            topics: Topics::default(),
         })
     }
 
-    fn strategy<R: TopicRecord>() -> SubjectNameStrategy {
+    /// The codec of a deployment whose topics are `topics` (its `kafka.topic_prefix`): the
+    /// schemas it registers go to the subjects of those names.
+    pub fn with_topics(mut self, topics: Topics) -> Self {
+        self.topics = topics;
+        self
+    }
+
+    /// The topic names of this codec's deployment.
+    pub fn topics(&self) -> &Topics {
+        &self.topics
+    }
+
+    fn strategy<R: TopicRecord>(&self) -> SubjectNameStrategy {
         SubjectNameStrategy::TopicNameStrategyWithSchema(
-            R::TOPIC.to_owned(),
+            self.topics.of::<R>(),
             false,
             SuppliedSchema::new(None, SchemaType::Avro, R::SCHEMA.to_owned()),
         )
@@ -209,13 +227,14 @@ impl Codec {
         Err(refused(last))
     }
 
-    /// Registers a schema known only at run time (e.g. derived from a SQL processor's query).
+    /// Registers a schema known only at run time (e.g. derived from a SQL processor's query)
+    /// for the topic whose base name is `topic`.
     pub async fn register_schema(
         &self,
         topic: &'static str,
         schema: &str,
     ) -> Result<u32, CodecError> {
-        let subject = value_subject(topic);
+        let subject = value_subject(&self.topics.name(topic));
         self.require_backward(&subject).await?;
         // Posting a schema is idempotent; two workers posting the same new one at once can see
         // a conflict from the registry, so try again before giving up.
@@ -240,7 +259,8 @@ impl Codec {
         }
     }
 
-    /// Encodes an Avro value with a schema known only at run time.
+    /// Encodes an Avro value with a schema known only at run time, for the topic whose base
+    /// name is `topic`.
     pub async fn encode_value(
         &self,
         topic: &'static str,
@@ -248,7 +268,7 @@ impl Codec {
         value: apache_avro::types::Value,
     ) -> Result<Vec<u8>, CodecError> {
         let strategy = SubjectNameStrategy::TopicNameStrategyWithSchema(
-            topic.to_owned(),
+            self.topics.name(topic),
             false,
             SuppliedSchema::new(None, SchemaType::Avro, schema.to_owned()),
         );
@@ -281,7 +301,7 @@ impl Codec {
         // registers) the schema id; later ones reuse it.
         let bytes = self
             .encoder
-            .encode_struct(record, &Self::strategy::<R>())
+            .encode_struct(record, &self.strategy::<R>())
             .await
             .map_err(|source| CodecError::Encode {
                 topic: R::TOPIC,

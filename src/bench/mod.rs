@@ -38,6 +38,8 @@ pub async fn run(bench: Bench, mut cfg: Config) -> anyhow::Result<()> {
     // Benchmarks seed and read back their own throwaway data: the development key is enough
     // when no key is configured.
     cfg.security.development = true;
+    // Benchmark topics are named per run already, and the benchmarks name them unprefixed.
+    cfg.kafka.topic_prefix.clear();
     match bench {
         Bench::Ingest(args) => ingest::run(args, cfg).await,
         Bench::Process(args) => process::run(args, cfg).await,

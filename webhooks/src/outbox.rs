@@ -170,16 +170,15 @@ impl Projection for Outbox {
         let mut occurrences = Vec::new();
         for (index, r) in batch.iter().enumerate() {
             let decoded: Result<(), muster_schemas::CodecError> = async {
-                match r.topic.as_str() {
-                    t if t == NormalizedMetrics::TOPIC => {
-                        metrics.push(codec.decode::<NormalizedMetrics>(&r.payload).await?)
-                    }
-                    t if t == Alert::TOPIC => {
-                        occurrences.push(from_alert(&codec.decode::<Alert>(&r.payload).await?))
-                    }
-                    _ => occurrences.push(from_health(
+                let topics = codec.topics();
+                if topics.is::<NormalizedMetrics>(&r.topic) {
+                    metrics.push(codec.decode::<NormalizedMetrics>(&r.payload).await?)
+                } else if topics.is::<Alert>(&r.topic) {
+                    occurrences.push(from_alert(&codec.decode::<Alert>(&r.payload).await?))
+                } else {
+                    occurrences.push(from_health(
                         &codec.decode::<ServiceHealth>(&r.payload).await?,
-                    )),
+                    ))
                 }
                 Ok(())
             }

@@ -110,7 +110,7 @@ impl Processor for Alerts {
         let mut touched = BTreeSet::new();
         for record in batch {
             let source = record.source();
-            let (key, alerts) = if record.topic == NormalizedMetrics::TOPIC {
+            let (key, alerts) = if codec.topics().is::<NormalizedMetrics>(&record.topic) {
                 match codec.decode::<NormalizedMetrics>(&record.payload).await {
                     Ok(m) => {
                         let key = state_key(&m.event_id, Family::Metrics);
@@ -145,7 +145,7 @@ impl Processor for Alerts {
                 metrics::counter!("muster_alerts_total", "kind" => a.kind.as_str(), "action" => action)
                     .increment(1);
                 out.push(OutRecord {
-                    topic: Alert::TOPIC.to_owned(),
+                    topic: codec.topics().of::<Alert>(),
                     key: Some(a.event_id.clone()),
                     payload: codec.encode(&a).await?,
                 });
@@ -155,7 +155,7 @@ impl Processor for Alerts {
         for key in touched {
             let s = &states[&key];
             out.push(OutRecord {
-                topic: AlertState::TOPIC.to_owned(),
+                topic: codec.topics().of::<AlertState>(),
                 key: Some(key.clone()),
                 payload: codec.encode(s).await?,
             });
@@ -204,7 +204,7 @@ async fn read_state(
         .set("isolation.level", "read_committed")
         .create()
         .context("creating the state reader")?;
-    let topic = AlertState::TOPIC;
+    let topic = &codec.topics().of::<AlertState>();
     let meta = consumer
         .fetch_metadata(Some(topic), Duration::from_secs(10))
         .with_context(|| format!("reading the metadata of {topic}"))?;

@@ -93,7 +93,7 @@ impl Normalize {
                     capacity: raw.capacity,
                 };
                 Ok(OutRecord {
-                    topic: NormalizedMetrics::TOPIC.to_owned(),
+                    topic: codec.topics().of::<NormalizedMetrics>(),
                     key: Some(out.event_id.clone()),
                     payload: codec.encode(&out).await?,
                 })

@@ -265,7 +265,7 @@ impl Processor for SqlProcessor {
             for row in 0..b.num_rows() {
                 let (value, key) = avro::row_value(&b, row)?;
                 out.push(OutRecord {
-                    topic: self.def.output.to_owned(),
+                    topic: codec.topics().name(self.def.output),
                     key,
                     payload: codec
                         .encode_value(self.def.output, &self.avro_schema, value)

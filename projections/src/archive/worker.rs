@@ -10,7 +10,7 @@ use muster_runtime::config::OffsetReset;
 use muster_runtime::restart::{Backoff, Supervisor};
 use muster_runtime::{Env, Shutdown};
 use muster_schemas::archive::TOPICS;
-use muster_schemas::{Codec, DeadLetter, NormalizedMetrics, RawCheckin, RawSnapshot, TopicRecord};
+use muster_schemas::{Codec, DeadLetter, NormalizedMetrics, RawCheckin, RawSnapshot};
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use rdkafka::{Offset, TopicPartitionList};
 
@@ -111,7 +111,7 @@ impl Archiver {
             .consumer(STAGE)
             .create()
             .context("creating the Kafka consumer")?;
-        let partitions = list_partitions(&consumer)?;
+        let partitions = self.list_partitions(&consumer)?;
         let stored = self.positions(&consumer, &partitions).await?;
         let pending = ledger::pending(&stored);
         let mut positions: BTreeMap<Tp, i64> = stored
@@ -161,7 +161,7 @@ impl Archiver {
             }
             if checked.elapsed() > PARTITIONS_CHECK {
                 checked = std::time::Instant::now();
-                if list_partitions(&consumer)? != partitions {
+                if self.list_partitions(&consumer)? != partitions {
                     tracing::info!("the archived topics' partitions changed; reassigning");
                     return Ok(());
                 }
@@ -355,9 +355,9 @@ impl Archiver {
 async fn decode(codec: &Codec, records: Vec<InRecord>) -> anyhow::Result<Decoded> {
     let mut d = Decoded::default();
     for r in records {
-        if r.topic == RawSnapshot::TOPIC {
+        if codec.topics().is::<RawSnapshot>(&r.topic) {
             decode_into(codec, r, &mut d.snapshots, &mut d.dead_letters).await?;
-        } else if r.topic == RawCheckin::TOPIC {
+        } else if codec.topics().is::<RawCheckin>(&r.topic) {
             decode_into(codec, r, &mut d.checkins, &mut d.dead_letters).await?;
         } else {
             decode_into(codec, r, &mut d.normalized, &mut d.dead_letters).await?;
@@ -395,25 +395,29 @@ async fn decode_into<T: Archived>(
     Ok(())
 }
 
-/// Every partition of the archived topics.
-fn list_partitions(consumer: &StreamConsumer) -> anyhow::Result<BTreeSet<Tp>> {
-    tokio::task::block_in_place(|| {
-        let mut all = BTreeSet::new();
-        for topic in TOPICS {
-            let meta = consumer
-                .fetch_metadata(Some(topic), Duration::from_secs(10))
-                .with_context(|| format!("reading the metadata of {topic}"))?;
-            let found: Vec<i32> = meta
-                .topics()
-                .iter()
-                .filter(|t| t.name() == topic)
-                .flat_map(|t| t.partitions().iter().map(|p| p.id()))
-                .collect();
-            anyhow::ensure!(!found.is_empty(), "topic {topic} has no partitions yet");
-            all.extend(found.into_iter().map(|p| (topic.to_owned(), p)));
-        }
-        Ok(all)
-    })
+impl Archiver {
+    /// Every partition of the archived topics, by their names on the cluster.
+    fn list_partitions(&self, consumer: &StreamConsumer) -> anyhow::Result<BTreeSet<Tp>> {
+        let names = self.env.kafka.topics();
+        tokio::task::block_in_place(|| {
+            let mut all = BTreeSet::new();
+            for topic in TOPICS.map(|t| names.name(t)) {
+                let topic = topic.as_str();
+                let meta = consumer
+                    .fetch_metadata(Some(topic), Duration::from_secs(10))
+                    .with_context(|| format!("reading the metadata of {topic}"))?;
+                let found: Vec<i32> = meta
+                    .topics()
+                    .iter()
+                    .filter(|t| t.name() == topic)
+                    .flat_map(|t| t.partitions().iter().map(|p| p.id()))
+                    .collect();
+                anyhow::ensure!(!found.is_empty(), "topic {topic} has no partitions yet");
+                all.extend(found.into_iter().map(|p| (topic.to_owned(), p)));
+            }
+            Ok(all)
+        })
+    }
 }
 
 /// Each partition's range in a batch: from where it stood to just past its last record.

@@ -129,7 +129,14 @@ impl Worker {
             .create()
             .context("creating the Kafka consumer")?;
         self.seed_group_offsets(&consumer).await;
-        consumer.subscribe(&self.projection.topics())?;
+        let topics: Vec<String> = self
+            .projection
+            .topics()
+            .iter()
+            .map(|t| kafka.topics().name(t))
+            .collect();
+        let topics: Vec<&str> = topics.iter().map(String::as_str).collect();
+        consumer.subscribe(&topics)?;
         self.env.health.ready(&self.part());
         let applier = Applier {
             projection: self.projection.as_ref(),
