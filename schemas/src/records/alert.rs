@@ -1,6 +1,6 @@
 use serde::{Deserialize, Serialize};
 
-use super::{SourceOffset, TopicRecord};
+use super::SourceOffset;
 use crate::topics;
 
 /// One transition of an alert. A raise and its resolve carry the same `alert_id`.
@@ -58,14 +58,7 @@ impl Severity {
     }
 }
 
-impl TopicRecord for Alert {
-    const TOPIC: &'static str = topics::ALERTS;
-    const SCHEMA: &'static str = include_str!("../../avro/alert.avsc");
-
-    fn key(&self) -> Option<&str> {
-        Some(&self.event_id)
-    }
-}
+event_record!(Alert, topics::ALERTS, "alert.avsc");
 
 /// The alerts processor's memory of one event (latest value per event in a compacted topic).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -95,11 +88,4 @@ pub struct GateBaseline {
     pub throughput: f64,
 }
 
-impl TopicRecord for AlertState {
-    const TOPIC: &'static str = topics::ALERTS_STATE;
-    const SCHEMA: &'static str = include_str!("../../avro/alert_state.avsc");
-
-    fn key(&self) -> Option<&str> {
-        Some(&self.event_id)
-    }
-}
+event_record!(AlertState, topics::ALERTS_STATE, "alert_state.avsc");

@@ -1,6 +1,5 @@
 use serde::{Deserialize, Serialize};
 
-use super::TopicRecord;
 use crate::topics;
 
 /// An event's registration as the catalogue keeps it.
@@ -26,11 +25,4 @@ pub struct CatalogueEntry {
     pub at: i64,
 }
 
-impl TopicRecord for CatalogueEntry {
-    const TOPIC: &'static str = topics::CATALOGUE;
-    const SCHEMA: &'static str = include_str!("../../avro/catalogue.avsc");
-
-    fn key(&self) -> Option<&str> {
-        Some(&self.event_id)
-    }
-}
+event_record!(CatalogueEntry, topics::CATALOGUE, "catalogue.avsc");

@@ -1,6 +1,5 @@
 use serde::{Deserialize, Serialize};
 
-use super::TopicRecord;
 use crate::topics;
 
 /// A pseudonymized gate scan.
@@ -24,11 +23,4 @@ string_enum!(
     }
 );
 
-impl TopicRecord for RawCheckin {
-    const TOPIC: &'static str = topics::RAW_CHECKINS;
-    const SCHEMA: &'static str = include_str!("../../avro/raw_checkin.avsc");
-
-    fn key(&self) -> Option<&str> {
-        Some(&self.event_id)
-    }
-}
+event_record!(RawCheckin, topics::RAW_CHECKINS, "raw_checkin.avsc");

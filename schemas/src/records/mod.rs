@@ -1,5 +1,20 @@
 //! One type per topic record, each bound to its `.avsc` file.
 
+/// `TopicRecord` for a record keyed by its `event_id` (all but the dead letter), so one
+/// event's records stay ordered in one partition.
+macro_rules! event_record {
+    ($record:ty, $topic:expr, $schema:literal) => {
+        impl $crate::records::TopicRecord for $record {
+            const TOPIC: &'static str = $topic;
+            const SCHEMA: &'static str = include_str!(concat!("../../avro/", $schema));
+
+            fn key(&self) -> Option<&str> {
+                Some(&self.event_id)
+            }
+        }
+    };
+}
+
 /// A Rust enum written as an Avro `string` (not an Avro enum, so a new variant never breaks an
 /// old reader). apache-avro's schema-aware serializer insists on an Avro enum for unit variants,
 /// hence the hand-written serde impls.

@@ -1,6 +1,5 @@
 use serde::{Deserialize, Serialize};
 
-use super::TopicRecord;
 use crate::topics;
 
 /// An event's metrics in muster's own shape (the seed's `NormalizedEventData`).
@@ -46,11 +45,8 @@ pub struct SourceOffset {
     pub offset: i64,
 }
 
-impl TopicRecord for NormalizedMetrics {
-    const TOPIC: &'static str = topics::NORMALIZED;
-    const SCHEMA: &'static str = include_str!("../../avro/normalized_metrics.avsc");
-
-    fn key(&self) -> Option<&str> {
-        Some(&self.event_id)
-    }
-}
+event_record!(
+    NormalizedMetrics,
+    topics::NORMALIZED,
+    "normalized_metrics.avsc"
+);

@@ -1,6 +1,5 @@
 use serde::{Deserialize, Serialize};
 
-use super::TopicRecord;
 use crate::topics;
 
 /// An upstream body exactly as received; the event log's ground truth.
@@ -27,11 +26,4 @@ string_enum!(
     }
 );
 
-impl TopicRecord for RawSnapshot {
-    const TOPIC: &'static str = topics::RAW_SNAPSHOTS;
-    const SCHEMA: &'static str = include_str!("../../avro/raw_snapshot.avsc");
-
-    fn key(&self) -> Option<&str> {
-        Some(&self.event_id)
-    }
-}
+event_record!(RawSnapshot, topics::RAW_SNAPSHOTS, "raw_snapshot.avsc");

@@ -1,6 +1,5 @@
 use serde::{Deserialize, Serialize};
 
-use super::TopicRecord;
 use crate::topics;
 
 /// A health transition of a registered service.
@@ -27,11 +26,4 @@ string_enum!(
     }
 );
 
-impl TopicRecord for ServiceHealth {
-    const TOPIC: &'static str = topics::SERVICE_HEALTH;
-    const SCHEMA: &'static str = include_str!("../../avro/service_health.avsc");
-
-    fn key(&self) -> Option<&str> {
-        Some(&self.event_id)
-    }
-}
+event_record!(ServiceHealth, topics::SERVICE_HEALTH, "service_health.avsc");
