@@ -186,7 +186,16 @@ async fn a_registered_service_is_synced_at_its_interval_and_survives_an_ingest_r
         "collections closer than the interval: {short:?}"
     );
 
-    let (_, view) = stack.admin_get(&id).await;
+    // The status is the ingest process's to write, after the collections the simulator saw.
+    let view = wait_for("the service's status", Duration::from_secs(30), || {
+        let (stack, id) = (&stack, id.clone());
+        async move {
+            let (_, view) = stack.admin_get(&id).await;
+            let status = &view["status"];
+            (status["health"] == "healthy" && status["lastSuccessAt"].is_string()).then_some(view)
+        }
+    })
+    .await;
     assert_eq!(view["status"]["health"], "healthy", "{view}");
     assert!(view["status"]["lastSuccessAt"].is_string(), "{view}");
     assert!(
@@ -452,21 +461,42 @@ async fn two_ingest_processes_never_poll_the_same_service_in_one_interval() {
     let killed_at = chrono::Utc::now().timestamp_millis();
     drop(b);
     tokio::time::sleep(Duration::from_secs(12)).await;
-    for n in 1..=6 {
+    // The takeover waits out the dead process's lease: on a loaded machine the first poll after
+    // it may come later than the twelve seconds above.
+    let polled_again = |stats: &Value| {
+        stats["realtime"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|t| t.as_i64().unwrap() > killed_at + 8000)
+            .count()
+    };
+    let all_stats = wait_for(
+        "every service polled after its owner died",
+        Duration::from_secs(60),
+        || {
+            let stack = &stack;
+            async move {
+                let mut all = Vec::new();
+                for n in 1..=6 {
+                    let stats = stack.stats(&stack.event(n)).await;
+                    (polled_again(&stats) >= 1).then_some(())?;
+                    all.push(stats);
+                }
+                Some(all)
+            }
+        },
+    )
+    .await;
+    for (n, stats) in (1..=6).zip(all_stats) {
         let id = stack.event(n);
-        let stats = stack.stats(&id).await;
         let g = gaps(&stats["realtime"]);
         assert!(
             // Double polling shows as a gap near zero; allow a loaded machine's lateness.
             g.iter().all(|g| *g >= 1.0),
             "{id}: polled twice in one 2 s interval: {g:?}"
         );
-        let after = stats["realtime"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter(|t| t.as_i64().unwrap() > killed_at + 8000)
-            .count();
+        let after = polled_again(&stats);
         assert!(after >= 1, "{id} is polled again after its owner died");
     }
     stack.cleanup().await;
@@ -595,7 +625,16 @@ async fn oversized_and_redirected_answers_fail_collections_without_leaking_crede
             .unwrap();
         assert!(failed.0.reason.contains(&why), "{:?}", failed.0);
         assert!(!failed.0.reason.contains("s3cret"), "{:?}", failed.0);
-        let status = &stack.admin_get(id).await.1["status"];
+        // The health record and the status row are written separately: wait for the row.
+        let status = wait_for("the service's last error", Duration::from_secs(30), || {
+            let (stack, why) = (&stack, why.clone());
+            async move {
+                let status = stack.admin_get(id).await.1["status"].clone();
+                let last_error = status["lastError"].as_str().unwrap_or_default();
+                last_error.contains(&why).then_some(status)
+            }
+        })
+        .await;
         let last_error = status["lastError"].as_str().unwrap_or_default();
         assert!(last_error.contains(&why), "{status}");
         assert!(!last_error.contains("s3cret"), "{status}");

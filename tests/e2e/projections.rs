@@ -222,16 +222,39 @@ async fn a_projection_killed_mid_stream_ends_equal_to_a_reference() {
         .unwrap()
         .get(0);
     assert_eq!(hours, n, "hour buckets roll up every sample once");
+    // `event_realtime` is another consumer group than `event_series`: the series being complete
+    // says nothing about it. Wait until every event's row is at its newest snapshot's time.
+    let realtime = |event: &str| {
+        let (client, event) = (&client, event.to_owned());
+        async move {
+            client
+                .query_opt(
+                    "SELECT current_attendees, (extract(epoch FROM observed_at) * 1000)::bigint,
+                            capacity
+                     FROM event_realtime WHERE event_id = $1",
+                    &[&event],
+                )
+                .await
+                .unwrap()
+        }
+    };
+    wait_for(
+        "every realtime row at its newest snapshot",
+        Duration::from_secs(120),
+        || {
+            let (latest, realtime) = (&latest, &realtime);
+            async move {
+                for (event, (at, _)) in latest {
+                    let row = realtime(event).await?;
+                    (row.get::<_, i64>(1) == *at).then_some(())?;
+                }
+                Some(())
+            }
+        },
+    )
+    .await;
     for (event, (at, current)) in latest {
-        let row = client
-            .query_one(
-                "SELECT current_attendees, (extract(epoch FROM observed_at) * 1000)::bigint,
-                        capacity
-                 FROM event_realtime WHERE event_id = $1",
-                &[&event],
-            )
-            .await
-            .unwrap();
+        let row = realtime(&event).await.unwrap();
         assert_eq!(
             (row.get::<_, i64>(0), row.get::<_, i64>(1)),
             (current, at),
