@@ -5,68 +5,44 @@ use crate::common;
 
 use std::process::Output;
 
-use common::{Services, run_id};
+use common::process::{run, run_failing, stdout_of};
+use common::{Services, db, run_id};
 
 fn sql(args: &[&str]) -> Output {
-    common::muster()
-        .arg("sql")
-        .args(args)
-        .env("MUSTER_LOG", "warn")
-        .output()
-        .unwrap()
+    run(&[&["sql"][..], args].concat(), &[])
 }
 
-fn stdout(o: &Output) -> String {
-    assert!(
-        o.status.success(),
-        "muster sql failed: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    String::from_utf8(o.stdout.clone()).unwrap()
+fn stdout(o: Output) -> String {
+    stdout_of(o, "muster sql")
+}
+
+/// What `muster sql` says on failing.
+fn sql_fails(args: &[&str]) -> String {
+    run_failing(&[&["sql"][..], args].concat(), &[])
 }
 
 #[tokio::test]
 async fn analysts_query_projections_read_only_within_limits() {
     let s = Services::from_env();
     let event = format!("sql{}", run_id());
-    let (client, conn) = tokio_postgres::connect(&s.database, tokio_postgres::NoTls)
-        .await
-        .unwrap();
-    tokio::spawn(conn);
-    let mut pool_client = client;
+    let mut pool_client = db::connect(&s.database).await;
     muster_projections::migrate(&mut pool_client).await.unwrap();
-    // Three minutes of an event: 2, 3 and 1 samples.
-    for (minute, samples, last) in [(1, 2i64, 100i64), (2, 3, 130), (3, 1, 90)] {
-        pool_client
-            .execute(
-                "INSERT INTO event_series_minute (event_id, bucket, samples, attendees_sum,
-                    attendees_max, attendees_min, registered_max, rate_sum, last_at,
-                    last_attendees)
-                 VALUES ($1, timestamptz '2026-11-24 09:00:00+00' + make_interval(mins => $2::int),
-                    $3::bigint, $4::bigint * $3::bigint, $4::bigint, $4::bigint, 1000,
-                    0.1 * $3::bigint,
-                    timestamptz '2026-11-24 09:00:30+00' + make_interval(mins => $2::int),
-                    $4::bigint)",
-                &[&event, &minute, &samples, &last],
-            )
-            .await
-            .unwrap();
-    }
+    db::insert_three_minutes(&pool_client, &event).await;
     let q = format!(
         "SELECT event_id, sum(samples) AS samples, max(last_attendees) AS peak, \
          min(bucket) AS first FROM event_series_minute WHERE event_id = '{event}' \
          GROUP BY event_id"
     );
-    let csv = stdout(&sql(&[&q, "--format", "csv"]));
+    let csv = stdout(sql(&[&q, "--format", "csv"]));
     assert_eq!(
         csv,
         format!("event_id,samples,peak,first\n{event},6,130,2026-11-24T09:01:00Z\n")
     );
-    let json = stdout(&sql(&[&q, "--format", "json"]));
+    let json = stdout(sql(&[&q, "--format", "json"]));
     let row: serde_json::Value = serde_json::from_str(json.trim()).unwrap();
     assert_eq!(row["samples"], 6);
     assert_eq!(row["peak"], 130);
-    let table = stdout(&sql(&[&q]));
+    let table = stdout(sql(&[&q]));
     assert!(
         table.contains("| event_id") && table.contains(&event),
         "{table}"
@@ -74,7 +50,7 @@ async fn analysts_query_projections_read_only_within_limits() {
 
     // Parquet to a file, read back by DataFusion.
     let file = std::env::temp_dir().join(format!("{event}.parquet"));
-    stdout(&sql(&[
+    stdout(sql(&[
         &q,
         "--format",
         "parquet",
@@ -94,8 +70,9 @@ async fn analysts_query_projections_read_only_within_limits() {
     // The row limit cuts and says so.
     let some = format!("SELECT bucket FROM event_series_minute WHERE event_id = '{event}'");
     let o = sql(&[&some, "--format", "csv", "--max-rows", "2"]);
-    assert_eq!(stdout(&o).lines().count(), 3);
-    assert!(String::from_utf8_lossy(&o.stderr).contains("more were left out"));
+    let left_out = String::from_utf8_lossy(&o.stderr).contains("more were left out");
+    assert_eq!(stdout(o).lines().count(), 3);
+    assert!(left_out);
 
     // Writes and DDL are refused, and nothing changed.
     for bad in [
@@ -106,9 +83,7 @@ async fn analysts_query_projections_read_only_within_limits() {
             "INSERT INTO event_series_minute SELECT * FROM event_series_minute WHERE event_id = '{event}'"
         ),
     ] {
-        let o = sql(&[&bad]);
-        assert!(!o.status.success(), "{bad} was accepted");
-        let err = String::from_utf8_lossy(&o.stderr);
+        let err = sql_fails(&[&bad]);
         assert!(err.contains("only queries that read"), "{bad}: {err}");
     }
     let n: i64 = pool_client
@@ -122,13 +97,12 @@ async fn analysts_query_projections_read_only_within_limits() {
     assert_eq!(n, 3);
 
     // A runaway query is stopped by the time limit.
-    let o = sql(&[
+    let err = sql_fails(&[
         "SELECT count(*) FROM range(1000000000) a, range(1000000000) b",
         "--timeout",
         "2s",
     ]);
-    assert!(!o.status.success());
-    assert!(String::from_utf8_lossy(&o.stderr).contains("was stopped"));
+    assert!(err.contains("was stopped"));
 }
 
 /// A scan reads from PostgreSQL only what the query keeps: its simple filters and its limit go
@@ -148,19 +122,7 @@ async fn scans_push_filters_and_limits_down_and_sql_stays_within_its_bytes_and_m
     {
         let mut client = pool.get().await.unwrap();
         muster_projections::migrate(&mut client).await.unwrap();
-        client
-            .execute(
-                "INSERT INTO event_series_minute (event_id, bucket, samples, attendees_sum,
-                    attendees_max, attendees_min, registered_max, rate_sum, last_at,
-                    last_attendees)
-                 SELECT $1, timestamptz '2030-01-01 00:00:00+00' + make_interval(mins => g),
-                    g, g, g, g, 1000, 0.5,
-                    timestamptz '2030-01-01 00:00:30+00' + make_interval(mins => g), g
-                 FROM generate_series(1, 5000) g",
-                &[&event],
-            )
-            .await
-            .unwrap();
+        db::insert_minutes_from_2030(&client, &event, 5000).await;
     }
     let ctx = muster_analytics::context(&pool, None).await.unwrap();
     let explain = |q: String| {
@@ -207,9 +169,7 @@ async fn scans_push_filters_and_limits_down_and_sql_stays_within_its_bytes_and_m
     );
 
     let all = format!("SELECT * FROM event_series_minute WHERE event_id = '{event}'");
-    let o = sql(&[&all, "--max-bytes", "10000"]);
-    assert!(!o.status.success());
-    let err = String::from_utf8_lossy(&o.stderr);
+    let err = sql_fails(&[&all, "--max-bytes", "10000"]);
     assert!(
         err.contains("larger than the limit of 10000 bytes"),
         "{err}"
@@ -218,22 +178,11 @@ async fn scans_push_filters_and_limits_down_and_sql_stays_within_its_bytes_and_m
         "SELECT cardinality(array_agg(concat(event_id, bucket))) AS n FROM event_series_minute \
          WHERE event_id = '{event}'"
     );
-    let o = sql(&[&agg, "--memory-limit", "65536"]);
-    assert!(!o.status.success());
-    let err = String::from_utf8_lossy(&o.stderr);
+    let err = sql_fails(&[&agg, "--memory-limit", "65536"]);
     assert!(
         err.contains("more memory than its limit of 65536 bytes"),
         "{err}"
     );
-    let o = sql(&[&agg, "--format", "csv"]);
-    assert_eq!(stdout(&o), "n\n5000\n");
-    pool.get()
-        .await
-        .unwrap()
-        .execute(
-            "DELETE FROM event_series_minute WHERE event_id = $1",
-            &[&event],
-        )
-        .await
-        .unwrap();
+    assert_eq!(stdout(sql(&[&agg, "--format", "csv"])), "n\n5000\n");
+    db::delete_minutes(&pool.get().await.unwrap(), &event).await;
 }

@@ -7,68 +7,32 @@ use crate::common;
 
 use std::time::Duration;
 
-use common::{Services, Worker, free_port, run_id, scratch_dir, wait_for};
+use common::api::{ADMIN, Api, Auth, detail, each, start_api};
+use common::{Run, Services, db, free_port, wait_for};
+use reqwest::Method;
 use serde_json::{Value, json};
 
-const ADMIN: &str = "api-test-admin-token-0123456789abcdef";
-
-struct Api {
-    base: String,
-    http: reqwest::Client,
+async fn event_ids(api: &Api, key: &str) -> Vec<String> {
+    let (_, body) = api.get(Auth::Key(key), "/api/partner/events").await;
+    each(&body["events"], "eventId")
+        .into_iter()
+        .map(str::to_owned)
+        .collect()
 }
 
-impl Api {
-    async fn admin(
-        &self,
-        method: reqwest::Method,
-        path: &str,
-        body: Option<Value>,
-    ) -> (u16, Value) {
-        let mut req = self
-            .http
-            .request(method, format!("{}{path}", self.base))
-            .bearer_auth(ADMIN);
-        if let Some(b) = body {
-            req = req.json(&b);
-        }
-        let res = req.send().await.unwrap();
-        let status = res.status().as_u16();
-        (status, res.json().await.unwrap_or(Value::Null))
-    }
-
-    async fn partner(&self, key: Option<&str>, path: &str) -> reqwest::Response {
-        let mut req = self.http.get(format!("{}{path}", self.base));
-        if let Some(k) = key {
-            req = req.header("x-api-key", k);
-        }
-        req.send().await.unwrap()
-    }
-
-    async fn status(&self, key: Option<&str>, path: &str) -> u16 {
-        self.partner(key, path).await.status().as_u16()
-    }
-
-    async fn event_ids(&self, key: &str) -> Vec<String> {
-        let body: Value = self
-            .partner(Some(key), "/api/partner/events")
-            .await
-            .json()
-            .await
-            .unwrap();
-        body["events"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|e| e["eventId"].as_str().unwrap().to_owned())
-            .collect()
-    }
+/// A partner's GET (no key if `None`).
+async fn partner_get(api: &Api, key: Option<&str>, path: &str) -> reqwest::Response {
+    let auth = key.map_or(Auth::None, Auth::Key);
+    api.request(Method::GET, path, auth).send().await.unwrap()
 }
 
+async fn status_of(api: &Api, key: Option<&str>, path: &str) -> u16 {
+    partner_get(api, key, path).await.status().as_u16()
+}
+
+/// `events` in the catalogue, live now with 420 attending, and one minute of series.
 async fn seed(s: &Services, events: &[&str]) {
-    let (client, conn) = tokio_postgres::connect(&s.database, tokio_postgres::NoTls)
-        .await
-        .unwrap();
-    tokio::spawn(conn);
+    let client = db::connect(&s.database).await;
     for e in events {
         client
             .execute(
@@ -78,17 +42,7 @@ async fn seed(s: &Services, events: &[&str]) {
             )
             .await
             .unwrap();
-        client
-            .execute(
-                "INSERT INTO event_realtime (event_id, observed_at, fetched_at,
-                    total_registered, current_attendees, checked_in, checked_out,
-                    attendance_rate, gate_activity, alerts, status, source_partition,
-                    source_offset)
-                 VALUES ($1, now(), now(), 1000, 420, 450, 30, 0.42, '[]', '[]', 'live', 0, 0)",
-                &[e],
-            )
-            .await
-            .unwrap();
+        db::insert_realtime(&client, e, 420).await;
         client
             .execute(
                 "INSERT INTO event_series_minute (event_id, bucket, samples, attendees_sum,
@@ -103,39 +57,21 @@ async fn seed(s: &Services, events: &[&str]) {
     }
 }
 
-/// Starts `muster api` with the admin token and extra environment, and waits until ready.
-async fn start_api(extra: &[(&str, &str)], run: &str) -> (Worker, Api) {
-    let dir = scratch_dir(run);
-    let port = free_port();
-    let mut env = vec![
-        ("MUSTER_API_ADDR", format!("127.0.0.1:{port}")),
-        ("MUSTER_ADMIN_TOKEN", ADMIN.to_owned()),
-        ("MUSTER__OPS__ADDR", format!("127.0.0.1:{}", free_port())),
-    ];
-    env.extend(extra.iter().map(|(k, v)| (*k, (*v).to_owned())));
-    let worker = Worker::start("api", &["api"], &env, &dir);
-    let api = Api {
-        base: format!("http://127.0.0.1:{port}"),
-        http: reqwest::Client::new(),
-    };
-    wait_for("the api", Duration::from_secs(60), || {
-        let url = format!("{}/readyz", api.base);
-        async move { common::get_json(&url).await.map(|_| ()) }
-    })
-    .await;
-    (worker, api)
+/// A premium SQL query's status and answer.
+async fn premium_sql(api: &Api, key: &str, body: Value) -> (u16, Value) {
+    api.call(Method::POST, "/api/premium/sql", Auth::Key(key), Some(body))
+        .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn partners_see_only_their_events_with_keys_that_rotate_revoke_and_rate_limit() {
-    let s = Services::from_env();
-    let run = run_id();
+    let (s, run, dir, _) = Run::begin().parts();
     let (_worker, api) = start_api(
+        &dir,
         &[
             ("MUSTER__API__RATE_LIMITS__PARTNER_PER_SECOND", "1"),
             ("MUSTER__API__RATE_LIMITS__PARTNER_BURST", "30"),
         ],
-        &run,
     )
     .await;
     let (a1, a2, b1) = (format!("pa{run}"), format!("pa2{run}"), format!("pb{run}"));
@@ -144,7 +80,7 @@ async fn partners_see_only_their_events_with_keys_that_rotate_revoke_and_rate_li
     // The admin creates two partners; each key is shown once.
     let (status, a) = api
         .admin(
-            reqwest::Method::POST,
+            Method::POST,
             "/api/admin/partners",
             Some(json!({"name": "A", "tier": "partner", "eventIds": [a1, a2]})),
         )
@@ -152,7 +88,7 @@ async fn partners_see_only_their_events_with_keys_that_rotate_revoke_and_rate_li
     assert_eq!(status, 201, "{a}");
     let (status, b) = api
         .admin(
-            reqwest::Method::POST,
+            Method::POST,
             "/api/admin/partners",
             Some(json!({"name": "B", "tier": "premium", "eventIds": [b1]})),
         )
@@ -162,8 +98,7 @@ async fn partners_see_only_their_events_with_keys_that_rotate_revoke_and_rate_li
     let key_b = b["apiKey"].as_str().unwrap().to_owned();
     // Without the admin token, or with a bad body, nothing is created.
     let res = api
-        .http
-        .post(format!("{}/api/admin/partners", api.base))
+        .request(Method::POST, "/api/admin/partners", Auth::None)
         .json(&json!({"name": "C", "tier": "partner", "eventIds": []}))
         .send()
         .await
@@ -171,7 +106,7 @@ async fn partners_see_only_their_events_with_keys_that_rotate_revoke_and_rate_li
     assert_eq!(res.status().as_u16(), 401);
     let (status, body) = api
         .admin(
-            reqwest::Method::POST,
+            Method::POST,
             "/api/admin/partners",
             Some(json!({"name": "C", "tier": "gold", "eventIds": []})),
         )
@@ -179,8 +114,8 @@ async fn partners_see_only_their_events_with_keys_that_rotate_revoke_and_rate_li
     assert_eq!(status, 400, "{body}");
 
     // 401 without a key or with an unknown one, as problem+json.
-    assert_eq!(api.status(None, "/api/partner/events").await, 401);
-    let res = api.partner(Some("mk_nope"), "/api/partner/events").await;
+    assert_eq!(status_of(&api, None, "/api/partner/events").await, 401);
+    let res = partner_get(&api, Some("mk_nope"), "/api/partner/events").await;
     assert_eq!(res.status().as_u16(), 401);
     assert_eq!(
         res.headers()["content-type"].to_str().unwrap(),
@@ -188,17 +123,16 @@ async fn partners_see_only_their_events_with_keys_that_rotate_revoke_and_rate_li
     );
 
     // Isolation: each partner sees exactly its events, and 403 on the other's.
-    let mut seen = api.event_ids(&key_a).await;
+    let mut seen = event_ids(&api, &key_a).await;
     seen.sort();
     let mut want = vec![a1.clone(), a2.clone()];
     want.sort();
     assert_eq!(seen, want);
-    assert_eq!(api.event_ids(&key_b).await, vec![b1.clone()]);
+    assert_eq!(event_ids(&api, &key_b).await, vec![b1.clone()]);
     let path = |e: &str| format!("/api/partner/events/{e}/attendance");
-    assert_eq!(api.status(Some(&key_a), &path(&b1)).await, 403);
-    assert_eq!(api.status(Some(&key_b), &path(&a1)).await, 403);
-    let body: Value = api
-        .partner(Some(&key_a), &path(&a1))
+    assert_eq!(status_of(&api, Some(&key_a), &path(&b1)).await, 403);
+    assert_eq!(status_of(&api, Some(&key_b), &path(&a1)).await, 403);
+    let body: Value = partner_get(&api, Some(&key_a), &path(&a1))
         .await
         .json()
         .await
@@ -211,34 +145,36 @@ async fn partners_see_only_their_events_with_keys_that_rotate_revoke_and_rate_li
     let partner_a = a["partnerId"].as_str().unwrap();
     let (status, rotated) = api
         .admin(
-            reqwest::Method::POST,
+            Method::POST,
             &format!("/api/admin/partners/{partner_a}/rotate"),
             Some(json!({"graceSeconds": "3600"})),
         )
         .await;
     // A malformed body is refused, never read as "grace 0": the live key keeps working.
     assert_eq!(status, 400, "{rotated}");
-    assert!(
-        rotated["detail"].as_str().unwrap().contains("graceSeconds"),
-        "{rotated}"
+    assert!(detail(&rotated).contains("graceSeconds"), "{rotated}");
+    assert_eq!(
+        status_of(&api, Some(&key_a), "/api/partner/events").await,
+        200
     );
-    assert_eq!(api.status(Some(&key_a), "/api/partner/events").await, 200);
     let res = api
-        .http
-        .post(format!(
-            "{}/api/admin/partners/{partner_a}/rotate",
-            api.base
-        ))
-        .bearer_auth(ADMIN)
+        .request(
+            Method::POST,
+            &format!("/api/admin/partners/{partner_a}/rotate"),
+            Auth::Bearer(ADMIN),
+        )
         .body("{\"graceSeconds\": 5")
         .send()
         .await
         .unwrap();
     assert_eq!(res.status().as_u16(), 400);
-    assert_eq!(api.status(Some(&key_a), "/api/partner/events").await, 200);
+    assert_eq!(
+        status_of(&api, Some(&key_a), "/api/partner/events").await,
+        200
+    );
     let (status, rotated) = api
         .admin(
-            reqwest::Method::POST,
+            Method::POST,
             &format!("/api/admin/partners/{partner_a}/rotate"),
             Some(json!({})),
         )
@@ -246,25 +182,34 @@ async fn partners_see_only_their_events_with_keys_that_rotate_revoke_and_rate_li
     assert_eq!(status, 200, "{rotated}");
     let new_a = rotated["apiKey"].as_str().unwrap().to_owned();
     assert_ne!(new_a, key_a);
-    assert_eq!(api.status(Some(&key_a), "/api/partner/events").await, 401);
-    assert_eq!(api.status(Some(&new_a), "/api/partner/events").await, 200);
+    assert_eq!(
+        status_of(&api, Some(&key_a), "/api/partner/events").await,
+        401
+    );
+    assert_eq!(
+        status_of(&api, Some(&new_a), "/api/partner/events").await,
+        200
+    );
 
     // Revocation: B's key stops.
     let partner_b = b["partnerId"].as_str().unwrap();
     let (status, _) = api
         .admin(
-            reqwest::Method::DELETE,
+            Method::DELETE,
             &format!("/api/admin/partners/{partner_b}"),
             None,
         )
         .await;
     assert_eq!(status, 204);
-    assert_eq!(api.status(Some(&key_b), "/api/partner/events").await, 401);
+    assert_eq!(
+        status_of(&api, Some(&key_b), "/api/partner/events").await,
+        401
+    );
 
     // A burst over the partner tier's limit (30, refilling 1/s) gets 429 with its headers.
     let mut limited = None;
     for _ in 0..60 {
-        let res = api.partner(Some(&new_a), "/api/partner/events").await;
+        let res = partner_get(&api, Some(&new_a), "/api/partner/events").await;
         if res.status().as_u16() == 429 {
             limited = Some(res);
             break;
@@ -285,13 +230,11 @@ async fn partners_see_only_their_events_with_keys_that_rotate_revoke_and_rate_li
 /// mode stops with a message saying how to make one; `muster config` prints no secret.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn empty_or_short_secrets_fail_closed_and_config_shows_none() {
-    let s = Services::from_env();
-    let run = run_id();
+    let (s, run, dir, _) = Run::begin().parts();
     seed(&s, &[&format!("fc{run}")]).await;
-    let (_worker, api) = start_api(&[("MUSTER_ADMIN_TOKEN", "  ")], &run).await;
+    let (_worker, api) = start_api(&dir, &[("MUSTER_ADMIN_TOKEN", "  ")]).await;
     let res = api
-        .http
-        .post(format!("{}/api/admin/partners", api.base))
+        .request(Method::POST, "/api/admin/partners", Auth::None)
         .json(&json!({"name": "X", "tier": "premium", "eventIds": []}))
         .send()
         .await
@@ -303,8 +246,7 @@ async fn empty_or_short_secrets_fail_closed_and_config_shows_none() {
     );
     for auth in ["Bearer ", "Bearer", "Bearer   ", "x"] {
         let res = api
-            .http
-            .get(format!("{}/api/dashboard", api.base))
+            .request(Method::GET, "/api/dashboard", Auth::None)
             .header("authorization", auth)
             .send()
             .await
@@ -315,11 +257,10 @@ async fn empty_or_short_secrets_fail_closed_and_config_shows_none() {
             res.status()
         );
     }
-    let (status, _) = get(&api, Auth::Bearer(""), "/api/admin/partners").await;
+    let (status, _) = api.get(Auth::Bearer(""), "/api/admin/partners").await;
     assert_eq!(status, 403);
 
     // A short admin token, or no secret key outside development mode, stops the start.
-    let dir = scratch_dir(&run);
     let start = |env: &[(&str, &str)]| {
         let mut cmd = common::muster();
         cmd.arg("api")
@@ -358,30 +299,23 @@ async fn empty_or_short_secrets_fail_closed_and_config_shows_none() {
         "[kafka.options]\n\"sasl.password\" = \"sasl-pass-42\"\n",
     )
     .unwrap();
-    let out = common::muster()
-        .arg("config")
-        .arg("--config")
-        .arg(&kafka)
-        .env("MUSTER_ADMIN_TOKEN", ADMIN)
-        .env(
-            "MUSTER_SECRET_KEY",
-            "c2VjcmV0LWtleS1zZWNyZXQta2V5LXNlY3JldC1rZXk=",
-        )
-        .env(
-            "MUSTER_DATABASE_URL",
-            "postgres://muster:db-pass-42@127.0.0.1/muster",
-        )
-        .env(
-            "MUSTER_SCHEMA_REGISTRY_URL",
-            "https://u:reg-pass-42@registry.local/x",
-        )
-        .output()
-        .unwrap();
-    let shown = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let shown = common::process::run_ok(
+        &["config", "--config", kafka.to_str().unwrap()],
+        &[
+            ("MUSTER_ADMIN_TOKEN", ADMIN.to_owned()),
+            (
+                "MUSTER_SECRET_KEY",
+                "c2VjcmV0LWtleS1zZWNyZXQta2V5LXNlY3JldC1rZXk=".to_owned(),
+            ),
+            (
+                "MUSTER_DATABASE_URL",
+                "postgres://muster:db-pass-42@127.0.0.1/muster".to_owned(),
+            ),
+            (
+                "MUSTER_SCHEMA_REGISTRY_URL",
+                "https://u:reg-pass-42@registry.local/x".to_owned(),
+            ),
+        ],
     );
     for secret in [
         ADMIN,
@@ -403,8 +337,7 @@ async fn empty_or_short_secrets_fail_closed_and_config_shows_none() {
 /// hang; `/readyz` names `postgres`; when it comes back, so does everything, by itself.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_down_is_a_quick_503_and_readyz_names_it_until_it_is_back() {
-    let s = Services::from_env();
-    let run = run_id();
+    let (s, run, dir, _) = Run::begin().parts();
     let event = format!("pg{run}");
     seed(&s, &[&event]).await;
     let target = s
@@ -419,16 +352,16 @@ async fn postgres_down_is_a_quick_503_and_readyz_names_it_until_it_is_back() {
         .database
         .replacen(&target, &format!("127.0.0.1:{}", proxy.port), 1);
     let (_worker, api) = start_api(
+        &dir,
         &[
-            ("MUSTER_DATABASE_URL", &url),
+            ("MUSTER_DATABASE_URL", url.as_str()),
             ("MUSTER__DATABASE__WAIT_TIMEOUT", "2s"),
         ],
-        &run,
     )
     .await;
-    let key = create_partner(&api, "partner", &[&event]).await;
+    let key = api.partner_key("partner", &[&event]).await;
     let attendance = format!("/api/partner/events/{event}/attendance");
-    assert_eq!(api.status(Some(&key), &attendance).await, 200);
+    assert_eq!(status_of(&api, Some(&key), &attendance).await, 200);
 
     proxy.cut();
     // Generous client timeout: a hang fails the request, and so the test.
@@ -505,10 +438,7 @@ struct Seeded<'a> {
 }
 
 async fn seed_history(s: &Services, events: &[Seeded<'_>]) {
-    let (client, conn) = tokio_postgres::connect(&s.database, tokio_postgres::NoTls)
-        .await
-        .unwrap();
-    tokio::spawn(conn);
+    let client = db::connect(&s.database).await;
     for e in events {
         let current = e.minutes[4];
         let rate = current as f64 / e.registered as f64;
@@ -601,47 +531,15 @@ async fn seed_history(s: &Services, events: &[Seeded<'_>]) {
     }
 }
 
-async fn get(api: &Api, auth: Auth<'_>, path: &str) -> (u16, Value) {
-    let mut req = api.http.get(format!("{}{path}", api.base));
-    req = match auth {
-        Auth::None => req,
-        Auth::Key(k) => req.header("x-api-key", k),
-        Auth::Bearer(t) => req.bearer_auth(t),
-    };
-    let res = req.send().await.unwrap();
-    let status = res.status().as_u16();
-    (status, res.json().await.unwrap_or(Value::Null))
-}
-
-#[derive(Clone, Copy)]
-enum Auth<'a> {
-    None,
-    Key(&'a str),
-    Bearer(&'a str),
-}
-
-async fn create_partner(api: &Api, tier: &str, events: &[&str]) -> String {
-    let (status, body) = api
-        .admin(
-            reqwest::Method::POST,
-            "/api/admin/partners",
-            Some(json!({"name": format!("{tier} partner"), "tier": tier, "eventIds": events})),
-        )
-        .await;
-    assert_eq!(status, 201, "{body}");
-    body["apiKey"].as_str().unwrap().to_owned()
-}
-
 fn close(a: &Value, b: f64) -> bool {
     a.as_f64().is_some_and(|a| (a - b).abs() < 1e-9)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_dashboard_insights_and_summaries_equal_the_projections_and_respect_each_tier() {
-    let s = Services::from_env();
-    let run = run_id();
+    let (s, run, dir, _) = Run::begin().parts();
     let (_worker, api) =
-        start_api(&[("MUSTER__API__RATE_LIMITS__PARTNER_BURST", "500")], &run).await;
+        start_api(&dir, &[("MUSTER__API__RATE_LIMITS__PARTNER_BURST", "500")]).await;
     let (a1, a2, p1) = (format!("da{run}"), format!("db{run}"), format!("dp{run}"));
     let (fest, conf) = (format!("festival-{run}"), format!("conference-{run}"));
     seed_history(
@@ -677,11 +575,13 @@ async fn the_dashboard_insights_and_summaries_equal_the_projections_and_respect_
         ],
     )
     .await;
-    let key_a = create_partner(&api, "partner", &[&a1, &a2]).await;
-    let key_p = create_partner(&api, "premium", &[&p1, &a1]).await;
+    let key_a = api.partner_key("partner", &[&a1, &a2]).await;
+    let key_p = api.partner_key("premium", &[&p1, &a1]).await;
 
     // The dashboard of partner A: its two events, numbers as seeded.
-    let (status, d) = get(&api, Auth::Key(&key_a), "/api/dashboard?timeRange=1h").await;
+    let (status, d) = api
+        .get(Auth::Key(&key_a), "/api/dashboard?timeRange=1h")
+        .await;
     assert_eq!(status, 200, "{d}");
     assert!(
         !d.to_string().contains(&p1),
@@ -755,77 +655,70 @@ async fn the_dashboard_insights_and_summaries_equal_the_projections_and_respect_
     );
 
     // Filters.
-    let (_, d) = get(
-        &api,
-        Auth::Key(&key_a),
-        &format!("/api/dashboard?timeRange=1h&eventType={conf}"),
-    )
-    .await;
+    let (_, d) = api
+        .get(
+            Auth::Key(&key_a),
+            &format!("/api/dashboard?timeRange=1h&eventType={conf}"),
+        )
+        .await;
     assert_eq!(d["summary"]["totalEvents"], 1);
     assert_eq!(d["events"][0]["eventId"], a2.as_str());
-    let (_, d) = get(&api, Auth::Key(&key_a), "/api/dashboard?status=ended").await;
+    let (_, d) = api
+        .get(Auth::Key(&key_a), "/api/dashboard?status=ended")
+        .await;
     assert_eq!(d["summary"]["totalEvents"], 0);
     for bad in ["timeRange=banana", "status=asleep", "colour=red"] {
-        let (status, body) = get(&api, Auth::Key(&key_a), &format!("/api/dashboard?{bad}")).await;
+        let (status, body) = api
+            .get(Auth::Key(&key_a), &format!("/api/dashboard?{bad}"))
+            .await;
         assert_eq!(status, 400, "{bad}: {body}");
     }
 
     // The admin sees every event; a wrong token or none is refused.
-    let (status, d) = get(
-        &api,
-        Auth::Bearer(ADMIN),
-        &format!("/api/dashboard?timeRange=1h&eventType={fest}"),
-    )
-    .await;
+    let (status, d) = api
+        .get(
+            Auth::Bearer(ADMIN),
+            &format!("/api/dashboard?timeRange=1h&eventType={fest}"),
+        )
+        .await;
     assert_eq!(status, 200);
-    let ids: Vec<&str> = d["events"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["eventId"].as_str().unwrap())
-        .collect();
+    let ids = each(&d["events"], "eventId");
     assert_eq!(ids, [a1.as_str(), p1.as_str()]);
     assert_eq!(
-        get(&api, Auth::Bearer("wrong"), "/api/dashboard").await.0,
+        api.get(Auth::Bearer("wrong"), "/api/dashboard").await.0,
         401
     );
-    assert_eq!(get(&api, Auth::None, "/api/dashboard").await.0, 401);
+    assert_eq!(api.get(Auth::None, "/api/dashboard").await.0, 401);
 
     // Per-event insights: granted, not granted, unknown.
-    let (status, i) = get(
-        &api,
-        Auth::Key(&key_a),
-        &format!("/api/events/{a1}/insights?timeRange=1h"),
-    )
-    .await;
+    let (status, i) = api
+        .get(
+            Auth::Key(&key_a),
+            &format!("/api/events/{a1}/insights?timeRange=1h"),
+        )
+        .await;
     assert_eq!(status, 200, "{i}");
     assert_eq!(i["gates"][0]["gateId"], "A");
     assert_eq!(i["gates"][0]["entries"], 200);
     assert_eq!(i["gates"][0]["peakEntries"], 40);
     assert_eq!(i["trend"]["toAttendees"], 420);
     assert_eq!(
-        get(
-            &api,
-            Auth::Key(&key_a),
-            &format!("/api/events/{p1}/insights")
-        )
-        .await
-        .0,
+        api.get(Auth::Key(&key_a), &format!("/api/events/{p1}/insights"))
+            .await
+            .0,
         403
     );
     assert_eq!(
-        get(
-            &api,
-            Auth::Bearer(ADMIN),
-            "/api/events/no-such-event/insights"
-        )
-        .await
-        .0,
+        api.get(Auth::Bearer(ADMIN), "/api/events/no-such-event/insights")
+            .await
+            .0,
         404
     );
 
     // The partner summary covers exactly the partner's events.
-    let (status, sm) = get(&api, Auth::Key(&key_a), "/api/partner/analytics/summary").await;
+    let (status, sm) = api
+        .get(Auth::Key(&key_a), "/api/partner/analytics/summary")
+        .await;
     assert_eq!(status, 200, "{sm}");
     assert!(!sm.to_string().contains(&p1));
     assert_eq!(sm["totalEvents"], 2);
@@ -833,20 +726,22 @@ async fn the_dashboard_insights_and_summaries_equal_the_projections_and_respect_
     assert_eq!(sm["liveEvents"], 2);
     assert_eq!(sm["alertsLast24h"], 3);
     assert_eq!(sm["byType"].as_array().unwrap().len(), 2);
-    let (_, sp) = get(&api, Auth::Key(&key_p), "/api/partner/analytics/summary").await;
+    let (_, sp) = api
+        .get(Auth::Key(&key_p), "/api/partner/analytics/summary")
+        .await;
     assert_eq!(sp["totalAttendees"], 420 + 50);
     assert!(!sp.to_string().contains(&a2));
 
     // Premium routes: a premium key on its events; a partner key never; no key 401.
     let series = |e: &str| format!("/api/premium/events/{e}/series?resolution=minute");
-    let (status, body) = get(&api, Auth::Key(&key_a), &series(&a1)).await;
+    let (status, body) = api.get(Auth::Key(&key_a), &series(&a1)).await;
     assert_eq!(
         (status, body["type"].as_str()),
         (403, Some("https://muster.dev/problems/premium-required"))
     );
-    assert_eq!(get(&api, Auth::None, &series(&p1)).await.0, 401);
-    assert_eq!(get(&api, Auth::Key(&key_p), &series(&a2)).await.0, 403);
-    let (status, body) = get(&api, Auth::Key(&key_p), &series(&p1)).await;
+    assert_eq!(api.get(Auth::None, &series(&p1)).await.0, 401);
+    assert_eq!(api.get(Auth::Key(&key_p), &series(&a2)).await.0, 403);
+    let (status, body) = api.get(Auth::Key(&key_p), &series(&p1)).await;
     assert_eq!(status, 200, "{body}");
     let last: Vec<i64> = body["points"]
         .as_array()
@@ -855,30 +750,30 @@ async fn the_dashboard_insights_and_summaries_equal_the_projections_and_respect_
         .map(|p| p["attendeesLast"].as_i64().unwrap())
         .collect();
     assert_eq!(last, [10, 20, 30, 40, 50]);
-    let (status, body) = get(
-        &api,
-        Auth::Key(&key_p),
-        &format!("/api/premium/events/{p1}/gates?resolution=minute"),
-    )
-    .await;
+    let (status, body) = api
+        .get(
+            Auth::Key(&key_p),
+            &format!("/api/premium/events/{p1}/gates?resolution=minute"),
+        )
+        .await;
     assert_eq!(status, 200);
     assert_eq!(body["points"].as_array().unwrap().len(), 15);
-    let (status, body) = get(
-        &api,
-        Auth::Key(&key_p),
-        &format!("/api/premium/events/{p1}/alerts"),
-    )
-    .await;
+    let (status, body) = api
+        .get(
+            Auth::Key(&key_p),
+            &format!("/api/premium/events/{p1}/alerts"),
+        )
+        .await;
     assert_eq!(status, 200);
     assert_eq!(body["alerts"].as_array().unwrap().len(), 2);
-    let (status, _) = get(
-        &api,
-        Auth::Key(&key_p),
-        &format!(
-            "/api/premium/events/{p1}/alerts?from=2026-01-02T00:00:00Z&to=2026-01-01T00:00:00Z"
-        ),
-    )
-    .await;
+    let (status, _) = api
+        .get(
+            Auth::Key(&key_p),
+            &format!(
+                "/api/premium/events/{p1}/alerts?from=2026-01-02T00:00:00Z&to=2026-01-01T00:00:00Z"
+            ),
+        )
+        .await;
     assert_eq!(status, 400);
 
     // Premium SQL sees only the partner's events, reads only, and answers in JSON rows.
@@ -887,16 +782,8 @@ async fn the_dashboard_insights_and_summaries_equal_the_projections_and_respect_
         if let Value::Object(m) = extra {
             body.as_object_mut().unwrap().extend(m);
         }
-        let req = api
-            .http
-            .post(format!("{}/api/premium/sql", api.base))
-            .header("x-api-key", key)
-            .json(&body);
-        async move {
-            let res = req.send().await.unwrap();
-            let status = res.status().as_u16();
-            (status, res.json::<Value>().await.unwrap_or(Value::Null))
-        }
+        let (api, key) = (&api, key.to_owned());
+        async move { premium_sql(api, &key, body).await }
     };
     let (status, body) = sql(
         &key_p,
@@ -931,7 +818,7 @@ async fn the_dashboard_insights_and_summaries_equal_the_projections_and_respect_
     assert_eq!(sql(&key_p, "SELEKT nonsense", Value::Null).await.0, 400);
 
     // The admin lists partners by key prefix, never the key.
-    let (status, list) = get(&api, Auth::Bearer(ADMIN), "/api/admin/partners").await;
+    let (status, list) = api.get(Auth::Bearer(ADMIN), "/api/admin/partners").await;
     assert_eq!(status, 200);
     assert!(!list.to_string().contains(&key_a));
     assert!(list.to_string().contains(&key_a[..11]));
@@ -939,24 +826,13 @@ async fn the_dashboard_insights_and_summaries_equal_the_projections_and_respect_
     // Metrics are labelled by route template, not by the ids in paths, and by a fixed set of
     // methods: invented ones are `other`, not a new time series each.
     for invented in ["FROB", "XYZZY"] {
-        api.http
-            .request(
-                reqwest::Method::from_bytes(invented.as_bytes()).unwrap(),
-                format!("{}/api/public/events", api.base),
-            )
+        let method = Method::from_bytes(invented.as_bytes()).unwrap();
+        api.request(method, "/api/public/events", Auth::None)
             .send()
             .await
             .unwrap();
     }
-    let metrics = api
-        .http
-        .get(format!("{}/metrics", api.base))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = common::scrape(&api.base).await;
     assert!(
         metrics.contains(r#"route="/api/events/{eventId}/insights""#),
         "{metrics}"
@@ -970,14 +846,13 @@ async fn the_dashboard_insights_and_summaries_equal_the_projections_and_respect_
 /// must find no server error and no answer outside the document.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn schemathesis_finds_no_server_error_or_schema_violation() {
-    let s = Services::from_env();
-    let run = run_id();
+    let (s, run, dir, _) = Run::begin().parts();
     let (_worker, api) = start_api(
+        &dir,
         &[
             ("MUSTER__API__RATE_LIMITS__PREMIUM_PER_SECOND", "100000"),
             ("MUSTER__API__RATE_LIMITS__PREMIUM_BURST", "100000"),
         ],
-        &run,
     )
     .await;
     let e = format!("st{run}");
@@ -994,7 +869,7 @@ async fn schemathesis_finds_no_server_error_or_schema_violation() {
         }],
     )
     .await;
-    let key = create_partner(&api, "premium", &[&e]).await;
+    let key = api.partner_key("premium", &[&e]).await;
     let python = std::env::var("MUSTER_PYTHON").expect(
         "MUSTER_PYTHON names the venv's python with schemathesis (scripts/test.sh sets it)",
     );
@@ -1043,9 +918,9 @@ async fn schemathesis_finds_no_server_error_or_schema_violation() {
 /// of queries at once), and the process's memory stays small and it still answers.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn premium_sql_is_bounded_in_bytes_memory_and_queries_at_once() {
-    let s = Services::from_env();
-    let run = run_id();
+    let (s, run, dir, _) = Run::begin().parts();
     let (worker, api) = start_api(
+        &dir,
         &[
             ("MUSTER__API__SQL__MAX_ANSWER_BYTES", "262144"),
             ("MUSTER__API__SQL__MEMORY_LIMIT", "4194304"),
@@ -1054,33 +929,17 @@ async fn premium_sql_is_bounded_in_bytes_memory_and_queries_at_once() {
             // query still meets it.
             ("MUSTER__API__SQL__TIMEOUT", "20s"),
         ],
-        &run,
     )
     .await;
     let e = format!("big{run}");
-    let (db, conn) = tokio_postgres::connect(&s.database, tokio_postgres::NoTls)
-        .await
-        .unwrap();
-    tokio::spawn(conn);
+    let db = db::connect(&s.database).await;
     // 300,000 minutes of one event: about 70 MB as rows in the process, were it read whole.
-    // In the future, so that the minute series' retention leaves them alone.
     const MINUTES: i64 = 300_000;
-    db.execute(
-        "INSERT INTO event_series_minute (event_id, bucket, samples, attendees_sum,
-            attendees_max, attendees_min, registered_max, rate_sum, last_at, last_attendees)
-         SELECT $1, timestamptz '2030-01-01 00:00:00+00' + make_interval(mins => g), 1, g, g, g,
-            1000, 0.5, timestamptz '2030-01-01 00:00:30+00' + make_interval(mins => g), g
-         FROM generate_series(1, $2::int) g",
-        &[&e, &(MINUTES as i32)],
-    )
-    .await
-    .unwrap();
-    let key = create_partner(&api, "premium", &[&e]).await;
+    db::insert_minutes_from_2030(&db, &e, MINUTES as i32).await;
+    let key = api.partner_key("premium", &[&e]).await;
     let sql = |query: &str| {
         let req = api
-            .http
-            .post(format!("{}/api/premium/sql", api.base))
-            .header("x-api-key", &key)
+            .request(Method::POST, "/api/premium/sql", Auth::Key(&key))
             .json(&json!({ "query": query }));
         async move {
             let res = req.send().await.unwrap();
@@ -1175,9 +1034,7 @@ async fn premium_sql_is_bounded_in_bytes_memory_and_queries_at_once() {
     assert_eq!(sql("SELECT 1 AS one").await.0, 200);
     let rss = worker.rss_kib().expect("the api's VmRSS");
     assert!(rss < 300 * 1024, "the api holds {rss} KiB");
-    db.execute("DELETE FROM event_series_minute WHERE event_id = $1", &[&e])
-        .await
-        .unwrap();
+    db::delete_minutes(&db, &e).await;
 }
 
 /// Premium SQL over the insight tables shows the partner's forecasts and recommendations
@@ -1185,14 +1042,10 @@ async fn premium_sql_is_bounded_in_bytes_memory_and_queries_at_once() {
 /// filter on the redacted column finds nothing of them either.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn premium_sql_never_shows_another_events_id_through_the_insight_tables() {
-    let s = Services::from_env();
-    let run = run_id();
-    let (_worker, api) = start_api(&[], &run).await;
+    let (s, run, dir, _) = Run::begin().parts();
+    let (_worker, api) = start_api::<&str>(&dir, &[]).await;
     let (mine, other) = (format!("mine{run}"), format!("other{run}"));
-    let (db, conn) = tokio_postgres::connect(&s.database, tokio_postgres::NoTls)
-        .await
-        .unwrap();
-    tokio::spawn(conn);
+    let db = db::connect(&s.database).await;
     let detail = json!({
         "eventId": mine, "eventType": "concert", "phase": "upcoming", "registered": 100,
         "similarEvents": [other], "similarEventCount": 1, "risks": [],
@@ -1218,18 +1071,8 @@ async fn premium_sql_never_shows_another_events_id_through_the_insight_tables() 
         .await
         .unwrap();
     }
-    let key = create_partner(&api, "premium", &[&mine]).await;
-    let sql = |query: String| {
-        let req = api
-            .http
-            .post(format!("{}/api/premium/sql", api.base))
-            .header("x-api-key", &key)
-            .json(&json!({ "query": query }));
-        async move {
-            let res = req.send().await.unwrap();
-            (res.status().as_u16(), res.json::<Value>().await.unwrap())
-        }
-    };
+    let key = api.partner_key("premium", &[&mine]).await;
+    let sql = |query: String| premium_sql(&api, &key, json!({ "query": query }));
     for query in [
         "SELECT * FROM insight_forecasts".to_owned(),
         "SELECT * FROM insight_recommendations".to_owned(),

@@ -9,6 +9,7 @@ use crate::common;
 use std::io::Write;
 use std::process::{Command, Output, Stdio};
 
+use common::process::{run_ok, stdout_of};
 use common::{Services, run_id};
 use tokio_postgres::error::SqlState;
 use tokio_postgres::{Client, NoTls};
@@ -75,14 +76,7 @@ fn apply_script(db: &str, port: u16, vars: &[(&str, &str)]) -> String {
     args.push("-f".to_owned());
     args.push("-".to_owned());
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let out = admin_psql(db, port, &args, SCRIPT);
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(
-        out.status.success(),
-        "scripts/bi-role.sql failed: {stdout}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    stdout
+    stdout_of(admin_psql(db, port, &args, SCRIPT), "scripts/bi-role.sql")
 }
 
 /// Drops the test's role (and the privileges that keep it alive) however the test ends.
@@ -110,21 +104,6 @@ impl Drop for Cleanup {
             );
         }
     }
-}
-
-fn muster(args: &[&str]) -> String {
-    let out = common::muster()
-        .args(args)
-        .env("MUSTER_LOG", "warn")
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(
-        out.status.success(),
-        "muster {args:?} failed: {stdout}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    stdout
 }
 
 async fn connect(url: &str, login: Option<(&str, &str)>) -> Client {
@@ -166,7 +145,7 @@ async fn the_bi_role_reads_projections_only_and_never_writes() {
         role: role.clone(),
         table: insight.clone(),
     };
-    muster(&["migrate"]);
+    run_ok(&["migrate"], &[]);
 
     // Rows of our own in two projections and in an analytics read model added after the role.
     let owner = connect(&s.database, None).await;
@@ -322,7 +301,7 @@ async fn the_bi_role_reads_projections_only_and_never_writes() {
     // role reads without the script being run again.
     let oid = "SELECT 'public.event_catalogue'::regclass::oid";
     let before: u32 = owner.query_one(oid, &[]).await.unwrap().get(0);
-    let replayed = muster(&["replay", "event_catalogue", "--accept-truncated"]);
+    let replayed = run_ok(&["replay", "event_catalogue", "--accept-truncated"], &[]);
     assert!(replayed.contains("swapped in"), "{replayed}");
     let after: u32 = owner.query_one(oid, &[]).await.unwrap().get(0);
     assert_ne!(before, after, "the replay swapped a new table in");

@@ -10,10 +10,9 @@ use std::io::Write;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::{Services, Worker, free_port, run_id, scratch_dir, wait_for};
+use common::api::{ADMIN, Api, start_api};
+use common::{Run, Worker, db, free_port};
 use serde_json::{Value, json};
-
-const ADMIN: &str = "flight-test-admin-token-0123456789";
 
 /// Runs `steps` with tests/third_party/flight_client.py; one result per step.
 fn adbc(uri: &str, token: Option<&str>, steps: Value) -> Vec<Value> {
@@ -59,84 +58,41 @@ fn refused(result: &Value, says: &str) {
     assert!(error.contains(says), "{error:?} does not say {says:?}");
 }
 
+/// Three live events (100, 200 and 300 attending), and three minutes of the first.
 async fn seed(database: &str, events: &[String; 3]) -> tokio_postgres::Client {
-    let (client, conn) = tokio_postgres::connect(database, tokio_postgres::NoTls)
-        .await
-        .unwrap();
-    tokio::spawn(conn);
+    let client = db::connect(database).await;
     for (n, e) in events.iter().enumerate() {
-        client
-            .execute(
-                "INSERT INTO event_realtime (event_id, observed_at, fetched_at,
-                    total_registered, current_attendees, checked_in, checked_out,
-                    attendance_rate, gate_activity, alerts, status, source_partition,
-                    source_offset)
-                 VALUES ($1, now(), now(), 1000, $2, 450, 30, 0.42, '[]', '[]', 'live', 0, 0)",
-                &[e, &(100 * (n as i64 + 1))],
-            )
-            .await
-            .unwrap();
+        db::insert_realtime(&client, e, 100 * (n as i64 + 1)).await;
     }
-    // Three minutes of the first event: 2, 3 and 1 samples.
-    for (minute, samples, last) in [(1, 2i64, 100i64), (2, 3, 130), (3, 1, 90)] {
-        client
-            .execute(
-                "INSERT INTO event_series_minute (event_id, bucket, samples, attendees_sum,
-                    attendees_max, attendees_min, registered_max, rate_sum, last_at,
-                    last_attendees)
-                 VALUES ($1, timestamptz '2026-11-24 09:00:00+00' + make_interval(mins => $2::int),
-                    $3::bigint, $4::bigint * $3::bigint, $4::bigint, $4::bigint, 1000,
-                    0.1 * $3::bigint,
-                    timestamptz '2026-11-24 09:00:30+00' + make_interval(mins => $2::int),
-                    $4::bigint)",
-                &[&events[0], &minute, &samples, &last],
-            )
-            .await
-            .unwrap();
-    }
+    db::insert_three_minutes(&client, &events[0]).await;
     client
 }
 
-async fn create_partner(base: &str, tier: &str, events: &[&String]) -> String {
-    let res = reqwest::Client::new()
-        .post(format!("{base}/api/admin/partners"))
-        .bearer_auth(ADMIN)
-        .json(&json!({"name": format!("flight {tier}"), "tier": tier, "eventIds": events}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status().as_u16(), 201);
-    let body: Value = res.json().await.unwrap();
-    body["apiKey"].as_str().unwrap().to_owned()
+/// `muster api` with its Flight SQL endpoint and `extra` settings; returns the endpoint's URI.
+async fn start_flight(run: &Run, extra: &[(&str, &str)]) -> (Worker, Api, String) {
+    let grpc = free_port();
+    let mut env = vec![("MUSTER__API__FLIGHT__ADDR", format!("127.0.0.1:{grpc}"))];
+    env.extend(extra.iter().map(|(k, v)| (*k, (*v).to_owned())));
+    let (worker, api) = start_api(&run.dir, &env).await;
+    (worker, api, format!("grpc://127.0.0.1:{grpc}"))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn analysts_query_over_flight_sql_read_only_within_limits() {
-    let s = Services::from_env();
-    let run = run_id();
-    let (http, grpc) = (free_port(), free_port());
-    let env = vec![
-        ("MUSTER_API_ADDR", format!("127.0.0.1:{http}")),
-        ("MUSTER_ADMIN_TOKEN", ADMIN.to_owned()),
-        ("MUSTER__OPS__ADDR", format!("127.0.0.1:{}", free_port())),
-        ("MUSTER__API__FLIGHT__ADDR", format!("127.0.0.1:{grpc}")),
-        ("MUSTER__API__FLIGHT__TIMEOUT", "2s".to_owned()),
-        ("MUSTER__API__FLIGHT__PARTNER_TIMEOUT", "2s".to_owned()),
-    ];
-    let mut api = Worker::start("api", &["api"], &env, &scratch_dir(&run));
-    let base = format!("http://127.0.0.1:{http}");
-    wait_for("the api", Duration::from_secs(60), || {
-        let url = format!("{base}/readyz");
-        async move { common::get_json(&url).await.map(|_| ()) }
-    })
+    let r = Run::begin();
+    let (mut worker, api, uri) = start_flight(
+        &r,
+        &[
+            ("MUSTER__API__FLIGHT__TIMEOUT", "2s"),
+            ("MUSTER__API__FLIGHT__PARTNER_TIMEOUT", "2s"),
+        ],
+    )
     .await;
-    let uri = format!("grpc://127.0.0.1:{grpc}");
-
-    let events = [0, 1, 2].map(|n| format!("fl{run}{n}"));
+    let events = [0, 1, 2].map(|n| format!("fl{}{n}", r.id));
     let [a, b, c] = &events;
-    let db = seed(&s.database, &events).await;
-    let premium = create_partner(&base, "premium", &[a, b]).await;
-    let partner = create_partner(&base, "partner", &[a]).await;
+    let db = seed(&r.services.database, &events).await;
+    let premium = api.partner_key("premium", &[a, b]).await;
+    let partner = api.partner_key("partner", &[a]).await;
 
     // (a) The admin token: every projection, with the numbers seeded.
     let r = adbc(
@@ -259,17 +215,12 @@ async fn analysts_query_over_flight_sql_read_only_within_limits() {
     refused(&adbc(&uri, Some(&partner), select)[0], "premium API key");
 
     // Counted by outcome.
-    let metrics = reqwest::get(format!("{base}/metrics"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = common::scrape(&api.base).await;
     for outcome in ["ok", "read_only", "timeout", "unauthenticated"] {
         let line = format!("muster_flight_sql_queries_total{{outcome=\"{outcome}\"}}");
         assert!(metrics.contains(&line), "no {line} in\n{metrics}");
     }
-    api.assert_running();
+    worker.assert_running();
 }
 
 /// Flight SQL is held to the HTTP API's limits: a premium key's calls count against its tier's
@@ -277,46 +228,21 @@ async fn analysts_query_over_flight_sql_read_only_within_limits() {
 /// an answer past the byte cap is refused rather than sent.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn flight_sql_keeps_the_rate_limit_and_the_answer_cap() {
-    let s = Services::from_env();
-    let run = run_id();
-    let (http, grpc) = (free_port(), free_port());
-    let env = vec![
-        ("MUSTER_API_ADDR", format!("127.0.0.1:{http}")),
-        ("MUSTER_ADMIN_TOKEN", ADMIN.to_owned()),
-        ("MUSTER__OPS__ADDR", format!("127.0.0.1:{}", free_port())),
-        ("MUSTER__API__FLIGHT__ADDR", format!("127.0.0.1:{grpc}")),
-        (
-            "MUSTER__API__FLIGHT__PARTNER_MAX_ANSWER_BYTES",
-            "65536".to_owned(),
-        ),
-        (
-            "MUSTER__API__RATE_LIMITS__PREMIUM_PER_SECOND",
-            "1".to_owned(),
-        ),
-        ("MUSTER__API__RATE_LIMITS__PREMIUM_BURST", "6".to_owned()),
-    ];
-    let mut api = Worker::start("api", &["api"], &env, &scratch_dir(&run));
-    let base = format!("http://127.0.0.1:{http}");
-    wait_for("the api", Duration::from_secs(60), || {
-        let url = format!("{base}/readyz");
-        async move { common::get_json(&url).await.map(|_| ()) }
-    })
-    .await;
-    let uri = format!("grpc://127.0.0.1:{grpc}");
-    let events = [0, 1, 2].map(|n| format!("fr{run}{n}"));
-    let db = seed(&s.database, &events).await;
-    // 20,000 minutes of the first event (in the future: retention leaves them), 2 MB as Arrow.
-    db.execute(
-        "INSERT INTO event_series_minute (event_id, bucket, samples, attendees_sum,
-            attendees_max, attendees_min, registered_max, rate_sum, last_at, last_attendees)
-         SELECT $1, timestamptz '2030-01-01 00:00:00+00' + make_interval(mins => g), 1, g, g, g,
-            1000, 0.5, timestamptz '2030-01-01 00:00:30+00' + make_interval(mins => g), g
-         FROM generate_series(1, 20000) g",
-        &[&events[0]],
+    let r = Run::begin();
+    let (mut worker, api, uri) = start_flight(
+        &r,
+        &[
+            ("MUSTER__API__FLIGHT__PARTNER_MAX_ANSWER_BYTES", "65536"),
+            ("MUSTER__API__RATE_LIMITS__PREMIUM_PER_SECOND", "1"),
+            ("MUSTER__API__RATE_LIMITS__PREMIUM_BURST", "6"),
+        ],
     )
-    .await
-    .unwrap();
-    let premium = create_partner(&base, "premium", &[&events[0]]).await;
+    .await;
+    let events = [0, 1, 2].map(|n| format!("fr{}{n}", r.id));
+    let db = seed(&r.services.database, &events).await;
+    // 20,000 minutes of the first event, 2 MB as Arrow.
+    db::insert_minutes_from_2030(&db, &events[0], 20_000).await;
+    let premium = api.partner_key("premium", &[&events[0]]).await;
 
     // Past the 64 KiB answer cap (10,000 rows of every column): refused, not cut.
     let r = adbc(
@@ -359,11 +285,6 @@ async fn flight_sql_keeps_the_rate_limit_and_the_answer_cap() {
     // The admin token is not rate limited.
     let r = adbc(&uri, Some(ADMIN), burst);
     assert!(r.iter().all(|r| r.get("rows").is_some()), "{r:?}");
-    api.assert_running();
-    db.execute(
-        "DELETE FROM event_series_minute WHERE event_id = $1",
-        &[&events[0]],
-    )
-    .await
-    .unwrap();
+    worker.assert_running();
+    db::delete_minutes(&db, &events[0]).await;
 }

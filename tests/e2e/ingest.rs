@@ -7,28 +7,13 @@ use crate::common;
 use std::collections::HashSet;
 use std::time::Duration;
 
-use common::stack::{ADMIN_TOKEN, Stack, gaps};
+use common::api::{Auth, detail};
+use common::stack::{Stack, gaps};
 use common::wait_for;
 use muster_schemas::{Codec, RawCheckin, ServiceHealth, TopicRecord};
-use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::message::Message;
+use reqwest::Method;
 use serde_json::{Value, json};
-
-/// Tests here share the services table (every ingest process leases from all of it), so they
-/// take turns.
-static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
-
-fn consumer(stack: &Stack, topic: &str) -> StreamConsumer {
-    let c: StreamConsumer = rdkafka::ClientConfig::new()
-        .set("bootstrap.servers", &stack.services.brokers)
-        .set("group.id", format!("t{}-{topic}-check", stack.run))
-        .set("auto.offset.reset", "earliest")
-        .set("enable.auto.commit", "false")
-        .create()
-        .unwrap();
-    c.subscribe(&[topic]).unwrap();
-    c
-}
 
 /// Reads `topic` until `done` says so, returning the records of `event_id`.
 async fn read_until<R: TopicRecord>(
@@ -38,7 +23,7 @@ async fn read_until<R: TopicRecord>(
     done: impl Fn(&[(R, Vec<u8>)]) -> bool,
 ) -> Vec<(R, Vec<u8>)> {
     let codec = Codec::new(&stack.services.registry).unwrap();
-    let consumer = consumer(stack, R::TOPIC);
+    let consumer = common::kafka::consumer_at(&stack.services, R::TOPIC, 0, "read_uncommitted");
     let deadline = std::time::Instant::now() + timeout;
     let mut out = Vec::new();
     while !done(&out) {
@@ -60,66 +45,73 @@ async fn read_until<R: TopicRecord>(
     out
 }
 
+/// A delivery of check-ins pushed to `event`'s endpoint, signed if `signature` is given.
+async fn deliver(
+    stack: &Stack,
+    event: &str,
+    msg_id: &str,
+    ts: i64,
+    signature: Option<String>,
+    body: Vec<u8>,
+) -> reqwest::Response {
+    let path = format!("/api/ingest/{event}/checkins");
+    let mut r = stack
+        .api
+        .request(Method::POST, &path, Auth::None)
+        .header("webhook-id", msg_id)
+        .header("webhook-timestamp", ts.to_string())
+        .body(body);
+    if let Some(s) = signature {
+        r = r.header("webhook-signature", s);
+    }
+    r.send().await.unwrap()
+}
+
+/// Registers `body`, which must be refused with `status` and a detail that says `says`;
+/// returns the problem.
+async fn refused(stack: &Stack, body: &Value, status: u16, says: &str) -> Value {
+    let (got, problem) = stack.register(body).await;
+    assert_eq!(got, status, "{problem}");
+    assert!(detail(&problem).contains(says), "{problem}");
+    problem
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn registration_is_validated_and_refused_for_unhealthy_or_unreachable_services() {
-    let _turn = SERIAL.lock().await;
     let stack = Stack::start(&["--events", "2", "--unhealthy", "1"]).await;
 
-    let unhealthy = stack.registration(2).await;
-    let (status, body) = stack.register(&unhealthy).await;
-    assert_eq!(status, 422, "{body}");
+    let nothing_saved = |n: usize| {
+        let stack = &stack;
+        async move {
+            assert_eq!(
+                stack.admin_get(&stack.event(n)).await.0,
+                404,
+                "nothing saved"
+            )
+        }
+    };
+    let body = refused(&stack, &stack.registration(2).await, 422, "503").await;
     assert_eq!(
         body["type"],
         "https://muster.dev/problems/service-unhealthy"
     );
-    assert!(body["detail"].as_str().unwrap().contains("503"), "{body}");
-    assert_eq!(
-        stack.admin_get(&stack.event(2)).await.0,
-        404,
-        "nothing saved"
-    );
+    nothing_saved(2).await;
 
     let mut unreachable = stack.registration(1).await;
     let closed = common::free_port();
     unreachable["endpoints"]["api"] = json!(format!("http://127.0.0.1:{closed}/x"));
     unreachable["endpoints"]["healthCheck"] = json!(format!("http://127.0.0.1:{closed}/x/health"));
-    let (status, body) = stack.register(&unreachable).await;
-    assert_eq!(status, 422, "{body}");
-    assert!(
-        body["detail"]
-            .as_str()
-            .unwrap()
-            .contains("connection refused"),
-        "{body}"
-    );
-    assert_eq!(
-        stack.admin_get(&stack.event(1)).await.0,
-        404,
-        "nothing saved"
-    );
+    refused(&stack, &unreachable, 422, "connection refused").await;
+    nothing_saved(1).await;
 
     let mut invalid = stack.registration(1).await;
     invalid["syncSettings"]["interval"] = json!(0);
-    let (status, body) = stack.register(&invalid).await;
-    assert_eq!(status, 422, "{body}");
-    assert!(
-        body["detail"]
-            .as_str()
-            .unwrap()
-            .contains("syncSettings.interval"),
-        "{body}"
-    );
-
-    let (status, body) = stack.register(&json!({"eventId": "x"})).await;
-    assert_eq!(status, 400, "{body}");
-    assert!(
-        body["detail"].as_str().unwrap().contains("serviceName"),
-        "{body}"
-    );
+    refused(&stack, &invalid, 422, "syncSettings.interval").await;
+    refused(&stack, &json!({"eventId": "x"}), 400, "serviceName").await;
 
     let anonymous = stack
-        .http
-        .get(format!("{}/api/admin/services", stack.api_url))
+        .api
+        .request(Method::GET, "/api/admin/services", Auth::None)
         .send()
         .await
         .unwrap();
@@ -128,12 +120,10 @@ async fn registration_is_validated_and_refused_for_unhealthy_or_unreachable_serv
         anonymous.headers()["content-type"],
         "application/problem+json"
     );
-    stack.cleanup().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_registered_service_is_synced_at_its_interval_and_survives_an_ingest_restart() {
-    let _turn = SERIAL.lock().await;
     let stack = Stack::start(&["--events", "1", "--interval", "1"]).await;
     let id = stack.event(1);
     let (status, body) = stack.register(&stack.registration(1).await).await;
@@ -186,7 +176,16 @@ async fn a_registered_service_is_synced_at_its_interval_and_survives_an_ingest_r
         "collections closer than the interval: {short:?}"
     );
 
-    let (_, view) = stack.admin_get(&id).await;
+    // The status is the ingest process's to write, after the collections the simulator saw.
+    let view = wait_for("the service's status", Duration::from_secs(30), || {
+        let (stack, id) = (&stack, id.clone());
+        async move {
+            let (_, view) = stack.admin_get(&id).await;
+            let status = &view["status"];
+            (status["health"] == "healthy" && status["lastSuccessAt"].is_string()).then_some(view)
+        }
+    })
+    .await;
     assert_eq!(view["status"]["health"], "healthy", "{view}");
     assert!(view["status"]["lastSuccessAt"].is_string(), "{view}");
     assert!(
@@ -204,12 +203,10 @@ async fn a_registered_service_is_synced_at_its_interval_and_survives_an_ingest_r
         body["webhookSecret"].is_null(),
         "the secret is shown once: {body}"
     );
-    stack.cleanup().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn each_auth_type_reaches_the_service_with_the_right_header() {
-    let _turn = SERIAL.lock().await;
     let stack = Stack::start(&["--events", "4", "--auth", "mixed", "--interval", "1"]).await;
     let mut kinds = Vec::new();
     for n in 1..=4 {
@@ -231,12 +228,8 @@ async fn each_auth_type_reaches_the_service_with_the_right_header() {
 
     let mut wrong = stack.registration(2).await;
     wrong["authentication"]["credentials"]["key"] = json!("not-the-key");
-    let (status, body) = stack.register(&wrong).await;
-    assert_eq!(
-        status, 422,
-        "wrong credentials fail the health check: {body}"
-    );
-    assert!(body["detail"].as_str().unwrap().contains("401"), "{body}");
+    // Wrong credentials fail the health check.
+    refused(&stack, &wrong, 422, "401").await;
 
     let _ingest = stack.start_ingest("ingest");
     for n in 1..=4 {
@@ -267,12 +260,10 @@ async fn each_auth_type_reaches_the_service_with_the_right_header() {
         unauthorized, 0,
         "every request of the right services carried the right header"
     );
-    stack.cleanup().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failing_service_is_retried_per_policy_then_reported_down() {
-    let _turn = SERIAL.lock().await;
     let stack = Stack::start(&["--events", "1", "--interval", "1"]).await;
     let id = stack.event(1);
     let mut body = stack.registration(1).await;
@@ -307,17 +298,14 @@ async fn a_failing_service_is_retried_per_policy_then_reported_down() {
         read_until::<ServiceHealth>(&stack, &id, Duration::from_secs(30), |rs| rs.len() >= 4).await;
     assert_eq!(records[3].0.current.as_str(), "healthy");
     assert_eq!(records[3].0.previous.map(|h| h.as_str()), Some("down"));
-    stack.cleanup().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pushed_checkins_are_verified_and_arrive_pseudonymized() {
-    let _turn = SERIAL.lock().await;
     let stack = Stack::start(&["--events", "1"]).await;
     let id = stack.event(1);
     let (_, body) = stack.register(&stack.registration(1).await).await;
     let secret = body["webhookSecret"].as_str().unwrap().to_owned();
-    let url = format!("{}/api/ingest/{id}/checkins", stack.api_url);
     let raw_ids: Vec<String> = (0..3).map(|i| format!("alice-{}-{i}", stack.run)).collect();
     let batch =
         json!(raw_ids.iter().enumerate().map(|(i, p)| json!({
@@ -327,16 +315,8 @@ async fn pushed_checkins_are_verified_and_arrive_pseudonymized() {
     let body = serde_json::to_vec(&batch).unwrap();
     let now = chrono::Utc::now().timestamp();
     let send = |msg_id: &str, ts: i64, sig: Option<String>, body: Vec<u8>| {
-        let mut r = stack
-            .http
-            .post(&url)
-            .header("webhook-id", msg_id)
-            .header("webhook-timestamp", ts.to_string())
-            .body(body);
-        if let Some(s) = sig {
-            r = r.header("webhook-signature", s);
-        }
-        async move { r.send().await.unwrap() }
+        let (stack, id, msg_id) = (&stack, &id, msg_id.to_owned());
+        async move { deliver(stack, id, &msg_id, ts, sig, body).await }
     };
     let sign = |msg_id: &str, ts: i64, body: &[u8]| {
         muster_runtime::signature::sign(&secret, msg_id, ts, body).unwrap()
@@ -399,12 +379,10 @@ async fn pushed_checkins_are_verified_and_arrive_pseudonymized() {
         );
     }
     assert_eq!(records[2].0.direction.as_str(), "out");
-    stack.cleanup().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_ingest_processes_never_poll_the_same_service_in_one_interval() {
-    let _turn = SERIAL.lock().await;
     let stack = Stack::start(&["--events", "6", "--interval", "2"]).await;
     for n in 1..=6 {
         assert_eq!(stack.register(&stack.registration(n).await).await.0, 201);
@@ -426,16 +404,11 @@ async fn two_ingest_processes_never_poll_the_same_service_in_one_interval() {
         || {
             let stack = &stack;
             async move {
-                let all: Value = stack
-                    .http
-                    .get(format!("{}/api/admin/services", stack.api_url))
-                    .bearer_auth(ADMIN_TOKEN)
-                    .send()
-                    .await
-                    .ok()?
-                    .json()
-                    .await
-                    .ok()?;
+                let (status, all) = stack
+                    .api
+                    .admin(Method::GET, "/api/admin/services", None)
+                    .await;
+                (status == 200).then_some(())?;
                 let owners: HashSet<String> = ours(&all)
                     .iter()
                     .filter_map(|s| s["status"]["polledBy"].as_str().map(str::to_owned))
@@ -452,24 +425,44 @@ async fn two_ingest_processes_never_poll_the_same_service_in_one_interval() {
     let killed_at = chrono::Utc::now().timestamp_millis();
     drop(b);
     tokio::time::sleep(Duration::from_secs(12)).await;
-    for n in 1..=6 {
+    // The takeover waits out the dead process's lease: on a loaded machine the first poll after
+    // it may come later than the twelve seconds above.
+    let polled_again = |stats: &Value| {
+        stats["realtime"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|t| t.as_i64().unwrap() > killed_at + 8000)
+            .count()
+    };
+    let all_stats = wait_for(
+        "every service polled after its owner died",
+        Duration::from_secs(60),
+        || {
+            let stack = &stack;
+            async move {
+                let mut all = Vec::new();
+                for n in 1..=6 {
+                    let stats = stack.stats(&stack.event(n)).await;
+                    (polled_again(&stats) >= 1).then_some(())?;
+                    all.push(stats);
+                }
+                Some(all)
+            }
+        },
+    )
+    .await;
+    for (n, stats) in (1..=6).zip(all_stats) {
         let id = stack.event(n);
-        let stats = stack.stats(&id).await;
         let g = gaps(&stats["realtime"]);
         assert!(
             // Double polling shows as a gap near zero; allow a loaded machine's lateness.
             g.iter().all(|g| *g >= 1.0),
             "{id}: polled twice in one 2 s interval: {g:?}"
         );
-        let after = stats["realtime"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter(|t| t.as_i64().unwrap() > killed_at + 8000)
-            .count();
+        let after = polled_again(&stats);
         assert!(after >= 1, "{id} is polled again after its owner died");
     }
-    stack.cleanup().await;
 }
 
 /// A hostile upstream on 127.0.0.1: `/huge/...` streams an endless body, `/redirect/...`
@@ -530,7 +523,6 @@ async fn hostile_upstream() -> (String, std::sync::Arc<std::sync::Mutex<Vec<Stri
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn oversized_and_redirected_answers_fail_collections_without_leaking_credentials() {
-    let _turn = SERIAL.lock().await;
     let stack = Stack::start(&["--events", "2"]).await;
     let (upstream, elsewhere) = hostile_upstream().await;
     let limit = muster_ingest::IngestConfig::default().max_body_bytes;
@@ -539,13 +531,13 @@ async fn oversized_and_redirected_answers_fail_collections_without_leaking_crede
     let mut endless_check = stack.registration(1).await;
     endless_check["endpoints"]["api"] = json!(format!("{upstream}/huge"));
     endless_check["endpoints"]["healthCheck"] = json!(format!("{upstream}/huge/status"));
-    let (status, body) = stack.register(&endless_check).await;
-    assert_eq!(status, 422, "{body}");
-    let detail = body["detail"].as_str().unwrap();
-    assert!(
-        detail.contains(&format!("larger than {limit} bytes")),
-        "{body}"
-    );
+    refused(
+        &stack,
+        &endless_check,
+        422,
+        &format!("larger than {limit} bytes"),
+    )
+    .await;
     // Had it read on, the request timeout would have ended it with another reason.
 
     // A healthy service whose snapshots are endless: registered, its initial sync failed.
@@ -595,7 +587,16 @@ async fn oversized_and_redirected_answers_fail_collections_without_leaking_crede
             .unwrap();
         assert!(failed.0.reason.contains(&why), "{:?}", failed.0);
         assert!(!failed.0.reason.contains("s3cret"), "{:?}", failed.0);
-        let status = &stack.admin_get(id).await.1["status"];
+        // The health record and the status row are written separately: wait for the row.
+        let status = wait_for("the service's last error", Duration::from_secs(30), || {
+            let (stack, why) = (&stack, why.clone());
+            async move {
+                let status = stack.admin_get(id).await.1["status"].clone();
+                let last_error = status["lastError"].as_str().unwrap_or_default();
+                last_error.contains(&why).then_some(status)
+            }
+        })
+        .await;
         let last_error = status["lastError"].as_str().unwrap_or_default();
         assert!(last_error.contains(&why), "{status}");
         assert!(!last_error.contains("s3cret"), "{status}");
@@ -605,12 +606,10 @@ async fn oversized_and_redirected_answers_fail_collections_without_leaking_crede
         "a redirect was followed: {:?}",
         elsewhere.lock().unwrap()
     );
-    stack.cleanup().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_checkin_with_a_nul_is_refused_naming_the_field_and_other_events_still_accepted() {
-    let _turn = SERIAL.lock().await;
     let stack = Stack::start(&["--events", "2"]).await;
     let mut secrets = Vec::new();
     for n in 1..=2 {
@@ -626,27 +625,14 @@ async fn a_checkin_with_a_nul_is_refused_naming_the_field_and_other_events_still
         .unwrap();
         let now = chrono::Utc::now().timestamp();
         let sig = muster_runtime::signature::sign(&secrets[n - 1], msg_id, now, &body).unwrap();
-        let request = stack
-            .http
-            .post(format!(
-                "{}/api/ingest/{}/checkins",
-                stack.api_url,
-                stack.event(n)
-            ))
-            .header("webhook-id", msg_id)
-            .header("webhook-timestamp", now.to_string())
-            .header("webhook-signature", sig)
-            .body(body);
-        async move { request.send().await.unwrap() }
+        let (stack, msg_id) = (&stack, msg_id.to_owned());
+        async move { deliver(stack, &stack.event(n), &msg_id, now, Some(sig), body).await }
     };
 
     let refused = push(1, "msg_nul", "G\u{0}2").await;
     assert_eq!(refused.status(), 422);
     let problem: Value = refused.json().await.unwrap();
-    assert!(
-        problem["detail"].as_str().unwrap().contains("[1]: gateId"),
-        "{problem}"
-    );
+    assert!(detail(&problem).contains("[1]: gateId"), "{problem}");
     let accepted = push(2, "msg_ok", "G2").await;
     assert_eq!(accepted.status(), 202);
     assert_eq!(accepted.json::<Value>().await.unwrap()["accepted"], 2);
@@ -659,12 +645,11 @@ async fn a_checkin_with_a_nul_is_refused_naming_the_field_and_other_events_still
     assert_eq!(records[1].0.gate_id, "G2");
     // Check-ins are personal data: their topic expires them (90 days by default).
     assert_eq!(
-        common::topic_config(&stack.services, RawCheckin::TOPIC, "retention.ms")
+        common::kafka::topic_config(&stack.services, RawCheckin::TOPIC, "retention.ms")
             .await
             .as_deref(),
         Some("7776000000")
     );
     // The refused delivery claimed nothing: once fixed, the same id is accepted.
     assert_eq!(push(1, "msg_nul", "G2").await.status(), 202);
-    stack.cleanup().await;
 }

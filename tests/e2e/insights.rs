@@ -8,16 +8,15 @@
 use crate::common;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::time::Duration;
 
 use chrono::{
     DateTime, Datelike, Duration as Span, FixedOffset, NaiveTime, TimeZone, Timelike, Utc,
 };
-use common::{Services, Worker, free_port, run_id, scratch_dir, wait_for};
+use common::api::{ADMIN, Auth, each, start_api};
+use common::process::run_ok;
+use common::{Run, db};
 use muster_schemas::{Direction, RawCheckin};
 use serde_json::{Value, json};
-
-const ADMIN: &str = "insights-test-admin-token-0123456789";
 const K: i64 = 10;
 
 #[derive(Debug, Clone)]
@@ -65,47 +64,53 @@ fn local_at(now: DateTime<Utc>, offset_min: i32, days: i64, hour: u32) -> DateTi
         .with_timezone(&Utc)
 }
 
-#[allow(clippy::too_many_arguments)]
-fn event(
-    id: String,
-    kind: &str,
+/// What the events of one type share: where and when they start, how many register, and
+/// their prices.
+struct Type {
+    kind: String,
     offset_min: i32,
-    start: DateTime<Utc>,
+    /// The local hour the events start.
+    hour: u32,
     registered: i64,
-    checked_in: i64,
     price: f64,
     cost: f64,
     currency: &'static str,
-    now: DateTime<Utc>,
-) -> Ev {
-    let end = start + Span::hours(8);
-    let hours = if end <= now {
-        (0..8)
-            .map(|h| {
-                let rate = 0.2 + 0.6 * noise(&id, h);
-                (start + Span::hours(h as i64), rate, 12 + (h as i64 % 3))
-            })
-            .collect()
-    } else {
-        Vec::new()
-    };
-    Ev {
-        peak_attendees: (checked_in as f64 * 0.9) as i64,
-        id,
-        kind: kind.to_owned(),
-        offset_min,
-        start,
-        end,
-        registered,
-        checked_in: if end <= now { checked_in } else { 0 },
-        capacity: None,
-        price,
-        cost,
-        other_income: None,
-        currency,
-        hours,
-        gate_minutes: Vec::new(),
-        gates_open: None,
+}
+
+impl Type {
+    /// An event of this type starting on the local date `days` from today, of which
+    /// `checked_in` came (if it has ended by `now`).
+    fn event(&self, id: String, days: i64, checked_in: i64, now: DateTime<Utc>) -> Ev {
+        let start = local_at(now, self.offset_min, days, self.hour);
+        let end = start + Span::hours(8);
+        let hours = if end <= now {
+            (0..8)
+                .map(|h| {
+                    let rate = 0.2 + 0.6 * noise(&id, h);
+                    (start + Span::hours(h as i64), rate, 12 + (h as i64 % 3))
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
+        Ev {
+            peak_attendees: (checked_in as f64 * 0.9) as i64,
+            id,
+            kind: self.kind.clone(),
+            offset_min: self.offset_min,
+            start,
+            end,
+            registered: self.registered,
+            checked_in: if end <= now { checked_in } else { 0 },
+            capacity: None,
+            price: self.price,
+            cost: self.cost,
+            other_income: None,
+            currency: self.currency,
+            hours,
+            gate_minutes: Vec::new(),
+            gates_open: None,
+        }
     }
 }
 
@@ -144,37 +149,32 @@ fn generate(run: &str, now: DateTime<Utc>) -> History {
     let mut events = Vec::new();
     // Conferences in Tokyo (UTC+9), 09:00 local, every 14 days on one weekday, 500 registered;
     // two in the year before, for the trend.
+    let conference = Type {
+        kind: conf.clone(),
+        offset_min: 540,
+        hour: 9,
+        registered: 500,
+        price: 20_000.0,
+        cost: 6_000_000.0,
+        currency: "JPY",
+    };
     for (n, i) in (0..16).chain([30, 31]).enumerate() {
-        let start = local_at(now, 540, -15 - 14 * i, 9);
         let came = (500.0 * (0.6 + 0.3 * noise("conf", n as u64))).round() as i64;
-        events.push(event(
-            format!("{conf}-{i:02}"),
-            &conf,
-            540,
-            start,
-            500,
-            came,
-            20_000.0,
-            6_000_000.0,
-            "JPY",
-            now,
-        ));
+        events.push(conference.event(format!("{conf}-{i:02}"), -15 - 14 * i, came, now));
     }
     let next_conf = format!("{conf}-next");
-    events.push(event(
-        next_conf.clone(),
-        &conf,
-        540,
-        local_at(now, 540, 13, 9),
-        500,
-        0,
-        20_000.0,
-        6_000_000.0,
-        "JPY",
-        now,
-    ));
+    events.push(conference.event(next_conf.clone(), 13, 0, now));
     // Festivals in New York (UTC-5), 10:00 local, 1000 registered: four on Saturdays (the
     // upcoming one's nearest) and six on Wednesdays.
+    let festival = Type {
+        kind: fest.clone(),
+        offset_min: -300,
+        hour: 10,
+        registered: 1000,
+        price: 60.0,
+        cost: 50_000.0,
+        currency: "EUR",
+    };
     let tz = FixedOffset::east_opt(-300 * 60).unwrap();
     let today = now.with_timezone(&tz).date_naive();
     let mut ahead = 3;
@@ -188,33 +188,16 @@ fn generate(run: &str, now: DateTime<Utc>) -> History {
         (8, 840, 188, 39, -10, 950),
     ];
     for (weeks, came, total, top, at, crowd) in saturdays {
-        let mut e = event(
-            format!("{fest}-sat{weeks}"),
-            &fest,
-            -300,
-            local_at(now, -300, ahead - 7 * weeks, 10),
-            1000,
-            came,
-            60.0,
-            50_000.0,
-            "EUR",
-            now,
-        );
+        let mut e = festival.event(format!("{fest}-sat{weeks}"), ahead - 7 * weeks, came, now);
         peak(&mut e, at, total, top);
         e.peak_attendees = crowd;
         events.push(e);
     }
     for weeks in 1..=6 {
-        let mut e = event(
+        let mut e = festival.event(
             format!("{fest}-wed{weeks}"),
-            &fest,
-            -300,
-            local_at(now, -300, ahead - 3 - 7 * weeks, 10),
-            1000,
+            ahead - 3 - 7 * weeks,
             600,
-            60.0,
-            50_000.0,
-            "EUR",
             now,
         );
         peak(&mut e, 30, 100, 25);
@@ -222,52 +205,28 @@ fn generate(run: &str, now: DateTime<Utc>) -> History {
         events.push(e);
     }
     let next_fest = format!("{fest}-next");
-    let mut e = event(
-        next_fest.clone(),
-        &fest,
-        -300,
-        local_at(now, -300, ahead, 10),
-        1000,
-        0,
-        60.0,
-        50_000.0,
-        "EUR",
-        now,
-    );
+    let mut e = festival.event(next_fest.clone(), ahead, 0, now);
     e.capacity = Some(900);
     e.gates_open = Some(3);
     events.push(e);
     // Exhibitions in Paris (UTC+1), 10:00 local, every 21 days, half the registrations come.
+    let exhibition = Type {
+        kind: expo.clone(),
+        offset_min: 60,
+        hour: 10,
+        registered: 2000,
+        price: 15.0,
+        cost: 40_000.0,
+        currency: "EUR",
+    };
     for (i, came) in [1000, 960, 1040, 1020, 980, 1000].into_iter().enumerate() {
-        events.push(event(
-            format!("{expo}-{i}"),
-            &expo,
-            60,
-            local_at(now, 60, -10 - 21 * i as i64, 10),
-            2000,
-            came,
-            15.0,
-            40_000.0,
-            "EUR",
-            now,
-        ));
+        events.push(exhibition.event(format!("{expo}-{i}"), -10 - 21 * i as i64, came, now));
     }
     // One with sponsors: other income counts as revenue.
     let third_last = events.len() - 3;
     events[third_last].other_income = Some(5_000.0);
     let next_expo = format!("{expo}-next");
-    events.push(event(
-        next_expo.clone(),
-        &expo,
-        60,
-        local_at(now, 60, 11, 10),
-        2000,
-        0,
-        15.0,
-        40_000.0,
-        "EUR",
-        now,
-    ));
+    events.push(exhibition.event(next_expo.clone(), 11, 0, now));
     History {
         events,
         behaviour_events: [format!("{expo}-0"), format!("{expo}-1")],
@@ -562,47 +521,43 @@ fn close(a: &Value, b: f64, tol: f64) -> bool {
     a.as_f64().is_some_and(|a| (a - b).abs() <= tol)
 }
 
+/// The forecast `muster insights` stored for `event`.
+async fn forecast(db: &tokio_postgres::Client, event: &str) -> Value {
+    db.query_one(
+        "SELECT detail FROM insight_forecasts WHERE event_id = $1",
+        &[&event],
+    )
+    .await
+    .unwrap()
+    .get(0)
+}
+
+/// Whether `a` is `rate` of the next festival's 1000 registered, in whole people.
+fn people(a: &Value, rate: f64) -> bool {
+    close(a, (rate * 1000.0).round(), 0.0)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn insights_on_a_generated_year_equal_what_the_history_says() {
-    let s = Services::from_env();
-    let run = run_id();
+    let (s, run, dir, _) = Run::begin().parts();
     let now = Utc::now();
     let h = generate(&run, now);
-    let (db, conn) = tokio_postgres::connect(&s.database, tokio_postgres::NoTls)
-        .await
-        .unwrap();
-    tokio::spawn(conn);
-    let dir = scratch_dir(&run);
-    let migrate = common::muster()
-        .arg("migrate")
-        .env("MUSTER_LOG", "warn")
-        .output()
-        .unwrap();
-    assert!(
-        migrate.status.success(),
-        "{}",
-        String::from_utf8_lossy(&migrate.stderr)
-    );
+    let db = db::connect(&s.database).await;
+    run_ok(&["migrate"], &[]);
     seed(&db, &h, now).await;
     let archive = dir.join("archive");
     write_archive(&archive, &h);
 
     // One run of the job, as an operator starts it.
-    let out = common::muster()
-        .args(["insights", "--once"])
-        .env("MUSTER_LOG", "warn")
-        .env("MUSTER__INSIGHTS__FORECAST__NEIGHBOURS", "4")
-        .env(
-            "MUSTER__PROJECTIONS__ARCHIVE__URL",
-            format!("file://{}", archive.display()),
-        )
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
+    let stdout = run_ok(
+        &["insights", "--once"],
+        &[
+            ("MUSTER__INSIGHTS__FORECAST__NEIGHBOURS", "4".to_owned()),
+            (
+                "MUSTER__PROJECTIONS__ARCHIVE__URL",
+                format!("file://{}", archive.display()),
+            ),
+        ],
     );
     assert!(stdout.contains("forecast backtest: MAPE"), "{stdout}");
     let types = vec![h.conf.clone(), h.fest.clone(), h.expo.clone()];
@@ -790,14 +745,7 @@ async fn insights_on_a_generated_year_equal_what_the_history_says() {
     );
 
     // ---- Forecast of the Saturday festival from the four Saturday festivals.
-    let detail: Value = db
-        .query_one(
-            "SELECT detail FROM insight_forecasts WHERE event_id = $1",
-            &[&h.next_fest],
-        )
-        .await
-        .unwrap()
-        .get(0);
+    let detail = forecast(&db, &h.next_fest).await;
     let (m, lo, hi) = interval(&[0.82, 0.78, 0.80, 0.84]);
     assert!(
         close(&detail["showUpRate"]["expected"], m, 1e-9),
@@ -805,16 +753,8 @@ async fn insights_on_a_generated_year_equal_what_the_history_says() {
     );
     assert!(close(&detail["showUpRate"]["low"], lo, 1e-6), "{detail}");
     assert!(close(&detail["showUpRate"]["high"], hi, 1e-6), "{detail}");
-    assert!(close(
-        &detail["finalAttendance"]["expected"],
-        (m * 1000.0).round(),
-        0.0
-    ));
-    assert!(close(
-        &detail["finalAttendance"]["low"],
-        (lo * 1000.0).round(),
-        0.0
-    ));
+    assert!(people(&detail["finalAttendance"]["expected"], m));
+    assert!(people(&detail["finalAttendance"]["low"], lo));
     let sim: BTreeSet<String> = detail["similarEvents"]
         .as_array()
         .unwrap()
@@ -841,16 +781,8 @@ async fn insights_on_a_generated_year_equal_what_the_history_says() {
         "the median peak, 15 min before"
     );
     let (cm, _, chi) = interval(&[0.85, 0.90, 0.80, 0.95]);
-    assert!(close(
-        &detail["peakAttendees"]["expected"],
-        (cm * 1000.0).round(),
-        0.0
-    ));
-    assert!(close(
-        &detail["peakAttendees"]["high"],
-        (chi * 1000.0).round(),
-        0.0
-    ));
+    assert!(people(&detail["peakAttendees"]["expected"], cm));
+    assert!(people(&detail["peakAttendees"]["high"], chi));
     let risks = detail["risks"].as_array().unwrap();
     assert_eq!(risks.len(), 1, "{detail}");
     assert_eq!(risks[0]["kind"], "capacity-overflow");
@@ -893,14 +825,7 @@ async fn insights_on_a_generated_year_equal_what_the_history_says() {
     );
 
     // ---- Under-attendance of the exhibition: half of those registered come.
-    let expo: Value = db
-        .query_one(
-            "SELECT detail FROM insight_forecasts WHERE event_id = $1",
-            &[&h.next_expo],
-        )
-        .await
-        .unwrap()
-        .get(0);
+    let expo = forecast(&db, &h.next_expo).await;
     // The four latest of the six: 1000, 960, 1040, 1020 of 2000.
     assert!(
         close(&expo["showUpRate"]["expected"], 4020.0 / 4.0 / 2000.0, 1e-9),
@@ -935,14 +860,7 @@ async fn insights_on_a_generated_year_equal_what_the_history_says() {
         }
     }
     let mape = 100.0 * apes.iter().sum::<f64>() / apes.len() as f64;
-    let conf: Value = db
-        .query_one(
-            "SELECT detail FROM insight_forecasts WHERE event_id = $1",
-            &[&h.next_conf],
-        )
-        .await
-        .unwrap()
-        .get(0);
+    let conf = forecast(&db, &h.next_conf).await;
     assert_eq!(conf["backtest"]["events"], apes.len(), "{conf}");
     assert!(
         close(&conf["backtest"]["mape"], mape, 1e-9),
@@ -994,44 +912,19 @@ async fn insights_on_a_generated_year_equal_what_the_history_says() {
     }
 
     // ---- The API serves them, within each partner's grants.
-    let port = free_port();
-    let env = vec![
-        ("MUSTER_API_ADDR", format!("127.0.0.1:{port}")),
-        ("MUSTER_ADMIN_TOKEN", ADMIN.to_owned()),
-    ];
-    let _api = Worker::start("api", &["api"], &env, &dir);
-    let base = format!("http://127.0.0.1:{port}");
-    let http = reqwest::Client::new();
-    wait_for("the api", Duration::from_secs(60), || {
-        let url = format!("{base}/readyz");
-        async move { common::get_json(&url).await.map(|_| ()) }
-    })
-    .await;
-    let created: Value = http
-        .post(format!("{base}/api/admin/partners"))
-        .bearer_auth(ADMIN)
-        .json(&json!({"name": "premium", "tier": "premium",
-                      "eventIds": [h.next_fest, h.behaviour_events[0]]}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let key = created["apiKey"].as_str().unwrap().to_owned();
+    let (_api, api) = start_api::<&str>(&dir, &[]).await;
+    let key = api
+        .partner_key("premium", &[&h.next_fest, &h.behaviour_events[0]])
+        .await;
     let get = |path: String, auth: Option<&str>| {
-        let mut req = http.get(format!("{base}{path}"));
-        req = match auth {
-            Some(ADMIN) => req.bearer_auth(ADMIN),
-            Some(k) => req.header("x-api-key", k),
-            None => req,
-        };
+        let (api, auth) = (&api, auth.map(str::to_owned));
         async move {
-            let res = req.send().await.unwrap();
-            (
-                res.status().as_u16(),
-                res.json::<Value>().await.unwrap_or(Value::Null),
-            )
+            let auth = match auth.as_deref() {
+                Some(ADMIN) => Auth::Bearer(ADMIN),
+                Some(k) => Auth::Key(k),
+                None => Auth::None,
+            };
+            api.get(auth, &path).await
         }
     };
     let (status, f) = get(
@@ -1093,12 +986,7 @@ async fn insights_on_a_generated_year_equal_what_the_history_says() {
     );
     let (status, roi) = get("/api/premium/analytics/roi".into(), Some(&key)).await;
     assert_eq!(status, 200, "{roi}");
-    let ids: BTreeSet<&str> = roi["events"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| r["subject"].as_str().unwrap())
-        .collect();
+    let ids = BTreeSet::from_iter(each(&roi["events"], "subject"));
     assert_eq!(
         ids,
         BTreeSet::from([h.next_fest.as_str(), h.behaviour_events[0].as_str()])
@@ -1127,12 +1015,7 @@ async fn insights_on_a_generated_year_equal_what_the_history_says() {
     );
     let (status, dash) = get("/api/dashboard".into(), Some(&key)).await;
     assert_eq!(status, 200, "{dash}");
-    let shown: Vec<&str> = dash["insights"]["forecasts"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|f| f["eventId"].as_str().unwrap())
-        .collect();
+    let shown = each(&dash["insights"]["forecasts"], "eventId");
     assert_eq!(
         shown,
         vec![h.next_fest.as_str()],

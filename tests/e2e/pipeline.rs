@@ -6,18 +6,16 @@ use crate::common;
 use std::collections::HashSet;
 use std::time::Duration;
 
-use common::{Services, Worker, free_port, get_json, run_id, scratch_dir, wait_for};
+use common::{Run, Services, Worker, db, free_port, get_json, wait_for, worker_env};
 use muster_schemas::{Codec, DeadLetter, TopicRecord};
-use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::message::Message;
 use serde_json::Value;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn simulated_services_reach_the_api_and_bad_bodies_reach_the_dead_letter_topic() {
-    let services = Services::from_env();
+    let (services, run, dir, codec) = Run::begin().parts();
+    let since = chrono::Utc::now().timestamp_millis() - 1000;
     forget_abandoned_runs(&services.database).await;
-    let run = run_id();
-    let dir = scratch_dir(&run);
     let prefix = format!("e2e{run}-");
     let sim_port = free_port();
     let sim_config = dir.join("sim.toml");
@@ -53,13 +51,9 @@ async fn simulated_services_reach_the_api_and_bad_bodies_reach_the_dead_letter_t
     let group = format!("e2e{run}");
     let ports: Vec<u16> = (0..4).map(|_| free_port()).collect();
     let env = |ops: u16| -> Vec<(&str, String)> {
-        vec![
-            ("MUSTER__KAFKA__GROUP_PREFIX", group.clone()),
-            // Skip the history other runs left on the shared cluster.
-            ("MUSTER__KAFKA__AUTO_OFFSET_RESET", "latest".to_owned()),
-            ("MUSTER__OPS__ADDR", format!("127.0.0.1:{ops}")),
-            ("MUSTER_API_ADDR", format!("127.0.0.1:{}", ports[3])),
-        ]
+        let mut env = worker_env(&group, ops);
+        env.push(("MUSTER_API_ADDR", format!("127.0.0.1:{}", ports[3])));
+        env
     };
     let config = sim_config.to_str().unwrap();
     let mut workers = vec![
@@ -149,15 +143,7 @@ async fn simulated_services_reach_the_api_and_bad_bodies_reach_the_dead_letter_t
     }
 
     // Bad bodies are dead-lettered with the reason, both kinds of them.
-    let codec = Codec::new(&services.registry).unwrap();
-    let consumer: StreamConsumer = rdkafka::ClientConfig::new()
-        .set("bootstrap.servers", &services.brokers)
-        .set("group.id", format!("e2e{run}-dead-letter-check"))
-        .set("auto.offset.reset", "earliest")
-        .set("isolation.level", "read_committed")
-        .create()
-        .unwrap();
-    consumer.subscribe(&[DeadLetter::TOPIC]).unwrap();
+    let consumer = common::kafka::reader(&services, DeadLetter::TOPIC, since);
     let mut reasons = HashSet::new();
     let deadline = std::time::Instant::now() + Duration::from_secs(90);
     while reasons.len() < 2 {
@@ -228,12 +214,7 @@ async fn simulated_services_reach_the_api_and_bad_bodies_reach_the_dead_letter_t
             "readyz on {port}: {}",
             ready.text().await.unwrap()
         );
-        let text = reqwest::get(format!("http://127.0.0.1:{port}/metrics"))
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let text = common::scrape(&format!("http://127.0.0.1:{port}")).await;
         assert!(
             text.contains(name),
             "{name} missing from metrics on {port}:\n{text}"
@@ -261,15 +242,12 @@ async fn simulated_services_reach_the_api_and_bad_bodies_reach_the_dead_letter_t
         );
     }
 
-    common::forget_services(&services.database, &prefix).await;
+    db::forget_services(&services.database, &prefix).await;
 }
 
 /// Forgets services that earlier, failed runs left behind (their simulators are gone).
 async fn forget_abandoned_runs(database: &str) {
-    let (client, conn) = tokio_postgres::connect(database, tokio_postgres::NoTls)
-        .await
-        .unwrap();
-    tokio::spawn(conn);
+    let client = db::connect(database).await;
     // The table exists once any worker has migrated; before that there is nothing to forget.
     let _ = client
         .execute(
@@ -286,7 +264,7 @@ async fn forget_abandoned_runs(database: &str) {
 async fn concurrent_schema_registration_on_a_fresh_subject_is_idempotent() {
     let services = Services::from_env();
     let topic: &'static str =
-        Box::leak(format!("muster-test.race-{}.v1", run_id()).into_boxed_str());
+        Box::leak(format!("muster-test.race-{}.v1", common::run_id()).into_boxed_str());
     let schema = r#"{"type":"record","name":"Race","namespace":"muster.test","fields":[{"name":"n","type":"long"}]}"#;
     let mut tasks = tokio::task::JoinSet::new();
     for _ in 0..8 {

@@ -7,87 +7,30 @@ use crate::common;
 use std::collections::{BTreeMap, HashSet};
 use std::time::{Duration, Instant};
 
-use common::{Services, Worker, free_port, producer, run_id, scratch_dir, send, wait_for};
+use common::kafka::{delivered, metadata, partitions, queue, reader, send_bytes};
+use common::records::{normalized, raw_snapshot};
+use common::{Run, Services, Worker, free_port, producer, send, wait_for, worker_env};
 use muster_schemas::{
     Alert, AlertAction, AlertKind, Codec, DeadLetter, Direction, GateActivity, Health,
-    NormalizedMetrics, RawCheckin, RawSnapshot, ServiceHealth, SnapshotSource, SourceOffset,
-    TopicRecord, UpstreamAlert,
+    NormalizedMetrics, RawCheckin, RawSnapshot, ServiceHealth, SourceOffset, TopicRecord,
+    UpstreamAlert,
 };
-use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::consumer::StreamConsumer;
 use rdkafka::message::Message;
 use rdkafka::producer::FutureRecord;
-use rdkafka::{Offset, TopicPartitionList};
 
 fn env(run: &str, port: u16) -> Vec<(&'static str, String)> {
-    vec![
-        ("MUSTER__KAFKA__GROUP_PREFIX", format!("p{run}")),
-        ("MUSTER__KAFKA__AUTO_OFFSET_RESET", "latest".to_owned()),
-        ("MUSTER__OPS__ADDR", format!("127.0.0.1:{port}")),
-        ("MUSTER__PROCESSORS__BATCH_MAX_RECORDS", "2000".to_owned()),
-    ]
-}
-
-/// A read_committed consumer of `topic` from `since_ms` on, without a consumer group's state.
-fn reader(s: &Services, topic: &str, since_ms: i64) -> StreamConsumer {
-    let c: StreamConsumer = rdkafka::ClientConfig::new()
-        .set("bootstrap.servers", &s.brokers)
-        .set("group.id", format!("reader-{}", run_id()))
-        .set("isolation.level", "read_committed")
-        .set("enable.auto.commit", "false")
-        .create()
-        .unwrap();
-    // The processor creates its topics as it starts; until then the topic is unknown.
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let partitions: Vec<i32> = loop {
-        let ids: Vec<i32> = c
-            .fetch_metadata(Some(topic), Duration::from_secs(10))
-            .map(|meta| {
-                meta.topics()[0]
-                    .partitions()
-                    .iter()
-                    .map(|p| p.id())
-                    .collect()
-            })
-            .unwrap_or_default();
-        if !ids.is_empty() {
-            break ids;
-        }
-        assert!(Instant::now() < deadline, "topic {topic} never appeared");
-        std::thread::sleep(Duration::from_millis(250));
-    };
-    let mut tpl = TopicPartitionList::new();
-    for p in partitions {
-        tpl.add_partition_offset(topic, p, Offset::Offset(since_ms))
-            .unwrap();
-    }
-    let at = c.offsets_for_times(tpl, Duration::from_secs(10)).unwrap();
-    let mut start = TopicPartitionList::new();
-    for e in at.elements() {
-        let offset = match e.offset() {
-            Offset::Offset(o) => Offset::Offset(o),
-            _ => Offset::End,
-        };
-        start
-            .add_partition_offset(topic, e.partition(), offset)
-            .unwrap();
-    }
-    c.assign(&start).unwrap();
-    c
+    let mut env = worker_env(&format!("p{run}"), port);
+    env.push(("MUSTER__PROCESSORS__BATCH_MAX_RECORDS", "2000".to_owned()));
+    env
 }
 
 fn snapshot(event_id: &str, current: i64) -> RawSnapshot {
-    RawSnapshot {
-        event_id: event_id.to_owned(),
-        service_name: "processor-test".into(),
-        source: SnapshotSource::Poll,
-        data_schema: "s-attend/v1".into(),
-        fetched_at: chrono::Utc::now().timestamp_millis(),
-        http_status: 200,
-        body: format!(
-            r#"{{"participants":{{"total":1000}},"attendance":{{"current":{current}}}}}"#
-        ),
-        capacity: None,
-    }
+    raw_snapshot(
+        event_id,
+        chrono::Utc::now().timestamp_millis(),
+        format!(r#"{{"participants":{{"total":1000}},"attendance":{{"current":{current}}}}}"#),
+    )
 }
 
 /// Produces probes until the processor answers one: from then on it is consuming at the end of
@@ -120,28 +63,33 @@ async fn wait_until_live<R: TopicRecord>(
     }
 }
 
+/// Probes until the normalizer answers: see [`wait_until_live`].
+async fn wait_until_normalizing(s: &Services, codec: &Codec, run: &str) {
+    let probe_event = format!("probe-{run}");
+    wait_until_live(
+        s,
+        codec,
+        NormalizedMetrics::TOPIC,
+        || snapshot(&probe_event, 1),
+        &probe_event,
+    )
+    .await;
+}
+
 /// Waits until a probe on every raw partition has its output, resending the unanswered ones.
 /// Each partition then has a committed offset before the run: a partition that changes owner
 /// before its first commit is read by its next owner from `latest` (the tests' reset), which
 /// would skip what was already produced to it.
 async fn probe_every_partition(s: &Services, codec: &Codec, run: &str) {
-    let meta: rdkafka::consumer::BaseConsumer = rdkafka::ClientConfig::new()
-        .set("bootstrap.servers", &s.brokers)
-        .create()
-        .unwrap();
-    let partitions = meta
-        .fetch_metadata(Some(RawSnapshot::TOPIC), Duration::from_secs(10))
-        .unwrap()
-        .topics()[0]
-        .partitions()
-        .len() as i32;
+    let partitions = partitions(&metadata(s), RawSnapshot::TOPIC);
     let out = reader(
         s,
         NormalizedMetrics::TOPIC,
         chrono::Utc::now().timestamp_millis() - 1000,
     );
     let p = producer(s);
-    let mut waiting: BTreeMap<String, i32> = (0..partitions)
+    let mut waiting: BTreeMap<String, i32> = partitions
+        .into_iter()
         .map(|i| (format!("probe-{run}-p{i}"), i))
         .collect();
     let deadline = Instant::now() + Duration::from_secs(120);
@@ -193,10 +141,7 @@ static RAW_TOPIC: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 /// that each has exactly one output.
 async fn exactly_once(n: usize, disruption: Disruption) {
     let _turn = RAW_TOPIC.lock().await;
-    let s = Services::from_env();
-    let run = run_id();
-    let dir = scratch_dir(&run);
-    let codec = Codec::new(&s.registry).unwrap();
+    let (s, run, dir, codec) = Run::begin().parts();
     let args = ["process", "--only", "normalize"];
     let mut workers = vec![Worker::start(
         "process-1",
@@ -212,15 +157,7 @@ async fn exactly_once(n: usize, disruption: Disruption) {
             &dir,
         ));
     }
-    let probe_event = format!("probe-{run}");
-    wait_until_live(
-        &s,
-        &codec,
-        NormalizedMetrics::TOPIC,
-        || snapshot(&probe_event, 1),
-        &probe_event,
-    )
-    .await;
+    wait_until_normalizing(&s, &codec, &run).await;
     probe_every_partition(&s, &codec, &run).await;
 
     // 100k snapshots over 10 events; remember where each landed.
@@ -237,23 +174,10 @@ async fn exactly_once(n: usize, disruption: Disruption) {
         } else {
             codec.encode(&r).await.unwrap()
         };
-        loop {
-            match p.send_result(
-                FutureRecord::to(RawSnapshot::TOPIC)
-                    .key(&r.event_id)
-                    .payload(&payload),
-            ) {
-                Ok(d) => {
-                    pending.push(d);
-                    break;
-                }
-                Err(_) => tokio::time::sleep(Duration::from_millis(5)).await,
-            }
-        }
+        pending.push(queue(&p, RawSnapshot::TOPIC, &r.event_id, &payload).await);
         if pending.len() == 10_000 || i == n - 1 {
             for d in pending.drain(..) {
-                let delivery = d.await.unwrap().map_err(|(e, _)| e).unwrap();
-                expected.insert((delivery.partition, delivery.offset));
+                expected.insert(delivered(d).await);
             }
         }
     }
@@ -349,10 +273,7 @@ async fn rebalances_between_processors_neither_lose_nor_duplicate_outputs() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_processor_killed_before_its_first_commit_leaves_no_gap_under_latest() {
     let _turn = RAW_TOPIC.lock().await;
-    let s = Services::from_env();
-    let run = run_id();
-    let dir = scratch_dir(&run);
-    let codec = Codec::new(&s.registry).unwrap();
+    let (s, run, dir, codec) = Run::begin().parts();
     let args = ["process", "--only", "normalize"];
     let mut first = Worker::start("process-1", &args, &env(&run, free_port()), &dir);
     let log = first.log.clone();
@@ -377,18 +298,7 @@ async fn a_processor_killed_before_its_first_commit_leaves_no_gap_under_latest()
     let event = format!("gap{run}");
     let mut expected = HashSet::new();
     for i in 0..20 {
-        let payload = codec.encode(&snapshot(&event, i)).await.unwrap();
-        let delivery = p
-            .send(
-                FutureRecord::to(RawSnapshot::TOPIC)
-                    .key(&event)
-                    .payload(&payload),
-                Duration::from_secs(30),
-            )
-            .await
-            .map_err(|(e, _)| e)
-            .unwrap();
-        expected.insert((delivery.partition, delivery.offset));
+        expected.insert(send(&p, &codec, &snapshot(&event, i)).await);
     }
     let _second = Worker::start("process-2", &args, &env(&run, free_port()), &dir);
     let out = reader(&s, NormalizedMetrics::TOPIC, since);
@@ -411,10 +321,7 @@ async fn a_processor_killed_before_its_first_commit_leaves_no_gap_under_latest()
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn late_checkins_are_dead_lettered_and_on_time_ones_are_windowed() {
-    let s = Services::from_env();
-    let run = run_id();
-    let dir = scratch_dir(&run);
-    let codec = Codec::new(&s.registry).unwrap();
+    let (s, run, dir, codec) = Run::begin().parts();
     let _worker = Worker::start(
         "process",
         &["process", "--only", "gate_throughput_1m"],
@@ -465,15 +372,7 @@ async fn late_checkins_are_dead_lettered_and_on_time_ones_are_windowed() {
     send(&p, &codec, &checkin(&event, Direction::In, late_at, now)).await;
     // Bytes that are not Avro at all, in the middle of good records.
     let garbage = format!("not avro {run}").into_bytes();
-    p.send(
-        FutureRecord::to(RawCheckin::TOPIC)
-            .key(&event)
-            .payload(&garbage),
-        Duration::from_secs(30),
-    )
-    .await
-    .map_err(|(e, _)| e)
-    .unwrap();
+    send_bytes(&p, RawCheckin::TOPIC, &event, &garbage).await;
     // Times DataFusion cannot window (they failed the whole batch, for every event, forever).
     let absurd_event = format!("{event}-absurd");
     let absurd = -3_250_000_000_000_000;
@@ -561,14 +460,6 @@ fn metrics(
     upstream: &[&str],
 ) -> NormalizedMetrics {
     NormalizedMetrics {
-        event_id: event_id.to_owned(),
-        timestamp: at,
-        fetched_at: at,
-        total_registered: 1000,
-        current_attendees: current,
-        checked_in: current,
-        checked_out: 0,
-        attendance_rate: current as f64 / 1000.0,
         gate_activity: gates
             .iter()
             .map(|(id, status)| GateActivity {
@@ -585,13 +476,13 @@ fn metrics(
                 message: "probe".into(),
             })
             .collect(),
-        status: "live".into(),
         source: SourceOffset {
             topic: "test".into(),
             partition: 0,
             offset: at,
         },
         capacity: Some(1000),
+        ..normalized(event_id, at, current)
     }
 }
 
@@ -643,10 +534,7 @@ fn summary(alerts: &[Alert]) -> Vec<(AlertAction, AlertKind, Option<String>)> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn alerts_are_raised_and_resolved_once_even_across_a_kill() {
-    let s = Services::from_env();
-    let run = run_id();
-    let dir = scratch_dir(&run);
-    let codec = Codec::new(&s.registry).unwrap();
+    let (s, run, dir, codec) = Run::begin().parts();
     let args = ["process", "--only", "alerts"];
     let mut worker = Worker::start("alerts-1", &args, &env(&run, free_port()), &dir);
     let probe_event = format!("aprobe-{run}");
@@ -762,9 +650,7 @@ async fn decode_json(codec: &Codec, bytes: &[u8]) -> serde_json::Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_incompatible_output_schema_is_refused_before_anything_is_written() {
-    let _ = Services::from_env();
-    let run = run_id();
-    let dir = scratch_dir(&run);
+    let (_, run, dir, _) = Run::begin().parts();
     let sql_dir = dir.join("sql");
     std::fs::create_dir_all(&sql_dir).unwrap();
     let name = format!("compat_{run}");
@@ -837,29 +723,18 @@ async fn an_incompatible_output_schema_is_refused_before_anything_is_written() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unstorable_snapshot_values_are_dead_lettered_and_other_events_keep_flowing() {
     let _turn = RAW_TOPIC.lock().await;
-    let s = Services::from_env();
-    let run = run_id();
-    let dir = scratch_dir(&run);
-    let codec = Codec::new(&s.registry).unwrap();
+    let (s, run, dir, codec) = Run::begin().parts();
     let _worker = Worker::start(
         "process",
         &["process", "--only", "normalize"],
         &env(&run, free_port()),
         &dir,
     );
-    let probe_event = format!("probe-{run}");
-    wait_until_live(
-        &s,
-        &codec,
-        NormalizedMetrics::TOPIC,
-        || snapshot(&probe_event, 1),
-        &probe_event,
-    )
-    .await;
+    wait_until_normalizing(&s, &codec, &run).await;
     // The event log keeps its history: topics muster creates (or finds) keep records forever.
     for topic in [RawSnapshot::TOPIC, NormalizedMetrics::TOPIC] {
         assert_eq!(
-            common::topic_config(&s, topic, "retention.ms")
+            common::kafka::topic_config(&s, topic, "retention.ms")
                 .await
                 .as_deref(),
             Some("-1"),

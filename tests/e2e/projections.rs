@@ -7,58 +7,71 @@ use crate::common;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use common::{Services, Worker, free_port, producer, run_id, scratch_dir, send, wait_for};
+use common::kafka::{delivered, queue};
+use common::records::{gate_down, normalized};
+use common::{Run, Services, Worker, db, free_port, producer, send, wait_for, worker_env};
 use muster_schemas::{
-    Alert, AlertAction, AlertKind, CatalogueEntry, Codec, NormalizedMetrics, Severity,
-    SourceOffset, TopicRecord,
+    Alert, AlertAction, CatalogueEntry, Codec, NormalizedMetrics, Severity, TopicRecord,
 };
-use rdkafka::producer::FutureRecord;
+use rdkafka::producer::{DeliveryFuture, FutureProducer};
 
 const MINUTE: i64 = 60_000;
 
-fn env(run: &str, reset: &str) -> Vec<(&'static str, String)> {
-    vec![
-        ("MUSTER__KAFKA__GROUP_PREFIX", format!("j{run}")),
-        ("MUSTER__KAFKA__AUTO_OFFSET_RESET", reset.to_owned()),
-        ("MUSTER__OPS__ADDR", format!("127.0.0.1:{}", free_port())),
-        ("MUSTER__PROJECTIONS__BATCH_MAX_RECORDS", "500".to_owned()),
-    ]
-}
+/// `muster project` with the two projections of normalized snapshots.
+const SERIES_AND_REALTIME: [&str; 5] = [
+    "project",
+    "--only",
+    "event_series",
+    "--only",
+    "event_realtime",
+];
 
-async fn db(s: &Services) -> tokio_postgres::Client {
-    let (client, conn) = tokio_postgres::connect(&s.database, tokio_postgres::NoTls)
-        .await
-        .unwrap();
-    tokio::spawn(conn);
-    client
+/// A worker's settings: this run's consumer groups, batches of 500.
+fn env(run: &str) -> Vec<(&'static str, String)> {
+    let mut env = worker_env(&format!("j{run}"), free_port());
+    env.push(("MUSTER__PROJECTIONS__BATCH_MAX_RECORDS", "500".to_owned()));
+    env
 }
 
 async fn migrated(s: &Services) -> tokio_postgres::Client {
-    let mut client = db(s).await;
+    let mut client = db::connect(&s.database).await;
     muster_projections::migrate(&mut client).await.unwrap();
     client
 }
 
 fn metrics(event: &str, at: i64, current: i64) -> NormalizedMetrics {
     NormalizedMetrics {
-        event_id: event.to_owned(),
-        timestamp: at,
-        fetched_at: at,
-        total_registered: 1000,
-        current_attendees: current,
-        checked_in: current,
-        checked_out: 0,
-        attendance_rate: current as f64 / 1000.0,
-        gate_activity: vec![],
-        alerts: vec![],
-        status: "live".into(),
-        source: SourceOffset {
-            topic: "test".into(),
-            partition: 0,
-            offset: 0,
-        },
         capacity: Some(1200),
+        ..normalized(event, at, current)
     }
+}
+
+/// Sends snapshots of `probe` until `event_realtime` has it: from then on the projections
+/// consume, so nothing produced afterwards is skipped.
+async fn wait_until_projecting(
+    p: &FutureProducer,
+    codec: &Codec,
+    client: &tokio_postgres::Client,
+    probe: &str,
+) {
+    wait_for(
+        "the projection to consume",
+        Duration::from_secs(90),
+        || async move {
+            let at = chrono::Utc::now().timestamp_millis();
+            send(p, codec, &metrics(probe, at, 1)).await;
+            let n: i64 = client
+                .query_one(
+                    "SELECT count(*) FROM event_realtime WHERE event_id = $1",
+                    &[&probe],
+                )
+                .await
+                .ok()?
+                .get(0);
+            (n > 0).then_some(())
+        },
+    )
+    .await;
 }
 
 /// (samples, sum, max, min) per (event, minute bucket in ms).
@@ -98,44 +111,11 @@ async fn samples(client: &tokio_postgres::Client, prefix: &str) -> i64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_projection_killed_mid_stream_ends_equal_to_a_reference() {
-    let s = Services::from_env();
-    let run = run_id();
-    let dir = scratch_dir(&run);
-    let codec = Codec::new(&s.registry).unwrap();
+    let (s, run, dir, codec) = Run::begin().parts();
     let client = migrated(&s).await;
-    let args = [
-        "project",
-        "--only",
-        "event_series",
-        "--only",
-        "event_realtime",
-    ];
-    let mut worker = Worker::start("project-1", &args, &env(&run, "latest"), &dir);
+    let mut worker = Worker::start("project-1", &SERIES_AND_REALTIME, &env(&run), &dir);
     let p = producer(&s);
-
-    // Probe until the worker consumes, so nothing produced afterwards is skipped.
-    let probe = format!("kprobe{run}");
-    wait_for("the projection to consume", Duration::from_secs(90), || {
-        let (p, codec, client, probe) = (&p, &codec, &client, &probe);
-        async move {
-            send(
-                p,
-                codec,
-                &metrics(probe, chrono::Utc::now().timestamp_millis(), 1),
-            )
-            .await;
-            let n: i64 = client
-                .query_one(
-                    "SELECT count(*) FROM event_realtime WHERE event_id = $1",
-                    &[probe],
-                )
-                .await
-                .ok()?
-                .get(0);
-            (n > 0).then_some(())
-        }
-    })
-    .await;
+    wait_until_projecting(&p, &codec, &client, &format!("kprobe{run}")).await;
 
     // 30,000 snapshots of 10 events over two hours, and the reference they must add up to.
     let prefix = format!("kill{run}-");
@@ -156,22 +136,10 @@ async fn a_projection_killed_mid_stream_ends_equal_to_a_reference() {
         *e = (e.0 + 1, e.1 + current, e.2.max(current), e.3.min(current));
         latest.insert(event.clone(), (at, current));
         let payload = codec.encode(&r).await.unwrap();
-        loop {
-            match p.send_result(
-                FutureRecord::to(NormalizedMetrics::TOPIC)
-                    .key(&event)
-                    .payload(&payload),
-            ) {
-                Ok(d) => {
-                    pending.push(d);
-                    break;
-                }
-                Err(_) => tokio::time::sleep(Duration::from_millis(5)).await,
-            }
-        }
+        pending.push(queue(&p, NormalizedMetrics::TOPIC, &event, &payload).await);
     }
     for d in pending {
-        d.await.unwrap().map_err(|(e, _)| e).unwrap();
+        delivered(d).await;
     }
 
     // Kill -9 part-way, start again.
@@ -189,7 +157,7 @@ async fn a_projection_killed_mid_stream_ends_equal_to_a_reference() {
     .await;
     worker.kill_hard();
     assert!(killed_at < n, "the kill came after everything was applied");
-    let _worker = Worker::start("project-2", &args, &env(&run, "latest"), &dir);
+    let _worker = Worker::start("project-2", &SERIES_AND_REALTIME, &env(&run), &dir);
 
     let deadline = Instant::now() + Duration::from_secs(300);
     let mut stable_since = None;
@@ -222,16 +190,39 @@ async fn a_projection_killed_mid_stream_ends_equal_to_a_reference() {
         .unwrap()
         .get(0);
     assert_eq!(hours, n, "hour buckets roll up every sample once");
+    // `event_realtime` is another consumer group than `event_series`: the series being complete
+    // says nothing about it. Wait until every event's row is at its newest snapshot's time.
+    let realtime = |event: &str| {
+        let (client, event) = (&client, event.to_owned());
+        async move {
+            client
+                .query_opt(
+                    "SELECT current_attendees, (extract(epoch FROM observed_at) * 1000)::bigint,
+                            capacity
+                     FROM event_realtime WHERE event_id = $1",
+                    &[&event],
+                )
+                .await
+                .unwrap()
+        }
+    };
+    wait_for(
+        "every realtime row at its newest snapshot",
+        Duration::from_secs(120),
+        || {
+            let (latest, realtime) = (&latest, &realtime);
+            async move {
+                for (event, (at, _)) in latest {
+                    let row = realtime(event).await?;
+                    (row.get::<_, i64>(1) == *at).then_some(())?;
+                }
+                Some(())
+            }
+        },
+    )
+    .await;
     for (event, (at, current)) in latest {
-        let row = client
-            .query_one(
-                "SELECT current_attendees, (extract(epoch FROM observed_at) * 1000)::bigint,
-                        capacity
-                 FROM event_realtime WHERE event_id = $1",
-                &[&event],
-            )
-            .await
-            .unwrap();
+        let row = realtime(&event).await.unwrap();
         assert_eq!(
             (row.get::<_, i64>(0), row.get::<_, i64>(1)),
             (current, at),
@@ -245,7 +236,7 @@ async fn a_projection_killed_mid_stream_ends_equal_to_a_reference() {
 async fn retention_deletes_only_buckets_past_it() {
     let s = Services::from_env();
     let client = migrated(&s).await;
-    let event = format!("ret{}", run_id());
+    let event = format!("ret{}", common::run_id());
     let now = chrono::Utc::now();
     let day = chrono::Duration::days(1);
     for (table, ages) in [
@@ -297,6 +288,7 @@ async fn retention_deletes_only_buckets_past_it() {
     }
 }
 
+/// Gate `G{i}` of `event` down (raised at `t0` + `i` s), or up again `500 + i` ms later.
 fn alert(event: &str, i: i64, action: AlertAction, t0: i64) -> Alert {
     let raised_at = t0 + i * 1000;
     let at = match action {
@@ -304,21 +296,8 @@ fn alert(event: &str, i: i64, action: AlertAction, t0: i64) -> Alert {
         AlertAction::Resolved => raised_at + 500 + i,
     };
     Alert {
-        alert_id: format!("{event}:gate-down:G{i}@{raised_at}"),
-        event_id: event.to_owned(),
-        kind: AlertKind::GateDown,
-        subject: Some(format!("G{i}")),
-        action,
         severity: Severity::Critical,
-        message: format!("gate G{i} is down"),
-        raised_at,
-        at,
-        duration_ms: (action == AlertAction::Resolved).then_some(at - raised_at),
-        source: SourceOffset {
-            topic: "test".into(),
-            partition: 0,
-            offset: i,
-        },
+        ..gate_down(event, i, action, raised_at, at)
     }
 }
 
@@ -335,28 +314,9 @@ async fn alert_rows(client: &tokio_postgres::Client) -> Vec<String> {
         .collect()
 }
 
-fn muster(args: &[&str], env: &[(&str, String)]) -> String {
-    let out = common::muster()
-        .args(args)
-        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
-        .env("MUSTER_LOG", "warn")
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(
-        out.status.success(),
-        "muster {args:?} failed: {stdout}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    stdout
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_replay_rebuilds_tables_equal_to_the_live_ones_and_swaps_them_in() {
-    let s = Services::from_env();
-    let run = run_id();
-    let dir = scratch_dir(&run);
-    let codec = Codec::new(&s.registry).unwrap();
+    let (s, run, dir, codec) = Run::begin().parts();
     let client = migrated(&s).await;
     // The live projection must hold the whole topic to be comparable with a rebuild from
     // offset 0: start it from the beginning, with nothing stored from other test runs.
@@ -366,7 +326,8 @@ async fn a_replay_rebuilds_tables_equal_to_the_live_ones_and_swaps_them_in() {
         )
         .await
         .unwrap();
-    let env = env(&run, "earliest");
+    let mut env = env(&run);
+    env.push(("MUSTER__KAFKA__AUTO_OFFSET_RESET", "earliest".to_owned()));
     let worker = Worker::start(
         "project-alerts",
         &["project", "--only", "alerts"],
@@ -419,12 +380,12 @@ async fn a_replay_rebuilds_tables_equal_to_the_live_ones_and_swaps_them_in() {
             .any(|r| r.contains(r#""state":"resolved""#) && r.contains(r#""duration_ms":500"#))
     );
 
-    let dry = muster(&["replay", "alerts", "--dry-run"], &env);
+    let dry = common::process::run_ok(&["replay", "alerts", "--dry-run"], &env);
     assert!(dry.contains("alerts: identical to the live table"), "{dry}");
     assert!(dry.contains("dry run"), "{dry}");
     assert_eq!(alert_rows(&client).await, live, "a dry run changes nothing");
 
-    let swapped = muster(&["replay", "alerts"], &env);
+    let swapped = common::process::run_ok(&["replay", "alerts"], &env);
     assert!(
         swapped.contains("alerts: identical to the live table"),
         "{swapped}"
@@ -478,12 +439,8 @@ async fn public_status(api: &str, event: &str) -> Option<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_catalogue_feeds_the_public_list_and_old_numbers_show_as_stale() {
-    let s = Services::from_env();
-    let run = run_id();
-    let dir = scratch_dir(&run);
-    let codec = Codec::new(&s.registry).unwrap();
+    let (s, run, dir, codec) = Run::begin().parts();
     migrated(&s).await;
-    let env = env(&run, "latest");
     let _project = Worker::start(
         "project-catalogue",
         &[
@@ -493,15 +450,11 @@ async fn the_catalogue_feeds_the_public_list_and_old_numbers_show_as_stale() {
             "--only",
             "event_realtime",
         ],
-        &env,
+        &env(&run),
         &dir,
     );
-    let api_port = free_port();
-    let mut api_env = env.clone();
-    api_env.push(("MUSTER_API_ADDR", format!("127.0.0.1:{api_port}")));
-    api_env.push(("MUSTER__OPS__ADDR", format!("127.0.0.1:{}", free_port())));
-    let _api = Worker::start("api", &["api"], &api_env, &dir);
-    let api = format!("http://127.0.0.1:{api_port}");
+    let (_api_worker, api) = common::api::start_api(&dir, &env(&run)).await;
+    let api = api.base;
     let p = producer(&s);
 
     // A fresh event, re-sent until the workers consume: listed, and live. The catalogue and
@@ -557,7 +510,7 @@ async fn the_catalogue_feeds_the_public_list_and_old_numbers_show_as_stale() {
         },
     )
     .await;
-    let client = db(&s).await;
+    let client = db::connect(&s.database).await;
     let row = client
         .query_one(
             "SELECT name, removed, utc_offset_minutes FROM event_catalogue WHERE event_id = $1",
@@ -593,43 +546,20 @@ async fn a_bad_record_is_dead_lettered_while_the_rest_applies(
     kind: &str,
     poison: impl FnOnce(&str, i64) -> Poison,
 ) {
-    let s = Services::from_env();
-    let run = run_id();
-    let dir = scratch_dir(&run);
-    let codec = Codec::new(&s.registry).unwrap();
+    let (s, run, dir, codec) = Run::begin().parts();
     let client = migrated(&s).await;
     let ops = free_port();
-    let mut envs = env(&run, "latest");
-    envs.retain(|(k, _)| *k != "MUSTER__OPS__ADDR");
+    let mut envs = env(&run);
     envs.push(("MUSTER__OPS__ADDR", format!("127.0.0.1:{ops}")));
     envs.push(("MUSTER__PROJECTIONS__BATCH_MAX_WAIT", "3s".to_owned()));
-    let args = [
-        "project",
-        "--only",
-        "event_series",
-        "--only",
-        "event_realtime",
-    ];
-    let mut worker = Worker::start(&format!("project-{kind}"), &args, &envs, &dir);
+    let mut worker = Worker::start(
+        &format!("project-{kind}"),
+        &SERIES_AND_REALTIME,
+        &envs,
+        &dir,
+    );
     let p = producer(&s);
-    let probe = format!("{kind}probe{run}");
-    wait_for("the projection to consume", Duration::from_secs(90), || {
-        let (p, codec, client, probe) = (&p, &codec, &client, &probe);
-        async move {
-            let at = chrono::Utc::now().timestamp_millis();
-            send(p, codec, &metrics(probe, at, 1)).await;
-            let n: i64 = client
-                .query_one(
-                    "SELECT count(*) FROM event_realtime WHERE event_id = $1",
-                    &[probe],
-                )
-                .await
-                .ok()?
-                .get(0);
-            (n > 0).then_some(())
-        }
-    })
-    .await;
+    wait_until_projecting(&p, &codec, &client, &format!("{kind}probe{run}")).await;
 
     let good = format!("{kind}{run}-g");
     let t0 = (chrono::Utc::now().timestamp_millis() - 30 * MINUTE) / MINUTE * MINUTE;
@@ -662,7 +592,7 @@ async fn a_bad_record_is_dead_lettered_while_the_rest_applies(
             }
         })
         .collect();
-    let bad_at = common::send_burst(&p, &codec, &burst).await[20];
+    let bad_at = common::kafka::send_burst(&p, &codec, &burst).await[20];
 
     let applied = |want: i64| {
         let (client, good) = (&client, &good);
@@ -690,11 +620,14 @@ async fn a_bad_record_is_dead_lettered_while_the_rest_applies(
         .iter()
         .map(|p| format!("project:{p}"))
         .collect();
-    let rows = common::published_dead_letters(
+    let (rows, published) = common::kafka::dead_letters_of(
+        &s,
+        &codec,
         &client,
         NormalizedMetrics::TOPIC,
         bad_at,
         poison.refused_by.len(),
+        since,
     )
     .await;
     let bad_payload = codec.encode(&poison.bad).await.unwrap();
@@ -712,11 +645,6 @@ async fn a_bad_record_is_dead_lettered_while_the_rest_applies(
         assert_eq!(row.get::<_, Vec<u8>>(3), bad_payload, "the original bytes");
     }
 
-    let published = common::dead_letters_since(&s, &codec, since, |dl| {
-        dl.source_topic == NormalizedMetrics::TOPIC
-            && (dl.source_partition, dl.source_offset) == bad_at
-    })
-    .await;
     let mut got: Vec<&str> = published.iter().map(|d| d.stage.as_str()).collect();
     got.sort();
     assert_eq!(got, stages, "published once per stage: {published:?}");
@@ -833,18 +761,28 @@ impl GateWindows {
             .await
             .unwrap()
     }
+
+    /// Queues the window of `event`'s `gate` from `start`; its delivery is not awaited.
+    async fn queue(
+        &self,
+        p: &FutureProducer,
+        codec: &Codec,
+        event: &str,
+        gate: &str,
+        start: i64,
+    ) -> DeliveryFuture {
+        let payload = self.encode(codec, event, gate, start).await;
+        queue(p, self.topic, event, &payload).await
+    }
 }
 
 /// The issue's own case: a gate id holding a NUL in the middle of other events' windows. Every
 /// other window reaches `gate_series_minute`, the bad one is recorded and published once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_gate_window_with_a_nul_gate_id_is_dead_lettered_while_other_gates_advance() {
-    let s = Services::from_env();
-    let run = run_id();
-    let dir = scratch_dir(&run);
-    let codec = Codec::new(&s.registry).unwrap();
+    let (s, run, dir, codec) = Run::begin().parts();
     let client = migrated(&s).await;
-    let mut envs = env(&run, "latest");
+    let mut envs = env(&run);
     envs.push(("MUSTER__PROJECTIONS__BATCH_MAX_WAIT", "3s".to_owned()));
     let mut worker = Worker::start(
         "project-gates",
@@ -855,17 +793,6 @@ async fn a_gate_window_with_a_nul_gate_id_is_dead_lettered_while_other_gates_adv
     let p = producer(&s);
     let windows = GateWindows::new();
     let t0 = (chrono::Utc::now().timestamp_millis() - 30 * MINUTE) / MINUTE * MINUTE;
-    // Queued, not awaited one by one, so that a burst lands in one batch.
-    let encode = |event: String, gate: String, start: i64| {
-        let (codec, windows) = (&codec, &windows);
-        async move { (windows.encode(codec, &event, &gate, start).await, event) }
-    };
-    let queue = |(payload, event): (Vec<u8>, String)| {
-        let record = FutureRecord::to(windows.topic)
-            .key(&event)
-            .payload(&payload);
-        p.send_result(record).map_err(|(e, _)| e).unwrap()
-    };
     let rows = |prefix: String| {
         let client = &client;
         async move {
@@ -881,10 +808,9 @@ async fn a_gate_window_with_a_nul_gate_id_is_dead_lettered_while_other_gates_adv
     };
     let probe = format!("gprobe{run}");
     wait_for("the projection to consume", Duration::from_secs(90), || {
-        let (encode, queue, rows, probe) = (&encode, &queue, &rows, &probe);
+        let (p, codec, windows, rows, probe) = (&p, &codec, &windows, &rows, &probe);
         async move {
-            let d = queue(encode(probe.clone(), "G1".into(), t0).await);
-            d.await.unwrap().map_err(|(e, _)| e).unwrap();
+            delivered(windows.queue(p, codec, probe, "G1", t0).await).await;
             (rows(probe.clone()).await.get::<_, i64>(0) > 0).then_some(())
         }
     })
@@ -892,20 +818,21 @@ async fn a_gate_window_with_a_nul_gate_id_is_dead_lettered_while_other_gates_adv
 
     let since = chrono::Utc::now().timestamp_millis() - 1000;
     let good = format!("gg{run}-");
+    // Queued, not awaited one by one, so that a burst lands in one batch.
     let mut queued = Vec::new();
     for i in 0..21i64 {
-        let encoded = if i == 10 {
-            encode(format!("gx{run}"), "G\0bad".to_owned(), t0).await
+        let (event, gate, start) = if i == 10 {
+            (format!("gx{run}"), "G\0bad".to_owned(), t0)
         } else {
-            encode(format!("{good}{}", i % 5), format!("G{i}"), t0 + i * MINUTE).await
+            (format!("{good}{}", i % 5), format!("G{i}"), t0 + i * MINUTE)
         };
-        queued.push(queue(encoded));
+        queued.push(windows.queue(&p, &codec, &event, &gate, start).await);
     }
     let mut bad_at = (0, 0);
     for (i, d) in queued.into_iter().enumerate() {
-        let d = d.await.unwrap().map_err(|(e, _)| e).unwrap();
+        let at = delivered(d).await;
         if i == 10 {
-            bad_at = (d.partition, d.offset);
+            bad_at = at;
         }
     }
     wait_for("every good window applied", Duration::from_secs(90), || {
@@ -917,14 +844,11 @@ async fn a_gate_window_with_a_nul_gate_id_is_dead_lettered_while_other_gates_adv
         }
     })
     .await;
-    let rows = common::published_dead_letters(&client, windows.topic, bad_at, 1).await;
+    let (rows, published) =
+        common::kafka::dead_letters_of(&s, &codec, &client, windows.topic, bad_at, 1, since).await;
     assert_eq!(rows[0].get::<_, String>(0), "project:gate_series");
     let reason: String = rows[0].get(1);
     assert!(reason.contains("SQLSTATE 22021"), "{reason}");
-    let published = common::dead_letters_since(&s, &codec, since, |dl| {
-        dl.source_topic == windows.topic && (dl.source_partition, dl.source_offset) == bad_at
-    })
-    .await;
     assert_eq!(published.len(), 1, "published once: {published:?}");
     assert_eq!(published[0].stage, "project:gate_series");
     worker.assert_running();

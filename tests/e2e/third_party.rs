@@ -4,45 +4,31 @@
 use crate::common;
 
 use std::process::Command;
-use std::time::Duration;
 
-use common::{Services, run_id};
-use muster_schemas::{Codec, RawSnapshot, SnapshotSource, TopicRecord};
-use rdkafka::producer::{FutureProducer, FutureRecord};
+use common::records::raw_snapshot;
+use common::{Run, producer};
+use muster_schemas::{RawSnapshot, SnapshotSource, TopicRecord};
 
 #[tokio::test]
 async fn confluent_python_client_reads_raw_snapshots() {
-    let services = Services::from_env();
-    let event_id = format!("third-party-{}", run_id());
-    let codec = Codec::new(&services.registry).unwrap();
-    let producer: FutureProducer = rdkafka::ClientConfig::new()
-        .set("bootstrap.servers", &services.brokers)
-        .create()
-        .unwrap();
+    let (services, run, _, codec) = Run::begin().parts();
+    let event_id = format!("third-party-{run}");
     let body = r#"{"participants":{"total":1200},"attendance":{"current":830}}"#;
     let snapshot = RawSnapshot {
-        event_id: event_id.clone(),
         service_name: "third-party-test".into(),
         source: SnapshotSource::InitialSync,
-        data_schema: "s-attend/v1".into(),
-        fetched_at: 1_795_482_900_123,
-        http_status: 200,
-        body: body.into(),
-        capacity: None,
+        ..raw_snapshot(&event_id, 1_795_482_900_123, body.into())
     };
     let since = (chrono::Utc::now().timestamp_millis() - 60_000).to_string();
     let payload = codec.encode(&snapshot).await.unwrap();
     assert_eq!(payload[0], 0, "Confluent magic byte");
-    producer
-        .send(
-            FutureRecord::to(RawSnapshot::TOPIC)
-                .key(&event_id)
-                .payload(&payload),
-            Duration::from_secs(30),
-        )
-        .await
-        .map_err(|(e, _)| e)
-        .unwrap();
+    common::kafka::send_bytes(
+        &producer(&services),
+        RawSnapshot::TOPIC,
+        &event_id,
+        &payload,
+    )
+    .await;
 
     let python = std::env::var("MUSTER_PYTHON").unwrap_or_else(|_| "python3".into());
     let script = concat!(

@@ -8,11 +8,12 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::{Services, Worker, free_port, run_id, scratch_dir, wait_for};
-use muster_schemas::{Alert, AlertAction, AlertKind, Codec, Severity, SourceOffset, TopicRecord};
+use common::api::{Api, Auth, detail, start_api};
+use common::records::gate_down;
+use common::{Run, Worker, db, free_port, wait_for, worker_env};
+use muster_schemas::{Alert, AlertAction, TopicRecord};
+use reqwest::Method;
 use serde_json::{Value, json};
-
-const ADMIN: &str = "webhooks-test-admin-token-0123456789";
 
 /// One request a receiver got, and what it answered.
 #[derive(Debug, Clone)]
@@ -119,51 +120,14 @@ impl Receivers {
     }
 }
 
-struct Api {
-    base: String,
-    http: reqwest::Client,
-}
-
-impl Api {
-    async fn call(
-        &self,
-        method: reqwest::Method,
-        path: &str,
-        key: Option<&str>,
-        body: Option<Value>,
-    ) -> (u16, Value) {
-        let mut req = self.http.request(method, format!("{}{path}", self.base));
-        req = match key {
-            Some(k) => req.header("x-api-key", k),
-            None => req.bearer_auth(ADMIN),
-        };
-        if let Some(b) = body {
-            req = req.json(&b);
-        }
-        let res = req.send().await.unwrap();
-        let status = res.status().as_u16();
-        (status, res.json().await.unwrap_or(Value::Null))
-    }
-}
-
+/// Gate `G{n}` of `event` down (or up again), at `at`.
 fn alert(event: &str, n: i64, action: AlertAction, at: i64) -> Alert {
-    Alert {
-        alert_id: format!("{event}:gate-down:G{n}@{at}"),
-        event_id: event.into(),
-        kind: AlertKind::GateDown,
-        subject: Some(format!("G{n}")),
-        action,
-        severity: Severity::Warning,
-        message: format!("gate G{n} down"),
-        raised_at: at,
-        at,
-        duration_ms: None,
-        source: SourceOffset {
-            topic: "test".into(),
-            partition: 0,
-            offset: n,
-        },
-    }
+    gate_down(event, n, action, at, at)
+}
+
+/// Whether `event`'s messages 1 to `n` each got one 200 at the receiver that `got` them.
+fn delivered_once(got: &[Received], event: &str, n: i64) -> bool {
+    delivered(got, event) == (1..=n).collect::<Vec<_>>()
 }
 
 /// Sequence numbers of `event` that got a 200 at `receiver`.
@@ -179,11 +143,9 @@ fn delivered(got: &[Received], event: &str) -> Vec<i64> {
     seqs
 }
 
-fn worker_env(run: &str, ops: u16) -> Vec<(&'static str, String)> {
-    vec![
-        ("MUSTER__KAFKA__GROUP_PREFIX", format!("w{run}")),
-        ("MUSTER__KAFKA__AUTO_OFFSET_RESET", "latest".into()),
-        ("MUSTER__OPS__ADDR", format!("127.0.0.1:{ops}")),
+fn hooks_env(run: &str, ops: u16) -> Vec<(&'static str, String)> {
+    let mut env = worker_env(&format!("w{run}"), ops);
+    env.extend([
         (
             "MUSTER__WEBHOOKS__ALLOW_NETWORKS",
             "[\"127.0.0.1/32\"]".into(),
@@ -196,14 +158,44 @@ fn worker_env(run: &str, ops: u16) -> Vec<(&'static str, String)> {
         ("MUSTER__WEBHOOKS__DISABLE_AFTER", "15s".into()),
         ("MUSTER__WEBHOOKS__REQUEST_TIMEOUT", "10s".into()),
         ("MUSTER__PROJECTIONS__BATCH_MAX_WAIT", "100ms".into()),
-    ]
+    ]);
+    env
+}
+
+/// `muster api` and `muster webhooks` (with `hooks` settings, its ops endpoint on `ops`), and a
+/// partner granted `events` with its key.
+async fn start(
+    run: &Run,
+    hooks: Vec<(&'static str, String)>,
+    events: &[&str],
+) -> (Worker, Api, Worker, String) {
+    let (api_worker, api) = start_api(&run.dir, &hooks_env(&run.id, free_port())).await;
+    let hooks_worker = Worker::start("webhooks", &["webhooks"], &hooks, &run.dir);
+    let key = api.partner_key("partner", events).await;
+    (api_worker, api, hooks_worker, key)
+}
+
+/// Alerts of `probe` until `receiver` got a request: from then on the outbox consumes.
+async fn wait_for_a_delivery(run: &Run, receivers: &Receivers, receiver: &str, probe: &str) {
+    let producer = common::producer(&run.services);
+    let t0 = chrono::Utc::now().timestamp_millis();
+    let mut n = 0;
+    wait_for("the first delivery", Duration::from_secs(90), || {
+        n += 1;
+        let a = alert(probe, n, AlertAction::Raised, t0 + n);
+        let (producer, receivers) = (&producer, receivers);
+        async move {
+            common::send(producer, &run.codec, &a).await;
+            (!receivers.got(receiver).is_empty()).then_some(())
+        }
+    })
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn partners_get_signed_ordered_deliveries_through_failures_kills_and_replays() {
-    let s = Services::from_env();
-    let run = run_id();
-    let dir = scratch_dir(&run);
+    let r = Run::begin();
+    let (run, dir) = (&r.id, &r.dir);
     let receivers = Receivers::default();
     receivers.add("flaky", Behaviour::FailTwiceThenOk);
     receivers.add("gone", Behaviour::Always(410));
@@ -212,40 +204,16 @@ async fn partners_get_signed_ordered_deliveries_through_failures_kills_and_repla
     let port = receivers.clone().serve().await;
     let hook = |name: &str| format!("http://127.0.0.1:{port}/hook/{name}");
 
-    let api_port = free_port();
-    let mut api_env = worker_env(&run, free_port());
-    api_env.push(("MUSTER_API_ADDR", format!("127.0.0.1:{api_port}")));
-    api_env.push(("MUSTER_ADMIN_TOKEN", ADMIN.into()));
-    let _api_worker = Worker::start("api", &["api"], &api_env, &dir);
-    let ops = free_port();
-    let mut hooks_worker = Worker::start("webhooks", &["webhooks"], &worker_env(&run, ops), &dir);
-    let api = Api {
-        base: format!("http://127.0.0.1:{api_port}"),
-        http: reqwest::Client::new(),
-    };
-    wait_for("the api", Duration::from_secs(60), || {
-        let url = format!("{}/readyz", api.base);
-        async move { common::get_json(&url).await.map(|_| ()) }
-    })
-    .await;
-
     let (e1, e2, probe, other) = (
         format!("wh1{run}"),
         format!("wh2{run}"),
         format!("whp{run}"),
         format!("whx{run}"),
     );
-    let (status, partner) = api
-        .call(
-            reqwest::Method::POST,
-            "/api/admin/partners",
-            None,
-            Some(json!({"name": "hooks", "tier": "partner", "eventIds": [e1, e2, probe]})),
-        )
-        .await;
-    assert_eq!(status, 201, "{partner}");
-    let key = partner["apiKey"].as_str().unwrap().to_owned();
-    let post = reqwest::Method::POST;
+    let ops = free_port();
+    let (_api_worker, api, mut hooks_worker, key) =
+        start(&r, hooks_env(run, ops), &[&e1, &e2, &probe]).await;
+    let post = Method::POST;
 
     // Loopback outside the allow-list, private and link-local URLs are refused.
     for url in [
@@ -258,7 +226,7 @@ async fn partners_get_signed_ordered_deliveries_through_failures_kills_and_repla
             .call(
                 post.clone(),
                 "/api/partner/webhooks",
-                Some(&key),
+                Auth::Key(&key),
                 Some(json!({"url": url, "eventTypes": ["alert.raised"]})),
             )
             .await;
@@ -268,7 +236,7 @@ async fn partners_get_signed_ordered_deliveries_through_failures_kills_and_repla
         .call(
             post.clone(),
             "/api/partner/webhooks",
-            Some(&key),
+            Auth::Key(&key),
             Some(json!({"url": hook("flaky"), "eventTypes": ["alert.bogus"]})),
         )
         .await;
@@ -294,21 +262,19 @@ async fn partners_get_signed_ordered_deliveries_through_failures_kills_and_repla
             req["retrySchedule"] = schedule;
         }
         let (status, body) = api
-            .call(post.clone(), "/api/partner/webhooks", Some(&key), Some(req))
+            .call(
+                post.clone(),
+                "/api/partner/webhooks",
+                Auth::Key(&key),
+                Some(req),
+            )
             .await;
         assert_eq!(status, 201, "{body}");
         let secret = body["secret"].as_str().unwrap().to_owned();
         assert!(secret.starts_with("whsec_"));
         endpoints.insert(name, (body["id"].as_str().unwrap().to_owned(), secret));
     }
-    let (_, list) = api
-        .call(
-            reqwest::Method::GET,
-            "/api/partner/webhooks",
-            Some(&key),
-            None,
-        )
-        .await;
+    let (_, list) = api.get(Auth::Key(&key), "/api/partner/webhooks").await;
     assert_eq!(list["webhooks"].as_array().unwrap().len(), 4);
     assert!(
         !list.to_string().contains("whsec_"),
@@ -316,54 +282,23 @@ async fn partners_get_signed_ordered_deliveries_through_failures_kills_and_repla
     );
 
     // Probe until the outbox consumes (it starts at the topics' end).
-    let codec = Codec::new(&s.registry).unwrap();
-    let producer = common::producer(&s);
+    wait_for_a_delivery(&r, &receivers, "flaky", &probe).await;
+    let (codec, producer) = (&r.codec, common::producer(&r.services));
     let t0 = chrono::Utc::now().timestamp_millis();
-    let mut n = 0;
-    wait_for("the first delivery", Duration::from_secs(90), || {
-        n += 1;
-        let a = alert(&probe, n, AlertAction::Raised, t0 + n);
-        let (producer, codec, receivers) = (&producer, &codec, &receivers);
-        async move {
-            common::send(producer, codec, &a).await;
-            (!receivers.got("flaky").is_empty()).then_some(())
-        }
-    })
-    .await;
 
     // Ten alerts for e1, five for e2, and three for an event the partner was not granted.
     for i in 0..10 {
-        common::send(
-            &producer,
-            &codec,
-            &alert(&e1, i, AlertAction::Raised, t0 + 1000 + i),
-        )
-        .await;
-        if i < 5 {
-            common::send(
-                &producer,
-                &codec,
-                &alert(&e2, i, AlertAction::Raised, t0 + 1000 + i),
-            )
-            .await;
-        }
-        if i < 3 {
-            common::send(
-                &producer,
-                &codec,
-                &alert(&other, i, AlertAction::Raised, t0 + i),
-            )
-            .await;
+        for (event, alerts, at) in [(&e1, 10, t0 + 1000), (&e2, 5, t0 + 1000), (&other, 3, t0)] {
+            if i < alerts {
+                let a = alert(event, i, AlertAction::Raised, at + i);
+                common::send(&producer, codec, &a).await;
+            }
         }
     }
     wait_for("every e1 and e2 delivery", Duration::from_secs(90), || {
         let got = receivers.got("flaky");
-        let (e1, e2) = (e1.clone(), e2.clone());
-        async move {
-            (delivered(&got, &e1) == (1..=10).collect::<Vec<_>>()
-                && delivered(&got, &e2) == (1..=5).collect::<Vec<_>>())
-            .then_some(())
-        }
+        let done = delivered_once(&got, &e1, 10) && delivered_once(&got, &e2, 5);
+        async move { done.then_some(()) }
     })
     .await;
     let got = receivers.got("flaky");
@@ -413,33 +348,29 @@ async fn partners_get_signed_ordered_deliveries_through_failures_kills_and_repla
     // The delivery log shows it.
     let (flaky_id, flaky_secret) = endpoints["flaky"].clone();
     // The receiver's 200 comes before the dispatcher records it: wait for the record.
-    let log = wait_for(
-        "the e1 deliveries in the log",
-        Duration::from_secs(60),
-        || {
-            let (api, key, flaky_id, e1) = (&api, &key, &flaky_id, &e1);
-            async move {
-                let (status, log) = api
-                    .call(
-                        reqwest::Method::GET,
-                        &format!(
+    let log =
+        wait_for(
+            "the e1 deliveries in the log",
+            Duration::from_secs(60),
+            || {
+                let (api, key, flaky_id, e1) = (&api, &key, &flaky_id, &e1);
+                async move {
+                    let (status, log) = api
+                    .get(Auth::Key(key), &format!(
                             "/api/partner/webhooks/{flaky_id}/deliveries?state=delivered&limit=1000"
-                        ),
-                        Some(key),
-                        None,
-                    )
+                        ))
                     .await;
-                assert_eq!(status, 200, "{log}");
-                let delivered = log["deliveries"]
-                    .as_array()?
-                    .iter()
-                    .filter(|d| d["eventId"] == e1.as_str())
-                    .count();
-                (delivered >= 10).then_some(log)
-            }
-        },
-    )
-    .await;
+                    assert_eq!(status, 200, "{log}");
+                    let delivered = log["deliveries"]
+                        .as_array()?
+                        .iter()
+                        .filter(|d| d["eventId"] == e1.as_str())
+                        .count();
+                    (delivered >= 10).then_some(log)
+                }
+            },
+        )
+        .await;
     let rows = log["deliveries"].as_array().unwrap();
     let e1_rows: Vec<&Value> = rows
         .iter()
@@ -460,12 +391,7 @@ async fn partners_get_signed_ordered_deliveries_through_failures_kills_and_repla
             let (api, key, id) = (&api, &key, &id);
             async move {
                 let (_, e) = api
-                    .call(
-                        reqwest::Method::GET,
-                        &format!("/api/partner/webhooks/{id}"),
-                        Some(key),
-                        None,
-                    )
+                    .get(Auth::Key(key), &format!("/api/partner/webhooks/{id}"))
                     .await;
                 (!e["disabledAt"].is_null()).then_some(e)
             }
@@ -482,7 +408,7 @@ async fn partners_get_signed_ordered_deliveries_through_failures_kills_and_repla
     for i in 0..6 {
         common::send(
             &producer,
-            &codec,
+            codec,
             &alert(&e1, 100 + i, AlertAction::Resolved, t0 + 5000 + i),
         )
         .await;
@@ -493,7 +419,7 @@ async fn partners_get_signed_ordered_deliveries_through_failures_kills_and_repla
     })
     .await;
     hooks_worker.kill_hard();
-    let _hooks_worker = Worker::start("webhooks", &["webhooks"], &worker_env(&run, ops), &dir);
+    let _hooks_worker = Worker::start("webhooks", &["webhooks"], &hooks_env(run, ops), dir);
     wait_for(
         "every resolved alert at the slow receiver",
         Duration::from_secs(120),
@@ -515,7 +441,7 @@ async fn partners_get_signed_ordered_deliveries_through_failures_kills_and_repla
         .call(
             post.clone(),
             &format!("/api/partner/webhooks/{flaky_id}/rotate-secret"),
-            Some(&key),
+            Auth::Key(&key),
             Some(json!({"graceSeconds": 3600})),
         )
         .await;
@@ -526,7 +452,7 @@ async fn partners_get_signed_ordered_deliveries_through_failures_kills_and_repla
         .call(
             post.clone(),
             &format!("/api/partner/webhooks/{flaky_id}/replay"),
-            Some(&key),
+            Auth::Key(&key),
             Some(json!({"deliveryId": first["id"]})),
         )
         .await;
@@ -603,33 +529,11 @@ fn check(secret: &str, r: &Received) -> Value {
 /// restarts, and later alerts are delivered too.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn an_alert_the_outbox_cannot_store_is_dead_lettered_and_other_events_are_delivered() {
-    let s = Services::from_env();
-    let run = run_id();
-    let dir = scratch_dir(&run);
+    let r = Run::begin();
+    let run = &r.id;
     let receivers = Receivers::default();
     receivers.add("ok", Behaviour::Always(200));
     let port = receivers.clone().serve().await;
-
-    let api_port = free_port();
-    let mut api_env = worker_env(&run, free_port());
-    api_env.push(("MUSTER_API_ADDR", format!("127.0.0.1:{api_port}")));
-    api_env.push(("MUSTER_ADMIN_TOKEN", ADMIN.into()));
-    let _api_worker = Worker::start("api", &["api"], &api_env, &dir);
-    let ops = free_port();
-    let mut hooks_env = worker_env(&run, ops);
-    // One batch for the whole burst.
-    hooks_env.retain(|(k, _)| *k != "MUSTER__PROJECTIONS__BATCH_MAX_WAIT");
-    hooks_env.push(("MUSTER__PROJECTIONS__BATCH_MAX_WAIT", "3s".into()));
-    let mut hooks_worker = Worker::start("webhooks", &["webhooks"], &hooks_env, &dir);
-    let api = Api {
-        base: format!("http://127.0.0.1:{api_port}"),
-        http: reqwest::Client::new(),
-    };
-    wait_for("the api", Duration::from_secs(60), || {
-        let url = format!("{}/readyz", api.base);
-        async move { common::get_json(&url).await.map(|_| ()) }
-    })
-    .await;
 
     let (g1, g2, bad, probe) = (
         format!("whg1{run}"),
@@ -637,41 +541,25 @@ async fn an_alert_the_outbox_cannot_store_is_dead_lettered_and_other_events_are_
         format!("whb{run}"),
         format!("whq{run}"),
     );
-    let post = reqwest::Method::POST;
-    let (status, partner) = api
-        .call(
-            post.clone(),
-            "/api/admin/partners",
-            None,
-            Some(json!({"name": "poison", "tier": "partner", "eventIds": [g1, g2, bad, probe]})),
-        )
-        .await;
-    assert_eq!(status, 201, "{partner}");
-    let key = partner["apiKey"].as_str().unwrap().to_owned();
+    let ops = free_port();
+    let mut hooks = hooks_env(run, ops);
+    // One batch for the whole burst.
+    hooks.push(("MUSTER__PROJECTIONS__BATCH_MAX_WAIT", "3s".into()));
+    let (_api_worker, api, mut hooks_worker, key) =
+        start(&r, hooks, &[&g1, &g2, &bad, &probe]).await;
     let (status, body) = api
         .call(
-            post,
+            Method::POST,
             "/api/partner/webhooks",
-            Some(&key),
+            Auth::Key(&key),
             Some(json!({"url": format!("http://127.0.0.1:{port}/hook/ok"), "eventTypes": ["alert.raised"]})),
         )
         .await;
     assert_eq!(status, 201, "{body}");
 
-    let codec = Codec::new(&s.registry).unwrap();
-    let producer = common::producer(&s);
+    wait_for_a_delivery(&r, &receivers, "ok", &probe).await;
+    let (codec, producer) = (&r.codec, common::producer(&r.services));
     let t0 = chrono::Utc::now().timestamp_millis();
-    let mut n = 0;
-    wait_for("the first delivery", Duration::from_secs(90), || {
-        n += 1;
-        let a = alert(&probe, n, AlertAction::Raised, t0 + n);
-        let (producer, codec, receivers) = (&producer, &codec, &receivers);
-        async move {
-            common::send(producer, codec, &a).await;
-            (!receivers.got("ok").is_empty()).then_some(())
-        }
-    })
-    .await;
 
     let since = chrono::Utc::now().timestamp_millis() - 1000;
     let mut poisoned = alert(&bad, 1, AlertAction::Raised, t0 + 1500);
@@ -683,19 +571,15 @@ async fn an_alert_the_outbox_cannot_store_is_dead_lettered_and_other_events_are_
             _ => alert(&g2, i, AlertAction::Raised, t0 + 2000 + i),
         })
         .collect();
-    let bad_at = common::send_burst(&producer, &codec, &burst).await[5];
+    let bad_at = common::kafka::send_burst(&producer, codec, &burst).await[5];
 
     wait_for(
         "every good alert delivered",
         Duration::from_secs(90),
         || {
             let got = receivers.got("ok");
-            let (g1, g2) = (g1.clone(), g2.clone());
-            async move {
-                (delivered(&got, &g1) == (1..=5).collect::<Vec<_>>()
-                    && delivered(&got, &g2) == (1..=5).collect::<Vec<_>>())
-                .then_some(())
-            }
+            let done = delivered_once(&got, &g1, 5) && delivered_once(&got, &g2, 5);
+            async move { done.then_some(()) }
         },
     )
     .await;
@@ -704,20 +588,15 @@ async fn an_alert_the_outbox_cannot_store_is_dead_lettered_and_other_events_are_
         "the refused alert was delivered"
     );
 
-    let (client, conn) = tokio_postgres::connect(&s.database, tokio_postgres::NoTls)
-        .await
-        .unwrap();
-    tokio::spawn(conn);
-    let rows = common::published_dead_letters(&client, Alert::TOPIC, bad_at, 1).await;
+    let client = db::connect(&r.services.database).await;
+    let (rows, published) =
+        common::kafka::dead_letters_of(&r.services, codec, &client, Alert::TOPIC, bad_at, 1, since)
+            .await;
     let row = &rows[0];
     assert_eq!(row.get::<_, String>(0), "project:webhook_outbox");
     let reason: String = row.get(1);
     assert!(reason.contains("SQLSTATE 22P05"), "{reason}");
     assert_eq!(row.get::<_, Option<String>>(2), Some(bad.clone()));
-    let published = common::dead_letters_since(&s, &codec, since, |dl| {
-        dl.source_topic == Alert::TOPIC && (dl.source_partition, dl.source_offset) == bad_at
-    })
-    .await;
     assert_eq!(published.len(), 1, "published once: {published:?}");
     assert_eq!(published[0].error, reason);
 
@@ -725,7 +604,7 @@ async fn an_alert_the_outbox_cannot_store_is_dead_lettered_and_other_events_are_
     assert!(restarts.is_empty(), "the outbox restarted: {restarts:?}");
     common::send(
         &producer,
-        &codec,
+        codec,
         &alert(&g1, 50, AlertAction::Raised, t0 + 3000),
     )
     .await;
@@ -733,9 +612,8 @@ async fn an_alert_the_outbox_cannot_store_is_dead_lettered_and_other_events_are_
         "an alert after the bad one",
         Duration::from_secs(60),
         || {
-            let got = receivers.got("ok");
-            let g1 = g1.clone();
-            async move { (delivered(&got, &g1) == (1..=6).collect::<Vec<_>>()).then_some(()) }
+            let done = delivered_once(&receivers.got("ok"), &g1, 6);
+            async move { done.then_some(()) }
         },
     )
     .await;
@@ -744,41 +622,18 @@ async fn an_alert_the_outbox_cannot_store_is_dead_lettered_and_other_events_are_
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn endpoints_per_partner_and_replays_are_capped() {
-    let s = Services::from_env();
-    let run = run_id();
-    let dir = scratch_dir(&run);
-    let api_port = free_port();
-    let mut env = worker_env(&run, free_port());
-    env.push(("MUSTER_API_ADDR", format!("127.0.0.1:{api_port}")));
-    env.push(("MUSTER_ADMIN_TOKEN", ADMIN.into()));
+    let r = Run::begin();
+    let mut env = hooks_env(&r.id, free_port());
     env.push(("MUSTER__WEBHOOKS__MAX_ENDPOINTS_PER_PARTNER", "2".into()));
     env.push(("MUSTER__WEBHOOKS__MAX_REPLAY", "3".into()));
-    let _api_worker = Worker::start("api", &["api"], &env, &dir);
-    let api = Api {
-        base: format!("http://127.0.0.1:{api_port}"),
-        http: reqwest::Client::new(),
-    };
-    wait_for("the api", Duration::from_secs(60), || {
-        let url = format!("{}/readyz", api.base);
-        async move { common::get_json(&url).await.map(|_| ()) }
-    })
-    .await;
-    let post = reqwest::Method::POST;
-    let (status, partner) = api
-        .call(
-            post.clone(),
-            "/api/admin/partners",
-            None,
-            Some(json!({"name": "capped", "tier": "partner", "eventIds": [format!("cap{run}")]})),
-        )
-        .await;
-    assert_eq!(status, 201, "{partner}");
-    let key = partner["apiKey"].as_str().unwrap().to_owned();
+    let (_api_worker, api) = start_api(&r.dir, &env).await;
+    let post = Method::POST;
+    let key = api.partner_key("partner", &[&format!("cap{}", r.id)]).await;
     let create = |n: usize| {
         api.call(
             post.clone(),
             "/api/partner/webhooks",
-            Some(&key),
+            Auth::Key(&key),
             Some(json!({"url": format!("http://127.0.0.1:9/hook/{n}"), "eventTypes": ["alert.raised"]})),
         )
     };
@@ -787,20 +642,11 @@ async fn endpoints_per_partner_and_replays_are_capped() {
     assert_eq!(create(2).await.0, 201);
     let (status, body) = create(3).await;
     assert_eq!(status, 422, "{body}");
-    assert!(
-        body["detail"]
-            .as_str()
-            .unwrap()
-            .contains("at most 2 webhooks"),
-        "{body}"
-    );
+    assert!(detail(&body).contains("at most 2 webhooks"), "{body}");
 
     // Five deliveries in the log, one minute apart.
     let endpoint = first["id"].as_str().unwrap().to_owned();
-    let (db, conn) = tokio_postgres::connect(&s.database, tokio_postgres::NoTls)
-        .await
-        .unwrap();
-    tokio::spawn(conn);
+    let db = db::connect(&r.services.database).await;
     db.execute(
         "INSERT INTO webhook_deliveries (delivery_id, message_id, endpoint_id, event_id, seq,
             event_type, occurred_at, payload, state)
@@ -816,19 +662,13 @@ async fn endpoints_per_partner_and_replays_are_capped() {
         api.call(
             post.clone(),
             &replay_path,
-            Some(&key),
+            Auth::Key(&key),
             Some(json!({"from": from, "to": to})),
         )
     };
     let (status, body) = replay("2026-01-01T00:00:00Z", "2026-01-01T01:00:00Z").await;
     assert_eq!(status, 422, "{body}");
-    assert!(
-        body["detail"]
-            .as_str()
-            .unwrap()
-            .contains("more than 3 deliveries"),
-        "{body}"
-    );
+    assert!(detail(&body).contains("more than 3 deliveries"), "{body}");
     let replays =
         "SELECT count(*) FROM webhook_deliveries WHERE endpoint_id = $1 AND replay_of IS NOT NULL";
     let queued: i64 = db.query_one(replays, &[&endpoint]).await.unwrap().get(0);

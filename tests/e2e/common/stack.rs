@@ -1,90 +1,64 @@
 //! A simulator plus muster workers as processes, for end-to-end tests of one stage or more.
 
 use std::path::PathBuf;
-use std::time::Duration;
+use std::process::Command;
 
+use reqwest::Method;
 use serde_json::{Value, json};
 
-use super::{Services, Worker, free_port, run_id, scratch_dir};
+use super::api::{ADMIN, Api, start_api, wait_answering};
+use super::{Services, Worker, free_port, get_json, run_id, scratch_dir, worker_env};
 
-pub const ADMIN_TOKEN: &str = "test-admin-token-0123456789abcdef";
+/// Tests of a stack share the services table (every ingest process leases from all of it), so
+/// they take turns.
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 pub struct Stack {
     pub services: Services,
     pub run: String,
     pub dir: PathBuf,
     pub prefix: String,
-    /// Held so the simulator lives exactly as long as the stack.
+    /// Held so that the simulator, the API and the turn live exactly as long as the stack.
     _sim: Worker,
+    _api_worker: Worker,
+    _turn: tokio::sync::MutexGuard<'static, ()>,
     pub sim_url: String,
-    pub api: Option<Worker>,
-    pub api_url: String,
-    pub http: reqwest::Client,
+    pub api: Api,
 }
 
 impl Stack {
-    /// Starts `muster simulate` with `sim_args` and `muster api`.
+    /// Starts `muster simulate` with `sim_args` and `muster api`, once the stack before it is
+    /// gone.
     pub async fn start(sim_args: &[&str]) -> Self {
+        let turn = SERIAL.lock().await;
         let services = Services::from_env();
         let run = run_id();
         let dir = scratch_dir(&run);
         let prefix = format!("t{run}-");
-        let sim_port = free_port();
-        let addr = format!("127.0.0.1:{sim_port}");
+        let addr = format!("127.0.0.1:{}", free_port());
         let mut args = vec![
             "simulate", "--prefix", &prefix, "--addr", &addr, "--cycle", "5m",
         ];
         args.extend_from_slice(sim_args);
         let sim = Worker::start("simulate", &args, &[], &dir);
-        let api_port = free_port();
-        let mut stack = Self {
+        let (api_worker, api) = start_api(&dir, &env(&run, free_port())).await;
+        let sim_url = format!("http://{addr}");
+        wait_answering(&format!("{sim_url}/services")).await;
+        Self {
             services,
             run,
             dir,
             prefix,
             _sim: sim,
-            sim_url: format!("http://{addr}"),
-            api: None,
-            api_url: format!("http://127.0.0.1:{api_port}"),
-            http: reqwest::Client::new(),
-        };
-        let api = Worker::start("api", &["api"], &stack.env(api_port), &stack.dir);
-        stack.api = Some(api);
-        stack.wait_ready(&format!("{}/readyz", stack.api_url)).await;
-        stack
-            .wait_ready(&format!("{}/services", stack.sim_url))
-            .await;
-        stack
-    }
-
-    /// Environment for a worker: this run's consumer groups, fast leases and health checks.
-    pub fn env(&self, port: u16) -> Vec<(&'static str, String)> {
-        vec![
-            ("MUSTER__KAFKA__GROUP_PREFIX", format!("t{}", self.run)),
-            // Skip the history other runs left on the shared cluster.
-            ("MUSTER__KAFKA__AUTO_OFFSET_RESET", "latest".to_owned()),
-            ("MUSTER__OPS__ADDR", format!("127.0.0.1:{port}")),
-            ("MUSTER_API_ADDR", format!("127.0.0.1:{port}")),
-            ("MUSTER_ADMIN_TOKEN", ADMIN_TOKEN.to_owned()),
-            ("MUSTER__INGEST__REFRESH_INTERVAL", "1s".to_owned()),
-            ("MUSTER__INGEST__LEASE_TTL", "4s".to_owned()),
-            ("MUSTER__INGEST__HEALTH_CHECK_INTERVAL", "1s".to_owned()),
-        ]
+            _api_worker: api_worker,
+            _turn: turn,
+            sim_url,
+            api,
+        }
     }
 
     pub fn start_ingest(&self, name: &str) -> Worker {
-        Worker::start(name, &["ingest"], &self.env(free_port()), &self.dir)
-    }
-
-    async fn wait_ready(&self, url: &str) {
-        super::wait_for(url, Duration::from_secs(60), || {
-            let (http, url) = (self.http.clone(), url.to_owned());
-            async move {
-                let ok = http.get(&url).send().await.ok()?.status().is_success();
-                ok.then_some(())
-            }
-        })
-        .await;
+        Worker::start(name, &["ingest"], &env(&self.run, free_port()), &self.dir)
     }
 
     pub fn event(&self, n: usize) -> String {
@@ -93,56 +67,32 @@ impl Stack {
 
     /// The simulator's registration body for event `n` (1-based).
     pub async fn registration(&self, n: usize) -> Value {
-        let all: Value = self
-            .http
-            .get(format!("{}/services", self.sim_url))
-            .send()
-            .await
-            .unwrap()
-            .json()
+        let all = get_json(&format!("{}/services", self.sim_url))
             .await
             .unwrap();
         all.as_array().unwrap()[n - 1].clone()
     }
 
     pub async fn register(&self, body: &Value) -> (u16, Value) {
-        let r = self
-            .http
-            .post(format!("{}/api/admin/services", self.api_url))
-            .bearer_auth(ADMIN_TOKEN)
-            .json(body)
-            .send()
+        self.api
+            .admin(Method::POST, "/api/admin/services", Some(body.clone()))
             .await
-            .unwrap();
-        let status = r.status().as_u16();
-        (status, r.json().await.unwrap_or(Value::Null))
     }
 
     pub async fn admin_get(&self, event_id: &str) -> (u16, Value) {
-        let r = self
-            .http
-            .get(format!("{}/api/admin/services/{event_id}", self.api_url))
-            .bearer_auth(ADMIN_TOKEN)
-            .send()
-            .await
-            .unwrap();
-        let status = r.status().as_u16();
-        (status, r.json().await.unwrap_or(Value::Null))
+        let path = format!("/api/admin/services/{event_id}");
+        self.api.admin(Method::GET, &path, None).await
     }
 
     pub async fn stats(&self, event_id: &str) -> Value {
-        self.http
-            .get(format!("{}/events/{event_id}/stats", self.sim_url))
-            .send()
-            .await
-            .unwrap()
-            .json()
+        get_json(&format!("{}/events/{event_id}/stats", self.sim_url))
             .await
             .unwrap()
     }
 
     pub async fn set_mode(&self, event_id: &str, mode: &str) {
         let r = self
+            .api
             .http
             .post(format!("{}/events/{event_id}/mode", self.sim_url))
             .json(&json!({ "mode": mode }))
@@ -151,11 +101,38 @@ impl Stack {
             .unwrap();
         assert!(r.status().is_success());
     }
+}
 
-    /// Removes this run's services so later tests' ingest processes do not poll them.
-    pub async fn cleanup(&self) {
-        super::forget_services(&self.services.database, &self.prefix).await;
+impl Drop for Stack {
+    /// Forgets this run's services however the test ended, so that later tests' ingest
+    /// processes do not poll a simulator that is gone.
+    fn drop(&mut self) {
+        let forget = format!(
+            "DELETE FROM services WHERE event_id LIKE '{}%'",
+            self.prefix
+        );
+        let out = Command::new("psql")
+            .args([&self.services.database, "-qc", &forget])
+            .output();
+        let error = match out {
+            Ok(o) if o.status.success() => return,
+            Ok(o) => String::from_utf8_lossy(&o.stderr).into_owned(),
+            Err(e) => e.to_string(),
+        };
+        eprintln!("forgetting the services of {}: {error}", self.prefix);
     }
+}
+
+/// Environment for a worker of run `run`: its consumer groups, fast leases and health checks.
+fn env(run: &str, ops: u16) -> Vec<(&'static str, String)> {
+    let mut env = worker_env(&format!("t{run}"), ops);
+    env.extend([
+        ("MUSTER_ADMIN_TOKEN", ADMIN.to_owned()),
+        ("MUSTER__INGEST__REFRESH_INTERVAL", "1s".to_owned()),
+        ("MUSTER__INGEST__LEASE_TTL", "4s".to_owned()),
+        ("MUSTER__INGEST__HEALTH_CHECK_INTERVAL", "1s".to_owned()),
+    ]);
+    env
 }
 
 /// Gaps between consecutive request times, in seconds.
