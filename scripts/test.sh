@@ -31,6 +31,10 @@ venv="$MUSTER_HOME/venv"
 "$venv/bin/pip" install -q --disable-pip-version-check -r tests/third_party/requirements.txt
 export MUSTER_PYTHON="$venv/bin/python"
 
+step "test topics and subjects of earlier runs"
+"$MUSTER_PYTHON" scripts/clean-test-topics.py --brokers "$MUSTER_KAFKA_BROKERS" \
+    --registry "$MUSTER_SCHEMA_REGISTRY_URL"
+
 step "cargo-nextest (the test runner: one process per test, test groups, a bound on a stuck test)"
 nextest_version=0.9.151
 tools="$MUSTER_HOME/tools"

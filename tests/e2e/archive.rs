@@ -185,7 +185,7 @@ async fn wait_until_archiving(s: &Services, codec: &Codec, root: &Path, run: &st
             Instant::now() < deadline,
             "the archiver never archived a probe"
         );
-        send_bytes(&p, RawCheckin::TOPIC, &probe, &payload).await;
+        send_bytes(&p, &common::topic::<RawCheckin>(), &probe, &payload).await;
         tokio::time::sleep(Duration::from_secs(2)).await;
     }
 }
@@ -277,13 +277,19 @@ async fn each_record_is_archived_once_by_date_and_event_and_bad_bytes_are_dead_l
                         1 => codec.encode(&checkin(&event, at, i)).await.unwrap(),
                         _ => codec.encode(&metrics(&event, at, i)).await.unwrap(),
                     };
-                    pending.push(queue(&p, topic, &event, &payload).await);
+                    pending.push(queue(&p, &common::topics().name(topic), &event, &payload).await);
                 }
             }
         }
     }
     let bad_event = format!("{raw_prefix}bad");
-    let bad = send_bytes(&p, RawCheckin::TOPIC, &bad_event, b"not avro at all").await;
+    let bad = send_bytes(
+        &p,
+        &common::topic::<RawCheckin>(),
+        &bad_event,
+        b"not avro at all",
+    )
+    .await;
     for d in pending {
         delivered(d).await;
     }
@@ -314,8 +320,16 @@ async fn each_record_is_archived_once_by_date_and_event_and_bad_bytes_are_dead_l
 
     // Recorded with the batch's offsets, then published from the table, once.
     let client = db::connect(&s.database).await;
-    let (rows, mut published) =
-        common::kafka::dead_letters_of(&s, &codec, &client, RawCheckin::TOPIC, bad, 1, since).await;
+    let (rows, mut published) = common::kafka::dead_letters_of(
+        &s,
+        &codec,
+        &client,
+        &common::topic::<RawCheckin>(),
+        bad,
+        1,
+        since,
+    )
+    .await;
     assert_eq!(rows[0].get::<_, String>(0), "archive");
     let reason: String = rows[0].get(1);
     // The check-in topic has other readers: a window processor may dead-letter it too.
@@ -348,7 +362,7 @@ async fn an_archiver_killed_mid_stream_neither_loses_nor_duplicates_rows() {
                 let event = format!("{prefix}{}", i % 4);
                 let at = DATES[(i / 4) % 2].1 + i as i64;
                 let payload = codec.encode(&checkin(&event, at, i)).await.unwrap();
-                pending.push(queue(&p, RawCheckin::TOPIC, &event, &payload).await);
+                pending.push(queue(&p, &common::topic::<RawCheckin>(), &event, &payload).await);
                 if i % 1000 == 999 {
                     for d in pending.drain(..) {
                         delivered(d).await;
@@ -430,7 +444,7 @@ async fn a_batch_left_pending_by_a_crash_is_rewritten_over_its_own_files() {
             .encode(&checkin(&event, start + i as i64, i))
             .await
             .unwrap();
-        let at = send_bytes(&p, RawCheckin::TOPIC, &event, &payload).await;
+        let at = send_bytes(&p, &common::topic::<RawCheckin>(), &event, &payload).await;
         let key = (event, date.to_owned());
         *expected.entry(key.clone()).or_default() += 1;
         landed.entry(key).or_default().push(at);
@@ -448,7 +462,7 @@ async fn a_batch_left_pending_by_a_crash_is_rewritten_over_its_own_files() {
             .execute(
                 "UPDATE archive_offsets SET pending_end = $4
                  WHERE archive = $1 AND topic = $2 AND partition = $3 AND next_offset < $4",
-                &[&archive, &RawCheckin::TOPIC, partition, end],
+                &[&archive, &common::topic::<RawCheckin>(), partition, end],
             )
             .await
             .unwrap();

@@ -23,14 +23,19 @@ async fn read_until<R: TopicRecord>(
     done: impl Fn(&[(R, Vec<u8>)]) -> bool,
 ) -> Vec<(R, Vec<u8>)> {
     let codec = Codec::new(&stack.services.registry).unwrap();
-    let consumer = common::kafka::consumer_at(&stack.services, R::TOPIC, 0, "read_uncommitted");
+    let consumer = common::kafka::consumer_at(
+        &stack.services,
+        &common::topic::<R>(),
+        0,
+        "read_uncommitted",
+    );
     let deadline = std::time::Instant::now() + timeout;
     let mut out = Vec::new();
     while !done(&out) {
         assert!(
             std::time::Instant::now() < deadline,
             "timed out reading {}",
-            R::TOPIC
+            &common::topic::<R>()
         );
         let Ok(Ok(msg)) = tokio::time::timeout(Duration::from_secs(2), consumer.recv()).await
         else {
@@ -645,9 +650,13 @@ async fn a_checkin_with_a_nul_is_refused_naming_the_field_and_other_events_still
     assert_eq!(records[1].0.gate_id, "G2");
     // Check-ins are personal data: their topic expires them (90 days by default).
     assert_eq!(
-        common::kafka::topic_config(&stack.services, RawCheckin::TOPIC, "retention.ms")
-            .await
-            .as_deref(),
+        common::kafka::topic_config(
+            &stack.services,
+            &common::topic::<RawCheckin>(),
+            "retention.ms"
+        )
+        .await
+        .as_deref(),
         Some("7776000000")
     );
     // The refused delivery claimed nothing: once fixed, the same id is accepted.

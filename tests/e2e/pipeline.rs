@@ -7,7 +7,7 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use common::{Run, Services, Worker, db, free_port, get_json, wait_for, worker_env};
-use muster_schemas::{Codec, DeadLetter, TopicRecord};
+use muster_schemas::{Codec, DeadLetter};
 use rdkafka::message::Message;
 use serde_json::Value;
 
@@ -143,7 +143,7 @@ async fn simulated_services_reach_the_api_and_bad_bodies_reach_the_dead_letter_t
     }
 
     // Bad bodies are dead-lettered with the reason, both kinds of them.
-    let consumer = common::kafka::reader(&services, DeadLetter::TOPIC, since);
+    let consumer = common::kafka::reader(&services, &common::topic::<DeadLetter>(), since);
     let mut reasons = HashSet::new();
     let deadline = std::time::Instant::now() + Duration::from_secs(90);
     while reasons.len() < 2 {
@@ -160,7 +160,10 @@ async fn simulated_services_reach_the_api_and_bad_bodies_reach_the_dead_letter_t
             continue;
         }
         assert_eq!(dl.stage, "normalize");
-        assert_eq!(dl.source_topic, "muster.raw.snapshots.v1");
+        assert_eq!(
+            dl.source_topic,
+            common::topic::<muster_schemas::RawSnapshot>()
+        );
         let payload = String::from_utf8(dl.payload.clone()).unwrap();
         if payload.contains("upstream exploded") {
             assert!(dl.error.contains("s-attend/v1"), "{}", dl.error);

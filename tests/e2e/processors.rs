@@ -69,7 +69,7 @@ async fn wait_until_normalizing(s: &Services, codec: &Codec, run: &str) {
     wait_until_live(
         s,
         codec,
-        NormalizedMetrics::TOPIC,
+        &common::topic::<NormalizedMetrics>(),
         || snapshot(&probe_event, 1),
         &probe_event,
     )
@@ -81,10 +81,10 @@ async fn wait_until_normalizing(s: &Services, codec: &Codec, run: &str) {
 /// before its first commit is read by its next owner from `latest` (the tests' reset), which
 /// would skip what was already produced to it.
 async fn probe_every_partition(s: &Services, codec: &Codec, run: &str) {
-    let partitions = partitions(&metadata(s), RawSnapshot::TOPIC);
+    let partitions = partitions(&metadata(s), &common::topic::<RawSnapshot>());
     let out = reader(
         s,
-        NormalizedMetrics::TOPIC,
+        &common::topic::<NormalizedMetrics>(),
         chrono::Utc::now().timestamp_millis() - 1000,
     );
     let p = producer(s);
@@ -101,7 +101,7 @@ async fn probe_every_partition(s: &Services, codec: &Codec, run: &str) {
         for (event, partition) in &waiting {
             let payload = codec.encode(&snapshot(event, 1)).await.unwrap();
             p.send(
-                FutureRecord::to(RawSnapshot::TOPIC)
+                FutureRecord::to(&common::topic::<RawSnapshot>())
                     .key(event)
                     .partition(*partition)
                     .payload(&payload),
@@ -132,15 +132,9 @@ enum Disruption {
     Rebalance,
 }
 
-/// Every normalizer consumes the whole raw topic, so two tests running one at once would each
-/// count the other's normalizer's outputs for their inputs as duplicates: every test that
-/// starts a normalizer takes its turn.
-static RAW_TOPIC: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
-
 /// Runs `n` snapshots through `muster process --only normalize` under `disruption` and checks
 /// that each has exactly one output.
 async fn exactly_once(n: usize, disruption: Disruption) {
-    let _turn = RAW_TOPIC.lock().await;
     let (s, run, dir, codec) = Run::begin().parts();
     let args = ["process", "--only", "normalize"];
     let mut workers = vec![Worker::start(
@@ -174,7 +168,7 @@ async fn exactly_once(n: usize, disruption: Disruption) {
         } else {
             codec.encode(&r).await.unwrap()
         };
-        pending.push(queue(&p, RawSnapshot::TOPIC, &r.event_id, &payload).await);
+        pending.push(queue(&p, &common::topic::<RawSnapshot>(), &r.event_id, &payload).await);
         if pending.len() == 10_000 || i == n - 1 {
             for d in pending.drain(..) {
                 expected.insert(delivered(d).await);
@@ -184,7 +178,7 @@ async fn exactly_once(n: usize, disruption: Disruption) {
     assert_eq!(expected.len(), n);
 
     // Read the output; kill -9 the processor part-way, restart it, read on.
-    let out = reader(&s, NormalizedMetrics::TOPIC, since);
+    let out = reader(&s, &common::topic::<NormalizedMetrics>(), since);
     let ours: HashSet<&str> = events.iter().map(String::as_str).collect();
     let mut seen: BTreeMap<(i32, i64), u32> = BTreeMap::new();
     let mut disrupted = 0;
@@ -272,7 +266,6 @@ async fn rebalances_between_processors_neither_lose_nor_duplicate_outputs() {
 /// that, the successor started at the end of the log as it was when *it* joined.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_processor_killed_before_its_first_commit_leaves_no_gap_under_latest() {
-    let _turn = RAW_TOPIC.lock().await;
     let (s, run, dir, codec) = Run::begin().parts();
     let args = ["process", "--only", "normalize"];
     let mut first = Worker::start("process-1", &args, &env(&run, free_port()), &dir);
@@ -301,7 +294,7 @@ async fn a_processor_killed_before_its_first_commit_leaves_no_gap_under_latest()
         expected.insert(send(&p, &codec, &snapshot(&event, i)).await);
     }
     let _second = Worker::start("process-2", &args, &env(&run, free_port()), &dir);
-    let out = reader(&s, NormalizedMetrics::TOPIC, since);
+    let out = reader(&s, &common::topic::<NormalizedMetrics>(), since);
     let mut seen = HashSet::new();
     let deadline = Instant::now() + Duration::from_secs(180);
     while seen != expected {
@@ -372,7 +365,7 @@ async fn late_checkins_are_dead_lettered_and_on_time_ones_are_windowed() {
     send(&p, &codec, &checkin(&event, Direction::In, late_at, now)).await;
     // Bytes that are not Avro at all, in the middle of good records.
     let garbage = format!("not avro {run}").into_bytes();
-    send_bytes(&p, RawCheckin::TOPIC, &event, &garbage).await;
+    send_bytes(&p, &common::topic::<RawCheckin>(), &event, &garbage).await;
     // Times DataFusion cannot window (they failed the whole batch, for every event, forever).
     let absurd_event = format!("{event}-absurd");
     let absurd = -3_250_000_000_000_000;
@@ -411,7 +404,7 @@ async fn late_checkins_are_dead_lettered_and_on_time_ones_are_windowed() {
         exits += v["exits"].as_i64().unwrap();
     }
 
-    let dead = reader(&s, DeadLetter::TOPIC, since);
+    let dead = reader(&s, &common::topic::<DeadLetter>(), since);
     let (mut late, mut undecodable, mut implausible) = (None, None, None);
     let deadline = Instant::now() + Duration::from_secs(60);
     while late.is_none() || undecodable.is_none() || implausible.is_none() {
@@ -446,9 +439,9 @@ async fn late_checkins_are_dead_lettered_and_on_time_ones_are_windowed() {
         "{}",
         late.error
     );
-    assert_eq!(late.source_topic, RawCheckin::TOPIC);
+    assert_eq!(late.source_topic, common::topic::<RawCheckin>());
     assert_eq!(undecodable.stage, "window:gate_throughput_1m");
-    assert_eq!(undecodable.source_topic, RawCheckin::TOPIC);
+    assert_eq!(undecodable.source_topic, common::topic::<RawCheckin>());
     assert!(!undecodable.error.is_empty());
 }
 
@@ -542,7 +535,7 @@ async fn alerts_are_raised_and_resolved_once_even_across_a_kill() {
     wait_until_live(
         &s,
         &codec,
-        Alert::TOPIC,
+        &common::topic::<Alert>(),
         || {
             // A new upstream alert each time, so every probe has an answer.
             probes.set(probes.get() + 1);
@@ -554,7 +547,7 @@ async fn alerts_are_raised_and_resolved_once_even_across_a_kill() {
     .await;
 
     let since = chrono::Utc::now().timestamp_millis() - 1000;
-    let out = reader(&s, Alert::TOPIC, since);
+    let out = reader(&s, &common::topic::<Alert>(), since);
     let p = producer(&s);
     let ev = format!("alerts-{run}");
     let t0 = chrono::Utc::now().timestamp_millis();
@@ -722,7 +715,6 @@ async fn an_incompatible_output_schema_is_refused_before_anything_is_written() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unstorable_snapshot_values_are_dead_lettered_and_other_events_keep_flowing() {
-    let _turn = RAW_TOPIC.lock().await;
     let (s, run, dir, codec) = Run::begin().parts();
     let _worker = Worker::start(
         "process",
@@ -732,7 +724,10 @@ async fn unstorable_snapshot_values_are_dead_lettered_and_other_events_keep_flow
     );
     wait_until_normalizing(&s, &codec, &run).await;
     // The event log keeps its history: topics muster creates (or finds) keep records forever.
-    for topic in [RawSnapshot::TOPIC, NormalizedMetrics::TOPIC] {
+    for topic in [
+        &common::topic::<RawSnapshot>(),
+        &common::topic::<NormalizedMetrics>(),
+    ] {
         assert_eq!(
             common::kafka::topic_config(&s, topic, "retention.ms")
                 .await
@@ -760,7 +755,7 @@ async fn unstorable_snapshot_values_are_dead_lettered_and_other_events_keep_flow
     }
     send(&p, &codec, &snapshot(&good, 4)).await;
 
-    let out = reader(&s, NormalizedMetrics::TOPIC, since);
+    let out = reader(&s, &common::topic::<NormalizedMetrics>(), since);
     let mut seen = Vec::new();
     let deadline = Instant::now() + Duration::from_secs(60);
     while seen.len() < 4 {
@@ -779,7 +774,7 @@ async fn unstorable_snapshot_values_are_dead_lettered_and_other_events_keep_flow
     }
     assert_eq!(seen, [1, 2, 3, 4]);
 
-    let dead = reader(&s, DeadLetter::TOPIC, since);
+    let dead = reader(&s, &common::topic::<DeadLetter>(), since);
     let mut errors = Vec::new();
     let deadline = Instant::now() + Duration::from_secs(60);
     while errors.len() < 3 {
@@ -792,7 +787,7 @@ async fn unstorable_snapshot_values_are_dead_lettered_and_other_events_keep_flow
         };
         if dl.event_id.as_deref() == Some(bad.as_str()) {
             assert_eq!(dl.stage, "normalize");
-            assert_eq!(dl.source_topic, RawSnapshot::TOPIC);
+            assert_eq!(dl.source_topic, common::topic::<RawSnapshot>());
             errors.push(dl.error);
         }
     }

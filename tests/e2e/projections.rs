@@ -10,9 +10,7 @@ use std::time::{Duration, Instant};
 use common::kafka::{delivered, queue};
 use common::records::{gate_down, normalized};
 use common::{Run, Services, Worker, db, free_port, producer, send, wait_for, worker_env};
-use muster_schemas::{
-    Alert, AlertAction, CatalogueEntry, Codec, NormalizedMetrics, Severity, TopicRecord,
-};
+use muster_schemas::{Alert, AlertAction, CatalogueEntry, Codec, NormalizedMetrics, Severity};
 use rdkafka::producer::{DeliveryFuture, FutureProducer};
 
 const MINUTE: i64 = 60_000;
@@ -136,7 +134,7 @@ async fn a_projection_killed_mid_stream_ends_equal_to_a_reference() {
         *e = (e.0 + 1, e.1 + current, e.2.max(current), e.3.min(current));
         latest.insert(event.clone(), (at, current));
         let payload = codec.encode(&r).await.unwrap();
-        pending.push(queue(&p, NormalizedMetrics::TOPIC, &event, &payload).await);
+        pending.push(queue(&p, &common::topic::<NormalizedMetrics>(), &event, &payload).await);
     }
     for d in pending {
         delivered(d).await;
@@ -624,7 +622,7 @@ async fn a_bad_record_is_dead_lettered_while_the_rest_applies(
         &s,
         &codec,
         &client,
-        NormalizedMetrics::TOPIC,
+        &common::topic::<NormalizedMetrics>(),
         bad_at,
         poison.refused_by.len(),
         since,

@@ -7,7 +7,7 @@ use std::process::Command;
 
 use common::records::raw_snapshot;
 use common::{Run, producer};
-use muster_schemas::{RawSnapshot, SnapshotSource, TopicRecord};
+use muster_schemas::{RawSnapshot, SnapshotSource};
 
 #[tokio::test]
 async fn confluent_python_client_reads_raw_snapshots() {
@@ -24,7 +24,7 @@ async fn confluent_python_client_reads_raw_snapshots() {
     assert_eq!(payload[0], 0, "Confluent magic byte");
     common::kafka::send_bytes(
         &producer(&services),
-        RawSnapshot::TOPIC,
+        &common::topic::<RawSnapshot>(),
         &event_id,
         &payload,
     )
@@ -50,7 +50,7 @@ async fn confluent_python_client_reads_raw_snapshots() {
             ])
             .args([
                 "--topic",
-                RawSnapshot::TOPIC,
+                &common::topic::<RawSnapshot>(),
                 "--event-id",
                 &event_id,
                 "--since",

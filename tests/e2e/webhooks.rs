@@ -11,7 +11,7 @@ use std::time::Duration;
 use common::api::{Api, Auth, detail, start_api};
 use common::records::gate_down;
 use common::{Run, Worker, db, free_port, wait_for, worker_env};
-use muster_schemas::{Alert, AlertAction, TopicRecord};
+use muster_schemas::{Alert, AlertAction};
 use reqwest::Method;
 use serde_json::{Value, json};
 
@@ -589,9 +589,16 @@ async fn an_alert_the_outbox_cannot_store_is_dead_lettered_and_other_events_are_
     );
 
     let client = db::connect(&r.services.database).await;
-    let (rows, published) =
-        common::kafka::dead_letters_of(&r.services, codec, &client, Alert::TOPIC, bad_at, 1, since)
-            .await;
+    let (rows, published) = common::kafka::dead_letters_of(
+        &r.services,
+        codec,
+        &client,
+        &common::topic::<Alert>(),
+        bad_at,
+        1,
+        since,
+    )
+    .await;
     let row = &rows[0];
     assert_eq!(row.get::<_, String>(0), "project:webhook_outbox");
     let reason: String = row.get(1);

@@ -50,7 +50,7 @@ pub async fn send_bytes(p: &FutureProducer, topic: &str, key: &str, payload: &[u
 /// where it landed.
 pub async fn send<R: TopicRecord>(p: &FutureProducer, codec: &Codec, r: &R) -> (i32, i64) {
     let payload = codec.encode(r).await.unwrap();
-    send_bytes(p, R::TOPIC, r.key().unwrap(), &payload).await
+    send_bytes(p, &codec.topics().of::<R>(), r.key().unwrap(), &payload).await
 }
 
 /// Produces `records` as one burst (all queued, then awaited), each to its topic keyed by its
@@ -60,10 +60,11 @@ pub async fn send_burst<R: TopicRecord>(
     codec: &Codec,
     records: &[R],
 ) -> Vec<(i32, i64)> {
+    let topic = codec.topics().of::<R>();
     let mut queued = Vec::with_capacity(records.len());
     for r in records {
         let payload = codec.encode(r).await.unwrap();
-        queued.push(queue(p, R::TOPIC, r.key().unwrap(), &payload).await);
+        queued.push(queue(p, &topic, r.key().unwrap(), &payload).await);
     }
     let mut at = Vec::with_capacity(queued.len());
     for d in queued {
@@ -167,7 +168,7 @@ pub async fn topic_config(s: &Services, topic: &str, key: &str) -> Option<String
     described.get(key)?.value.clone()
 }
 
-/// The dead letters on `muster.dead-letter.v1` that match `keep`, from the first record
+/// The dead letters on the test's dead-letter topic that match `keep`, from the first record
 /// produced at or after `since_ms` to the topic's end as it is when called: a dead letter
 /// published before the call is counted exactly as often as it was produced.
 pub async fn dead_letters_since(
@@ -176,7 +177,7 @@ pub async fn dead_letters_since(
     since_ms: i64,
     keep: impl Fn(&DeadLetter) -> bool,
 ) -> Vec<DeadLetter> {
-    let topic = DeadLetter::TOPIC;
+    let topic = &super::topic::<DeadLetter>();
     // Uncommitted too: a killed transactional stage holds the committed end back for a minute.
     let c = unassigned(s, "read_uncommitted");
     let mut start = TopicPartitionList::new();

@@ -14,6 +14,9 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use muster_schemas::TopicRecord;
+use muster_schemas::topics::Topics;
+
 pub use faults::FaultProxy;
 pub use kafka::{producer, send};
 pub use process::Worker;
@@ -42,26 +45,49 @@ impl Services {
     }
 }
 
-/// `<base>_<module>` for the running test's module (`api`, `projections`, …), created on first
-/// use. Modules used to be separate binaries run one after another on one database; now they run
-/// side by side, and some of them replace whole tables (`muster replay`) or lease every row of
-/// `services`, so each keeps to its own database. `scripts/test.sh` drops them before a run.
+/// The running test's name (`module::test`). libtest names each test's thread after its test;
+/// helper tasks on a runtime's other threads fall back to the first test this process saw
+/// (nextest runs each test in a process of its own).
+fn current_test() -> Option<String> {
+    static FIRST: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    match std::thread::current().name().filter(|n| n.contains("::")) {
+        Some(name) => {
+            FIRST.get_or_init(|| name.to_owned());
+            Some(name.to_owned())
+        }
+        None => FIRST.get().cloned(),
+    }
+}
+
+/// The running test's topics: a prefix of its own (`t<random>.`), so no test reads another's
+/// records, even with other tests' workers on the same cluster. Workers started by the test get
+/// it as `kafka.topic_prefix` ([`muster`]).
+pub fn topics() -> Topics {
+    static BY_TEST: std::sync::Mutex<Vec<(String, Topics)>> = std::sync::Mutex::new(Vec::new());
+    let test = current_test().unwrap_or_default();
+    let mut known = BY_TEST.lock().unwrap();
+    if let Some((_, t)) = known.iter().find(|(name, _)| *name == test) {
+        return t.clone();
+    }
+    let topics = Topics::new(&format!("t{}.", run_id()));
+    known.push((test, topics.clone()));
+    topics
+}
+
+/// The running test's name on the cluster of `R`'s topic.
+pub fn topic<R: TopicRecord>() -> String {
+    topics().of::<R>()
+}
+
+/// `<base>_<module>` for the running test's module (`api`, `projections`, …), created and
+/// migrated on first use. Some modules replace whole tables (`muster replay`) or lease every row
+/// of `services`, so each keeps to its own database. `scripts/test.sh` drops them before a run.
 fn module_database(base: &str) -> String {
     static CREATED: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
-    static FIRST_MODULE: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    // libtest names each test's thread after the test (`api::keys_…`); helper tasks on a
-    // runtime's other threads fall back to the module this process saw first.
-    let thread = std::thread::current();
-    let module = match thread.name().and_then(|n| n.split_once("::")) {
-        Some((module, _)) => {
-            FIRST_MODULE.get_or_init(|| module.to_owned());
-            module.to_owned()
-        }
-        None => FIRST_MODULE.get().cloned().unwrap_or_default(),
-    };
-    if module.is_empty() {
+    let Some(test) = current_test() else {
         return base.to_owned();
-    }
+    };
+    let module = test.split("::").next().unwrap_or_default();
     let (server, name) = base
         .rsplit_once('/')
         .expect("MUSTER_DATABASE_URL names a database");
@@ -100,10 +126,11 @@ fn module_database(base: &str) -> String {
     format!("{server}/{name}")
 }
 
-/// `muster` as a subprocess, with this test module's database.
+/// `muster` as a subprocess, with this test module's database and this test's topics.
 pub fn muster() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_muster"));
-    cmd.env("MUSTER_DATABASE_URL", Services::from_env().database);
+    cmd.env("MUSTER_DATABASE_URL", Services::from_env().database)
+        .env("MUSTER__KAFKA__TOPIC_PREFIX", topics().prefix());
     cmd
 }
 
@@ -140,7 +167,9 @@ impl Run {
         let services = Services::from_env();
         let id = run_id();
         let dir = scratch_dir(&id);
-        let codec = muster_schemas::Codec::new(&services.registry).unwrap();
+        let codec = muster_schemas::Codec::new(&services.registry)
+            .unwrap()
+            .with_topics(topics());
         Self {
             services,
             id,
