@@ -146,7 +146,7 @@ async fn a_registered_service_is_synced_at_its_interval_and_survives_an_ingest_r
         "initial sync"
     );
 
-    let ingest = stack.start_ingest("ingest-1");
+    let [ingest] = stack.start_ingest(["ingest-1"]).await;
     tokio::time::sleep(Duration::from_secs(6)).await;
     let before = stack.stats(&id).await["realtime"].as_array().unwrap().len();
     assert!(
@@ -155,7 +155,7 @@ async fn a_registered_service_is_synced_at_its_interval_and_survives_an_ingest_r
     );
     assert!(ingest.terminate(Duration::from_secs(20)).success());
 
-    let _second = stack.start_ingest("ingest-2");
+    let [_second] = stack.start_ingest(["ingest-2"]).await;
     wait_for(
         "collections after the restart",
         Duration::from_secs(20),
@@ -236,7 +236,7 @@ async fn each_auth_type_reaches_the_service_with_the_right_header() {
     // Wrong credentials fail the health check.
     refused(&stack, &wrong, 422, "401").await;
 
-    let _ingest = stack.start_ingest("ingest");
+    let [_ingest] = stack.start_ingest(["ingest"]).await;
     for n in 1..=4 {
         let id = stack.event(n);
         wait_for(
@@ -275,7 +275,7 @@ async fn a_failing_service_is_retried_per_policy_then_reported_down() {
     body["syncSettings"]["retryPolicy"] =
         json!({"maxAttempts": 3, "initialBackoffMs": 50, "maxBackoffMs": 100});
     assert_eq!(stack.register(&body).await.0, 201);
-    let _ingest = stack.start_ingest("ingest");
+    let [_ingest] = stack.start_ingest(["ingest"]).await;
     wait_for("healthy", Duration::from_secs(20), || {
         let (stack, id) = (&stack, id.clone());
         async move { (stack.admin_get(&id).await.1["status"]["health"] == "healthy").then_some(()) }
@@ -392,8 +392,7 @@ async fn two_ingest_processes_never_poll_the_same_service_in_one_interval() {
     for n in 1..=6 {
         assert_eq!(stack.register(&stack.registration(n).await).await.0, 201);
     }
-    let _a = stack.start_ingest("ingest-a");
-    let b = stack.start_ingest("ingest-b");
+    let [_a, b] = stack.start_ingest(["ingest-a", "ingest-b"]).await;
     let ours = |services: &Value| -> Vec<Value> {
         services["services"]
             .as_array()
@@ -577,7 +576,7 @@ async fn oversized_and_redirected_answers_fail_collections_without_leaking_crede
     assert!(error.contains("redirect (HTTP 302)"), "{body}");
 
     // Scheduled collections fail the same way, and the health topic says why, without secrets.
-    let _ingest = stack.start_ingest("ingest");
+    let [_ingest] = stack.start_ingest(["ingest"]).await;
     for (id, why) in [
         (&huge_id, format!("larger than {limit} bytes")),
         (&redirect_id, "redirect (HTTP 302)".to_owned()),

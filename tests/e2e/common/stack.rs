@@ -57,8 +57,18 @@ impl Stack {
         }
     }
 
-    pub fn start_ingest(&self, name: &str) -> Worker {
-        Worker::start(name, &["ingest"], &env(&self.run, free_port()), &self.dir)
+    /// Starts a `muster ingest` process per name, side by side, and waits until each is ready:
+    /// it holds its leases and polls.
+    pub async fn start_ingest<const N: usize>(&self, names: [&str; N]) -> [Worker; N] {
+        let started = names.map(|name| {
+            let ops = free_port();
+            let env = env(&self.run, ops);
+            (Worker::start(name, &["ingest"], &env, &self.dir), ops)
+        });
+        for (_, ops) in &started {
+            wait_answering(&format!("http://127.0.0.1:{ops}/readyz")).await;
+        }
+        started.map(|(worker, _)| worker)
     }
 
     pub fn event(&self, n: usize) -> String {
