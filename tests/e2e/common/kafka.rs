@@ -73,19 +73,21 @@ pub async fn send_burst<R: TopicRecord>(
     at
 }
 
-/// The partitions of `topic`, waiting until it exists (a worker creates its topics as it
-/// starts).
+/// The partitions of `topic`, waiting until it exists and each partition has a leader (a
+/// worker creates its topics as it starts; each test's topics are new).
 pub fn partitions(c: &impl Consumer, topic: &str) -> Vec<i32> {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let ids: Vec<i32> = c
             .fetch_metadata(Some(topic), Duration::from_secs(10))
-            .map(|meta| {
-                meta.topics()[0]
-                    .partitions()
-                    .iter()
-                    .map(|p| p.id())
-                    .collect()
+            .ok()
+            .and_then(|meta| {
+                let t = &meta.topics()[0];
+                let ready = t.error().is_none()
+                    && t.partitions()
+                        .iter()
+                        .all(|p| p.error().is_none() && p.leader() >= 0);
+                ready.then(|| t.partitions().iter().map(|p| p.id()).collect())
             })
             .unwrap_or_default();
         if !ids.is_empty() {
@@ -115,7 +117,15 @@ fn offsets_at(c: &StreamConsumer, topic: &str, since_ms: i64) -> Vec<(i32, Optio
         tpl.add_partition_offset(topic, p, Offset::Offset(since_ms))
             .unwrap();
     }
-    let at = c.offsets_for_times(tpl, Duration::from_secs(10)).unwrap();
+    // A new topic's leaders may still be moving: ask again until the broker answers.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let at = loop {
+        match c.offsets_for_times(tpl.clone(), Duration::from_secs(10)) {
+            Ok(at) => break at,
+            Err(e) => assert!(Instant::now() < deadline, "offsets of {topic}: {e}"),
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    };
     at.elements()
         .iter()
         .map(|e| match e.offset() {
