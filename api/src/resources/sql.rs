@@ -7,9 +7,12 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use warp::http::StatusCode;
 
+use warp::{Filter, Reply};
+
+use crate::auth::Partner;
 use crate::config::SqlConfig;
-use crate::partners::Partner;
 use crate::problem::Problem;
+use crate::route::{Ctx, Route, route, with};
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -45,8 +48,8 @@ pub struct Sql {
     pub slots: muster_analytics::Slots,
 }
 
-fn problem(e: QueryError) -> warp::Rejection {
-    warp::reject::custom(match e {
+fn problem(e: QueryError) -> Problem {
+    match e {
         QueryError::NotReadOnly(d) => Problem::new(
             StatusCode::FORBIDDEN,
             "read-only",
@@ -84,8 +87,8 @@ fn problem(e: QueryError) -> warp::Rejection {
             "The query is invalid",
         )
         .detail(e.to_string()),
-        QueryError::Setup(e) => Problem::unavailable(&format!("{e:#}")),
-    })
+        QueryError::Setup(e) => e.into(),
+    }
 }
 
 #[utoipa::path(post, path = "/api/premium/sql", tag = "premium",
@@ -103,12 +106,12 @@ fn problem(e: QueryError) -> warp::Rejection {
         (status = 429, body = Problem, content_type = "application/problem+json",
             description = "Past the key's rate limit or its queries at once"),
     ))]
-pub async fn run(
+async fn run(
     partner: Partner,
     pool: deadpool_postgres::Pool,
     sql: Sql,
     body: SqlRequest,
-) -> Result<SqlAnswer, warp::Rejection> {
+) -> Result<impl Reply, Problem> {
     // Checked before anything is opened, so a write costs no database round trip.
     muster_analytics::check_read_only(&body.query).map_err(problem)?;
     let _slot = sql
@@ -131,9 +134,27 @@ pub async fn run(
     });
     let rows =
         muster_analytics::json_rows_within(&answer.batches, limits.max_bytes).map_err(problem)?;
-    Ok(SqlAnswer {
+    Ok(warp::reply::json(&SqlAnswer {
         columns,
         rows,
         truncated: answer.truncated,
-    })
+    }))
+}
+
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(run))]
+pub struct Doc;
+
+pub fn routes(ctx: &Ctx) -> Route {
+    let sql = Sql {
+        cfg: ctx.cfg.sql.clone(),
+        slots: ctx.guards.queries.clone(),
+    };
+    route!(
+        run,
+        ctx.auth.premium(),
+        with(ctx.state.pool.clone()),
+        with(sql),
+        crate::body::json()
+    )
 }

@@ -6,15 +6,18 @@ use muster_webhooks::store::{
 };
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
-use warp::Reply;
 use warp::http::StatusCode;
 use warp::reply::Response;
+use warp::{Filter, Reply};
 
-use crate::partners::Partner;
+use crate::auth::Partner;
+use crate::body;
+use crate::domain::text_enum;
 use crate::problem::Problem;
+use crate::route::{Ctx, Route, any, location, route, with};
 
-fn reject(e: StoreError) -> warp::Rejection {
-    warp::reject::custom(match e {
+fn problem(e: StoreError) -> Problem {
+    match e {
         StoreError::Invalid(detail) => Problem::new(
             StatusCode::UNPROCESSABLE_ENTITY,
             "invalid-webhook",
@@ -23,7 +26,7 @@ fn reject(e: StoreError) -> warp::Rejection {
         .detail(detail),
         StoreError::NotFound => Problem::new(StatusCode::NOT_FOUND, "not-found", "No such webhook"),
         other => Problem::unavailable(&other),
-    })
+    }
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -55,25 +58,15 @@ pub struct DeliveriesQuery {
     pub limit: Option<u32>,
 }
 
-#[derive(Debug, Clone, Copy, Deserialize, ToSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum DeliveryState {
-    Pending,
-    Delivered,
-    Failed,
-    Cancelled,
-}
-
-impl DeliveryState {
-    fn as_str(self) -> &'static str {
-        match self {
-            Self::Pending => "pending",
-            Self::Delivered => "delivered",
-            Self::Failed => "failed",
-            Self::Cancelled => "cancelled",
-        }
+text_enum!(
+    /// A delivery's state in the log.
+    pub enum DeliveryState {
+        Pending => "pending",
+        Delivered => "delivered",
+        Failed => "failed",
+        Cancelled => "cancelled",
     }
-}
+);
 
 const ID: &str = "The webhook's id";
 
@@ -86,16 +79,12 @@ const ID: &str = "The webhook's id";
         (status = 422, body = Problem, content_type = "application/problem+json"),
         (status = 429, body = Problem, content_type = "application/problem+json"),
     ))]
-pub async fn create(
-    partner: Partner,
-    store: Store,
-    body: NewEndpoint,
-) -> Result<Response, warp::Rejection> {
+async fn create(partner: Partner, store: Store, body: NewEndpoint) -> Result<Response, Problem> {
     let made = store
         .create(&partner.id.to_string(), body)
         .await
-        .map_err(reject)?;
-    let location = format!("/api/partner/webhooks/{}", made.endpoint.id);
+        .map_err(problem)?;
+    let location = location!(get, made.endpoint.id);
     Ok(warp::reply::with_header(
         warp::reply::with_status(warp::reply::json(&made), StatusCode::CREATED),
         "location",
@@ -111,8 +100,8 @@ pub async fn create(
         (status = 401, body = Problem, content_type = "application/problem+json"),
         (status = 429, body = Problem, content_type = "application/problem+json"),
     ))]
-pub async fn list(partner: Partner, store: Store) -> Result<Response, warp::Rejection> {
-    let webhooks = store.list(&partner.id.to_string()).await.map_err(reject)?;
+async fn list(partner: Partner, store: Store) -> Result<Response, Problem> {
+    let webhooks = store.list(&partner.id.to_string()).await.map_err(problem)?;
     Ok(warp::reply::json(&EndpointList { webhooks }).into_response())
 }
 
@@ -124,11 +113,11 @@ pub async fn list(partner: Partner, store: Store) -> Result<Response, warp::Reje
         (status = 404, body = Problem, content_type = "application/problem+json"),
         (status = 429, body = Problem, content_type = "application/problem+json"),
     ))]
-pub async fn get(id: String, partner: Partner, store: Store) -> Result<Response, warp::Rejection> {
+async fn get(id: String, partner: Partner, store: Store) -> Result<Response, Problem> {
     let e = store
         .get(&partner.id.to_string(), &id)
         .await
-        .map_err(reject)?;
+        .map_err(problem)?;
     Ok(warp::reply::json(&e).into_response())
 }
 
@@ -140,15 +129,11 @@ pub async fn get(id: String, partner: Partner, store: Store) -> Result<Response,
         (status = 404, body = Problem, content_type = "application/problem+json"),
         (status = 429, body = Problem, content_type = "application/problem+json"),
     ))]
-pub async fn delete(
-    id: String,
-    partner: Partner,
-    store: Store,
-) -> Result<Response, warp::Rejection> {
+async fn delete(id: String, partner: Partner, store: Store) -> Result<Response, Problem> {
     store
         .delete(&partner.id.to_string(), &id)
         .await
-        .map_err(reject)?;
+        .map_err(problem)?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
@@ -162,16 +147,16 @@ pub async fn delete(
         (status = 404, body = Problem, content_type = "application/problem+json"),
         (status = 429, body = Problem, content_type = "application/problem+json"),
     ))]
-pub async fn rotate(
+async fn rotate(
     id: String,
     partner: Partner,
     store: Store,
     body: RotateSecret,
-) -> Result<Response, warp::Rejection> {
+) -> Result<Response, Problem> {
     let e = store
         .rotate(&partner.id.to_string(), &id, body.grace_seconds)
         .await
-        .map_err(reject)?;
+        .map_err(problem)?;
     Ok(warp::reply::json(&e).into_response())
 }
 
@@ -183,15 +168,11 @@ pub async fn rotate(
         (status = 404, body = Problem, content_type = "application/problem+json"),
         (status = 429, body = Problem, content_type = "application/problem+json"),
     ))]
-pub async fn enable(
-    id: String,
-    partner: Partner,
-    store: Store,
-) -> Result<Response, warp::Rejection> {
+async fn enable(id: String, partner: Partner, store: Store) -> Result<Response, Problem> {
     let e = store
         .enable(&partner.id.to_string(), &id)
         .await
-        .map_err(reject)?;
+        .map_err(problem)?;
     Ok(warp::reply::json(&e).into_response())
 }
 
@@ -204,12 +185,12 @@ pub async fn enable(
         (status = 404, body = Problem, content_type = "application/problem+json"),
         (status = 429, body = Problem, content_type = "application/problem+json"),
     ))]
-pub async fn deliveries(
+async fn deliveries(
     id: String,
     q: DeliveriesQuery,
     partner: Partner,
     store: Store,
-) -> Result<Response, warp::Rejection> {
+) -> Result<Response, Problem> {
     let limit = q.limit.unwrap_or(100).clamp(1, 1000) as i64;
     let deliveries = store
         .deliveries(
@@ -219,7 +200,7 @@ pub async fn deliveries(
             limit,
         )
         .await
-        .map_err(reject)?;
+        .map_err(problem)?;
     Ok(warp::reply::json(&DeliveryList { deliveries }).into_response())
 }
 
@@ -234,15 +215,42 @@ pub async fn deliveries(
         (status = 422, body = Problem, content_type = "application/problem+json"),
         (status = 429, body = Problem, content_type = "application/problem+json"),
     ))]
-pub async fn replay(
+async fn replay(
     id: String,
     partner: Partner,
     store: Store,
     body: ReplayRequest,
-) -> Result<Response, warp::Rejection> {
+) -> Result<Response, Problem> {
     let r = store
         .replay(&partner.id.to_string(), &id, body)
         .await
-        .map_err(reject)?;
+        .map_err(problem)?;
     Ok(warp::reply::with_status(warp::reply::json(&r), StatusCode::ACCEPTED).into_response())
+}
+
+#[derive(utoipa::OpenApi)]
+#[openapi(
+    paths(create, list, get, delete, rotate, enable, deliveries, replay),
+    components(schemas(DeliveryState))
+)]
+pub struct Doc;
+
+pub fn routes(ctx: &Ctx) -> Route {
+    let store = || with(ctx.state.webhooks.clone());
+    let partner = || ctx.auth.partner();
+    any([
+        route!(create, partner(), store(), body::json()),
+        route!(list, partner(), store()),
+        route!(get(id), partner(), store()),
+        route!(delete(id), partner(), store()),
+        route!(rotate(id), partner(), store(), body::optional_json()),
+        route!(enable(id), partner(), store()),
+        route!(
+            deliveries(id),
+            warp::query::<DeliveriesQuery>(),
+            partner(),
+            store()
+        ),
+        route!(replay(id), partner(), store(), body::json()),
+    ])
 }
