@@ -186,7 +186,10 @@ mod tests {
         assert!(values(&alert["severity"]).contains(&"critical".to_owned()));
         assert!(values(&alert["kind"]).contains(&"gate-down".to_owned()));
         assert_eq!(values(&schemas["AlertState"]), ["active", "resolved"]);
-        assert_eq!(values(&schemas["Direction"]), ["rising", "falling", "steady"]);
+        assert_eq!(
+            values(&schemas["Direction"]),
+            ["rising", "falling", "steady"]
+        );
         assert!(values(&schemas["Status"]).contains(&"pending".to_owned()));
         assert!(values(&schemas["RecommendationKind"]).contains(&"stale-data".to_owned()));
         assert_eq!(values(&schemas["Resolution"]), ["minute", "hour", "day"]);

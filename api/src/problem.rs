@@ -89,6 +89,31 @@ impl Problem {
 
 impl Reject for Problem {}
 
+/// The problem answers routes share, for their `responses(…)`: each is one status with a
+/// problem body, so a route lists them by name instead of repeating the tuple.
+pub mod answers {
+    use super::Problem;
+
+    macro_rules! answer {
+        ($($name:ident => $status:literal),+ $(,)?) => {$(
+            #[derive(utoipa::IntoResponses)]
+            #[response(status = $status, content_type = "application/problem+json")]
+            #[allow(dead_code)]
+            pub struct $name(Problem);
+        )+};
+    }
+
+    answer!(
+        BadRequest => 400,
+        Unauthorized => 401,
+        Forbidden => 403,
+        NotFound => 404,
+        Unprocessable => 422,
+        RateLimited => 429,
+        Unavailable => 503,
+    );
+}
+
 impl From<tokio_postgres::Error> for Problem {
     fn from(e: tokio_postgres::Error) -> Self {
         Self::unavailable(&e)

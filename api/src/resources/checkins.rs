@@ -8,6 +8,7 @@ use warp::Filter;
 
 use crate::body::MAX_BODY;
 use crate::problem::Problem;
+use crate::problem::answers::{NotFound, Unprocessable};
 use crate::route::{Ctx, Route, route, with};
 
 #[utoipa::path(post, path = "/api/ingest/{eventId}/checkins", tag = "ingest",
@@ -17,10 +18,10 @@ use crate::route::{Ctx, Route, route, with};
     responses(
         (status = 202, body = Object, description = "Accepted check-ins"),
         (status = 401, body = Problem, content_type = "application/problem+json", description = "Bad signature"),
-        (status = 404, body = Problem, content_type = "application/problem+json"),
+        NotFound,
         (status = 409, body = Problem, content_type = "application/problem+json"),
         (status = 413, body = Problem, content_type = "application/problem+json"),
-        (status = 422, body = Problem, content_type = "application/problem+json"),
+        Unprocessable,
         (status = 503, body = Problem, content_type = "application/problem+json", description = "Kafka or PostgreSQL unavailable, or the delivery is still in flight: retry later"),
     ))]
 async fn accept(

@@ -15,6 +15,7 @@ use warp::{Filter, Reply};
 
 use crate::auth::Partner;
 use crate::problem::Problem;
+use crate::problem::answers::{RateLimited, Unauthorized};
 use crate::read::Client;
 use crate::route::{Ctx, Route, any, route, with};
 
@@ -82,9 +83,9 @@ pub(crate) async fn computed_at(
     params(("eventId" = String, Path, description = "The event's id")),
     responses(
         (status = 200, body = EventForecast),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
+        Unauthorized,
         (status = 403, body = Problem, content_type = "application/problem+json", description = "Not premium, or the event was not granted"),
-        (status = 429, body = Problem, content_type = "application/problem+json"),
+        RateLimited,
     ))]
 async fn forecast(event_id: String, partner: Partner, c: Client) -> Result<impl Reply, Problem> {
     partner.check(&event_id)?;
@@ -110,9 +111,9 @@ async fn forecast(event_id: String, partner: Partner, c: Client) -> Result<impl 
     params(("eventId" = String, Path, description = "The event's id")),
     responses(
         (status = 200, body = EventBehaviour),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
+        Unauthorized,
         (status = 403, body = Problem, content_type = "application/problem+json", description = "Not premium, or the event was not granted"),
-        (status = 429, body = Problem, content_type = "application/problem+json"),
+        RateLimited,
     ))]
 async fn behaviour(
     event_id: String,
@@ -137,9 +138,9 @@ async fn behaviour(
     responses(
         (status = 200, body = Patterns),
         (status = 400, body = Problem, content_type = "application/problem+json", description = "An unknown or invalid query parameter"),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
+        Unauthorized,
         (status = 403, body = Problem, content_type = "application/problem+json", description = "Not premium"),
-        (status = 429, body = Problem, content_type = "application/problem+json"),
+        RateLimited,
     ))]
 async fn patterns(
     q: PatternsQuery,
@@ -161,9 +162,9 @@ async fn patterns(
     security(("api_key" = [])),
     responses(
         (status = 200, body = RoiSummary),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
+        Unauthorized,
         (status = 403, body = Problem, content_type = "application/problem+json", description = "Not premium"),
-        (status = 429, body = Problem, content_type = "application/problem+json"),
+        RateLimited,
     ))]
 async fn roi(partner: Partner, c: Client) -> Result<impl Reply, Problem> {
     let events = store::roi(&**c, Some(&partner.event_ids)).await?;

@@ -7,6 +7,7 @@ use warp::{Filter, Reply};
 
 use crate::auth::Partner;
 use crate::problem::Problem;
+use crate::problem::answers::{RateLimited, Unauthorized};
 use crate::read::Client;
 use crate::read::events::{self, Realtime, Status};
 use crate::read::series::{self, MinutePoint};
@@ -40,8 +41,8 @@ pub struct PartnerEvents {
     security(("api_key" = [])),
     responses(
         (status = 200, body = PartnerEvents),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
-        (status = 429, body = Problem, content_type = "application/problem+json"),
+        Unauthorized,
+        RateLimited,
     ))]
 async fn list(
     partner: Partner,
@@ -86,10 +87,10 @@ pub struct Attendance {
     params(("eventId" = String, Path, description = "The event's id")),
     responses(
         (status = 200, body = Attendance),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
+        Unauthorized,
         (status = 403, body = Problem, content_type = "application/problem+json",
             description = "The event was not granted to this partner"),
-        (status = 429, body = Problem, content_type = "application/problem+json"),
+        RateLimited,
     ))]
 async fn attendance(event_id: String, partner: Partner, db: Client) -> Result<impl Reply, Problem> {
     partner.check(&event_id)?;

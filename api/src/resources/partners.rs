@@ -11,6 +11,7 @@ use warp::{Filter, Reply};
 use crate::auth::{Key, Tier};
 use crate::body;
 use crate::problem::Problem;
+use crate::problem::answers::{Forbidden, NotFound, Unauthorized, Unprocessable};
 use crate::read::{Client, column, parsed};
 use crate::route::{Ctx, Route, any, location, route};
 
@@ -91,9 +92,9 @@ fn no_partner(id: uuid::Uuid) -> Problem {
     request_body = NewPartner,
     responses(
         (status = 201, body = CreatedPartner, description = "Created; the API key is shown this once"),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
-        (status = 403, body = Problem, content_type = "application/problem+json"),
-        (status = 422, body = Problem, content_type = "application/problem+json"),
+        Unauthorized,
+        Forbidden,
+        Unprocessable,
     ))]
 async fn create(db: Client, body: NewPartner) -> Result<warp::reply::Response, Problem> {
     if body.name.trim().is_empty() {
@@ -137,10 +138,10 @@ async fn create(db: Client, body: NewPartner) -> Result<warp::reply::Response, P
     request_body = Option<Rotate>,
     responses(
         (status = 200, body = RotatedKey),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
-        (status = 403, body = Problem, content_type = "application/problem+json"),
-        (status = 404, body = Problem, content_type = "application/problem+json"),
-        (status = 422, body = Problem, content_type = "application/problem+json"),
+        Unauthorized,
+        Forbidden,
+        NotFound,
+        Unprocessable,
     ))]
 async fn rotate(id: uuid::Uuid, mut db: Client, body: Rotate) -> Result<impl Reply, Problem> {
     // One transaction: the old keys' grace and the new key land together, or neither does
@@ -179,9 +180,9 @@ async fn rotate(id: uuid::Uuid, mut db: Client, body: Rotate) -> Result<impl Rep
     params(("id" = uuid::Uuid, Path, description = "The partner's id")),
     responses(
         (status = 204, description = "Revoked with all its keys"),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
-        (status = 403, body = Problem, content_type = "application/problem+json"),
-        (status = 404, body = Problem, content_type = "application/problem+json"),
+        Unauthorized,
+        Forbidden,
+        NotFound,
     ))]
 async fn revoke(id: uuid::Uuid, db: Client) -> Result<impl Reply, Problem> {
     let partner = id.to_string();
@@ -209,8 +210,8 @@ async fn revoke(id: uuid::Uuid, db: Client) -> Result<impl Reply, Problem> {
     security(("admin_token" = [])),
     responses(
         (status = 200, body = PartnerList),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
-        (status = 403, body = Problem, content_type = "application/problem+json"),
+        Unauthorized,
+        Forbidden,
     ))]
 async fn list(db: Client) -> Result<impl Reply, Problem> {
     let rows = db

@@ -9,6 +9,7 @@ use warp::{Filter, Reply};
 
 use crate::auth::Partner;
 use crate::problem::Problem;
+use crate::problem::answers::{BadRequest, RateLimited, Unauthorized};
 use crate::range::{Resolution, Stored, window};
 use crate::read::alerts::{self, Alert};
 use crate::read::series::{self, GatePoint, SeriesPoint, Window};
@@ -108,10 +109,10 @@ fn series_window<'a>(
     params(("eventId" = String, Path, description = "The event's id"), SeriesQuery),
     responses(
         (status = 200, body = Series),
-        (status = 400, body = Problem, content_type = "application/problem+json"),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
+        BadRequest,
+        Unauthorized,
         (status = 403, body = Problem, content_type = "application/problem+json", description = "Not premium, or the event was not granted"),
-        (status = 429, body = Problem, content_type = "application/problem+json"),
+        RateLimited,
     ))]
 async fn series(
     event_id: String,
@@ -137,10 +138,10 @@ async fn series(
     params(("eventId" = String, Path, description = "The event's id"), SeriesQuery),
     responses(
         (status = 200, body = GateSeries),
-        (status = 400, body = Problem, content_type = "application/problem+json"),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
+        BadRequest,
+        Unauthorized,
         (status = 403, body = Problem, content_type = "application/problem+json", description = "Not premium, or the event was not granted"),
-        (status = 429, body = Problem, content_type = "application/problem+json"),
+        RateLimited,
     ))]
 async fn gates(
     event_id: String,
@@ -166,10 +167,10 @@ async fn gates(
     params(("eventId" = String, Path, description = "The event's id"), WindowQuery),
     responses(
         (status = 200, body = AlertHistory),
-        (status = 400, body = Problem, content_type = "application/problem+json"),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
+        BadRequest,
+        Unauthorized,
         (status = 403, body = Problem, content_type = "application/problem+json", description = "Not premium, or the event was not granted"),
-        (status = 429, body = Problem, content_type = "application/problem+json"),
+        RateLimited,
     ))]
 async fn alert_history(
     event_id: String,

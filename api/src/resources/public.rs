@@ -5,6 +5,7 @@ use serde::Serialize;
 use warp::Filter;
 
 use crate::problem::Problem;
+use crate::problem::answers::Unavailable;
 use crate::read::{self, Client, events};
 use crate::route::{Ctx, Route, route, with};
 
@@ -33,7 +34,7 @@ pub struct PublicEvents {
 #[utoipa::path(get, path = "/api/public/events", tag = "public",
     responses(
         (status = 200, body = PublicEvents),
-        (status = 503, body = Problem, content_type = "application/problem+json"),
+        Unavailable,
     ))]
 async fn list(db: Client, stale_after: chrono::Duration) -> Result<impl warp::Reply, Problem> {
     let events = read::events::list(&db, events::Filter::default(), stale_after)

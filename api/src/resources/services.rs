@@ -7,6 +7,7 @@ use warp::http::StatusCode;
 use warp::{Filter, Reply};
 
 use crate::problem::Problem;
+use crate::problem::answers::{Forbidden, NotFound, Unauthorized, Unprocessable};
 use crate::route::{Ctx, Route, any, location, route, with};
 
 #[utoipa::path(post, path = "/api/admin/services", tag = "admin",
@@ -14,9 +15,9 @@ use crate::route::{Ctx, Route, any, location, route, with};
     request_body = Object,
     responses(
         (status = 201, body = Object, description = "Registered, with the webhook secret shown once"), (status = 200, body = Object, description = "Updated"),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
-        (status = 403, body = Problem, content_type = "application/problem+json"),
-        (status = 422, body = Problem, content_type = "application/problem+json"),
+        Unauthorized,
+        Forbidden,
+        Unprocessable,
     ))]
 async fn register(
     registrar: Registrar,
@@ -57,8 +58,8 @@ async fn register(
     security(("admin_token" = [])),
     responses(
         (status = 200, body = Object, description = "Every service with its health"),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
-        (status = 403, body = Problem, content_type = "application/problem+json"),
+        Unauthorized,
+        Forbidden,
     ))]
 async fn list(registrar: Registrar) -> Result<impl Reply, Problem> {
     let services = registrar.list(None).await?;
@@ -70,9 +71,9 @@ async fn list(registrar: Registrar) -> Result<impl Reply, Problem> {
     params(("eventId" = String, Path, description = "The event's id")),
     responses(
         (status = 200, body = Object),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
-        (status = 403, body = Problem, content_type = "application/problem+json"),
-        (status = 404, body = Problem, content_type = "application/problem+json"),
+        Unauthorized,
+        Forbidden,
+        NotFound,
     ))]
 async fn get(event_id: String, registrar: Registrar) -> Result<impl Reply, Problem> {
     match registrar.list(Some(&event_id)).await?.pop() {
@@ -86,9 +87,9 @@ async fn get(event_id: String, registrar: Registrar) -> Result<impl Reply, Probl
     params(("eventId" = String, Path, description = "The event's id")),
     responses(
         (status = 204, description = "Removed"),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
-        (status = 403, body = Problem, content_type = "application/problem+json"),
-        (status = 404, body = Problem, content_type = "application/problem+json"),
+        Unauthorized,
+        Forbidden,
+        NotFound,
     ))]
 async fn remove(event_id: String, registrar: Registrar) -> Result<impl Reply, Problem> {
     if registrar.remove(&event_id).await? {

@@ -12,6 +12,7 @@ use warp::{Filter, Reply};
 use crate::auth::Partner;
 use crate::config::SqlConfig;
 use crate::problem::Problem;
+use crate::problem::answers::{BadRequest, Unauthorized};
 use crate::route::{Ctx, Route, route, with};
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -95,8 +96,8 @@ fn problem(e: QueryError) -> Problem {
     security(("api_key" = [])), request_body = SqlRequest,
     responses(
         (status = 200, body = SqlAnswer),
-        (status = 400, body = Problem, content_type = "application/problem+json"),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
+        BadRequest,
+        Unauthorized,
         (status = 403, body = Problem, content_type = "application/problem+json",
             description = "Not premium, or the query would write"),
         (status = 413, body = Problem, content_type = "application/problem+json",

@@ -14,6 +14,7 @@ use crate::auth::Partner;
 use crate::body;
 use crate::domain::text_enum;
 use crate::problem::Problem;
+use crate::problem::answers::{BadRequest, NotFound, RateLimited, Unauthorized, Unprocessable};
 use crate::route::{Ctx, Route, any, location, route, with};
 
 fn problem(e: StoreError) -> Problem {
@@ -74,10 +75,10 @@ const ID: &str = "The webhook's id";
     security(("api_key" = [])), request_body = NewEndpoint,
     responses(
         (status = 201, body = EndpointWithSecret, description = "Created; the secret is shown this once"),
-        (status = 400, body = Problem, content_type = "application/problem+json"),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
-        (status = 422, body = Problem, content_type = "application/problem+json"),
-        (status = 429, body = Problem, content_type = "application/problem+json"),
+        BadRequest,
+        Unauthorized,
+        Unprocessable,
+        RateLimited,
     ))]
 async fn create(partner: Partner, store: Store, body: NewEndpoint) -> Result<Response, Problem> {
     let made = store
@@ -97,8 +98,8 @@ async fn create(partner: Partner, store: Store, body: NewEndpoint) -> Result<Res
     security(("api_key" = [])),
     responses(
         (status = 200, body = EndpointList),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
-        (status = 429, body = Problem, content_type = "application/problem+json"),
+        Unauthorized,
+        RateLimited,
     ))]
 async fn list(partner: Partner, store: Store) -> Result<Response, Problem> {
     let webhooks = store.list(&partner.id.to_string()).await.map_err(problem)?;
@@ -109,9 +110,9 @@ async fn list(partner: Partner, store: Store) -> Result<Response, Problem> {
     security(("api_key" = [])), params(("id" = String, Path, description = ID)),
     responses(
         (status = 200, body = Endpoint),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
-        (status = 404, body = Problem, content_type = "application/problem+json"),
-        (status = 429, body = Problem, content_type = "application/problem+json"),
+        Unauthorized,
+        NotFound,
+        RateLimited,
     ))]
 async fn get(id: String, partner: Partner, store: Store) -> Result<Response, Problem> {
     let e = store
@@ -125,9 +126,9 @@ async fn get(id: String, partner: Partner, store: Store) -> Result<Response, Pro
     security(("api_key" = [])), params(("id" = String, Path, description = ID)),
     responses(
         (status = 204, description = "Deleted; pending deliveries are cancelled"),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
-        (status = 404, body = Problem, content_type = "application/problem+json"),
-        (status = 429, body = Problem, content_type = "application/problem+json"),
+        Unauthorized,
+        NotFound,
+        RateLimited,
     ))]
 async fn delete(id: String, partner: Partner, store: Store) -> Result<Response, Problem> {
     store
@@ -142,10 +143,10 @@ async fn delete(id: String, partner: Partner, store: Store) -> Result<Response, 
     request_body = Option<RotateSecret>,
     responses(
         (status = 200, body = EndpointWithSecret, description = "The new secret, shown this once"),
-        (status = 400, body = Problem, content_type = "application/problem+json"),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
-        (status = 404, body = Problem, content_type = "application/problem+json"),
-        (status = 429, body = Problem, content_type = "application/problem+json"),
+        BadRequest,
+        Unauthorized,
+        NotFound,
+        RateLimited,
     ))]
 async fn rotate(
     id: String,
@@ -164,9 +165,9 @@ async fn rotate(
     security(("api_key" = [])), params(("id" = String, Path, description = ID)),
     responses(
         (status = 200, body = Endpoint),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
-        (status = 404, body = Problem, content_type = "application/problem+json"),
-        (status = 429, body = Problem, content_type = "application/problem+json"),
+        Unauthorized,
+        NotFound,
+        RateLimited,
     ))]
 async fn enable(id: String, partner: Partner, store: Store) -> Result<Response, Problem> {
     let e = store
@@ -180,10 +181,10 @@ async fn enable(id: String, partner: Partner, store: Store) -> Result<Response, 
     security(("api_key" = [])), params(("id" = String, Path, description = ID), DeliveriesQuery),
     responses(
         (status = 200, body = DeliveryList),
-        (status = 400, body = Problem, content_type = "application/problem+json"),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
-        (status = 404, body = Problem, content_type = "application/problem+json"),
-        (status = 429, body = Problem, content_type = "application/problem+json"),
+        BadRequest,
+        Unauthorized,
+        NotFound,
+        RateLimited,
     ))]
 async fn deliveries(
     id: String,
@@ -209,11 +210,11 @@ async fn deliveries(
     request_body = ReplayRequest,
     responses(
         (status = 202, body = Replayed),
-        (status = 400, body = Problem, content_type = "application/problem+json"),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
-        (status = 404, body = Problem, content_type = "application/problem+json"),
-        (status = 422, body = Problem, content_type = "application/problem+json"),
-        (status = 429, body = Problem, content_type = "application/problem+json"),
+        BadRequest,
+        Unauthorized,
+        NotFound,
+        Unprocessable,
+        RateLimited,
     ))]
 async fn replay(
     id: String,

@@ -15,6 +15,7 @@ use self::build::{Shown, insights, summary};
 use self::view::*;
 use crate::auth::{Partner, Viewer};
 use crate::problem::Problem;
+use crate::problem::answers::{BadRequest, Forbidden, NotFound, RateLimited, Unauthorized};
 use crate::range::{Resolution, span};
 use crate::read::events::{self, Event, Status};
 use crate::read::series::{self, Range};
@@ -45,9 +46,9 @@ fn ids(events: &[Event]) -> Vec<String> {
     params(DashboardQuery),
     responses(
         (status = 200, body = Dashboard),
-        (status = 400, body = Problem, content_type = "application/problem+json"),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
-        (status = 429, body = Problem, content_type = "application/problem+json"),
+        BadRequest,
+        Unauthorized,
+        RateLimited,
     ))]
 async fn dashboard(
     query: DashboardQuery,
@@ -130,11 +131,11 @@ async fn dashboard(
     params(("eventId" = String, Path, description = "The event's id"), InsightsQuery),
     responses(
         (status = 200, body = EventInsights),
-        (status = 400, body = Problem, content_type = "application/problem+json"),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
-        (status = 403, body = Problem, content_type = "application/problem+json"),
-        (status = 404, body = Problem, content_type = "application/problem+json"),
-        (status = 429, body = Problem, content_type = "application/problem+json"),
+        BadRequest,
+        Unauthorized,
+        Forbidden,
+        NotFound,
+        RateLimited,
     ))]
 async fn event_insights(
     event_id: String,
@@ -191,8 +192,8 @@ async fn event_insights(
     security(("api_key" = [])),
     responses(
         (status = 200, body = AnalyticsSummary),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
-        (status = 429, body = Problem, content_type = "application/problem+json"),
+        Unauthorized,
+        RateLimited,
     ))]
 async fn analytics_summary(
     partner: Partner,
