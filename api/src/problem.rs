@@ -103,6 +103,26 @@ pub mod answers {
         )+};
     }
 
+    /// Premium routes' 403: a partner-tier key, or an event not granted to the key.
+    #[derive(utoipa::IntoResponses)]
+    #[response(
+        status = 403,
+        content_type = "application/problem+json",
+        description = "Not premium, or the event was not granted"
+    )]
+    #[allow(dead_code)]
+    pub struct NotPremiumOrGranted(Problem);
+
+    /// Premium routes over every event's aggregates: 403 for a partner-tier key.
+    #[derive(utoipa::IntoResponses)]
+    #[response(
+        status = 403,
+        content_type = "application/problem+json",
+        description = "Not premium"
+    )]
+    #[allow(dead_code)]
+    pub struct NotPremium(Problem);
+
     answer!(
         BadRequest => 400,
         Unauthorized => 401,

@@ -15,7 +15,7 @@ use warp::{Filter, Reply};
 
 use crate::auth::Partner;
 use crate::problem::Problem;
-use crate::problem::answers::{RateLimited, Unauthorized};
+use crate::problem::answers::{NotPremium, NotPremiumOrGranted, RateLimited, Unauthorized};
 use crate::read::Client;
 use crate::route::{Ctx, Route, any, route, with};
 
@@ -84,7 +84,7 @@ pub(crate) async fn computed_at(
     responses(
         (status = 200, body = EventForecast),
         Unauthorized,
-        (status = 403, body = Problem, content_type = "application/problem+json", description = "Not premium, or the event was not granted"),
+        NotPremiumOrGranted,
         RateLimited,
     ))]
 async fn forecast(event_id: String, partner: Partner, c: Client) -> Result<impl Reply, Problem> {
@@ -112,7 +112,7 @@ async fn forecast(event_id: String, partner: Partner, c: Client) -> Result<impl 
     responses(
         (status = 200, body = EventBehaviour),
         Unauthorized,
-        (status = 403, body = Problem, content_type = "application/problem+json", description = "Not premium, or the event was not granted"),
+        NotPremiumOrGranted,
         RateLimited,
     ))]
 async fn behaviour(
@@ -139,7 +139,7 @@ async fn behaviour(
         (status = 200, body = Patterns),
         (status = 400, body = Problem, content_type = "application/problem+json", description = "An unknown or invalid query parameter"),
         Unauthorized,
-        (status = 403, body = Problem, content_type = "application/problem+json", description = "Not premium"),
+        NotPremium,
         RateLimited,
     ))]
 async fn patterns(
@@ -163,7 +163,7 @@ async fn patterns(
     responses(
         (status = 200, body = RoiSummary),
         Unauthorized,
-        (status = 403, body = Problem, content_type = "application/problem+json", description = "Not premium"),
+        NotPremium,
         RateLimited,
     ))]
 async fn roi(partner: Partner, c: Client) -> Result<impl Reply, Problem> {

@@ -9,7 +9,7 @@ use warp::{Filter, Reply};
 
 use crate::auth::Partner;
 use crate::problem::Problem;
-use crate::problem::answers::{BadRequest, RateLimited, Unauthorized};
+use crate::problem::answers::{BadRequest, NotPremiumOrGranted, RateLimited, Unauthorized};
 use crate::range::{Resolution, Stored, window};
 use crate::read::alerts::{self, Alert};
 use crate::read::series::{self, GatePoint, SeriesPoint, Window};
@@ -87,20 +87,27 @@ fn open(
     window(from, to)
 }
 
-/// The window of one event's series the query asks for, one row past the cap.
-fn series_window<'a>(
+/// The points of the window the query asks for, as `read` reads them (one row past the cap,
+/// so that the answer knows whether it was truncated).
+async fn window_points<'a, T, Fut>(
     event_id: &'a str,
     q: &SeriesQuery,
     partner: &Partner,
-) -> Result<Window<'a>, Problem> {
+    read: impl FnOnce(Window<'a>) -> Fut,
+) -> Result<(Window<'a>, Vec<T>, bool), Problem>
+where
+    Fut: Future<Output = Result<Vec<T>, Problem>>,
+{
     let (from, to) = open(event_id, partner, q.from, q.to)?;
-    Ok(Window {
+    let w = Window {
         event_id,
         resolution: q.resolution.unwrap_or_default().into(),
         from,
         to,
         limit: MAX_POINTS as i64 + 1,
-    })
+    };
+    let (points, truncated) = capped(read(w).await?, MAX_POINTS);
+    Ok((w, points, truncated))
 }
 
 /// `GET /api/premium/events/{eventId}/series`.
@@ -111,7 +118,7 @@ fn series_window<'a>(
         (status = 200, body = Series),
         BadRequest,
         Unauthorized,
-        (status = 403, body = Problem, content_type = "application/problem+json", description = "Not premium, or the event was not granted"),
+        NotPremiumOrGranted,
         RateLimited,
     ))]
 async fn series(
@@ -120,8 +127,8 @@ async fn series(
     partner: Partner,
     db: Client,
 ) -> Result<impl Reply, Problem> {
-    let w = series_window(&event_id, &q, &partner)?;
-    let (points, truncated) = capped(series::event_points(&db, w).await?, MAX_POINTS);
+    let (w, points, truncated) =
+        window_points(&event_id, &q, &partner, |w| series::event_points(&db, w)).await?;
     Ok(warp::reply::json(&Series {
         resolution: w.resolution,
         from: w.from,
@@ -140,7 +147,7 @@ async fn series(
         (status = 200, body = GateSeries),
         BadRequest,
         Unauthorized,
-        (status = 403, body = Problem, content_type = "application/problem+json", description = "Not premium, or the event was not granted"),
+        NotPremiumOrGranted,
         RateLimited,
     ))]
 async fn gates(
@@ -149,8 +156,8 @@ async fn gates(
     partner: Partner,
     db: Client,
 ) -> Result<impl Reply, Problem> {
-    let w = series_window(&event_id, &q, &partner)?;
-    let (points, truncated) = capped(series::gate_points(&db, w).await?, MAX_POINTS);
+    let (w, points, truncated) =
+        window_points(&event_id, &q, &partner, |w| series::gate_points(&db, w)).await?;
     Ok(warp::reply::json(&GateSeries {
         resolution: w.resolution,
         from: w.from,
@@ -169,7 +176,7 @@ async fn gates(
         (status = 200, body = AlertHistory),
         BadRequest,
         Unauthorized,
-        (status = 403, body = Problem, content_type = "application/problem+json", description = "Not premium, or the event was not granted"),
+        NotPremiumOrGranted,
         RateLimited,
     ))]
 async fn alert_history(

@@ -49,46 +49,48 @@ pub struct Sql {
     pub slots: muster_analytics::Slots,
 }
 
-fn problem(e: QueryError) -> Problem {
-    match e {
-        QueryError::NotReadOnly(d) => Problem::new(
-            StatusCode::FORBIDDEN,
-            "read-only",
-            "Only queries that read are allowed",
-        )
-        .detail(d),
-        QueryError::Timeout(t) => Problem::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "query-timeout",
-            "The query ran past its time limit and was stopped",
-        )
-        .detail(format!("the limit is {t:?}")),
-        e @ QueryError::TooLarge { .. } => Problem::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "answer-too-large",
-            "The answer is larger than the API's limit",
-        )
-        .detail(e.to_string()),
-        e @ QueryError::Memory { .. } => Problem::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "memory-limit",
-            "The query needs more memory than its limit and was stopped",
-        )
-        .detail(e.to_string()),
-        e @ QueryError::Busy(_) => Problem::new(
-            StatusCode::TOO_MANY_REQUESTS,
-            "too-many-queries",
-            "Too many queries at once for this API key",
-        )
-        .detail(e.to_string())
-        .header("retry-after", "1".to_owned()),
-        QueryError::Sql(e) => Problem::new(
-            StatusCode::BAD_REQUEST,
-            "invalid-sql",
-            "The query is invalid",
-        )
-        .detail(e.to_string()),
-        QueryError::Setup(e) => e.into(),
+impl From<QueryError> for Problem {
+    fn from(e: QueryError) -> Self {
+        match e {
+            QueryError::NotReadOnly(d) => Problem::new(
+                StatusCode::FORBIDDEN,
+                "read-only",
+                "Only queries that read are allowed",
+            )
+            .detail(d),
+            QueryError::Timeout(t) => Problem::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "query-timeout",
+                "The query ran past its time limit and was stopped",
+            )
+            .detail(format!("the limit is {t:?}")),
+            e @ QueryError::TooLarge { .. } => Problem::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "answer-too-large",
+                "The answer is larger than the API's limit",
+            )
+            .detail(e.to_string()),
+            e @ QueryError::Memory { .. } => Problem::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "memory-limit",
+                "The query needs more memory than its limit and was stopped",
+            )
+            .detail(e.to_string()),
+            e @ QueryError::Busy(_) => Problem::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "too-many-queries",
+                "Too many queries at once for this API key",
+            )
+            .detail(e.to_string())
+            .header("retry-after", "1".to_owned()),
+            QueryError::Sql(e) => Problem::new(
+                StatusCode::BAD_REQUEST,
+                "invalid-sql",
+                "The query is invalid",
+            )
+            .detail(e.to_string()),
+            QueryError::Setup(e) => e.into(),
+        }
     }
 }
 
@@ -114,18 +116,13 @@ async fn run(
     body: SqlRequest,
 ) -> Result<impl Reply, Problem> {
     // Checked before anything is opened, so a write costs no database round trip.
-    muster_analytics::check_read_only(&body.query).map_err(problem)?;
-    let _slot = sql
-        .slots
-        .try_acquire(&partner.id.to_string())
-        .map_err(problem)?;
+    muster_analytics::check_read_only(&body.query)?;
+    let _slot = sql.slots.try_acquire(&partner.id.to_string())?;
     let ctx = muster_analytics::projections(&pool, Some(partner.event_ids.clone()))
         .await
-        .map_err(|e| problem(QueryError::Setup(e)))?;
+        .map_err(QueryError::Setup)?;
     let limits: Limits = sql.cfg.limits(body.max_rows.map(|n| n as usize));
-    let answer = muster_analytics::query(&ctx, &body.query, &limits)
-        .await
-        .map_err(problem)?;
+    let answer = muster_analytics::query(&ctx, &body.query, &limits).await?;
     let columns = answer.batches.first().map_or_else(Vec::new, |b| {
         b.schema()
             .fields()
@@ -133,8 +130,7 @@ async fn run(
             .map(|f| f.name().clone())
             .collect()
     });
-    let rows =
-        muster_analytics::json_rows_within(&answer.batches, limits.max_bytes).map_err(problem)?;
+    let rows = muster_analytics::json_rows_within(&answer.batches, limits.max_bytes)?;
     Ok(warp::reply::json(&SqlAnswer {
         columns,
         rows,

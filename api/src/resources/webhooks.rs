@@ -17,16 +17,20 @@ use crate::problem::Problem;
 use crate::problem::answers::{BadRequest, NotFound, RateLimited, Unauthorized, Unprocessable};
 use crate::route::{Ctx, Route, any, location, route, with};
 
-fn problem(e: StoreError) -> Problem {
-    match e {
-        StoreError::Invalid(detail) => Problem::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "invalid-webhook",
-            "The webhook is invalid",
-        )
-        .detail(detail),
-        StoreError::NotFound => Problem::new(StatusCode::NOT_FOUND, "not-found", "No such webhook"),
-        other => Problem::unavailable(&other),
+impl From<StoreError> for Problem {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Invalid(detail) => Problem::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid-webhook",
+                "The webhook is invalid",
+            )
+            .detail(detail),
+            StoreError::NotFound => {
+                Problem::new(StatusCode::NOT_FOUND, "not-found", "No such webhook")
+            }
+            other => Problem::unavailable(&other),
+        }
     }
 }
 
@@ -69,6 +73,11 @@ text_enum!(
     }
 );
 
+/// The owner of a partner's subscriptions in the store.
+fn owner(partner: &Partner) -> String {
+    partner.id.to_string()
+}
+
 const ID: &str = "The webhook's id";
 
 #[utoipa::path(post, path = "/api/partner/webhooks", tag = "webhooks",
@@ -81,10 +90,7 @@ const ID: &str = "The webhook's id";
         RateLimited,
     ))]
 async fn create(partner: Partner, store: Store, body: NewEndpoint) -> Result<Response, Problem> {
-    let made = store
-        .create(&partner.id.to_string(), body)
-        .await
-        .map_err(problem)?;
+    let made = store.create(&owner(&partner), body).await?;
     let location = location!(get, made.endpoint.id);
     Ok(warp::reply::with_header(
         warp::reply::with_status(warp::reply::json(&made), StatusCode::CREATED),
@@ -102,7 +108,7 @@ async fn create(partner: Partner, store: Store, body: NewEndpoint) -> Result<Res
         RateLimited,
     ))]
 async fn list(partner: Partner, store: Store) -> Result<Response, Problem> {
-    let webhooks = store.list(&partner.id.to_string()).await.map_err(problem)?;
+    let webhooks = store.list(&owner(&partner)).await?;
     Ok(warp::reply::json(&EndpointList { webhooks }).into_response())
 }
 
@@ -115,10 +121,7 @@ async fn list(partner: Partner, store: Store) -> Result<Response, Problem> {
         RateLimited,
     ))]
 async fn get(id: String, partner: Partner, store: Store) -> Result<Response, Problem> {
-    let e = store
-        .get(&partner.id.to_string(), &id)
-        .await
-        .map_err(problem)?;
+    let e = store.get(&owner(&partner), &id).await?;
     Ok(warp::reply::json(&e).into_response())
 }
 
@@ -131,10 +134,7 @@ async fn get(id: String, partner: Partner, store: Store) -> Result<Response, Pro
         RateLimited,
     ))]
 async fn delete(id: String, partner: Partner, store: Store) -> Result<Response, Problem> {
-    store
-        .delete(&partner.id.to_string(), &id)
-        .await
-        .map_err(problem)?;
+    store.delete(&owner(&partner), &id).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
@@ -155,9 +155,8 @@ async fn rotate(
     body: RotateSecret,
 ) -> Result<Response, Problem> {
     let e = store
-        .rotate(&partner.id.to_string(), &id, body.grace_seconds)
-        .await
-        .map_err(problem)?;
+        .rotate(&owner(&partner), &id, body.grace_seconds)
+        .await?;
     Ok(warp::reply::json(&e).into_response())
 }
 
@@ -170,10 +169,7 @@ async fn rotate(
         RateLimited,
     ))]
 async fn enable(id: String, partner: Partner, store: Store) -> Result<Response, Problem> {
-    let e = store
-        .enable(&partner.id.to_string(), &id)
-        .await
-        .map_err(problem)?;
+    let e = store.enable(&owner(&partner), &id).await?;
     Ok(warp::reply::json(&e).into_response())
 }
 
@@ -195,13 +191,12 @@ async fn deliveries(
     let limit = q.limit.unwrap_or(100).clamp(1, 1000) as i64;
     let deliveries = store
         .deliveries(
-            &partner.id.to_string(),
+            &owner(&partner),
             &id,
             q.state.map(DeliveryState::as_str),
             limit,
         )
-        .await
-        .map_err(problem)?;
+        .await?;
     Ok(warp::reply::json(&DeliveryList { deliveries }).into_response())
 }
 
@@ -222,10 +217,7 @@ async fn replay(
     store: Store,
     body: ReplayRequest,
 ) -> Result<Response, Problem> {
-    let r = store
-        .replay(&partner.id.to_string(), &id, body)
-        .await
-        .map_err(problem)?;
+    let r = store.replay(&owner(&partner), &id, body).await?;
     Ok(warp::reply::with_status(warp::reply::json(&r), StatusCode::ACCEPTED).into_response())
 }
 
