@@ -105,6 +105,8 @@ mod tests {
         texts_match(crate::range::Resolution::ALL, |v| v.as_str());
         texts_match(crate::range::Stored::ALL, |v| v.as_str());
         texts_match(crate::auth::Tier::ALL, |v| v.as_str());
+        texts_match(crate::read::events::Status::ALL, |v| v.as_str());
+        texts_match(crate::read::alerts::AlertState::ALL, |v| v.as_str());
         texts_match(crate::resources::webhooks::DeliveryState::ALL, |v| {
             v.as_str()
         });

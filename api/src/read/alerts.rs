@@ -7,15 +7,16 @@ use tokio_postgres::Row;
 use utoipa::ToSchema;
 
 use super::{Client, column, parsed};
+use crate::domain::text_enum;
 use crate::problem::Problem;
 
-/// Whether an alert still holds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum AlertState {
-    Active,
-    Resolved,
-}
+text_enum!(
+    /// Whether an alert still holds.
+    pub enum AlertState {
+        Active => "active",
+        Resolved => "resolved",
+    }
+);
 
 /// An alert as the alerts projection holds it.
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -51,18 +52,6 @@ impl Alert {
             raised_at: column(r, "raised_at")?,
             resolved_at: column(r, "resolved_at")?,
         })
-    }
-}
-
-impl std::str::FromStr for AlertState {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s {
-            "active" => Ok(Self::Active),
-            "resolved" => Ok(Self::Resolved),
-            other => Err(format!("unknown alert state {other:?}")),
-        }
     }
 }
 

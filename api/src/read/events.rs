@@ -3,36 +3,29 @@
 //! list, the partner list and the dashboard cannot disagree about an event.
 
 use chrono::{DateTime, Duration, Utc};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use tokio_postgres::Row;
 use utoipa::ToSchema;
 
-use super::{Client, column};
+use super::{Client, column, parsed};
+use crate::domain::text_enum;
 use crate::problem::Problem;
 
-/// The status a reader sees: dates decide `scheduled` and `ended`; otherwise the latest
-/// snapshot's (`live`, `idle` or `degraded`), unless it is older than `stale_after` (`stale`:
-/// old numbers must not pass for live ones), or `pending` before the first snapshot. As a
-/// query parameter, a value outside these is a 400, so a typo does not read as "no events".
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum Status {
-    Scheduled,
-    Live,
-    Idle,
-    Degraded,
-    Ended,
-    Stale,
-    Pending,
-}
-
-impl Status {
-    /// An `event_realtime.status` (the normalizer writes `live`, `idle` or `degraded`).
-    fn from_snapshot(s: &str) -> Result<Self, Problem> {
-        serde_json::from_value(serde_json::Value::from(s))
-            .map_err(|_| Problem::internal(format!("event_realtime.status {s:?} is unknown")))
+text_enum!(
+    /// The status a reader sees: dates decide `scheduled` and `ended`; otherwise the latest
+    /// snapshot's (`live`, `idle` or `degraded`), unless it is older than `stale_after` (`stale`:
+    /// old numbers must not pass for live ones), or `pending` before the first snapshot. As a
+    /// query parameter, a value outside these is a 400, so a typo does not read as "no events".
+    pub enum Status {
+        Scheduled => "scheduled",
+        Live => "live",
+        Idle => "idle",
+        Degraded => "degraded",
+        Ended => "ended",
+        Stale => "stale",
+        Pending => "pending",
     }
-}
+);
 
 /// The status derived from the catalogue's dates and the latest snapshot (see [`Status`]).
 pub fn derived_status(
@@ -73,7 +66,7 @@ impl Realtime {
             return Ok(None);
         };
         Ok(Some(Self {
-            status: Status::from_snapshot(&column::<String>(r, "status")?)?,
+            status: parsed(r, "status")?,
             total_registered: column(r, "total_registered")?,
             current_attendees: column(r, "current_attendees")?,
             attendance_rate: column(r, "attendance_rate")?,
