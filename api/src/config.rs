@@ -15,7 +15,7 @@ pub struct ApiConfig {
     /// Seconds after which an event's realtime numbers are shown as stale instead of live.
     pub stale_after_secs: u64,
     /// Per key, per tier; per process (see the README).
-    pub rate_limits: crate::partners::RateLimits,
+    pub rate_limits: crate::auth::RateLimits,
     /// `[api.flight]`: Arrow Flight SQL for analysts' own tools.
     pub flight: FlightConfig,
     /// `[api.sql]`: `POST /api/premium/sql`, and what every SQL caller shares.
@@ -47,8 +47,8 @@ pub struct SqlConfig {
 impl Default for SqlConfig {
     fn default() -> Self {
         Self {
-            timeout: crate::sql::TIMEOUT,
-            max_rows: crate::sql::MAX_ROWS,
+            timeout: crate::resources::sql::TIMEOUT,
+            max_rows: crate::resources::sql::MAX_ROWS,
             max_answer_bytes: 16 << 20,
             memory_limit: 256 << 20,
             max_concurrent_queries: 2,
@@ -153,8 +153,8 @@ impl Default for FlightConfig {
             addr: None,
             timeout: Duration::from_secs(30),
             max_rows: 100_000,
-            partner_timeout: crate::sql::TIMEOUT,
-            partner_max_rows: crate::sql::MAX_ROWS,
+            partner_timeout: crate::resources::sql::TIMEOUT,
+            partner_max_rows: crate::resources::sql::MAX_ROWS,
             max_answer_bytes: 256 << 20,
             memory_limit: 1 << 30,
             partner_max_answer_bytes: 16 << 20,

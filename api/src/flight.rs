@@ -8,8 +8,8 @@
 use muster_analytics::Limits;
 use muster_analytics::flight::{Authorize, Refused, Session};
 
+use crate::auth::{Partner, Tier};
 use crate::config::FlightConfig;
-use crate::partners::{Partner, Tier};
 
 pub enum Caller {
     Admin,
@@ -21,7 +21,7 @@ pub struct Authorizer {
     pub admin_token: Option<String>,
     pub cfg: FlightConfig,
     /// The partner routes' rate limits: a Flight SQL call counts as a request.
-    pub rate: crate::partners::Limits,
+    pub rate: crate::auth::Limits,
     /// Queries running per key, shared with `POST /api/premium/sql`.
     pub slots: muster_analytics::Slots,
 }
@@ -51,9 +51,9 @@ impl Authorizer {
 
     /// The partner holding `key`, if it is a live key of a live partner.
     async fn partner(&self, key: &str) -> Result<Option<Partner>, Refused> {
-        crate::partners::lookup(&self.pool, key)
+        crate::auth::lookup(&self.pool, key)
             .await
-            .map_err(|e| Refused::Unavailable(format!("{e:#}")))
+            .map_err(|p| Refused::Unavailable(p.title))
     }
 }
 
@@ -67,7 +67,7 @@ impl Authorize for Authorizer {
             ));
         };
         let bearer = format!("Bearer {token}");
-        if crate::admin::check_admin(self.admin_token.as_deref(), Some(&bearer)).is_ok() {
+        if crate::auth::check_admin(self.admin_token.as_deref(), Some(&bearer)).is_ok() {
             return Ok(Caller::Admin);
         }
         match self.partner(token).await? {

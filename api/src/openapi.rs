@@ -1,12 +1,17 @@
-//! `/openapi.json`, generated from the handlers' annotations and the response types, and the
-//! route templates that label request metrics (so the document and the metrics name the same
-//! routes, and an id in a path never becomes a metric label).
+//! `/openapi.json`, merged from each resource's description (the same annotations the routes
+//! are served from), and the route templates that label request metrics (so the document and
+//! the metrics name the same routes, and an id in a path never becomes a metric label).
 
 use utoipa::Modify;
 use utoipa::OpenApi;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 
-use crate::{admin, analytics, checkins, dashboard, events, partners, premium, sql, webhooks};
+use std::sync::Arc;
+
+use warp::Filter;
+
+use crate::problem::Problem;
+use crate::route::{Route, Template, route, with};
 
 /// Liveness.
 #[utoipa::path(get, path = "/healthz", tag = "ops", responses((status = 200, body = Object)))]
@@ -28,8 +33,18 @@ fn metrics() {}
 /// This document.
 #[utoipa::path(get, path = "/openapi.json", tag = "ops",
     responses((status = 200, body = Object)))]
-#[allow(dead_code)]
-fn openapi_json() {}
+async fn openapi_json(document: Arc<str>) -> Result<impl warp::Reply, Problem> {
+    Ok(warp::reply::with_header(
+        document.to_string(),
+        "content-type",
+        "application/json",
+    ))
+}
+
+/// `/openapi.json`, rendered once.
+pub fn routes() -> Route {
+    route!(openapi_json, with(Arc::<str>::from(document())))
+}
 
 #[derive(OpenApi)]
 #[openapi(
@@ -38,24 +53,7 @@ fn openapi_json() {}
         description = "Attendance of many events at once, read from muster's projections. \
                        Errors are application/problem+json; every response carries x-request-id."
     ),
-    paths(
-        healthz, readyz, metrics, openapi_json,
-        events::list,
-        admin::register, admin::list, admin::get, admin::remove,
-        partners::create, partners::list, partners::rotate, partners::revoke,
-        checkins::accept,
-        partners::events, partners::attendance, dashboard::analytics_summary,
-        dashboard::dashboard, dashboard::event_insights,
-        premium::series, premium::gates, premium::alerts, sql::run,
-        analytics::forecast, analytics::behaviour, analytics::patterns, analytics::roi,
-        webhooks::create, webhooks::list, webhooks::get, webhooks::delete, webhooks::rotate,
-        webhooks::enable, webhooks::deliveries, webhooks::replay,
-    ),
-    components(schemas(
-        crate::range::Stored,
-        crate::dashboard::Status,
-        crate::webhooks::DeliveryState
-    )),
+    paths(healthz, readyz, metrics, openapi_json),
     modifiers(&Security),
     tags(
         (name = "public", description = "No key needed"),
@@ -88,64 +86,54 @@ impl Modify for Security {
 
 /// The document as served.
 pub fn document() -> String {
-    ApiDoc::openapi()
-        .to_json()
-        .expect("the OpenAPI document serializes")
+    let mut doc = ApiDoc::openapi();
+    for part in crate::resources::docs() {
+        doc.merge(part);
+    }
+    doc.to_json().expect("the OpenAPI document serializes")
 }
 
-/// A documented route: its template, its segments (`None` for a parameter) and its methods.
+/// A documented route: its template, its path segments and the methods it answers.
 #[derive(Debug, Clone)]
-struct Route {
+struct Documented {
     template: String,
-    segments: Vec<Option<String>>,
+    segments: Template,
     allow: String,
 }
 
 /// Maps a request path to the route template it matched, for metric labels and for the `Allow`
 /// header of a 405.
 #[derive(Debug, Clone)]
-pub struct RouteTemplates(Vec<Route>);
+pub struct RouteTemplates(Vec<Documented>);
 
 impl RouteTemplates {
     pub fn from_document() -> Self {
         let doc: serde_json::Value =
             serde_json::from_str(&document()).expect("the document is JSON");
-        let mut routes: Vec<Route> = doc["paths"]
+        let mut routes: Vec<Documented> = doc["paths"]
             .as_object()
             .into_iter()
             .flatten()
             .map(|(t, item)| {
-                let segments = t
-                    .trim_start_matches('/')
-                    .split('/')
-                    .map(|s| (!s.starts_with('{')).then(|| s.to_owned()))
-                    .collect();
                 let methods: Vec<String> = ["get", "post", "put", "patch", "delete"]
                     .into_iter()
                     .filter(|m| item.get(*m).is_some())
                     .map(str::to_uppercase)
                     .collect();
-                Route {
+                Documented {
                     template: t.clone(),
-                    segments,
+                    segments: Template::new(t),
                     allow: methods.join(", "),
                 }
             })
             .collect();
         // Literal segments win over parameters: `/a/list` before `/a/{id}`.
-        routes.sort_by_key(|r| r.segments.iter().filter(|x| x.is_none()).count());
+        routes.sort_by_key(|r| r.segments.parameters());
         Self(routes)
     }
 
-    fn find(&self, path: &str) -> Option<&Route> {
-        let parts: Vec<&str> = path.trim_start_matches('/').split('/').collect();
-        self.0.iter().find(|r| {
-            r.segments.len() == parts.len()
-                && r.segments
-                    .iter()
-                    .zip(&parts)
-                    .all(|(s, p)| s.as_deref().is_none_or(|s| s == *p))
-        })
+    fn find(&self, path: &str) -> Option<&Documented> {
+        self.0.iter().find(|r| r.segments.matches(path).is_some())
     }
 
     /// The template, or `unmatched` (404s and probes must not mint labels).
@@ -180,6 +168,31 @@ mod tests {
         let schemes = &doc["components"]["securitySchemes"];
         assert_eq!(schemes["api_key"]["name"], "x-api-key");
         assert_eq!(schemes["admin_token"]["scheme"], "bearer");
+    }
+
+    #[test]
+    fn domain_values_are_listed() {
+        let doc: serde_json::Value = serde_json::from_str(&document()).unwrap();
+        let schemas = &doc["components"]["schemas"];
+        let values = |v: &serde_json::Value| -> Vec<String> {
+            v["enum"]
+                .as_array()
+                .unwrap_or_else(|| panic!("no enum in {v}"))
+                .iter()
+                .map(|x| x.as_str().unwrap().to_owned())
+                .collect()
+        };
+        let alert = &schemas["Alert"]["properties"];
+        assert!(values(&alert["severity"]).contains(&"critical".to_owned()));
+        assert!(values(&alert["kind"]).contains(&"gate-down".to_owned()));
+        assert_eq!(values(&schemas["AlertState"]), ["active", "resolved"]);
+        assert_eq!(
+            values(&schemas["Direction"]),
+            ["rising", "falling", "steady"]
+        );
+        assert!(values(&schemas["Status"]).contains(&"pending".to_owned()));
+        assert!(values(&schemas["RecommendationKind"]).contains(&"stale-data".to_owned()));
+        assert_eq!(values(&schemas["Resolution"]), ["minute", "hour", "day"]);
     }
 
     #[test]

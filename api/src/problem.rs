@@ -1,5 +1,6 @@
-//! Every error answer is `application/problem+json` (RFC 9457) with a stable `type`; this is the
-//! one place errors become HTTP.
+//! Every error answer is `application/problem+json` (RFC 9457) with a stable `type`. `Problem`
+//! is the API's one error type: handlers return it (`?` converts database and pool errors),
+//! filters reject with it, and its `Reply` impl is the one place an error becomes HTTP.
 
 use serde::Serialize;
 use warp::http::StatusCode;
@@ -45,6 +46,36 @@ impl Problem {
         self
     }
 
+    /// A bug on our side (a query reading a column that is not there): logged, not shown.
+    pub fn internal(detail: impl std::fmt::Display) -> Self {
+        tracing::error!(%detail, "request failed on a bug");
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "Internal server error",
+        )
+    }
+
+    /// 404 with a detail naming what is missing.
+    pub fn not_found(title: &str, detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, "not-found", title).detail(detail)
+    }
+
+    /// 400 for a query string that parses but means nothing.
+    pub fn bad_query(detail: impl Into<String>) -> Self {
+        Self::new(
+            StatusCode::BAD_REQUEST,
+            "invalid-query",
+            "The query string is invalid",
+        )
+        .detail(detail)
+    }
+
+    /// 422 for a body that parses but is refused (`kind` names what: `invalid-partner`).
+    pub fn unprocessable(kind: &str, title: &str, detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNPROCESSABLE_ENTITY, kind, title).detail(detail)
+    }
+
     /// A database failure: the detail is logged, not shown.
     pub fn unavailable(error: &dyn std::fmt::Display) -> Self {
         tracing::error!(error = %error, "request failed on a dependency");
@@ -58,17 +89,74 @@ impl Problem {
 
 impl Reject for Problem {}
 
-/// 404 with a detail naming what is missing.
-pub fn not_found(detail: impl Into<String>) -> warp::Rejection {
-    warp::reject::custom(
-        Problem::new(StatusCode::NOT_FOUND, "not-found", "No such resource").detail(detail),
-    )
+/// The problem answers routes share, for their `responses(…)`: each is one status with a
+/// problem body, so a route lists them by name instead of repeating the tuple.
+pub mod answers {
+    use super::Problem;
+
+    macro_rules! answer {
+        ($($name:ident => $status:literal),+ $(,)?) => {$(
+            #[derive(utoipa::IntoResponses)]
+            #[response(status = $status, content_type = "application/problem+json")]
+            #[allow(dead_code)]
+            pub struct $name(Problem);
+        )+};
+    }
+
+    /// Premium routes' 403: a partner-tier key, or an event not granted to the key.
+    #[derive(utoipa::IntoResponses)]
+    #[response(
+        status = 403,
+        content_type = "application/problem+json",
+        description = "Not premium, or the event was not granted"
+    )]
+    #[allow(dead_code)]
+    pub struct NotPremiumOrGranted(Problem);
+
+    /// Premium routes over every event's aggregates: 403 for a partner-tier key.
+    #[derive(utoipa::IntoResponses)]
+    #[response(
+        status = 403,
+        content_type = "application/problem+json",
+        description = "Not premium"
+    )]
+    #[allow(dead_code)]
+    pub struct NotPremium(Problem);
+
+    answer!(
+        BadRequest => 400,
+        Unauthorized => 401,
+        Forbidden => 403,
+        NotFound => 404,
+        Unprocessable => 422,
+        RateLimited => 429,
+        Unavailable => 503,
+    );
+}
+
+impl From<tokio_postgres::Error> for Problem {
+    fn from(e: tokio_postgres::Error) -> Self {
+        Self::unavailable(&e)
+    }
+}
+
+impl From<deadpool_postgres::PoolError> for Problem {
+    fn from(e: deadpool_postgres::PoolError) -> Self {
+        Self::unavailable(&e)
+    }
+}
+
+/// The stores of other crates (registrar, insights) fail with `anyhow`: a dependency failed.
+impl From<anyhow::Error> for Problem {
+    fn from(e: anyhow::Error) -> Self {
+        Self::unavailable(&format!("{e:#}"))
+    }
 }
 
 impl warp::Reply for Problem {
     fn into_response(self) -> warp::reply::Response {
-        let status = StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        let mut res = warp::reply::with_status(warp::reply::json(&self), status).into_response();
+        let mut res =
+            warp::reply::with_status(warp::reply::json(&self), self.status()).into_response();
         res.headers_mut().insert(
             "content-type",
             warp::http::HeaderValue::from_static("application/problem+json"),
@@ -97,12 +185,7 @@ pub async fn recover(rejection: warp::Rejection) -> Result<Problem, std::convert
         )
         .detail(e.to_string())
     } else if let Some(e) = rejection.find::<warp::reject::InvalidQuery>() {
-        Problem::new(
-            StatusCode::BAD_REQUEST,
-            "invalid-query",
-            "The query string is invalid",
-        )
-        .detail(e.to_string())
+        Problem::bad_query(e.to_string())
     } else if rejection.find::<warp::reject::PayloadTooLarge>().is_some() {
         Problem::new(
             StatusCode::PAYLOAD_TOO_LARGE,

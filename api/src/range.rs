@@ -4,8 +4,8 @@
 use std::str::FromStr;
 
 use chrono::{DateTime, Duration, Utc};
-use warp::http::StatusCode;
 
+use crate::domain::text_enum;
 use crate::problem::Problem;
 
 /// The longest span a query may cover: the hourly series' retention.
@@ -38,13 +38,14 @@ impl FromStr for Span {
     }
 }
 
-/// Which stored series a range reads, and how wide its chart points are.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Resolution {
-    Minute,
-    Hour,
-    Day,
-}
+text_enum!(
+    /// Which stored series a range reads, and how wide its chart points are.
+    pub enum Resolution {
+        Minute => "minute",
+        Hour => "hour",
+        Day => "day",
+    }
+);
 
 impl Resolution {
     /// Minutes up to 6 hours, hours up to 14 days (the minute series' retention), days beyond.
@@ -55,14 +56,6 @@ impl Resolution {
             Self::Hour
         } else {
             Self::Day
-        }
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Minute => "minute",
-            Self::Hour => "hour",
-            Self::Day => "day",
         }
     }
 
@@ -82,14 +75,15 @@ impl Resolution {
     }
 }
 
-/// `resolution=minute|hour` on the premium series routes (stored resolutions only).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum Stored {
-    Minute,
-    #[default]
-    Hour,
-}
+text_enum!(
+    /// `resolution=minute|hour` on the premium series routes (stored resolutions only).
+    #[derive(Default)]
+    pub enum Stored {
+        Minute => "minute",
+        #[default]
+        Hour => "hour",
+    }
+);
 
 impl From<Stored> for Resolution {
     fn from(s: Stored) -> Self {
@@ -100,22 +94,11 @@ impl From<Stored> for Resolution {
     }
 }
 
-pub fn bad_query(detail: impl Into<String>) -> warp::Rejection {
-    warp::reject::custom(
-        Problem::new(
-            StatusCode::BAD_REQUEST,
-            "invalid-query",
-            "The query string is invalid",
-        )
-        .detail(detail),
-    )
-}
-
 /// Parses `timeRange`, 24 hours when absent.
-pub fn span(param: Option<&str>) -> Result<Duration, warp::Rejection> {
+pub fn span(param: Option<&str>) -> Result<Duration, Problem> {
     match param {
         None => Ok(Duration::hours(24)),
-        Some(s) => s.parse::<Span>().map(|s| s.0).map_err(bad_query),
+        Some(s) => s.parse::<Span>().map(|s| s.0).map_err(Problem::bad_query),
     }
 }
 
@@ -124,11 +107,11 @@ pub fn span(param: Option<&str>) -> Result<Duration, warp::Rejection> {
 pub fn window(
     from: Option<DateTime<Utc>>,
     to: Option<DateTime<Utc>>,
-) -> Result<(DateTime<Utc>, DateTime<Utc>), warp::Rejection> {
+) -> Result<(DateTime<Utc>, DateTime<Utc>), Problem> {
     let to = to.unwrap_or_else(Utc::now);
     let from = from.unwrap_or(to - Duration::hours(24));
     if from >= to {
-        return Err(bad_query("from must be before to"));
+        return Err(Problem::bad_query("from must be before to"));
     }
     Ok((from.max(to - Duration::days(MAX_SPAN_DAYS)), to))
 }

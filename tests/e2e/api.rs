@@ -1109,3 +1109,76 @@ async fn premium_sql_never_shows_another_events_id_through_the_insight_tables() 
         .unwrap();
     }
 }
+
+/// The partner list shows the status every other view shows, derived from the dates and the
+/// snapshot's age: `pending` before the first snapshot (it was `null`), `stale` when the latest
+/// is old (it was the last upstream status), as in the public list and the dashboard.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_partner_list_shows_the_same_derived_status_as_the_public_list_and_the_dashboard() {
+    let (s, run, dir, _) = Run::begin().parts();
+    let (_worker, api) = start_api::<&str>(&dir, &[]).await;
+    let (fresh, stale, pending) = (format!("sf{run}"), format!("ss{run}"), format!("sp{run}"));
+    seed(&s, &[&fresh, &stale, &pending]).await;
+    let db = db::connect(&s.database).await;
+    db.execute(
+        "UPDATE event_realtime SET fetched_at = now() - interval '1 hour' WHERE event_id = $1",
+        &[&stale],
+    )
+    .await
+    .unwrap();
+    db.execute(
+        "DELETE FROM event_realtime WHERE event_id = $1",
+        &[&pending],
+    )
+    .await
+    .unwrap();
+    let key = api
+        .partner_key("partner", &[&fresh, &stale, &pending])
+        .await;
+    let statuses = |body: &Value, list: &str, id: &str| -> Vec<(String, String)> {
+        let mut found: Vec<(String, String)> = body[list]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| {
+                [&fresh, &stale, &pending]
+                    .iter()
+                    .any(|x| e[id] == x.as_str())
+            })
+            .map(|e| {
+                let status = e["status"].as_str().unwrap_or("null").to_owned();
+                (e[id].as_str().unwrap().to_owned(), status)
+            })
+            .collect();
+        found.sort();
+        found
+    };
+    let mut want = vec![
+        (fresh.clone(), "live".to_owned()),
+        (stale.clone(), "stale".to_owned()),
+        (pending.clone(), "pending".to_owned()),
+    ];
+    want.sort();
+
+    let (status, partner) = api.get(Auth::Key(&key), "/api/partner/events").await;
+    assert_eq!(status, 200, "{partner}");
+    assert_eq!(statuses(&partner, "events", "eventId"), want, "{partner}");
+    let (status, public) = api.get(Auth::None, "/api/public/events").await;
+    assert_eq!(status, 200, "{public}");
+    assert_eq!(statuses(&public, "events", "eventId"), want, "{public}");
+    let (status, dashboard) = api.get(Auth::Key(&key), "/api/dashboard").await;
+    assert_eq!(status, 200, "{dashboard}");
+    assert_eq!(
+        statuses(&dashboard, "events", "eventId"),
+        want,
+        "{dashboard}"
+    );
+    // The partner list still carries the numbers where there are some.
+    let pending_row = partner["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["eventId"] == pending.as_str())
+        .unwrap();
+    assert!(pending_row["currentAttendees"].is_null(), "{pending_row}");
+}

@@ -6,6 +6,7 @@
 pub mod behaviour;
 pub mod forecast;
 pub mod job;
+pub mod live;
 pub mod outcomes;
 pub mod patterns;
 pub mod recommend;
@@ -37,6 +38,8 @@ pub struct InsightsConfig {
     /// one event would show another partner's event).
     pub partner_min_events: i64,
     pub forecast: ForecastConfig,
+    /// `[insights.live]`: the rules the API applies to the current numbers.
+    pub live: live::LiveRules,
 }
 
 impl Default for InsightsConfig {
@@ -47,6 +50,7 @@ impl Default for InsightsConfig {
             k_anonymity: 10,
             partner_min_events: 3,
             forecast: ForecastConfig::default(),
+            live: live::LiveRules::default(),
         }
     }
 }
@@ -70,7 +74,7 @@ impl InsightsConfig {
         if self.every.is_zero() || self.range.is_zero() {
             return Err("insights.every and insights.range must be above zero".into());
         }
-        Ok(())
+        self.live.validate()
     }
 }
 

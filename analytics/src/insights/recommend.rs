@@ -1,5 +1,6 @@
-//! Recommendations for upcoming and ongoing events: concrete actions, each with the history that
-//! makes the case (the similar events and their numbers), from the forecasts and the patterns.
+//! Recommendations: concrete actions, each with the numbers that make the case. The scheduled
+//! ones here come from the forecasts and the patterns (the history of similar events); the live
+//! ones (`super::live`) from the projections' current numbers. Both are one type.
 
 use std::collections::BTreeMap;
 
@@ -10,15 +11,40 @@ use super::forecast::Forecast;
 use super::outcomes::Outcome;
 use super::patterns::Pattern;
 
+/// Something to do about an event, with the numbers that make the case.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Recommendation {
     pub event_id: String,
-    /// `open-gates`, `capacity`, `under-attendance` or `peak-staffing`.
-    pub kind: String,
+    pub kind: Kind,
     pub message: String,
     #[schema(value_type = Object)]
     pub evidence: BTreeMap<String, serde_json::Value>,
+}
+
+/// What a recommendation is about. The scheduled insights raise `open-gates`, `capacity`,
+/// `under-attendance` and `peak-staffing`; the live rules `capacity`, `gate-imbalance`,
+/// `under-attendance`, `critical-alerts` and `stale-data`.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, utoipa::ToSchema,
+)]
+#[serde(rename_all = "kebab-case")]
+#[schema(as = RecommendationKind)]
+pub enum Kind {
+    OpenGates,
+    Capacity,
+    UnderAttendance,
+    PeakStaffing,
+    GateImbalance,
+    CriticalAlerts,
+    StaleData,
+}
+
+/// Evidence from `(name, value)` pairs.
+pub(crate) fn evidence<const N: usize>(
+    pairs: [(&str, serde_json::Value); N],
+) -> BTreeMap<String, serde_json::Value> {
+    pairs.into_iter().map(|(k, v)| (k.to_owned(), v)).collect()
 }
 
 const DAYS: [&str; 7] = [
@@ -70,11 +96,7 @@ pub fn compute(
         };
         let n = f.similar_events.len();
         let similar = format!("the {n} most similar past {}", plural(&f.event_type, n));
-        let evidence = |pairs: &[(&str, serde_json::Value)]| {
-            let mut e: BTreeMap<String, serde_json::Value> = pairs
-                .iter()
-                .map(|(k, v)| ((*k).to_owned(), v.clone()))
-                .collect();
+        let with_similar = |mut e: BTreeMap<String, serde_json::Value>| {
             e.insert("similarEvents".into(), serde_json::json!(f.similar_events));
             e
         };
@@ -103,29 +125,29 @@ pub fn compute(
                 };
                 out.push(Recommendation {
                     event_id: f.event_id.clone(),
-                    kind: "open-gates".into(),
+                    kind: Kind::OpenGates,
                     message,
-                    evidence: evidence(&[
+                    evidence: with_similar(evidence([
                         ("gatesNeeded", needed.into()),
                         ("gatesOpen", serde_json::json!(f.gates_open)),
                         ("expectedPeakEntriesPerMinute", serde_json::json!(peak)),
                         ("gateEntriesPerMinute", serde_json::json!(per_gate)),
                         ("expectedPeakAt", serde_json::json!(at)),
-                    ]),
+                    ])),
                 });
             }
         }
         for risk in &f.risks {
             let (kind, message) = match risk.kind.as_str() {
                 "capacity-overflow" => (
-                    "capacity",
+                    Kind::Capacity,
                     format!(
                         "Plan for overflow or staggered entry: {}, going by {similar}",
                         risk.message
                     ),
                 ),
                 _ => (
-                    "under-attendance",
+                    Kind::UnderAttendance,
                     format!(
                         "Send reminders before the start: {}, going by {similar} \
                          (they showed up at {:.0} % on average)",
@@ -136,14 +158,14 @@ pub fn compute(
             };
             out.push(Recommendation {
                 event_id: f.event_id.clone(),
-                kind: kind.into(),
+                kind,
                 message,
-                evidence: evidence(&[
+                evidence: with_similar(evidence([
                     ("likelihood", risk.likelihood.clone().into()),
                     ("capacity", serde_json::json!(event.capacity)),
                     ("expectedPeakAttendees", serde_json::json!(f.peak_attendees)),
                     ("expectedShowUpRate", serde_json::json!(f.show_up_rate)),
-                ]),
+                ])),
             });
         }
         // The busiest hour this type has on the event's local weekday.
@@ -162,7 +184,7 @@ pub fn compute(
         {
             out.push(Recommendation {
                 event_id: f.event_id.clone(),
-                kind: "peak-staffing".into(),
+                kind: Kind::PeakStaffing,
                 message: format!(
                     "Staff fully for {:02}:00-{:02}:00: on {}s, {}s are fullest then \
                      ({:.0} % of registrations on average over {} event-hours)",
@@ -173,15 +195,15 @@ pub fn compute(
                     p.average_attendance_rate * 100.0,
                     p.samples
                 ),
-                evidence: BTreeMap::from([
-                    ("dayOfWeek".to_owned(), p.day_of_week.into()),
-                    ("hourOfDay".to_owned(), p.hour_of_day.into()),
+                evidence: evidence([
+                    ("dayOfWeek", p.day_of_week.into()),
+                    ("hourOfDay", p.hour_of_day.into()),
                     (
-                        "averageAttendanceRate".to_owned(),
+                        "averageAttendanceRate",
                         serde_json::json!(p.average_attendance_rate),
                     ),
-                    ("samples".to_owned(), p.samples.into()),
-                    ("events".to_owned(), p.events.into()),
+                    ("samples", p.samples.into()),
+                    ("events", p.events.into()),
                 ]),
             });
         }

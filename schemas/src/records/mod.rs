@@ -27,6 +27,9 @@ macro_rules! string_enum {
         }
 
         impl $name {
+            /// Every value, for documents that list them (the API's OpenAPI enums).
+            pub const ALL: &'static [Self] = &[$(Self::$variant),+];
+
             pub fn as_str(self) -> &'static str {
                 match self {
                     $(Self::$variant => $text),+

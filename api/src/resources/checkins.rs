@@ -4,7 +4,12 @@ use muster_ingest::checkins::{CheckinError, Receiver, Signed};
 use serde_json::json;
 use warp::http::{HeaderMap, StatusCode};
 
+use warp::Filter;
+
+use crate::body::MAX_BODY;
 use crate::problem::Problem;
+use crate::problem::answers::{NotFound, Unprocessable};
+use crate::route::{Ctx, Route, route, with};
 
 #[utoipa::path(post, path = "/api/ingest/{eventId}/checkins", tag = "ingest",
     params(("eventId" = String, Path, description = "The event's id"),
@@ -13,18 +18,18 @@ use crate::problem::Problem;
     responses(
         (status = 202, body = Object, description = "Accepted check-ins"),
         (status = 401, body = Problem, content_type = "application/problem+json", description = "Bad signature"),
-        (status = 404, body = Problem, content_type = "application/problem+json"),
+        NotFound,
         (status = 409, body = Problem, content_type = "application/problem+json"),
         (status = 413, body = Problem, content_type = "application/problem+json"),
-        (status = 422, body = Problem, content_type = "application/problem+json"),
+        Unprocessable,
         (status = 503, body = Problem, content_type = "application/problem+json", description = "Kafka or PostgreSQL unavailable, or the delivery is still in flight: retry later"),
     ))]
-pub async fn accept(
+async fn accept(
     event_id: String,
     headers: HeaderMap,
     body: bytes::Bytes,
     receiver: Receiver,
-) -> Result<impl warp::Reply, warp::Rejection> {
+) -> Result<impl warp::Reply, Problem> {
     let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
     let signed = Signed {
         id: header("webhook-id"),
@@ -36,7 +41,7 @@ pub async fn accept(
             warp::reply::json(&json!({ "accepted": n })),
             StatusCode::ACCEPTED,
         )),
-        Err(e) => Err(warp::reject::custom(match e {
+        Err(e) => Err(match e {
             CheckinError::UnknownEvent(_) => {
                 Problem::new(StatusCode::NOT_FOUND, "not-found", "No such service")
                     .detail(e.to_string())
@@ -60,7 +65,20 @@ pub async fn accept(
             )
             .detail(e.to_string()),
             CheckinError::InFlight(_) => Problem::unavailable(&e.to_string()),
-            CheckinError::Unavailable(e) => Problem::unavailable(&format!("{e:#}")),
-        })),
+            CheckinError::Unavailable(e) => e.into(),
+        }),
     }
+}
+
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(accept))]
+pub struct Doc;
+
+pub fn routes(ctx: &Ctx) -> Route {
+    route!(
+        accept(event_id),
+        warp::header::headers_cloned(),
+        warp::body::content_length_limit(MAX_BODY).and(warp::body::bytes()),
+        with(ctx.state.receiver.clone())
+    )
 }

@@ -11,8 +11,13 @@ use muster_analytics::insights::{InsightsConfig, tables as store};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use crate::partners::{Partner, unavailable};
+use warp::{Filter, Reply};
+
+use crate::auth::Partner;
 use crate::problem::Problem;
+use crate::problem::answers::{NotPremium, NotPremiumOrGranted, RateLimited, Unauthorized};
+use crate::read::Client;
+use crate::route::{Ctx, Route, any, route, with};
 
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
@@ -65,17 +70,11 @@ pub struct RoiSummary {
     pub computed_at: Option<DateTime<Utc>>,
 }
 
-async fn client(
-    pool: &deadpool_postgres::Pool,
-) -> Result<deadpool_postgres::Object, warp::Rejection> {
-    pool.get().await.map_err(unavailable)
-}
-
-async fn computed_at(c: &tokio_postgres::Client) -> Result<Option<DateTime<Utc>>, warp::Rejection> {
-    Ok(store::latest_run(c)
-        .await
-        .map_err(unavailable)?
-        .map(|r| r.computed_at))
+/// When the scheduled insights were last recomputed (none before the first run).
+pub(crate) async fn computed_at(
+    c: &tokio_postgres::Client,
+) -> Result<Option<DateTime<Utc>>, Problem> {
+    Ok(store::latest_run(c).await?.map(|r| r.computed_at))
 }
 
 /// `GET /api/premium/events/{eventId}/forecast`.
@@ -84,33 +83,26 @@ async fn computed_at(c: &tokio_postgres::Client) -> Result<Option<DateTime<Utc>>
     params(("eventId" = String, Path, description = "The event's id")),
     responses(
         (status = 200, body = EventForecast),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
-        (status = 403, body = Problem, content_type = "application/problem+json", description = "Not premium, or the event was not granted"),
-        (status = 429, body = Problem, content_type = "application/problem+json"),
+        Unauthorized,
+        NotPremiumOrGranted,
+        RateLimited,
     ))]
-pub async fn forecast(
-    event_id: String,
-    partner: Partner,
-    pool: deadpool_postgres::Pool,
-) -> Result<EventForecast, warp::Rejection> {
+async fn forecast(event_id: String, partner: Partner, c: Client) -> Result<impl Reply, Problem> {
     partner.check(&event_id)?;
-    let c = client(&pool).await?;
     let ids = [event_id.clone()];
-    Ok(EventForecast {
+    Ok(warp::reply::json(&EventForecast {
         forecast: store::forecasts(&**c, Some(&ids))
-            .await
-            .map_err(unavailable)?
+            .await?
             .pop()
             .map(Forecast::redacted),
         recommendations: store::recommendations(&**c, Some(&ids))
-            .await
-            .map_err(unavailable)?
+            .await?
             .into_iter()
             .map(Recommendation::redacted)
             .collect(),
         computed_at: computed_at(&c).await?,
         event_id,
-    })
+    }))
 }
 
 /// `GET /api/premium/events/{eventId}/behaviour`.
@@ -119,26 +111,23 @@ pub async fn forecast(
     params(("eventId" = String, Path, description = "The event's id")),
     responses(
         (status = 200, body = EventBehaviour),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
-        (status = 403, body = Problem, content_type = "application/problem+json", description = "Not premium, or the event was not granted"),
-        (status = 429, body = Problem, content_type = "application/problem+json"),
+        Unauthorized,
+        NotPremiumOrGranted,
+        RateLimited,
     ))]
-pub async fn behaviour(
+async fn behaviour(
     event_id: String,
     partner: Partner,
-    pool: deadpool_postgres::Pool,
+    c: Client,
     cfg: InsightsConfig,
-) -> Result<EventBehaviour, warp::Rejection> {
+) -> Result<impl Reply, Problem> {
     partner.check(&event_id)?;
-    let c = client(&pool).await?;
-    Ok(EventBehaviour {
-        bins: store::behaviour(&**c, std::slice::from_ref(&event_id))
-            .await
-            .map_err(unavailable)?,
+    Ok(warp::reply::json(&EventBehaviour {
+        bins: store::behaviour(&**c, std::slice::from_ref(&event_id)).await?,
         k_anonymity: cfg.k_anonymity,
         computed_at: computed_at(&c).await?,
         event_id,
-    })
+    }))
 }
 
 /// `GET /api/premium/analytics/patterns`: attendance by type × local weekday × local hour,
@@ -149,26 +138,23 @@ pub async fn behaviour(
     responses(
         (status = 200, body = Patterns),
         (status = 400, body = Problem, content_type = "application/problem+json", description = "An unknown or invalid query parameter"),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
-        (status = 403, body = Problem, content_type = "application/problem+json", description = "Not premium"),
-        (status = 429, body = Problem, content_type = "application/problem+json"),
+        Unauthorized,
+        NotPremium,
+        RateLimited,
     ))]
-pub async fn patterns(
+async fn patterns(
     q: PatternsQuery,
     _partner: Partner,
-    pool: deadpool_postgres::Pool,
+    c: Client,
     cfg: InsightsConfig,
-) -> Result<Patterns, warp::Rejection> {
-    let c = client(&pool).await?;
-    let run = store::latest_run(&**c).await.map_err(unavailable)?;
-    Ok(Patterns {
+) -> Result<impl Reply, Problem> {
+    let run = store::latest_run(&**c).await?;
+    Ok(warp::reply::json(&Patterns {
         min_events: cfg.partner_min_events,
-        patterns: store::patterns(&**c, q.event_type.as_deref(), cfg.partner_min_events)
-            .await
-            .map_err(unavailable)?,
+        patterns: store::patterns(&**c, q.event_type.as_deref(), cfg.partner_min_events).await?,
         computed_at: run.as_ref().map(|r| r.computed_at),
         backtest: run.map(|r| r.backtest),
-    })
+    }))
 }
 
 /// `GET /api/premium/analytics/roi`: revenue against cost of the partner's events.
@@ -176,21 +162,35 @@ pub async fn patterns(
     security(("api_key" = [])),
     responses(
         (status = 200, body = RoiSummary),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
-        (status = 403, body = Problem, content_type = "application/problem+json", description = "Not premium"),
-        (status = 429, body = Problem, content_type = "application/problem+json"),
+        Unauthorized,
+        NotPremium,
+        RateLimited,
     ))]
-pub async fn roi(
-    partner: Partner,
-    pool: deadpool_postgres::Pool,
-) -> Result<RoiSummary, warp::Rejection> {
-    let c = client(&pool).await?;
-    let events = store::roi(&**c, Some(&partner.event_ids))
-        .await
-        .map_err(unavailable)?;
-    Ok(RoiSummary {
+async fn roi(partner: Partner, c: Client) -> Result<impl Reply, Problem> {
+    let events = store::roi(&**c, Some(&partner.event_ids)).await?;
+    Ok(warp::reply::json(&RoiSummary {
         by_type: muster_analytics::insights::roi::by_type(&events),
         events,
         computed_at: computed_at(&c).await?,
-    })
+    }))
+}
+
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(forecast, behaviour, patterns, roi))]
+pub struct Doc;
+
+pub fn routes(ctx: &Ctx) -> Route {
+    let cfg = || with(ctx.state.insights.clone());
+    any([
+        route!(forecast(event_id), ctx.auth.premium(), ctx.db()),
+        route!(behaviour(event_id), ctx.auth.premium(), ctx.db(), cfg()),
+        route!(
+            patterns,
+            warp::query::<PatternsQuery>(),
+            ctx.auth.premium(),
+            ctx.db(),
+            cfg()
+        ),
+        route!(roi, ctx.auth.premium(), ctx.db()),
+    ])
 }

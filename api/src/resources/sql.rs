@@ -7,9 +7,13 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use warp::http::StatusCode;
 
+use warp::{Filter, Reply};
+
+use crate::auth::Partner;
 use crate::config::SqlConfig;
-use crate::partners::Partner;
 use crate::problem::Problem;
+use crate::problem::answers::{BadRequest, Unauthorized};
+use crate::route::{Ctx, Route, route, with};
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -45,55 +49,57 @@ pub struct Sql {
     pub slots: muster_analytics::Slots,
 }
 
-fn problem(e: QueryError) -> warp::Rejection {
-    warp::reject::custom(match e {
-        QueryError::NotReadOnly(d) => Problem::new(
-            StatusCode::FORBIDDEN,
-            "read-only",
-            "Only queries that read are allowed",
-        )
-        .detail(d),
-        QueryError::Timeout(t) => Problem::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "query-timeout",
-            "The query ran past its time limit and was stopped",
-        )
-        .detail(format!("the limit is {t:?}")),
-        e @ QueryError::TooLarge { .. } => Problem::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "answer-too-large",
-            "The answer is larger than the API's limit",
-        )
-        .detail(e.to_string()),
-        e @ QueryError::Memory { .. } => Problem::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "memory-limit",
-            "The query needs more memory than its limit and was stopped",
-        )
-        .detail(e.to_string()),
-        e @ QueryError::Busy(_) => Problem::new(
-            StatusCode::TOO_MANY_REQUESTS,
-            "too-many-queries",
-            "Too many queries at once for this API key",
-        )
-        .detail(e.to_string())
-        .header("retry-after", "1".to_owned()),
-        QueryError::Sql(e) => Problem::new(
-            StatusCode::BAD_REQUEST,
-            "invalid-sql",
-            "The query is invalid",
-        )
-        .detail(e.to_string()),
-        QueryError::Setup(e) => Problem::unavailable(&format!("{e:#}")),
-    })
+impl From<QueryError> for Problem {
+    fn from(e: QueryError) -> Self {
+        match e {
+            QueryError::NotReadOnly(d) => Problem::new(
+                StatusCode::FORBIDDEN,
+                "read-only",
+                "Only queries that read are allowed",
+            )
+            .detail(d),
+            QueryError::Timeout(t) => Problem::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "query-timeout",
+                "The query ran past its time limit and was stopped",
+            )
+            .detail(format!("the limit is {t:?}")),
+            e @ QueryError::TooLarge { .. } => Problem::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "answer-too-large",
+                "The answer is larger than the API's limit",
+            )
+            .detail(e.to_string()),
+            e @ QueryError::Memory { .. } => Problem::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "memory-limit",
+                "The query needs more memory than its limit and was stopped",
+            )
+            .detail(e.to_string()),
+            e @ QueryError::Busy(_) => Problem::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "too-many-queries",
+                "Too many queries at once for this API key",
+            )
+            .detail(e.to_string())
+            .header("retry-after", "1".to_owned()),
+            QueryError::Sql(e) => Problem::new(
+                StatusCode::BAD_REQUEST,
+                "invalid-sql",
+                "The query is invalid",
+            )
+            .detail(e.to_string()),
+            QueryError::Setup(e) => e.into(),
+        }
+    }
 }
 
 #[utoipa::path(post, path = "/api/premium/sql", tag = "premium",
     security(("api_key" = [])), request_body = SqlRequest,
     responses(
         (status = 200, body = SqlAnswer),
-        (status = 400, body = Problem, content_type = "application/problem+json"),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
+        BadRequest,
+        Unauthorized,
         (status = 403, body = Problem, content_type = "application/problem+json",
             description = "Not premium, or the query would write"),
         (status = 413, body = Problem, content_type = "application/problem+json",
@@ -103,25 +109,20 @@ fn problem(e: QueryError) -> warp::Rejection {
         (status = 429, body = Problem, content_type = "application/problem+json",
             description = "Past the key's rate limit or its queries at once"),
     ))]
-pub async fn run(
+async fn run(
     partner: Partner,
     pool: deadpool_postgres::Pool,
     sql: Sql,
     body: SqlRequest,
-) -> Result<SqlAnswer, warp::Rejection> {
+) -> Result<impl Reply, Problem> {
     // Checked before anything is opened, so a write costs no database round trip.
-    muster_analytics::check_read_only(&body.query).map_err(problem)?;
-    let _slot = sql
-        .slots
-        .try_acquire(&partner.id.to_string())
-        .map_err(problem)?;
+    muster_analytics::check_read_only(&body.query)?;
+    let _slot = sql.slots.try_acquire(&partner.id.to_string())?;
     let ctx = muster_analytics::projections(&pool, Some(partner.event_ids.clone()))
         .await
-        .map_err(|e| problem(QueryError::Setup(e)))?;
+        .map_err(QueryError::Setup)?;
     let limits: Limits = sql.cfg.limits(body.max_rows.map(|n| n as usize));
-    let answer = muster_analytics::query(&ctx, &body.query, &limits)
-        .await
-        .map_err(problem)?;
+    let answer = muster_analytics::query(&ctx, &body.query, &limits).await?;
     let columns = answer.batches.first().map_or_else(Vec::new, |b| {
         b.schema()
             .fields()
@@ -129,11 +130,28 @@ pub async fn run(
             .map(|f| f.name().clone())
             .collect()
     });
-    let rows =
-        muster_analytics::json_rows_within(&answer.batches, limits.max_bytes).map_err(problem)?;
-    Ok(SqlAnswer {
+    let rows = muster_analytics::json_rows_within(&answer.batches, limits.max_bytes)?;
+    Ok(warp::reply::json(&SqlAnswer {
         columns,
         rows,
         truncated: answer.truncated,
-    })
+    }))
+}
+
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(run))]
+pub struct Doc;
+
+pub fn routes(ctx: &Ctx) -> Route {
+    let sql = Sql {
+        cfg: ctx.cfg.sql.clone(),
+        slots: ctx.guards.queries.clone(),
+    };
+    route!(
+        run,
+        ctx.auth.premium(),
+        with(ctx.state.pool.clone()),
+        with(sql),
+        crate::body::json()
+    )
 }

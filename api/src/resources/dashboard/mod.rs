@@ -1,0 +1,266 @@
+//! The unified dashboard (`GET /api/dashboard`), per-event insights and the partner summary.
+//! Every answer is a handful of indexed queries on the projections, bounded by the viewer's
+//! events and the time range; nothing here reads Kafka or raw data.
+
+mod build;
+pub mod view;
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Duration, Utc};
+use muster_analytics::insights::live::LiveRules;
+use warp::{Filter, Reply};
+
+use self::build::{Shown, insights, summary};
+use self::view::*;
+use crate::auth::{Partner, Viewer};
+use crate::problem::Problem;
+use crate::problem::answers::{BadRequest, Forbidden, NotFound, RateLimited, Unauthorized};
+use crate::range::{Resolution, span};
+use crate::read::events::{self, Event, Status};
+use crate::read::series::{self, Range};
+use crate::read::{Client, alerts};
+use crate::route::{Ctx, Route, any, route, with};
+
+/// What the dashboard routes need beyond the connection.
+#[derive(Clone)]
+struct Settings {
+    stale_after: Duration,
+    rules: LiveRules,
+}
+
+/// The span a `timeRange` asks for, as the range it reads up to now.
+fn window(time_range: Option<&str>) -> Result<(DateTime<Utc>, DateTime<Utc>, Resolution), Problem> {
+    let span = span(time_range)?;
+    let to = Utc::now();
+    Ok((to - span, to, Resolution::for_span(span)))
+}
+
+fn ids(events: &[Event]) -> Vec<String> {
+    events.iter().map(|e| e.event_id.clone()).collect()
+}
+
+/// `GET /api/dashboard`.
+#[utoipa::path(get, path = "/api/dashboard", tag = "dashboard",
+    security(("api_key" = []), ("admin_token" = [])),
+    params(DashboardQuery),
+    responses(
+        (status = 200, body = Dashboard),
+        BadRequest,
+        Unauthorized,
+        RateLimited,
+    ))]
+async fn dashboard(
+    query: DashboardQuery,
+    viewer: Viewer,
+    db: Client,
+    settings: Settings,
+) -> Result<impl Reply, Problem> {
+    let (since, to, resolution) = window(query.time_range.as_deref())?;
+    let filter = events::Filter {
+        ids: viewer.event_ids(),
+        event_type: query.event_type.as_deref(),
+    };
+    let mut events = events::list(&db, filter, settings.stale_after).await?;
+    if let Some(status) = query.status {
+        events.retain(|e| e.status == status);
+    }
+    let ids = ids(&events);
+    let range = Range {
+        ids: &ids,
+        since,
+        resolution,
+    };
+    let alerts = alerts::active_or_since(&db, &ids, since).await?;
+    let mut trends = series::trends(&db, range).await?;
+    let gates = series::gates(&db, range).await?;
+    let shown = Shown {
+        events: &events,
+        alerts: &alerts,
+        gates: &gates,
+        range,
+    };
+    let insights = insights(&db, &shown, &settings.rules, false, &viewer).await?;
+    let attendance_trend = series::chart(&db, range).await?;
+    let event_comparison = events
+        .iter()
+        .map(|e| Comparison {
+            event_id: e.event_id.clone(),
+            event_name: e.name.clone(),
+            current_attendees: e.realtime.as_ref().map_or(0, |r| r.current_attendees),
+            attendance_rate: e.realtime.as_ref().map_or(0.0, |r| r.attendance_rate),
+            peak_attendees: trends.get(&e.event_id).map(|t| t.peak_attendees),
+        })
+        .collect();
+    let summary = summary(&events, &alerts);
+    let events = events
+        .into_iter()
+        .map(|e| DashboardEvent {
+            alerts: alerts
+                .iter()
+                .filter(|a| a.event_id == e.event_id && a.is_active())
+                .cloned()
+                .collect(),
+            trend: trends.remove(&e.event_id),
+            metrics: Metrics::of(&e),
+            event_id: e.event_id,
+            event_name: e.name,
+            event_type: e.event_type,
+            status: e.status,
+        })
+        .collect();
+    Ok(warp::reply::json(&Dashboard {
+        time_range: query.time_range.unwrap_or_else(|| "24h".into()),
+        from: since,
+        to,
+        resolution,
+        summary,
+        events,
+        insights,
+        charts: Charts {
+            attendance_trend,
+            event_comparison,
+            alerts_timeline: alerts,
+        },
+    }))
+}
+
+/// `GET /api/events/{eventId}/insights`.
+#[utoipa::path(get, path = "/api/events/{eventId}/insights", tag = "dashboard",
+    security(("api_key" = []), ("admin_token" = [])),
+    params(("eventId" = String, Path, description = "The event's id"), InsightsQuery),
+    responses(
+        (status = 200, body = EventInsights),
+        BadRequest,
+        Unauthorized,
+        Forbidden,
+        NotFound,
+        RateLimited,
+    ))]
+async fn event_insights(
+    event_id: String,
+    query: InsightsQuery,
+    viewer: Viewer,
+    db: Client,
+    settings: Settings,
+) -> Result<impl Reply, Problem> {
+    viewer.check(&event_id)?;
+    let (since, to, resolution) = window(query.time_range.as_deref())?;
+    let ids = [event_id.clone()];
+    let filter = events::Filter {
+        ids: Some(&ids),
+        event_type: None,
+    };
+    let events = events::list(&db, filter, settings.stale_after).await?;
+    let Some(event) = events.first() else {
+        return Err(Problem::not_found(
+            "No such resource",
+            format!("no event {event_id} in the catalogue"),
+        ));
+    };
+    let range = Range {
+        ids: &ids,
+        since,
+        resolution,
+    };
+    let alerts = alerts::active_or_since(&db, &ids, since).await?;
+    let gates = series::gates(&db, range).await?;
+    let mut trends = series::trends(&db, range).await?;
+    let shown = Shown {
+        events: &events,
+        alerts: &alerts,
+        gates: &gates,
+        range,
+    };
+    let insights = insights(&db, &shown, &settings.rules, true, &viewer).await?;
+    Ok(warp::reply::json(&EventInsights {
+        event_id: event.event_id.clone(),
+        event_name: event.name.clone(),
+        status: event.status,
+        time_range: query.time_range.unwrap_or_else(|| "24h".into()),
+        from: since,
+        to,
+        metrics: Metrics::of(event),
+        trend: trends.remove(&event_id),
+        insights,
+        gates,
+    }))
+}
+
+/// `GET /api/partner/analytics/summary`: totals over the partner's events.
+#[utoipa::path(get, path = "/api/partner/analytics/summary", tag = "partner",
+    security(("api_key" = [])),
+    responses(
+        (status = 200, body = AnalyticsSummary),
+        Unauthorized,
+        RateLimited,
+    ))]
+async fn analytics_summary(
+    partner: Partner,
+    db: Client,
+    settings: Settings,
+) -> Result<impl Reply, Problem> {
+    let filter = events::Filter {
+        ids: Some(&partner.event_ids),
+        event_type: None,
+    };
+    let events = events::list(&db, filter, settings.stale_after).await?;
+    let since = Utc::now() - Duration::hours(24);
+    let alerts = alerts::active_or_since(&db, &ids(&events), since).await?;
+    let mut by_type: BTreeMap<&str, Vec<&Event>> = BTreeMap::new();
+    for e in &events {
+        by_type.entry(&e.event_type).or_default().push(e);
+    }
+    let by_type = by_type
+        .into_iter()
+        .map(|(t, es)| {
+            let s = summary(es, &[]);
+            TypeSummary {
+                event_type: t.to_owned(),
+                events: s.total_events,
+                total_registered: s.total_registered,
+                total_attendees: s.total_attendees,
+                average_attendance_rate: s.average_attendance_rate,
+            }
+        })
+        .collect();
+    Ok(warp::reply::json(&AnalyticsSummary {
+        summary: summary(&events, &alerts),
+        live_events: events.iter().filter(|e| e.status == Status::Live).count() as i64,
+        alerts_last_24h: alerts.iter().filter(|a| a.raised_at >= since).count() as i64,
+        by_type,
+    }))
+}
+
+#[derive(utoipa::OpenApi)]
+#[openapi(
+    paths(dashboard, event_insights, analytics_summary),
+    components(schemas(Status))
+)]
+pub struct Doc;
+
+pub fn routes(ctx: &Ctx) -> Route {
+    let settings = || {
+        with(Settings {
+            stale_after: ctx.stale_after(),
+            rules: ctx.state.insights.live.clone(),
+        })
+    };
+    any([
+        route!(analytics_summary, ctx.auth.partner(), ctx.db(), settings()),
+        route!(
+            dashboard,
+            warp::query::<DashboardQuery>(),
+            ctx.auth.viewer(),
+            ctx.db(),
+            settings()
+        ),
+        route!(
+            event_insights(event_id),
+            warp::query::<InsightsQuery>(),
+            ctx.auth.viewer(),
+            ctx.db(),
+            settings()
+        ),
+    ])
+}

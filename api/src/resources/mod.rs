@@ -1,0 +1,49 @@
+//! The API's resources, one module each: its response types, its handlers with their OpenAPI
+//! description (`Doc`), and its `routes`.
+
+pub mod checkins;
+pub mod dashboard;
+pub mod insights;
+pub mod partner;
+pub mod partners;
+pub mod premium;
+pub mod public;
+pub mod services;
+pub mod sql;
+pub mod webhooks;
+
+use utoipa::OpenApi;
+
+use crate::route::{Ctx, Route, any};
+
+/// Every resource's routes.
+pub fn routes(ctx: &Ctx) -> Route {
+    any([
+        public::routes(ctx),
+        services::routes(ctx),
+        checkins::routes(ctx),
+        partners::routes(ctx),
+        partner::routes(ctx),
+        dashboard::routes(ctx),
+        premium::routes(ctx),
+        sql::routes(ctx),
+        insights::routes(ctx),
+        webhooks::routes(ctx),
+    ])
+}
+
+/// Every resource's OpenAPI description.
+pub fn docs() -> [utoipa::openapi::OpenApi; 10] {
+    [
+        public::Doc::openapi(),
+        services::Doc::openapi(),
+        checkins::Doc::openapi(),
+        partners::Doc::openapi(),
+        partner::Doc::openapi(),
+        dashboard::Doc::openapi(),
+        premium::Doc::openapi(),
+        sql::Doc::openapi(),
+        insights::Doc::openapi(),
+        webhooks::Doc::openapi(),
+    ]
+}

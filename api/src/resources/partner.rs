@@ -1,0 +1,118 @@
+//! `/api/partner/events…`: a partner's granted events, with their latest numbers.
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use utoipa::ToSchema;
+use warp::{Filter, Reply};
+
+use crate::auth::Partner;
+use crate::problem::Problem;
+use crate::problem::answers::{RateLimited, Unauthorized};
+use crate::read::Client;
+use crate::read::events::{self, Realtime, Status};
+use crate::read::series::{self, MinutePoint};
+use crate::route::{Ctx, Route, any, route, with};
+
+/// One event a partner may see, with its latest numbers (absent before the first snapshot).
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PartnerEvent {
+    pub event_id: String,
+    pub name: String,
+    #[serde(rename = "type")]
+    pub event_type: String,
+    pub capacity: Option<i64>,
+    /// The status every list shows (see the public list): `pending` before the first
+    /// snapshot, `stale` when the latest is old.
+    pub status: Status,
+    pub total_registered: Option<i64>,
+    pub current_attendees: Option<i64>,
+    pub attendance_rate: Option<f64>,
+    pub fetched_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PartnerEvents {
+    pub events: Vec<PartnerEvent>,
+}
+
+/// `GET /api/partner/events`: the partner's events with their latest numbers.
+#[utoipa::path(get, path = "/api/partner/events", tag = "partner",
+    security(("api_key" = [])),
+    responses(
+        (status = 200, body = PartnerEvents),
+        Unauthorized,
+        RateLimited,
+    ))]
+async fn list(
+    partner: Partner,
+    db: Client,
+    stale_after: chrono::Duration,
+) -> Result<impl Reply, Problem> {
+    let filter = events::Filter {
+        ids: Some(&partner.event_ids),
+        event_type: None,
+    };
+    let events = events::list(&db, filter, stale_after)
+        .await?
+        .into_iter()
+        .map(|e| PartnerEvent {
+            total_registered: e.realtime.as_ref().map(|r| r.total_registered),
+            current_attendees: e.realtime.as_ref().map(|r| r.current_attendees),
+            attendance_rate: e.realtime.as_ref().map(|r| r.attendance_rate),
+            fetched_at: e.realtime.as_ref().map(|r| r.fetched_at),
+            event_id: e.event_id,
+            name: e.name,
+            event_type: e.event_type,
+            capacity: e.capacity,
+            status: e.status,
+        })
+        .collect();
+    Ok(warp::reply::json(&PartnerEvents { events }))
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Attendance {
+    pub event_id: String,
+    /// Absent until the event's first snapshot is projected.
+    pub realtime: Option<Realtime>,
+    /// The last hour, by minute.
+    pub series: Vec<MinutePoint>,
+}
+
+/// `GET /api/partner/events/{eventId}/attendance`: realtime numbers and the last hour by minute.
+#[utoipa::path(get, path = "/api/partner/events/{eventId}/attendance", tag = "partner",
+    security(("api_key" = [])),
+    params(("eventId" = String, Path, description = "The event's id")),
+    responses(
+        (status = 200, body = Attendance),
+        Unauthorized,
+        (status = 403, body = Problem, content_type = "application/problem+json",
+            description = "The event was not granted to this partner"),
+        RateLimited,
+    ))]
+async fn attendance(event_id: String, partner: Partner, db: Client) -> Result<impl Reply, Problem> {
+    partner.check(&event_id)?;
+    // Both queries go out on the connection at once (tokio-postgres pipelines them).
+    let (realtime, series) = tokio::try_join!(
+        events::realtime(&db, &event_id),
+        series::last_hour(&db, &event_id),
+    )?;
+    Ok(warp::reply::json(&Attendance {
+        event_id,
+        realtime,
+        series,
+    }))
+}
+
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(list, attendance))]
+pub struct Doc;
+
+pub fn routes(ctx: &Ctx) -> Route {
+    any([
+        route!(list, ctx.auth.partner(), ctx.db(), with(ctx.stale_after())),
+        route!(attendance(event_id), ctx.auth.partner(), ctx.db()),
+    ])
+}

@@ -1,0 +1,249 @@
+//! `/api/partner/webhooks`: a partner's subscriptions, their delivery log and replays. The work
+//! is `muster_webhooks::subscriptions`'s; this maps it to HTTP.
+
+use muster_webhooks::subscriptions::{
+    Delivery, Endpoint, EndpointWithSecret, NewEndpoint, ReplayRequest, Replayed, Store, StoreError,
+};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use warp::http::StatusCode;
+use warp::reply::Response;
+use warp::{Filter, Reply};
+
+use crate::auth::Partner;
+use crate::body;
+use crate::domain::text_enum;
+use crate::problem::Problem;
+use crate::problem::answers::{BadRequest, NotFound, RateLimited, Unauthorized, Unprocessable};
+use crate::route::{Ctx, Route, any, location, route, with};
+
+impl From<StoreError> for Problem {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Invalid(detail) => Problem::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid-webhook",
+                "The webhook is invalid",
+            )
+            .detail(detail),
+            StoreError::NotFound => {
+                Problem::new(StatusCode::NOT_FOUND, "not-found", "No such webhook")
+            }
+            other => Problem::unavailable(&other),
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct EndpointList {
+    pub webhooks: Vec<Endpoint>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DeliveryList {
+    pub deliveries: Vec<Delivery>,
+}
+
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RotateSecret {
+    /// How long the previous secret keeps signing too (a second signature), default 0.
+    #[serde(default)]
+    pub grace_seconds: u32,
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct DeliveriesQuery {
+    /// Only deliveries in this state.
+    pub state: Option<DeliveryState>,
+    /// At most this many, newest first (default 100, at most 1000).
+    #[param(minimum = 1, maximum = 1000)]
+    pub limit: Option<u32>,
+}
+
+text_enum!(
+    /// A delivery's state in the log.
+    pub enum DeliveryState {
+        Pending => "pending",
+        Delivered => "delivered",
+        Failed => "failed",
+        Cancelled => "cancelled",
+    }
+);
+
+/// The owner of a partner's subscriptions in the store.
+fn owner(partner: &Partner) -> String {
+    partner.id.to_string()
+}
+
+const ID: &str = "The webhook's id";
+
+#[utoipa::path(post, path = "/api/partner/webhooks", tag = "webhooks",
+    security(("api_key" = [])), request_body = NewEndpoint,
+    responses(
+        (status = 201, body = EndpointWithSecret, description = "Created; the secret is shown this once"),
+        BadRequest,
+        Unauthorized,
+        Unprocessable,
+        RateLimited,
+    ))]
+async fn create(partner: Partner, store: Store, body: NewEndpoint) -> Result<Response, Problem> {
+    let made = store.create(&owner(&partner), body).await?;
+    let location = location!(get, made.endpoint.id);
+    Ok(warp::reply::with_header(
+        warp::reply::with_status(warp::reply::json(&made), StatusCode::CREATED),
+        "location",
+        location,
+    )
+    .into_response())
+}
+
+#[utoipa::path(get, path = "/api/partner/webhooks", tag = "webhooks",
+    security(("api_key" = [])),
+    responses(
+        (status = 200, body = EndpointList),
+        Unauthorized,
+        RateLimited,
+    ))]
+async fn list(partner: Partner, store: Store) -> Result<Response, Problem> {
+    let webhooks = store.list(&owner(&partner)).await?;
+    Ok(warp::reply::json(&EndpointList { webhooks }).into_response())
+}
+
+#[utoipa::path(get, path = "/api/partner/webhooks/{id}", tag = "webhooks",
+    security(("api_key" = [])), params(("id" = String, Path, description = ID)),
+    responses(
+        (status = 200, body = Endpoint),
+        Unauthorized,
+        NotFound,
+        RateLimited,
+    ))]
+async fn get(id: String, partner: Partner, store: Store) -> Result<Response, Problem> {
+    let e = store.get(&owner(&partner), &id).await?;
+    Ok(warp::reply::json(&e).into_response())
+}
+
+#[utoipa::path(delete, path = "/api/partner/webhooks/{id}", tag = "webhooks",
+    security(("api_key" = [])), params(("id" = String, Path, description = ID)),
+    responses(
+        (status = 204, description = "Deleted; pending deliveries are cancelled"),
+        Unauthorized,
+        NotFound,
+        RateLimited,
+    ))]
+async fn delete(id: String, partner: Partner, store: Store) -> Result<Response, Problem> {
+    store.delete(&owner(&partner), &id).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+#[utoipa::path(post, path = "/api/partner/webhooks/{id}/rotate-secret", tag = "webhooks",
+    security(("api_key" = [])), params(("id" = String, Path, description = ID)),
+    request_body = Option<RotateSecret>,
+    responses(
+        (status = 200, body = EndpointWithSecret, description = "The new secret, shown this once"),
+        BadRequest,
+        Unauthorized,
+        NotFound,
+        RateLimited,
+    ))]
+async fn rotate(
+    id: String,
+    partner: Partner,
+    store: Store,
+    body: RotateSecret,
+) -> Result<Response, Problem> {
+    let e = store
+        .rotate(&owner(&partner), &id, body.grace_seconds)
+        .await?;
+    Ok(warp::reply::json(&e).into_response())
+}
+
+#[utoipa::path(post, path = "/api/partner/webhooks/{id}/enable", tag = "webhooks",
+    security(("api_key" = [])), params(("id" = String, Path, description = ID)),
+    responses(
+        (status = 200, body = Endpoint),
+        Unauthorized,
+        NotFound,
+        RateLimited,
+    ))]
+async fn enable(id: String, partner: Partner, store: Store) -> Result<Response, Problem> {
+    let e = store.enable(&owner(&partner), &id).await?;
+    Ok(warp::reply::json(&e).into_response())
+}
+
+#[utoipa::path(get, path = "/api/partner/webhooks/{id}/deliveries", tag = "webhooks",
+    security(("api_key" = [])), params(("id" = String, Path, description = ID), DeliveriesQuery),
+    responses(
+        (status = 200, body = DeliveryList),
+        BadRequest,
+        Unauthorized,
+        NotFound,
+        RateLimited,
+    ))]
+async fn deliveries(
+    id: String,
+    q: DeliveriesQuery,
+    partner: Partner,
+    store: Store,
+) -> Result<Response, Problem> {
+    let limit = q.limit.unwrap_or(100).clamp(1, 1000) as i64;
+    let deliveries = store
+        .deliveries(
+            &owner(&partner),
+            &id,
+            q.state.map(DeliveryState::as_str),
+            limit,
+        )
+        .await?;
+    Ok(warp::reply::json(&DeliveryList { deliveries }).into_response())
+}
+
+#[utoipa::path(post, path = "/api/partner/webhooks/{id}/replay", tag = "webhooks",
+    security(("api_key" = [])), params(("id" = String, Path, description = ID)),
+    request_body = ReplayRequest,
+    responses(
+        (status = 202, body = Replayed),
+        BadRequest,
+        Unauthorized,
+        NotFound,
+        Unprocessable,
+        RateLimited,
+    ))]
+async fn replay(
+    id: String,
+    partner: Partner,
+    store: Store,
+    body: ReplayRequest,
+) -> Result<Response, Problem> {
+    let r = store.replay(&owner(&partner), &id, body).await?;
+    Ok(warp::reply::with_status(warp::reply::json(&r), StatusCode::ACCEPTED).into_response())
+}
+
+#[derive(utoipa::OpenApi)]
+#[openapi(
+    paths(create, list, get, delete, rotate, enable, deliveries, replay),
+    components(schemas(DeliveryState))
+)]
+pub struct Doc;
+
+pub fn routes(ctx: &Ctx) -> Route {
+    let store = || with(ctx.state.webhooks.clone());
+    let partner = || ctx.auth.partner();
+    any([
+        route!(create, partner(), store(), body::json()),
+        route!(list, partner(), store()),
+        route!(get(id), partner(), store()),
+        route!(delete(id), partner(), store()),
+        route!(rotate(id), partner(), store(), body::optional_json()),
+        route!(enable(id), partner(), store()),
+        route!(
+            deliveries(id),
+            warp::query::<DeliveriesQuery>(),
+            partner(),
+            store()
+        ),
+        route!(replay(id), partner(), store(), body::json()),
+    ])
+}
