@@ -18,7 +18,7 @@ scripts/services.sh up
 eval "$(scripts/services.sh env)"
 # A fresh database per run, so tests never depend on what an earlier run or a demo left behind.
 admin_url="${MUSTER_DATABASE_URL%/*}/postgres"
-# Each end-to-end module makes its own `muster_test_<module>` on first use (tests/e2e/common).
+# Each end-to-end test makes its own `muster_test_t<8 hex>` on first use (tests/e2e/common).
 for db in $(psql -qAt "$admin_url" -c "SELECT datname FROM pg_database WHERE datname LIKE 'muster\_test%'"); do
     psql -q "$admin_url" -c "DROP DATABASE IF EXISTS $db WITH (FORCE)"
 done

@@ -1,8 +1,8 @@
 //! Every end-to-end test, in one binary: each module is one stage or one user's view of the
 //! product, run against the real Kafka, schema registry and PostgreSQL that `scripts/test.sh`
 //! starts. One binary links the dependency tree once; `cargo nextest` (the test command) runs each
-//! test in its own process, with the test groups in `.config/nextest.toml` for those that cannot
-//! share the cluster. Each module gets its own database (see [`common::Services`]).
+//! test in its own process, several at once: each test has a database and topics of its own
+//! (see [`common::topics`]).
 
 mod common;
 

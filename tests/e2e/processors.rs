@@ -321,7 +321,7 @@ async fn late_checkins_are_dead_lettered_and_on_time_ones_are_windowed() {
         &env(&run, free_port()),
         &dir,
     );
-    let output = "muster.windows.gate-throughput-1m.v1";
+    let output = &common::topics().name("muster.windows.gate-throughput-1m.v1");
     let now = chrono::Utc::now().timestamp_millis();
     let checkin = |event: &str, direction, scanned_at: i64, received_at: i64| RawCheckin {
         event_id: event.to_owned(),
@@ -708,7 +708,10 @@ async fn an_incompatible_output_schema_is_refused_before_anything_is_written() {
     assert!(!status.success(), "an incompatible schema must stop muster");
     let log = second.log();
     assert!(
-        log.contains(&format!("refused the schema of {topic}-value")),
+        log.contains(&format!(
+            "refused the schema of {}-value",
+            common::topics().name(&topic)
+        )),
         "{log}"
     );
 }

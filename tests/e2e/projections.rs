@@ -770,7 +770,7 @@ impl GateWindows {
         start: i64,
     ) -> DeliveryFuture {
         let payload = self.encode(codec, event, gate, start).await;
-        queue(p, self.topic, event, &payload).await
+        queue(p, &common::topics().name(self.topic), event, &payload).await
     }
 }
 
@@ -842,8 +842,16 @@ async fn a_gate_window_with_a_nul_gate_id_is_dead_lettered_while_other_gates_adv
         }
     })
     .await;
-    let (rows, published) =
-        common::kafka::dead_letters_of(&s, &codec, &client, windows.topic, bad_at, 1, since).await;
+    let (rows, published) = common::kafka::dead_letters_of(
+        &s,
+        &codec,
+        &client,
+        &common::topics().name(windows.topic),
+        bad_at,
+        1,
+        since,
+    )
+    .await;
     assert_eq!(rows[0].get::<_, String>(0), "project:gate_series");
     let reason: String = rows[0].get(1);
     assert!(reason.contains("SQLSTATE 22021"), "{reason}");

@@ -30,7 +30,7 @@ pub struct Services {
 }
 
 impl Services {
-    /// The services, with `database` the running test module's own database.
+    /// The services, with `database` the running test's own database.
     pub fn from_env() -> Self {
         let var = |name: &str| {
             std::env::var(name).unwrap_or_else(|_| {
@@ -40,7 +40,7 @@ impl Services {
         Self {
             brokers: var("MUSTER_KAFKA_BROKERS"),
             registry: var("MUSTER_SCHEMA_REGISTRY_URL"),
-            database: module_database(&var("MUSTER_DATABASE_URL")),
+            database: test_database(&var("MUSTER_DATABASE_URL")),
         }
     }
 }
@@ -59,19 +59,24 @@ fn current_test() -> Option<String> {
     }
 }
 
-/// The running test's topics: a prefix of its own (`t<random>.`), so no test reads another's
+/// An id of the running test (8 hex digits), the same for all its calls, new in every run.
+fn test_id() -> String {
+    static BY_TEST: std::sync::Mutex<Vec<(String, String)>> = std::sync::Mutex::new(Vec::new());
+    let test = current_test().unwrap_or_default();
+    let mut known = BY_TEST.lock().unwrap();
+    if let Some((_, id)) = known.iter().find(|(name, _)| *name == test) {
+        return id.clone();
+    }
+    let id = run_id();
+    known.push((test, id.clone()));
+    id
+}
+
+/// The running test's topics: a prefix of its own (`t<test id>.`), so no test reads another's
 /// records, even with other tests' workers on the same cluster. Workers started by the test get
 /// it as `kafka.topic_prefix` ([`muster`]).
 pub fn topics() -> Topics {
-    static BY_TEST: std::sync::Mutex<Vec<(String, Topics)>> = std::sync::Mutex::new(Vec::new());
-    let test = current_test().unwrap_or_default();
-    let mut known = BY_TEST.lock().unwrap();
-    if let Some((_, t)) = known.iter().find(|(name, _)| *name == test) {
-        return t.clone();
-    }
-    let topics = Topics::new(&format!("t{}.", run_id()));
-    known.push((test, topics.clone()));
-    topics
+    Topics::new(&format!("t{}.", test_id()))
 }
 
 /// The running test's name on the cluster of `R`'s topic.
@@ -79,19 +84,19 @@ pub fn topic<R: TopicRecord>() -> String {
     topics().of::<R>()
 }
 
-/// `<base>_<module>` for the running test's module (`api`, `projections`, …), created and
-/// migrated on first use. Some modules replace whole tables (`muster replay`) or lease every row
-/// of `services`, so each keeps to its own database. `scripts/test.sh` drops them before a run.
-fn module_database(base: &str) -> String {
+/// `<base>_t<test id>`: the running test's own database, created and migrated on first use.
+/// Tests share no rows: some replace whole tables (`muster replay`), every ingest process
+/// leases every row of `services`, and every dead-letter publisher publishes every row of
+/// `dead_letters` to its own topics. `scripts/test.sh` drops them before a run.
+fn test_database(base: &str) -> String {
     static CREATED: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
-    let Some(test) = current_test() else {
+    if current_test().is_none() {
         return base.to_owned();
-    };
-    let module = test.split("::").next().unwrap_or_default();
+    }
     let (server, name) = base
         .rsplit_once('/')
         .expect("MUSTER_DATABASE_URL names a database");
-    let name = format!("{}_{module}", name.split('?').next().unwrap_or(name));
+    let name = format!("{}_t{}", name.split('?').next().unwrap_or(name), test_id());
     let mut created = CREATED.lock().unwrap();
     if !created.contains(&name) {
         let out = Command::new("psql")
@@ -126,7 +131,7 @@ fn module_database(base: &str) -> String {
     format!("{server}/{name}")
 }
 
-/// `muster` as a subprocess, with this test module's database and this test's topics.
+/// `muster` as a subprocess, with this test's database and topics.
 pub fn muster() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_muster"));
     cmd.env("MUSTER_DATABASE_URL", Services::from_env().database)
