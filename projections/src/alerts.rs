@@ -2,9 +2,8 @@
 
 use async_trait::async_trait;
 use muster_schemas::{Alert, AlertAction};
-use tokio_postgres::Transaction;
 
-use muster_runtime::projection::{InRecord, TopicProjection, sql, ts};
+use muster_runtime::projection::{Decoded, Target, TopicProjection, sql, ts};
 
 pub struct AlertLifecycle;
 
@@ -30,13 +29,8 @@ impl TopicProjection for AlertLifecycle {
     /// Record by record in log order: a resolve may follow its raise in the same batch, and
     /// a resolve seen first (its raise was before this projection's history) still creates
     /// the row, so no lifecycle is lost.
-    async fn apply_records(
-        &self,
-        tx: &Transaction<'_>,
-        schema: &str,
-        _batch: &[InRecord],
-        records: Vec<(usize, Alert)>,
-    ) -> anyhow::Result<()> {
+    async fn apply_records(&self, at: Target<'_>, records: Decoded<Self>) -> anyhow::Result<()> {
+        let Target { tx, schema, .. } = at;
         let raise = tx
             .prepare(&sql(
                 "INSERT INTO {schema}.alerts (alert_id, event_id, kind, subject, severity,

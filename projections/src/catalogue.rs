@@ -4,9 +4,8 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use muster_schemas::CatalogueEntry;
-use tokio_postgres::Transaction;
 
-use muster_runtime::projection::{InRecord, TopicProjection, sql, ts};
+use muster_runtime::projection::{Decoded, Target, TopicProjection, sql, ts};
 
 pub struct EventCatalogue;
 
@@ -42,13 +41,8 @@ impl TopicProjection for EventCatalogue {
 
     /// The latest version per event wins; a removal keeps the row, marked, so analytics of
     /// past events still find their metadata.
-    async fn apply_records(
-        &self,
-        tx: &Transaction<'_>,
-        schema: &str,
-        _batch: &[InRecord],
-        records: Vec<(usize, CatalogueEntry)>,
-    ) -> anyhow::Result<()> {
+    async fn apply_records(&self, at: Target<'_>, records: Decoded<Self>) -> anyhow::Result<()> {
+        let Target { tx, schema, .. } = at;
         let stmt = tx
             .prepare(&sql(
                 "INSERT INTO {schema}.event_catalogue AS t (event_id, service_name, name,

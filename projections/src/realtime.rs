@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use muster_schemas::NormalizedMetrics;
 use tokio_postgres::Transaction;
 
-use muster_runtime::projection::{InRecord, TopicProjection, sql, ts};
+use muster_runtime::projection::{Decoded, Target, TopicProjection, sql, ts};
 
 pub const NAME: &str = "event_realtime";
 
@@ -25,13 +25,8 @@ impl TopicProjection for EventRealtime {
         "ALTER TABLE {schema}.event_realtime ADD COLUMN IF NOT EXISTS capacity bigint",
     ];
 
-    async fn apply_records(
-        &self,
-        tx: &Transaction<'_>,
-        schema: &str,
-        _batch: &[InRecord],
-        records: Vec<(usize, NormalizedMetrics)>,
-    ) -> anyhow::Result<()> {
+    async fn apply_records(&self, at: Target<'_>, records: Decoded<Self>) -> anyhow::Result<()> {
+        let Target { tx, schema, .. } = at;
         apply(tx, schema, records.into_iter().map(|(_, r)| r).collect()).await?;
         Ok(())
     }

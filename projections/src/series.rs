@@ -12,7 +12,9 @@ use muster_schemas::{Codec, NormalizedMetrics};
 use tokio_postgres::Transaction;
 
 use muster_runtime::projection::refusal::BadData;
-use muster_runtime::projection::{InRecord, Projection, Rejected, TopicProjection, sql, ts};
+use muster_runtime::projection::{
+    Decoded, InRecord, Projection, Rejected, Target, TopicProjection, sql, ts,
+};
 
 const MINUTE: i64 = 60_000;
 const HOUR: i64 = 3_600_000;
@@ -120,13 +122,8 @@ impl TopicProjection for EventSeries {
          CREATE INDEX ON {schema}.event_series_minute (bucket);
          CREATE INDEX ON {schema}.event_series_hour (bucket)"];
 
-    async fn apply_records(
-        &self,
-        tx: &Transaction<'_>,
-        schema: &str,
-        _batch: &[InRecord],
-        records: Vec<(usize, NormalizedMetrics)>,
-    ) -> anyhow::Result<()> {
+    async fn apply_records(&self, at: Target<'_>, records: Decoded<Self>) -> anyhow::Result<()> {
+        let Target { tx, schema, .. } = at;
         let records: Vec<NormalizedMetrics> = records.into_iter().map(|(_, r)| r).collect();
         for (table, width) in [("event_series_minute", MINUTE), ("event_series_hour", HOUR)] {
             upsert_attendance(tx, schema, table, &attendance_buckets(&records, width)?).await?;

@@ -4,9 +4,8 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use muster_schemas::ServiceHealth;
-use tokio_postgres::Transaction;
 
-use muster_runtime::projection::{InRecord, TopicProjection, sql, ts};
+use muster_runtime::projection::{Decoded, Target, TopicProjection, sql, ts};
 
 pub struct ServiceHealthHistory;
 
@@ -30,13 +29,8 @@ impl TopicProjection for ServiceHealthHistory {
          CREATE INDEX ON {schema}.service_health_history (event_id, at)"];
 
     /// Append-only, keyed by the record's place in the log, in one multi-row statement.
-    async fn apply_records(
-        &self,
-        tx: &Transaction<'_>,
-        schema: &str,
-        batch: &[InRecord],
-        records: Vec<(usize, ServiceHealth)>,
-    ) -> anyhow::Result<()> {
+    async fn apply_records(&self, at: Target<'_>, records: Decoded<Self>) -> anyhow::Result<()> {
+        let Target { tx, schema, batch } = at;
         if records.is_empty() {
             return Ok(());
         }

@@ -86,15 +86,20 @@ pub trait TopicProjection: Send + Sync {
     /// See [`Projection::reads_from_start`].
     const READS_FROM_START: bool = false;
 
-    /// Applies the decoded `records` (each with its index in `batch`); see
+    /// Applies the decoded records (each with its index in the batch); see
     /// [`Projection::apply`].
-    async fn apply_records(
-        &self,
-        tx: &Transaction<'_>,
-        schema: &str,
-        batch: &[InRecord],
-        records: Vec<(usize, Self::Record)>,
-    ) -> anyhow::Result<()>;
+    async fn apply_records(&self, at: Target<'_>, records: Decoded<Self>) -> anyhow::Result<()>;
+}
+
+/// A [`TopicProjection`]'s decoded records, each with its index in the batch.
+pub type Decoded<P> = Vec<(usize, <P as TopicProjection>::Record)>;
+
+/// Where a batch is applied: the transaction (that also stores the offsets), the schema of
+/// the tables, and the batch as read (for the records' places in the log).
+pub struct Target<'a> {
+    pub tx: &'a Transaction<'a>,
+    pub schema: &'a str,
+    pub batch: &'a [InRecord],
 }
 
 #[async_trait]
@@ -127,7 +132,8 @@ impl<P: TopicProjection> Projection for P {
         codec: &Codec,
     ) -> anyhow::Result<Vec<Rejected>> {
         let (records, rejected) = decode_all::<P::Record>(codec, batch).await?;
-        self.apply_records(tx, schema, batch, records).await?;
+        let at = Target { tx, schema, batch };
+        self.apply_records(at, records).await?;
         Ok(rejected)
     }
 }
