@@ -67,15 +67,13 @@ impl Role {
                 muster_analytics::insights::job::spawn(env, cfg.insights.clone(), archive_url)
             }
             Role::Api => {
-                let mut workers = Workers::default();
                 let (env, cfg) = (env.clone(), cfg.clone());
-                workers.spawn("api", async move {
+                Workers::one("api", async move {
                     let state = crate::app_state(&cfg, &env).await?;
                     let mut api = cfg.api.clone();
                     api.flight.archive_url = archive_url;
                     muster_api::run(api, state, env.shutdown.clone()).await
-                });
-                workers
+                })
             }
         }
     }

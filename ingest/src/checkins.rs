@@ -5,11 +5,11 @@
 use std::time::Duration;
 
 use anyhow::Context;
+use muster_runtime::batch::{OutRecord, produce_all};
 use muster_runtime::secrets::Secrets;
 use muster_runtime::signature::{self, SignatureError};
 use muster_schemas::records::now_millis;
 use muster_schemas::{Direction, RawCheckin};
-use rdkafka::producer::FutureRecord;
 use serde::Deserialize;
 
 use crate::collector::Collector;
@@ -217,7 +217,7 @@ impl Receiver {
     ) -> anyhow::Result<()> {
         let received_at = now_millis();
         let topic = self.collector.codec.topics().of::<RawCheckin>();
-        let mut deliveries = Vec::with_capacity(checkins.len());
+        let mut records = Vec::with_capacity(checkins.len());
         for c in checkins {
             let record = RawCheckin {
                 event_id: event_id.to_owned(),
@@ -234,21 +234,15 @@ impl Receiver {
                 .encode(&record)
                 .await
                 .context("encoding a check-in")?;
-            let delivery = self
-                .collector
-                .producer
-                .send_result(FutureRecord::to(&topic).key(event_id).payload(&payload))
-                .map_err(|(e, _)| e)
-                .context("queueing a check-in")?;
-            deliveries.push(delivery);
+            records.push(OutRecord {
+                topic: topic.clone(),
+                key: Some(event_id.to_owned()),
+                payload,
+            });
         }
-        for d in deliveries {
-            d.await
-                .context("the producer dropped a check-in")?
-                .map_err(|(e, _)| e)
-                .context("publishing a check-in")?;
-        }
-        Ok(())
+        produce_all(&self.collector.producer, &records)
+            .await
+            .context("publishing check-ins")
     }
 }
 

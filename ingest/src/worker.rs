@@ -35,22 +35,17 @@ pub async fn collector(
     )
     .await?;
     muster_runtime::topics::ensure_compacted(kafka, &[CatalogueEntry::TOPIC]).await?;
-    codec
-        .register::<CatalogueEntry>()
-        .await
-        .context("registering the catalogue schema")?;
-    codec
-        .register::<RawSnapshot>()
-        .await
-        .context("registering the raw snapshot schema")?;
-    codec
-        .register::<RawCheckin>()
-        .await
-        .context("registering the raw check-in schema")?;
-    codec
-        .register::<ServiceHealth>()
-        .await
-        .context("registering the service health schema")?;
+    for (topic, schema) in [
+        (CatalogueEntry::TOPIC, CatalogueEntry::SCHEMA),
+        (RawSnapshot::TOPIC, RawSnapshot::SCHEMA),
+        (RawCheckin::TOPIC, RawCheckin::SCHEMA),
+        (ServiceHealth::TOPIC, ServiceHealth::SCHEMA),
+    ] {
+        codec
+            .register_schema(topic, schema)
+            .await
+            .with_context(|| format!("registering the schema of {topic}"))?;
+    }
     Ok(Collector {
         http: crate::collector::http_client(cfg.request_timeout)
             .context("building the HTTP client")?,
@@ -67,10 +62,8 @@ pub async fn collector(
 
 /// `muster ingest`.
 pub fn spawn(env: &Env, cfg: IngestConfig) -> Workers {
-    let mut workers = Workers::default();
     let env = env.clone();
-    workers.spawn("ingest", async move { run(&env, cfg).await });
-    workers
+    Workers::one("ingest", async move { run(&env, cfg).await })
 }
 
 async fn run(env: &Env, cfg: IngestConfig) -> anyhow::Result<()> {

@@ -21,13 +21,13 @@ use rdkafka::consumer::{
     StreamConsumer,
 };
 use rdkafka::error::KafkaResult;
-use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
+use rdkafka::producer::{FutureProducer, Producer};
 use rdkafka::{Offset, TopicPartitionList};
 use tokio::task::JoinHandle;
 
 use crate::config::ProcessorsConfig;
 
-use muster_runtime::batch::{BatchBounds, InRecord, OutRecord, gather};
+use muster_runtime::batch::{BatchBounds, InRecord, OutRecord, gather, produce_all};
 
 /// Remembers what rebalances did, for the loop to act on between records.
 pub struct LoopContext {
@@ -329,24 +329,9 @@ async fn produce_and_commit(
     outputs: Vec<OutRecord>,
     timeout: Duration,
 ) -> anyhow::Result<()> {
-    let mut deliveries = Vec::with_capacity(outputs.len());
-    for out in &outputs {
-        let mut record = FutureRecord::to(&out.topic).payload(&out.payload);
-        if let Some(k) = &out.key {
-            record = record.key(k);
-        }
-        let delivery = producer
-            .send_result(record)
-            .map_err(|(e, _)| e)
-            .with_context(|| format!("queueing a record for {}", out.topic))?;
-        deliveries.push(delivery);
-    }
-    for d in deliveries {
-        d.await
-            .context("the producer dropped a delivery")?
-            .map_err(|(e, _)| e)
-            .context("producing an output record")?;
-    }
+    produce_all(producer, &outputs)
+        .await
+        .context("producing the batch's outputs")?;
     tokio::task::block_in_place(|| producer.send_offsets_to_transaction(offsets, group, timeout))
         .context("adding the consumed offsets to the transaction")?;
     tokio::task::block_in_place(|| producer.commit_transaction(timeout))

@@ -35,10 +35,8 @@ pub fn registry(cfg: &ProcessorsConfig) -> anyhow::Result<Vec<Arc<dyn Processor>
 
 /// `muster process`: every registered processor (or `cfg.only`).
 pub fn spawn(env: &Env, cfg: ProcessorsConfig) -> Workers {
-    let mut workers = Workers::default();
     let env = env.clone();
-    workers.spawn("process", async move { run(&env, cfg).await });
-    workers
+    Workers::one("process", async move { run(&env, cfg).await })
 }
 
 async fn run(env: &Env, cfg: ProcessorsConfig) -> anyhow::Result<()> {

@@ -1,54 +1,36 @@
 //! `alerts`: each alert's lifecycle (raised, resolved, duration) from `muster.alerts.v1`.
 
 use async_trait::async_trait;
-use muster_schemas::{Alert, AlertAction, Codec, TopicRecord};
-use tokio_postgres::Transaction;
+use muster_schemas::{Alert, AlertAction};
 
-use muster_runtime::projection::{InRecord, Projection, Rejected, decode_all, sql, ts};
+use muster_runtime::projection::{Decoded, Target, TopicProjection, sql, ts};
 
 pub struct AlertLifecycle;
 
 #[async_trait]
-impl Projection for AlertLifecycle {
-    fn name(&self) -> &'static str {
-        "alerts"
-    }
-
-    fn topics(&self) -> Vec<&'static str> {
-        vec![Alert::TOPIC]
-    }
-
-    fn tables(&self) -> &'static [&'static str] {
-        &["alerts"]
-    }
-
-    fn migrations(&self) -> &'static [&'static str] {
-        &["CREATE TABLE {schema}.alerts (
-                alert_id text PRIMARY KEY,
-                event_id text NOT NULL,
-                kind text NOT NULL,
-                subject text,
-                severity text NOT NULL,
-                message text NOT NULL,
-                raised_at timestamptz NOT NULL,
-                resolved_at timestamptz,
-                duration_ms bigint,
-                state text NOT NULL CHECK (state IN ('active', 'resolved')));
-             CREATE INDEX ON {schema}.alerts (event_id, raised_at);
-             CREATE INDEX ON {schema}.alerts (state) WHERE state = 'active'"]
-    }
+impl TopicProjection for AlertLifecycle {
+    type Record = Alert;
+    const NAME: &'static str = "alerts";
+    const TABLES: &'static [&'static str] = &["alerts"];
+    const MIGRATIONS: &'static [&'static str] = &["CREATE TABLE {schema}.alerts (
+            alert_id text PRIMARY KEY,
+            event_id text NOT NULL,
+            kind text NOT NULL,
+            subject text,
+            severity text NOT NULL,
+            message text NOT NULL,
+            raised_at timestamptz NOT NULL,
+            resolved_at timestamptz,
+            duration_ms bigint,
+            state text NOT NULL CHECK (state IN ('active', 'resolved')));
+         CREATE INDEX ON {schema}.alerts (event_id, raised_at);
+         CREATE INDEX ON {schema}.alerts (state) WHERE state = 'active'"];
 
     /// Record by record in log order: a resolve may follow its raise in the same batch, and
     /// a resolve seen first (its raise was before this projection's history) still creates
     /// the row, so no lifecycle is lost.
-    async fn apply(
-        &self,
-        tx: &Transaction<'_>,
-        schema: &str,
-        batch: &[InRecord],
-        codec: &Codec,
-    ) -> anyhow::Result<Vec<Rejected>> {
-        let (records, rejected) = decode_all::<Alert>(codec, batch).await?;
+    async fn apply_records(&self, at: Target<'_>, records: Decoded<Self>) -> anyhow::Result<()> {
+        let Target { tx, schema, .. } = at;
         let raise = tx
             .prepare(&sql(
                 "INSERT INTO {schema}.alerts (alert_id, event_id, kind, subject, severity,
@@ -91,6 +73,6 @@ impl Projection for AlertLifecycle {
                 }
             }
         }
-        Ok(rejected)
+        Ok(())
     }
 }

@@ -3,10 +3,9 @@
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use muster_schemas::{CatalogueEntry, Codec, TopicRecord};
-use tokio_postgres::Transaction;
+use muster_schemas::CatalogueEntry;
 
-use muster_runtime::projection::{InRecord, Projection, Rejected, decode_all, sql, ts};
+use muster_runtime::projection::{Decoded, Target, TopicProjection, sql, ts};
 
 pub struct EventCatalogue;
 
@@ -15,55 +14,35 @@ fn ts_opt(millis: Option<i64>) -> Option<DateTime<Utc>> {
 }
 
 #[async_trait]
-impl Projection for EventCatalogue {
-    fn name(&self) -> &'static str {
-        "event_catalogue"
-    }
-
-    fn topics(&self) -> Vec<&'static str> {
-        vec![CatalogueEntry::TOPIC]
-    }
-
-    fn reads_from_start(&self) -> bool {
-        true
-    }
-
-    fn tables(&self) -> &'static [&'static str] {
-        &["event_catalogue"]
-    }
-
-    fn migrations(&self) -> &'static [&'static str] {
-        &[
-            "CREATE TABLE {schema}.event_catalogue (
-                event_id text PRIMARY KEY,
-                service_name text NOT NULL,
-                name text NOT NULL,
-                event_type text NOT NULL,
-                venue text,
-                capacity bigint,
-                starts_at timestamptz,
-                ends_at timestamptz,
-                utc_offset_minutes int,
-                ticket_price double precision,
-                cost_total double precision,
-                currency text,
-                removed boolean NOT NULL,
-                version_at timestamptz NOT NULL);
-             CREATE INDEX ON {schema}.event_catalogue (event_type) WHERE NOT removed",
-            "ALTER TABLE {schema}.event_catalogue ADD COLUMN other_income double precision",
-        ]
-    }
+impl TopicProjection for EventCatalogue {
+    type Record = CatalogueEntry;
+    const NAME: &'static str = "event_catalogue";
+    const TABLES: &'static [&'static str] = &["event_catalogue"];
+    const READS_FROM_START: bool = true;
+    const MIGRATIONS: &'static [&'static str] = &[
+        "CREATE TABLE {schema}.event_catalogue (
+            event_id text PRIMARY KEY,
+            service_name text NOT NULL,
+            name text NOT NULL,
+            event_type text NOT NULL,
+            venue text,
+            capacity bigint,
+            starts_at timestamptz,
+            ends_at timestamptz,
+            utc_offset_minutes int,
+            ticket_price double precision,
+            cost_total double precision,
+            currency text,
+            removed boolean NOT NULL,
+            version_at timestamptz NOT NULL);
+         CREATE INDEX ON {schema}.event_catalogue (event_type) WHERE NOT removed",
+        "ALTER TABLE {schema}.event_catalogue ADD COLUMN other_income double precision",
+    ];
 
     /// The latest version per event wins; a removal keeps the row, marked, so analytics of
     /// past events still find their metadata.
-    async fn apply(
-        &self,
-        tx: &Transaction<'_>,
-        schema: &str,
-        batch: &[InRecord],
-        codec: &Codec,
-    ) -> anyhow::Result<Vec<Rejected>> {
-        let (records, rejected) = decode_all::<CatalogueEntry>(codec, batch).await?;
+    async fn apply_records(&self, at: Target<'_>, records: Decoded<Self>) -> anyhow::Result<()> {
+        let Target { tx, schema, .. } = at;
         let stmt = tx
             .prepare(&sql(
                 "INSERT INTO {schema}.event_catalogue AS t (event_id, service_name, name,
@@ -127,6 +106,6 @@ impl Projection for EventCatalogue {
             )
             .await?;
         }
-        Ok(rejected)
+        Ok(())
     }
 }

@@ -4,10 +4,10 @@ use std::collections::HashMap;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use muster_schemas::{Codec, NormalizedMetrics, TopicRecord};
+use muster_schemas::NormalizedMetrics;
 use tokio_postgres::Transaction;
 
-use muster_runtime::projection::{InRecord, Projection, Rejected, decode_all, sql, ts};
+use muster_runtime::projection::{Decoded, Target, TopicProjection, sql, ts};
 
 pub const NAME: &str = "event_realtime";
 
@@ -16,36 +16,19 @@ pub const NAME: &str = "event_realtime";
 pub struct EventRealtime;
 
 #[async_trait]
-impl Projection for EventRealtime {
-    fn name(&self) -> &'static str {
-        NAME
-    }
+impl TopicProjection for EventRealtime {
+    type Record = NormalizedMetrics;
+    const NAME: &'static str = NAME;
+    const TABLES: &'static [&'static str] = &["event_realtime"];
+    const MIGRATIONS: &'static [&'static str] = &[
+        CREATE_TABLE,
+        "ALTER TABLE {schema}.event_realtime ADD COLUMN IF NOT EXISTS capacity bigint",
+    ];
 
-    fn topics(&self) -> Vec<&'static str> {
-        vec![NormalizedMetrics::TOPIC]
-    }
-
-    fn tables(&self) -> &'static [&'static str] {
-        &["event_realtime"]
-    }
-
-    fn migrations(&self) -> &'static [&'static str] {
-        &[
-            CREATE_TABLE,
-            "ALTER TABLE {schema}.event_realtime ADD COLUMN IF NOT EXISTS capacity bigint",
-        ]
-    }
-
-    async fn apply(
-        &self,
-        tx: &Transaction<'_>,
-        schema: &str,
-        batch: &[InRecord],
-        codec: &Codec,
-    ) -> anyhow::Result<Vec<Rejected>> {
-        let (records, rejected) = decode_all::<NormalizedMetrics>(codec, batch).await?;
+    async fn apply_records(&self, at: Target<'_>, records: Decoded<Self>) -> anyhow::Result<()> {
+        let Target { tx, schema, .. } = at;
         apply(tx, schema, records.into_iter().map(|(_, r)| r).collect()).await?;
-        Ok(rejected)
+        Ok(())
     }
 }
 
@@ -172,28 +155,9 @@ pub async fn apply(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use muster_schemas::SourceOffset;
 
     fn rec(id: &str, ts: i64, offset: i64, current: i64) -> NormalizedMetrics {
-        NormalizedMetrics {
-            event_id: id.into(),
-            timestamp: ts,
-            fetched_at: ts,
-            total_registered: 100,
-            current_attendees: current,
-            checked_in: current,
-            checked_out: 0,
-            attendance_rate: current as f64 / 100.0,
-            gate_activity: vec![],
-            alerts: vec![],
-            status: "live".into(),
-            source: SourceOffset {
-                topic: "t".into(),
-                partition: 0,
-                offset,
-            },
-            capacity: None,
-        }
+        NormalizedMetrics::live(id, ts, 100, current, offset)
     }
 
     #[test]

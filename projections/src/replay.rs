@@ -213,12 +213,12 @@ impl Replay<'_> {
         Ok(())
     }
 
+    /// A fresh schema with the projection's tables, and no stored offsets under `key`.
     async fn prepare(&self, schema: &str, key: &str) -> anyhow::Result<()> {
+        self.discard(schema, key).await?;
         let client = self.pool.get().await.context("connecting to PostgreSQL")?;
         client
-            .batch_execute(&format!(
-                "DROP SCHEMA IF EXISTS {schema} CASCADE; CREATE SCHEMA {schema}"
-            ))
+            .batch_execute(&format!("CREATE SCHEMA {schema}"))
             .await
             .with_context(|| format!("creating schema {schema}"))?;
         for step in crate::steps(self.projection, schema) {
@@ -227,12 +227,6 @@ impl Replay<'_> {
                 .await
                 .with_context(|| format!("creating the tables in {schema}"))?;
         }
-        client
-            .execute(
-                "DELETE FROM projection_offsets WHERE projection = $1",
-                &[&key],
-            )
-            .await?;
         Ok(())
     }
 

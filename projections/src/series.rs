@@ -8,11 +8,13 @@ use std::collections::BTreeMap;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use muster_schemas::{Codec, NormalizedMetrics, TopicRecord};
+use muster_schemas::{Codec, NormalizedMetrics};
 use tokio_postgres::Transaction;
 
 use muster_runtime::projection::refusal::BadData;
-use muster_runtime::projection::{InRecord, Projection, Rejected, decode_all, sql, ts};
+use muster_runtime::projection::{
+    Decoded, InRecord, Projection, Rejected, Target, TopicProjection, sql, ts,
+};
 
 const MINUTE: i64 = 60_000;
 const HOUR: i64 = 3_600_000;
@@ -100,52 +102,33 @@ pub fn attendance_buckets(
 pub struct EventSeries;
 
 #[async_trait]
-impl Projection for EventSeries {
-    fn name(&self) -> &'static str {
-        "event_series"
-    }
+impl TopicProjection for EventSeries {
+    type Record = NormalizedMetrics;
+    const NAME: &'static str = "event_series";
+    const TABLES: &'static [&'static str] = &["event_series_minute", "event_series_hour"];
+    const MIGRATIONS: &'static [&'static str] = &["CREATE TABLE {schema}.event_series_minute (
+            event_id text NOT NULL,
+            bucket timestamptz NOT NULL,
+            samples bigint NOT NULL,
+            attendees_sum bigint NOT NULL,
+            attendees_max bigint NOT NULL,
+            attendees_min bigint NOT NULL,
+            registered_max bigint NOT NULL,
+            rate_sum double precision NOT NULL,
+            last_at timestamptz NOT NULL,
+            last_attendees bigint NOT NULL,
+            PRIMARY KEY (event_id, bucket));
+         CREATE TABLE {schema}.event_series_hour (LIKE {schema}.event_series_minute INCLUDING ALL);
+         CREATE INDEX ON {schema}.event_series_minute (bucket);
+         CREATE INDEX ON {schema}.event_series_hour (bucket)"];
 
-    fn topics(&self) -> Vec<&'static str> {
-        vec![NormalizedMetrics::TOPIC]
-    }
-
-    fn tables(&self) -> &'static [&'static str] {
-        &["event_series_minute", "event_series_hour"]
-    }
-
-    fn migrations(&self) -> &'static [&'static str] {
-        &[
-            "CREATE TABLE {schema}.event_series_minute (
-                event_id text NOT NULL,
-                bucket timestamptz NOT NULL,
-                samples bigint NOT NULL,
-                attendees_sum bigint NOT NULL,
-                attendees_max bigint NOT NULL,
-                attendees_min bigint NOT NULL,
-                registered_max bigint NOT NULL,
-                rate_sum double precision NOT NULL,
-                last_at timestamptz NOT NULL,
-                last_attendees bigint NOT NULL,
-                PRIMARY KEY (event_id, bucket));
-             CREATE TABLE {schema}.event_series_hour (LIKE {schema}.event_series_minute INCLUDING ALL);
-             CREATE INDEX ON {schema}.event_series_minute (bucket);
-             CREATE INDEX ON {schema}.event_series_hour (bucket)",
-        ]
-    }
-
-    async fn apply(
-        &self,
-        tx: &Transaction<'_>,
-        schema: &str,
-        batch: &[InRecord],
-        codec: &Codec,
-    ) -> anyhow::Result<Vec<Rejected>> {
-        let (records, rejected) = decode_all::<NormalizedMetrics>(codec, batch).await?;
+    async fn apply_records(&self, at: Target<'_>, records: Decoded<Self>) -> anyhow::Result<()> {
+        let Target { tx, schema, .. } = at;
         let records: Vec<NormalizedMetrics> = records.into_iter().map(|(_, r)| r).collect();
         for (table, width) in [("event_series_minute", MINUTE), ("event_series_hour", HOUR)] {
             upsert_attendance(tx, schema, table, &attendance_buckets(&records, width)?).await?;
         }
-        Ok(rejected)
+        Ok(())
     }
 }
 
@@ -357,28 +340,9 @@ impl Projection for GateSeries {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use muster_schemas::SourceOffset;
 
     fn m(event: &str, at: i64, current: i64) -> NormalizedMetrics {
-        NormalizedMetrics {
-            event_id: event.into(),
-            timestamp: at,
-            fetched_at: at,
-            total_registered: 100,
-            current_attendees: current,
-            checked_in: current,
-            checked_out: 0,
-            attendance_rate: current as f64 / 100.0,
-            gate_activity: vec![],
-            alerts: vec![],
-            status: "live".into(),
-            source: SourceOffset {
-                topic: "t".into(),
-                partition: 0,
-                offset: at,
-            },
-            capacity: None,
-        }
+        NormalizedMetrics::live(event, at, 100, current, at)
     }
 
     #[test]

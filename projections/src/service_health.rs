@@ -3,54 +3,36 @@
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use muster_schemas::{Codec, ServiceHealth, TopicRecord};
-use tokio_postgres::Transaction;
+use muster_schemas::ServiceHealth;
 
-use muster_runtime::projection::{InRecord, Projection, Rejected, decode_all, sql, ts};
+use muster_runtime::projection::{Decoded, Target, TopicProjection, sql, ts};
 
 pub struct ServiceHealthHistory;
 
 #[async_trait]
-impl Projection for ServiceHealthHistory {
-    fn name(&self) -> &'static str {
-        "service_health"
-    }
-
-    fn topics(&self) -> Vec<&'static str> {
-        vec![ServiceHealth::TOPIC]
-    }
-
-    fn tables(&self) -> &'static [&'static str] {
-        &["service_health_history"]
-    }
-
-    fn migrations(&self) -> &'static [&'static str] {
-        &["CREATE TABLE {schema}.service_health_history (
-                source_partition int NOT NULL,
-                source_offset bigint NOT NULL,
-                event_id text NOT NULL,
-                service_name text NOT NULL,
-                at timestamptz NOT NULL,
-                previous text,
-                current text NOT NULL,
-                reason text NOT NULL,
-                latency_ms bigint,
-                consecutive_failures int NOT NULL,
-                PRIMARY KEY (source_partition, source_offset));
-             CREATE INDEX ON {schema}.service_health_history (event_id, at)"]
-    }
+impl TopicProjection for ServiceHealthHistory {
+    type Record = ServiceHealth;
+    const NAME: &'static str = "service_health";
+    const TABLES: &'static [&'static str] = &["service_health_history"];
+    const MIGRATIONS: &'static [&'static str] = &["CREATE TABLE {schema}.service_health_history (
+            source_partition int NOT NULL,
+            source_offset bigint NOT NULL,
+            event_id text NOT NULL,
+            service_name text NOT NULL,
+            at timestamptz NOT NULL,
+            previous text,
+            current text NOT NULL,
+            reason text NOT NULL,
+            latency_ms bigint,
+            consecutive_failures int NOT NULL,
+            PRIMARY KEY (source_partition, source_offset));
+         CREATE INDEX ON {schema}.service_health_history (event_id, at)"];
 
     /// Append-only, keyed by the record's place in the log, in one multi-row statement.
-    async fn apply(
-        &self,
-        tx: &Transaction<'_>,
-        schema: &str,
-        batch: &[InRecord],
-        codec: &Codec,
-    ) -> anyhow::Result<Vec<Rejected>> {
-        let (records, rejected) = decode_all::<ServiceHealth>(codec, batch).await?;
+    async fn apply_records(&self, at: Target<'_>, records: Decoded<Self>) -> anyhow::Result<()> {
+        let Target { tx, schema, batch } = at;
         if records.is_empty() {
-            return Ok(rejected);
+            return Ok(());
         }
         let partition: Vec<i32> = records.iter().map(|(i, _)| batch[*i].partition).collect();
         let offset: Vec<i64> = records.iter().map(|(i, _)| batch[*i].offset).collect();
@@ -88,6 +70,6 @@ impl Projection for ServiceHealthHistory {
             ],
         )
         .await?;
-        Ok(rejected)
+        Ok(())
     }
 }

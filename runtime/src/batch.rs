@@ -9,6 +9,7 @@ use anyhow::Context;
 use muster_schemas::SourceOffset;
 use rdkafka::consumer::{ConsumerContext, StreamConsumer};
 use rdkafka::message::Message;
+use rdkafka::producer::{FutureProducer, FutureRecord};
 use tokio::time::Instant;
 
 /// A consumed record, owned so a batch outlives the consumer's buffers.
@@ -52,6 +53,30 @@ pub struct OutRecord {
     pub topic: String,
     pub key: Option<String>,
     pub payload: Vec<u8>,
+}
+
+/// Queues every record, then waits until Kafka acknowledged them all: one round trip's wait
+/// for the whole lot instead of one per record.
+pub async fn produce_all(producer: &FutureProducer, records: &[OutRecord]) -> anyhow::Result<()> {
+    let mut deliveries = Vec::with_capacity(records.len());
+    for out in records {
+        let mut record = FutureRecord::to(&out.topic).payload(&out.payload);
+        if let Some(k) = &out.key {
+            record = record.key(k);
+        }
+        let delivery = producer
+            .send_result(record)
+            .map_err(|(e, _)| e)
+            .with_context(|| format!("queueing a record for {}", out.topic))?;
+        deliveries.push(delivery);
+    }
+    for d in deliveries {
+        d.await
+            .context("the producer dropped a delivery")?
+            .map_err(|(e, _)| e)
+            .context("producing a record")?;
+    }
+    Ok(())
 }
 
 /// How big a batch gets and how long it waits.

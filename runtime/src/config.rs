@@ -138,6 +138,17 @@ impl KafkaConfig {
         ])
     }
 
+    /// A [`consumer`](Self::consumer), created.
+    pub fn stream_consumer(
+        &self,
+        group: &str,
+    ) -> anyhow::Result<rdkafka::consumer::StreamConsumer> {
+        use anyhow::Context;
+        self.consumer(group)
+            .create()
+            .with_context(|| format!("creating the Kafka consumer of {}", self.group(group)))
+    }
+
     /// An idempotent producer: retries never duplicate or reorder a partition's records.
     pub fn producer(&self) -> ClientConfig {
         self.build(&[

@@ -25,6 +25,16 @@ impl Workers {
         self.running.push((name, tokio::spawn(work)));
     }
 
+    /// Just `work`, as the worker `name`: a stage whose whole job is one task.
+    pub fn one(
+        name: &'static str,
+        work: impl Future<Output = anyhow::Result<()>> + Send + 'static,
+    ) -> Self {
+        let mut workers = Self::default();
+        workers.spawn(name, work);
+        workers
+    }
+
     pub fn add(&mut self, other: Workers) {
         self.running.extend(other.running);
     }

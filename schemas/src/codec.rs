@@ -103,6 +103,15 @@ fn wire_id(bytes: &[u8]) -> Option<u32> {
     }
 }
 
+/// Why a record of `R`'s topic did not decode.
+fn decode_error<R: TopicRecord>(reason: String, transient: bool) -> CodecError {
+    CodecError::Decode {
+        topic: R::TOPIC,
+        reason,
+        transient,
+    }
+}
+
 impl CodecError {
     /// True when the failure says nothing about the record (the registry was unreachable), so
     /// the caller must retry instead of dead-lettering it.
@@ -341,36 +350,20 @@ impl Codec {
             if let Some(reader) = reader {
                 return reader
                     .read_deser::<R>(&mut &bytes[5..])
-                    .map_err(|e| CodecError::Decode {
-                        topic: R::TOPIC,
-                        reason: e.to_string(),
-                        transient: false,
-                    });
+                    .map_err(|e| decode_error::<R>(e.to_string(), false));
             }
         }
         let decoded = self
             .decoder
             .decode(Some(bytes))
             .await
-            .map_err(|e| CodecError::Decode {
-                topic: R::TOPIC,
-                reason: e.to_string(),
-                transient: e.retriable,
-            })?;
+            .map_err(|e| decode_error::<R>(e.to_string(), e.retriable))?;
         let reader = self.reader_schema::<R>()?;
         let value = decoded
             .value
             .resolve(&reader)
-            .map_err(|e| CodecError::Decode {
-                topic: R::TOPIC,
-                reason: e.to_string(),
-                transient: false,
-            })?;
-        apache_avro::from_value(&value).map_err(|e| CodecError::Decode {
-            topic: R::TOPIC,
-            reason: e.to_string(),
-            transient: false,
-        })
+            .map_err(|e| decode_error::<R>(e.to_string(), false))?;
+        apache_avro::from_value(&value).map_err(|e| decode_error::<R>(e.to_string(), false))
     }
 
     /// Looks up writer schema `id` and remembers whether records written with it can be read
@@ -381,11 +374,7 @@ impl Codec {
             &self.settings,
         )
         .await
-        .map_err(|e| CodecError::Decode {
-            topic: R::TOPIC,
-            reason: e.to_string(),
-            transient: e.retriable,
-        })?;
+        .map_err(|e| decode_error::<R>(e.to_string(), e.retriable))?;
         let reader = self.reader_schema::<R>()?;
         let fast = match Schema::parse_str(&registered.schema) {
             Ok(writer) if writer.canonical_form() == reader.canonical_form() => {

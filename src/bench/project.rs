@@ -8,7 +8,7 @@ use anyhow::Context;
 use muster_projections::replay::{Mode, Replay};
 use muster_projections::{Applier, Projection};
 use muster_runtime::batch::{BatchBounds, InRecord, gather};
-use muster_schemas::{Codec, NormalizedMetrics, SourceOffset};
+use muster_schemas::{Codec, NormalizedMetrics};
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use tokio_postgres::binary_copy::BinaryCopyInWriter;
 use tokio_postgres::types::Type;
@@ -24,24 +24,10 @@ pub struct Args {
 
 fn record(i: usize, start: i64) -> NormalizedMetrics {
     let current = ((i * 7919) % 1000) as i64;
+    let at = start + i as i64 * 100;
     NormalizedMetrics {
-        event_id: format!("bench-{}", i % 50),
-        timestamp: start + i as i64 * 100,
-        fetched_at: start + i as i64 * 100,
-        total_registered: 1000,
-        current_attendees: current,
-        checked_in: current,
-        checked_out: 0,
-        attendance_rate: current as f64 / 1000.0,
-        gate_activity: vec![],
-        alerts: vec![],
-        status: "live".into(),
-        source: SourceOffset {
-            topic: "bench".into(),
-            partition: 0,
-            offset: i as i64,
-        },
         capacity: Some(1200),
+        ..NormalizedMetrics::live(&format!("bench-{}", i % 50), at, 1000, current, i as i64)
     }
 }
 

@@ -338,27 +338,11 @@ async fn enqueue(tx: &Transaction<'_>, occurrences: &[Occurrence]) -> anyhow::Re
 #[cfg(test)]
 mod tests {
     use super::*;
-    use muster_schemas::SourceOffset;
 
     fn m(status: &str, t: i64, current: i64) -> NormalizedMetrics {
         NormalizedMetrics {
-            event_id: "e".into(),
-            timestamp: t,
-            fetched_at: t,
-            total_registered: 100,
-            current_attendees: current,
-            checked_in: current,
-            checked_out: 0,
-            attendance_rate: current as f64 / 100.0,
-            gate_activity: vec![],
-            alerts: vec![],
             status: status.into(),
-            source: SourceOffset {
-                topic: "t".into(),
-                partition: 0,
-                offset: 0,
-            },
-            capacity: None,
+            ..NormalizedMetrics::live("e", t, 100, current, 0)
         }
     }
 

@@ -70,13 +70,11 @@ pub async fn run_once(
 /// `muster insights`: runs every `cfg.every` until shutdown, over the archive at `archive_url`
 /// too when there is one; a failed run is reported and retried at the next tick.
 pub fn spawn(env: &Env, cfg: InsightsConfig, archive_url: Option<String>) -> Workers {
-    let mut workers = Workers::default();
     let env = env.clone();
-    workers.spawn("insights", async move {
+    Workers::one("insights", async move {
         run(&env, &cfg, archive_url.as_deref()).await;
         Ok(())
-    });
-    workers
+    })
 }
 
 async fn run(env: &Env, cfg: &InsightsConfig, archive_url: Option<&str>) {

@@ -312,14 +312,6 @@ mod tests {
 
     fn metrics(at: i64, current: i64, gates: &[(&str, &str, f64)]) -> NormalizedMetrics {
         NormalizedMetrics {
-            event_id: "ev".into(),
-            timestamp: at,
-            fetched_at: at,
-            total_registered: 1000,
-            current_attendees: current,
-            checked_in: current,
-            checked_out: 0,
-            attendance_rate: current as f64 / 1000.0,
             gate_activity: gates
                 .iter()
                 .map(|(id, status, t)| GateActivity {
@@ -328,10 +320,9 @@ mod tests {
                     throughput: *t,
                 })
                 .collect(),
-            alerts: vec![],
-            status: "live".into(),
             source: src(at),
             capacity: Some(1000),
+            ..NormalizedMetrics::live("ev", at, 1000, current, at)
         }
     }
 

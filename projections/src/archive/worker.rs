@@ -105,12 +105,7 @@ impl Archiver {
         let Some(lock) = self.wait_for_lock().await? else {
             return Ok(());
         };
-        let consumer: StreamConsumer = self
-            .env
-            .kafka
-            .consumer(STAGE)
-            .create()
-            .context("creating the Kafka consumer")?;
+        let consumer = self.env.kafka.stream_consumer(STAGE)?;
         let partitions = self.list_partitions(&consumer)?;
         let stored = self.positions(&consumer, &partitions).await?;
         let pending = ledger::pending(&stored);
@@ -263,12 +258,7 @@ impl Archiver {
 
     /// Reads exactly the records of a pending batch again, with a consumer of its own.
     async fn reread(&self, batch: &BTreeMap<Tp, Range>) -> anyhow::Result<Vec<InRecord>> {
-        let consumer: StreamConsumer = self
-            .env
-            .kafka
-            .consumer(STAGE)
-            .create()
-            .context("creating the Kafka consumer")?;
+        let consumer = self.env.kafka.stream_consumer(STAGE)?;
         let mut tpl = TopicPartitionList::new();
         for ((topic, partition), range) in batch {
             tpl.add_partition_offset(topic, *partition, Offset::Offset(range.from))?;

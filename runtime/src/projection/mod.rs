@@ -72,6 +72,72 @@ pub trait Projection: Send + Sync {
     ) -> anyhow::Result<Vec<Rejected>>;
 }
 
+/// A projection of one topic's records, as most are: it names its record type and gets the
+/// batch decoded, the records that do not decode already set aside as dead letters.
+#[async_trait]
+pub trait TopicProjection: Send + Sync {
+    type Record: TopicRecord;
+    /// See [`Projection::name`].
+    const NAME: &'static str;
+    /// See [`Projection::tables`].
+    const TABLES: &'static [&'static str];
+    /// See [`Projection::migrations`].
+    const MIGRATIONS: &'static [&'static str];
+    /// See [`Projection::reads_from_start`].
+    const READS_FROM_START: bool = false;
+
+    /// Applies the decoded records (each with its index in the batch); see
+    /// [`Projection::apply`].
+    async fn apply_records(&self, at: Target<'_>, records: Decoded<Self>) -> anyhow::Result<()>;
+}
+
+/// A [`TopicProjection`]'s decoded records, each with its index in the batch.
+pub type Decoded<P> = Vec<(usize, <P as TopicProjection>::Record)>;
+
+/// Where a batch is applied: the transaction (that also stores the offsets), the schema of
+/// the tables, and the batch as read (for the records' places in the log).
+pub struct Target<'a> {
+    pub tx: &'a Transaction<'a>,
+    pub schema: &'a str,
+    pub batch: &'a [InRecord],
+}
+
+#[async_trait]
+impl<P: TopicProjection> Projection for P {
+    fn name(&self) -> &'static str {
+        P::NAME
+    }
+
+    fn topics(&self) -> Vec<&'static str> {
+        vec![P::Record::TOPIC]
+    }
+
+    fn reads_from_start(&self) -> bool {
+        P::READS_FROM_START
+    }
+
+    fn tables(&self) -> &'static [&'static str] {
+        P::TABLES
+    }
+
+    fn migrations(&self) -> &'static [&'static str] {
+        P::MIGRATIONS
+    }
+
+    async fn apply(
+        &self,
+        tx: &Transaction<'_>,
+        schema: &str,
+        batch: &[InRecord],
+        codec: &Codec,
+    ) -> anyhow::Result<Vec<Rejected>> {
+        let (records, rejected) = decode_all::<P::Record>(codec, batch).await?;
+        let at = Target { tx, schema, batch };
+        self.apply_records(at, records).await?;
+        Ok(rejected)
+    }
+}
+
 /// Decodes every record of a batch as `R`, setting aside the ones that do not decode. A
 /// registry that cannot be reached is an error (retry), not a bad record.
 pub async fn decode_all<R: TopicRecord>(

@@ -124,10 +124,7 @@ impl Worker {
         if self.projection.reads_from_start() {
             kafka.auto_offset_reset = crate::config::OffsetReset::Earliest;
         }
-        let consumer: StreamConsumer = kafka
-            .consumer(&format!("projections.{name}"))
-            .create()
-            .context("creating the Kafka consumer")?;
+        let consumer = kafka.stream_consumer(&format!("projections.{name}"))?;
         self.seed_group_offsets(&consumer).await;
         let topics: Vec<String> = self
             .projection

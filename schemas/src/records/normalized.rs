@@ -45,6 +45,32 @@ pub struct SourceOffset {
     pub offset: i64,
 }
 
+impl NormalizedMetrics {
+    /// A `live` snapshot without gates or alerts: `current` of `registered` present, all
+    /// checked in. Unit tests and benchmarks build their records from it.
+    pub fn live(event_id: &str, at: i64, registered: i64, current: i64, offset: i64) -> Self {
+        Self {
+            event_id: event_id.into(),
+            timestamp: at,
+            fetched_at: at,
+            total_registered: registered,
+            current_attendees: current,
+            checked_in: current,
+            checked_out: 0,
+            attendance_rate: current as f64 / registered as f64,
+            gate_activity: vec![],
+            alerts: vec![],
+            status: "live".into(),
+            source: SourceOffset {
+                topic: topics::RAW_SNAPSHOTS.into(),
+                partition: 0,
+                offset,
+            },
+            capacity: None,
+        }
+    }
+}
+
 event_record!(
     NormalizedMetrics,
     topics::NORMALIZED,

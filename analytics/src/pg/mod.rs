@@ -7,108 +7,23 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use chrono::{DateTime, NaiveDate, Utc};
-use datafusion::arrow::array::{
-    ArrayRef, BooleanBuilder, Date32Builder, Float32Builder, Float64Builder, Int16Builder,
-    Int32Builder, Int64Builder, StringBuilder, TimestampMicrosecondBuilder,
-};
-use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
-use datafusion::arrow::record_batch::{RecordBatch, RecordBatchOptions};
+use datafusion::arrow::datatypes::{Field, Schema, SchemaRef};
 use datafusion::catalog::Session;
-use datafusion::common::ScalarValue;
 use datafusion::datasource::{TableProvider, TableType};
 use datafusion::error::{DataFusionError, Result};
 use datafusion::execution::{SendableRecordBatchStream, TaskContext};
-use datafusion::logical_expr::{Expr, Operator, TableProviderFilterPushDown};
+use datafusion::logical_expr::{Expr, TableProviderFilterPushDown};
 use datafusion::physical_plan::ExecutionPlan;
 use datafusion::physical_plan::stream::RecordBatchReceiverStreamBuilder;
 use datafusion::physical_plan::streaming::{PartitionStream, StreamingTableExec};
-use tokio_postgres::Row;
 use tokio_postgres::types::ToSql;
 
-/// How a PostgreSQL column becomes an Arrow one.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Kind {
-    Text,
-    I16,
-    I32,
-    I64,
-    F32,
-    F64,
-    Bool,
-    Timestamp,
-    Date,
-    /// Anything else (jsonb, arrays, numeric, uuid…), read as its text form.
-    AsText,
-}
+mod columns;
+mod filters;
 
-impl Kind {
-    fn of(udt: &str) -> Self {
-        match udt {
-            "text" | "varchar" | "bpchar" | "name" => Self::Text,
-            "int2" => Self::I16,
-            "int4" => Self::I32,
-            "int8" => Self::I64,
-            "float4" => Self::F32,
-            "float8" => Self::F64,
-            "bool" => Self::Bool,
-            "timestamptz" => Self::Timestamp,
-            "date" => Self::Date,
-            _ => Self::AsText,
-        }
-    }
-
-    fn arrow(self) -> DataType {
-        match self {
-            Self::Text | Self::AsText => DataType::Utf8,
-            Self::I16 => DataType::Int16,
-            Self::I32 => DataType::Int32,
-            Self::I64 => DataType::Int64,
-            Self::F32 => DataType::Float32,
-            Self::F64 => DataType::Float64,
-            Self::Bool => DataType::Boolean,
-            Self::Timestamp => DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
-            Self::Date => DataType::Date32,
-        }
-    }
-}
-
-#[derive(Debug, Clone)]
-struct Column {
-    name: String,
-    kind: Kind,
-    /// PostgreSQL's type name (`udt_name`).
-    udt: String,
-    /// What the view reads instead of the column itself (a redaction); never filtered on.
-    read: Option<String>,
-}
-
-impl Column {
-    fn quoted(&self) -> String {
-        format!("\"{}\"", self.name.replace('"', "\"\""))
-    }
-
-    /// How a filter on this column pushes down: `None` when PostgreSQL's comparison could keep
-    /// other rows than DataFusion's (floats' signed zeros, `bpchar`'s padding, jsonb as text,
-    /// collation order of text), `Some(false)` when it keeps at least DataFusion's rows (`name`
-    /// truncates long literals).
-    fn pushdown(&self, op: Operator) -> Option<bool> {
-        if self.read.is_some() {
-            return None;
-        }
-        match self.kind {
-            Kind::I16 | Kind::I32 | Kind::I64 | Kind::Bool | Kind::Timestamp | Kind::Date => {
-                Some(true)
-            }
-            Kind::Text if matches!(op, Operator::Eq | Operator::NotEq) => match self.udt.as_str() {
-                "text" | "varchar" => Some(true),
-                "name" => Some(false),
-                _ => None,
-            },
-            _ => None,
-        }
-    }
-}
+use columns::{Column, Kind, to_batch};
+use filters::Param;
+pub use filters::Select;
 
 #[derive(Debug)]
 pub struct PgTable {
@@ -131,194 +46,6 @@ fn external(e: impl std::error::Error + Send + Sync + 'static) -> DataFusionErro
 }
 
 /// A value bound to a scan's SQL, typed as the column it is compared with.
-#[derive(Debug, Clone, PartialEq)]
-enum Param {
-    Text(String),
-    I16(i16),
-    I32(i32),
-    I64(i64),
-    Bool(bool),
-    Timestamp(DateTime<Utc>),
-    Date(NaiveDate),
-    Texts(Vec<String>),
-}
-
-impl Param {
-    fn as_sql(&self) -> &(dyn ToSql + Sync) {
-        match self {
-            Self::Text(v) => v,
-            Self::I16(v) => v,
-            Self::I32(v) => v,
-            Self::I64(v) => v,
-            Self::Bool(v) => v,
-            Self::Timestamp(v) => v,
-            Self::Date(v) => v,
-            Self::Texts(v) => v,
-        }
-    }
-
-    /// `v` as a value of `kind`; `None` for NULL, another type, or a value the column cannot
-    /// hold (then the filter stays in DataFusion).
-    fn of(kind: Kind, v: &ScalarValue) -> Option<Self> {
-        let int = || -> Option<i64> {
-            match v {
-                ScalarValue::Int8(Some(x)) => Some(i64::from(*x)),
-                ScalarValue::Int16(Some(x)) => Some(i64::from(*x)),
-                ScalarValue::Int32(Some(x)) => Some(i64::from(*x)),
-                ScalarValue::Int64(Some(x)) => Some(*x),
-                ScalarValue::UInt8(Some(x)) => Some(i64::from(*x)),
-                ScalarValue::UInt16(Some(x)) => Some(i64::from(*x)),
-                ScalarValue::UInt32(Some(x)) => Some(i64::from(*x)),
-                ScalarValue::UInt64(Some(x)) => i64::try_from(*x).ok(),
-                _ => None,
-            }
-        };
-        match kind {
-            Kind::I16 => int().and_then(|x| i16::try_from(x).ok()).map(Self::I16),
-            Kind::I32 => int().and_then(|x| i32::try_from(x).ok()).map(Self::I32),
-            Kind::I64 => int().map(Self::I64),
-            Kind::Bool => match v {
-                ScalarValue::Boolean(Some(b)) => Some(Self::Bool(*b)),
-                _ => None,
-            },
-            Kind::Text => match v {
-                ScalarValue::Utf8(Some(s))
-                | ScalarValue::LargeUtf8(Some(s))
-                | ScalarValue::Utf8View(Some(s)) => Some(Self::Text(s.clone())),
-                _ => None,
-            },
-            Kind::Timestamp => {
-                let micros = match v {
-                    ScalarValue::TimestampSecond(Some(s), _) => s.checked_mul(1_000_000)?,
-                    ScalarValue::TimestampMillisecond(Some(ms), _) => ms.checked_mul(1_000)?,
-                    ScalarValue::TimestampMicrosecond(Some(us), _) => *us,
-                    ScalarValue::TimestampNanosecond(Some(ns), _) if ns % 1_000 == 0 => ns / 1_000,
-                    _ => return None,
-                };
-                // PostgreSQL's range starts at 4713 BC; chrono's reaches further back.
-                DateTime::from_timestamp_micros(micros)
-                    .filter(|t| chrono::Datelike::year(t) > -4712)
-                    .map(Self::Timestamp)
-            }
-            Kind::Date => match v {
-                ScalarValue::Date32(Some(d)) => epoch()
-                    .checked_add_signed(chrono::Duration::days(i64::from(*d)))
-                    .filter(|d| chrono::Datelike::year(d) > -4712)
-                    .map(Self::Date),
-                _ => None,
-            },
-            Kind::F32 | Kind::F64 | Kind::AsText => None,
-        }
-    }
-}
-
-fn epoch() -> NaiveDate {
-    NaiveDate::from_ymd_opt(1970, 1, 1).expect("the epoch")
-}
-
-/// The longest `IN` list pushed down (a longer one stays in DataFusion).
-const MAX_IN_LIST: usize = 1_000;
-
-/// A scan's statement and the values bound to it.
-#[derive(Debug, Clone)]
-pub struct Select {
-    pub sql: String,
-    params: Vec<Param>,
-}
-
-impl Select {
-    /// `expr` as a condition in SQL, its values appended to `params` (`$n` in order), and
-    /// whether PostgreSQL keeps exactly DataFusion's rows; `None` when it cannot be pushed.
-    fn condition(
-        columns: &[Column],
-        expr: &Expr,
-        params: &mut Vec<Param>,
-    ) -> Option<(String, bool)> {
-        let column = |e: &Expr| match e {
-            Expr::Column(c) => columns.iter().find(|col| col.name == c.name),
-            _ => None,
-        };
-        let bind = |p: Param, params: &mut Vec<Param>| {
-            params.push(p);
-            format!("${}", params.len())
-        };
-        match expr {
-            Expr::BinaryExpr(b) if b.op == Operator::And => {
-                let mark = params.len();
-                let left = Self::condition(columns, &b.left, params);
-                let right = left
-                    .as_ref()
-                    .and_then(|_| Self::condition(columns, &b.right, params));
-                match (left, right) {
-                    (Some((l, le)), Some((r, re))) => Some((format!("({l} AND {r})"), le && re)),
-                    _ => {
-                        params.truncate(mark);
-                        None
-                    }
-                }
-            }
-            Expr::BinaryExpr(b) => {
-                let (col, value, op) = match (&*b.left, &*b.right) {
-                    (l, Expr::Literal(v, _)) => (column(l)?, v, b.op),
-                    (Expr::Literal(v, _), r) => (column(r)?, v, b.op.swap()?),
-                    _ => return None,
-                };
-                let sql_op = match op {
-                    Operator::Eq => "=",
-                    Operator::NotEq => "<>",
-                    Operator::Lt => "<",
-                    Operator::LtEq => "<=",
-                    Operator::Gt => ">",
-                    Operator::GtEq => ">=",
-                    _ => return None,
-                };
-                let exact = col.pushdown(op)?;
-                let p = Param::of(col.kind, value)?;
-                Some((
-                    format!("{} {sql_op} {}", col.quoted(), bind(p, params)),
-                    exact,
-                ))
-            }
-            Expr::InList(list) if !list.list.is_empty() && list.list.len() <= MAX_IN_LIST => {
-                let col = column(&list.expr)?;
-                let exact = col.pushdown(Operator::Eq)?;
-                let values: Vec<Param> = list
-                    .list
-                    .iter()
-                    .map(|e| match e {
-                        Expr::Literal(v, _) => Param::of(col.kind, v),
-                        _ => None,
-                    })
-                    .collect::<Option<_>>()?;
-                let marks: Vec<String> = values.into_iter().map(|p| bind(p, params)).collect();
-                let not = if list.negated { " NOT" } else { "" };
-                Some((
-                    format!("{}{not} IN ({})", col.quoted(), marks.join(", ")),
-                    exact,
-                ))
-            }
-            Expr::IsNull(e) | Expr::IsNotNull(e) => {
-                let col = column(e).filter(|c| c.read.is_none())?;
-                let what = if matches!(expr, Expr::IsNull(_)) {
-                    "IS NULL"
-                } else {
-                    "IS NOT NULL"
-                };
-                Some((format!("{} {what}", col.quoted()), true))
-            }
-            Expr::Column(_) => {
-                let col = column(expr).filter(|c| c.kind == Kind::Bool && c.read.is_none())?;
-                Some((col.quoted(), true))
-            }
-            Expr::Not(e) => {
-                let col = column(e).filter(|c| c.kind == Kind::Bool && c.read.is_none())?;
-                Some((format!("NOT {}", col.quoted()), true))
-            }
-            _ => None,
-        }
-    }
-}
-
 impl PgTable {
     /// The table's columns as `information_schema` lists them; `None` if it does not exist.
     pub async fn open(pool: deadpool_postgres::Pool, table: &str) -> anyhow::Result<Option<Self>> {
@@ -503,71 +230,6 @@ impl PartitionStream for Scan {
     }
 }
 
-fn to_batch(schema: &SchemaRef, kinds: &[Kind], rows: &[Row]) -> Result<RecordBatch> {
-    if kinds.is_empty() {
-        let options = RecordBatchOptions::new().with_row_count(Some(rows.len()));
-        return Ok(RecordBatch::try_new_with_options(
-            schema.clone(),
-            vec![],
-            &options,
-        )?);
-    }
-    let arrays: Vec<ArrayRef> = kinds
-        .iter()
-        .enumerate()
-        .map(|(at, kind)| column(rows, at, *kind))
-        .collect();
-    Ok(RecordBatch::try_new(schema.clone(), arrays)?)
-}
-
-fn column(rows: &[Row], at: usize, kind: Kind) -> ArrayRef {
-    macro_rules! build {
-        ($builder:ty, $t:ty) => {{
-            let mut b = <$builder>::with_capacity(rows.len());
-            for r in rows {
-                b.append_option(r.get::<_, Option<$t>>(at));
-            }
-            Arc::new(b.finish()) as ArrayRef
-        }};
-    }
-    match kind {
-        Kind::Text | Kind::AsText => {
-            let mut b = StringBuilder::new();
-            for r in rows {
-                b.append_option(r.get::<_, Option<&str>>(at));
-            }
-            Arc::new(b.finish())
-        }
-        Kind::I16 => build!(Int16Builder, i16),
-        Kind::I32 => build!(Int32Builder, i32),
-        Kind::I64 => build!(Int64Builder, i64),
-        Kind::F32 => build!(Float32Builder, f32),
-        Kind::F64 => build!(Float64Builder, f64),
-        Kind::Bool => build!(BooleanBuilder, bool),
-        Kind::Timestamp => {
-            let mut b = TimestampMicrosecondBuilder::with_capacity(rows.len()).with_timezone("UTC");
-            for r in rows {
-                b.append_option(
-                    r.get::<_, Option<DateTime<Utc>>>(at)
-                        .map(|t| t.timestamp_micros()),
-                );
-            }
-            Arc::new(b.finish())
-        }
-        Kind::Date => {
-            let epoch = epoch();
-            let mut b = Date32Builder::with_capacity(rows.len());
-            for r in rows {
-                b.append_option(
-                    r.get::<_, Option<NaiveDate>>(at)
-                        .map(|d| (d - epoch).num_days() as i32),
-                );
-            }
-            Arc::new(b.finish())
-        }
-    }
-}
-
 #[async_trait]
 impl TableProvider for PgTable {
     fn schema(&self) -> SchemaRef {
@@ -627,6 +289,8 @@ impl TableProvider for PgTable {
 
 #[cfg(test)]
 mod tests {
+    use chrono::DateTime;
+    use datafusion::common::ScalarValue;
     use datafusion::prelude::{col, lit};
 
     use super::*;
