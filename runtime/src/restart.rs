@@ -97,4 +97,35 @@ mod tests {
         let c = Backoff::constant(Duration::from_secs(2));
         assert_eq!(c.delay(0), c.delay(40));
     }
+
+    #[tokio::test]
+    async fn failed_sessions_restart_and_report_until_shutdown() {
+        let (health, stop) = (Health::default(), Shutdown::new());
+        let mut sessions = 0;
+        Supervisor {
+            part: "w",
+            backoff: Backoff::constant(Duration::from_millis(1)),
+            counter: None,
+        }
+        .run(&health, &stop, || {
+            sessions += 1;
+            let n = sessions;
+            let stop = stop.clone();
+            async move {
+                if n == 3 {
+                    stop.cancel();
+                    return Ok(());
+                }
+                anyhow::bail!("down {n}")
+            }
+        })
+        .await;
+        assert_eq!(sessions, 3);
+        assert_eq!(
+            health.snapshot()["w"],
+            PartState::Failing {
+                reason: "down 2".into()
+            }
+        );
+    }
 }

@@ -69,3 +69,34 @@ impl Workers {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn the_first_failure_stops_the_others_and_is_the_error() {
+        let stop = Shutdown::new();
+        let mut workers = Workers::default();
+        let s = stop.clone();
+        workers.spawn("patient", async move {
+            s.cancelled().await;
+            Ok(())
+        });
+        workers.add(Workers::one("broken", async {
+            anyhow::bail!("no connection")
+        }));
+        let err = workers.wait(stop.clone()).await.unwrap_err();
+        assert!(stop.is_cancelled());
+        assert_eq!(format!("{err:#}"), "broken: no connection");
+    }
+
+    #[tokio::test]
+    async fn a_worker_that_ends_before_shutdown_has_failed() {
+        let err = Workers::one("quitter", async { Ok(()) })
+            .wait(Shutdown::new())
+            .await
+            .unwrap_err();
+        assert_eq!(err.to_string(), "quitter stopped unexpectedly");
+    }
+}
