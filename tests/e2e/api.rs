@@ -438,7 +438,10 @@ struct Seeded<'a> {
 }
 
 async fn seed_history(s: &Services, events: &[Seeded<'_>]) {
-    let client = db::connect(&s.database).await;
+    let mut conn = db::connect(&s.database).await;
+    // One transaction, so `now()` is one instant for every row: seeding across a minute's end
+    // would otherwise put the events' minutes in different buckets.
+    let client = conn.transaction().await.unwrap();
     for e in events {
         let current = e.minutes[4];
         let rate = current as f64 / e.registered as f64;
@@ -529,6 +532,7 @@ async fn seed_history(s: &Services, events: &[Seeded<'_>]) {
                 .unwrap();
         }
     }
+    client.commit().await.unwrap();
 }
 
 fn close(a: &Value, b: f64) -> bool {
