@@ -143,20 +143,11 @@ async fn run(env: &Env, cfg: IngestConfig) -> anyhow::Result<()> {
                 // stops polling before another may take over.
                 let _ = lease_tx.send(started + cfg.lease_ttl.saturating_sub(cfg.refresh_interval));
                 let handed_back = reconcile(leases, &ctx, &mut running, shutdown).await;
-                if !handed_back.is_empty() {
-                    // Only now that their tasks have stopped: see `service_table::Leases::hand_back`.
-                    match pool.get().await {
-                        Ok(client) => {
-                            if let Err(e) =
-                                service_table::release(&**client, &member, &handed_back).await
-                            {
-                                tracing::warn!(error = %format!("{e:#}"), "releasing leases failed; they expire instead");
-                            }
-                        }
-                        Err(e) => {
-                            tracing::warn!(error = %e, "releasing leases failed; they expire instead")
-                        }
-                    }
+                // Only now that their tasks have stopped: see `service_table::Leases::hand_back`.
+                if !handed_back.is_empty()
+                    && let Err(e) = release(pool, &member, &handed_back).await
+                {
+                    tracing::warn!(error = %format!("{e:#}"), "releasing leases failed; they expire instead");
                 }
                 health.ready(PART);
             }
@@ -190,6 +181,15 @@ async fn lease(
 ) -> anyhow::Result<service_table::Leases> {
     let mut client = pool.get().await.context("connecting to PostgreSQL")?;
     service_table::renew_and_claim(&mut client, secrets, member, ttl).await
+}
+
+async fn release(
+    pool: &deadpool_postgres::Pool,
+    member: &str,
+    event_ids: &[String],
+) -> anyhow::Result<()> {
+    let client = pool.get().await.context("connecting to PostgreSQL")?;
+    service_table::release(&**client, member, event_ids).await
 }
 
 /// A leased service's running schedule.
