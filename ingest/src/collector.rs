@@ -16,6 +16,8 @@ use crate::service_health::{Observation, Transition, redact_urls};
 
 /// A health check must answer within this (DESIGN.md §2).
 pub const HEALTH_TIMEOUT: Duration = Duration::from_secs(10);
+/// The request header naming which attempt of a collection a realtime request is (1, 2, ...).
+pub const ATTEMPT_HEADER: &str = "x-muster-attempt";
 
 #[derive(Debug, thiserror::Error)]
 pub enum CollectError {
@@ -111,16 +113,22 @@ async fn read_limited(
 
 impl Collector {
     /// GET with the service's credentials; an OAuth token the service refuses is renewed once.
+    /// A collection's request says which attempt of that collection it is (`x-muster-attempt`),
+    /// so the service (and our tests) can tell a retry from a second collection.
     async fn get(
         &self,
         svc: &EventServiceConfig,
         url: &str,
         timeout: Option<Duration>,
+        collection_attempt: Option<u32>,
     ) -> Result<reqwest::Response, CollectError> {
         for attempt in 0..2 {
             let mut req = self.http.get(url);
             if let Some(t) = timeout {
                 req = req.timeout(t);
+            }
+            if let Some(n) = collection_attempt {
+                req = req.header(ATTEMPT_HEADER, n);
             }
             let req = self
                 .tokens
@@ -153,9 +161,19 @@ impl Collector {
         svc: &EventServiceConfig,
         source: SnapshotSource,
     ) -> Result<Duration, CollectError> {
+        self.attempt(svc, source, 1).await
+    }
+
+    /// Attempt `attempt` (from 1) of one collection.
+    async fn attempt(
+        &self,
+        svc: &EventServiceConfig,
+        source: SnapshotSource,
+        attempt: u32,
+    ) -> Result<Duration, CollectError> {
         let url = svc.realtime_url();
         let started = Instant::now();
-        let response = self.get(svc, &url, None).await?;
+        let response = self.get(svc, &url, None, Some(attempt)).await?;
         let status = response.status();
         if status.is_server_error()
             || status == StatusCode::TOO_MANY_REQUESTS
@@ -195,7 +213,7 @@ impl Collector {
         let policy = &svc.sync_settings.retry_policy;
         let mut attempt = 1;
         loop {
-            match self.collect_once(svc, source).await {
+            match self.attempt(svc, source, attempt).await {
                 Ok(latency) => return Ok(latency),
                 Err(e) if e.retryable() => match policy.delay(attempt, random_unit()) {
                     Some(delay) => {
@@ -220,7 +238,7 @@ impl Collector {
         let started = Instant::now();
         let failed =
             |reason: String, latency: Option<Duration>| Observation::Failed { reason, latency };
-        let response = match self.get(svc, &url, Some(HEALTH_TIMEOUT)).await {
+        let response = match self.get(svc, &url, Some(HEALTH_TIMEOUT), None).await {
             Ok(r) => r,
             Err(e) => return failed(e.to_string(), None),
         };

@@ -89,6 +89,9 @@ pub enum Mode {
 pub struct Stats {
     /// Times (epoch ms) of the authorized realtime requests.
     pub realtime: Vec<i64>,
+    /// Times (epoch ms) of those that were a collection's first attempt (`x-muster-attempt`
+    /// 1 or absent): one per collection, whatever its retries.
+    pub collections: Vec<i64>,
     pub health: u64,
     pub unauthorized: u64,
     pub failed: u64,
@@ -360,6 +363,13 @@ async fn realtime(id: String, headers: HeaderMap, state: State) -> warp::reply::
             (sim.mode, Value::Null)
         } else {
             sim.stats.realtime.push(now.timestamp_millis());
+            let retry = headers
+                .get(muster_ingest::collector::ATTEMPT_HEADER)
+                .and_then(|v| v.to_str().ok())
+                .is_some_and(|n| n.trim() != "1");
+            if !retry {
+                sim.stats.collections.push(now.timestamp_millis());
+            }
             let body = match sim.mode {
                 Mode::Malformed if sim.requests % 2 == 1 => {
                     Value::String("<html><body>upstream exploded</body></html>".into())

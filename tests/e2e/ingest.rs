@@ -458,7 +458,8 @@ async fn two_ingest_processes_never_poll_the_same_service_in_one_interval() {
     .await;
     for (n, stats) in (1..=6).zip(all_stats) {
         let id = stack.event(n);
-        let g = gaps(&stats["realtime"]);
+        // A retry of a failed attempt (a timeout on a loaded machine) is the same collection.
+        let g = gaps(&stats["collections"]);
         assert!(
             // Double polling shows as a gap near zero; allow a loaded machine's lateness.
             g.iter().all(|g| *g >= 1.0),

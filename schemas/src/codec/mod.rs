@@ -10,58 +10,20 @@ use apache_avro::reader::datum::GenericDatumReader;
 use apache_avro::writer::datum::GenericDatumWriter;
 use schema_registry_converter::async_impl::easy_avro::{EasyAvroDecoder, EasyAvroEncoder};
 use schema_registry_converter::async_impl::schema_registry::SrSettings;
-use schema_registry_converter::error::SRCError;
 use schema_registry_converter::schema_registry_common::{
     SchemaType, SubjectNameStrategy, SuppliedSchema,
 };
 
 use crate::records::TopicRecord;
-use crate::topics::{Topics, value_subject};
+use crate::topics::Topics;
 
-#[derive(Debug, thiserror::Error)]
-pub enum CodecError {
-    #[error("schema registry at {url}: {source}")]
-    Registry {
-        url: String,
-        #[source]
-        source: SRCError,
-    },
-    #[error(
-        "the schema registry refused the schema of {subject} (an incompatible change?): {source}"
-    )]
-    Register {
-        subject: String,
-        #[source]
-        source: SRCError,
-    },
-    #[error("setting BACKWARD compatibility on {subject}: {reason}")]
-    Compatibility { subject: String, reason: String },
-    #[error("encoding a {topic} record: {source}")]
-    Encode {
-        topic: &'static str,
-        #[source]
-        source: SRCError,
-    },
-    #[error("decoding a {topic} record: {reason}")]
-    Decode {
-        topic: &'static str,
-        reason: String,
-        /// The registry could not be reached: the bytes may be fine, try again later.
-        transient: bool,
-    },
-    #[error("encoding a {topic} record: {source}")]
-    EncodeAvro {
-        topic: &'static str,
-        #[source]
-        source: apache_avro::Error,
-    },
-    #[error("the built-in schema of {topic} does not parse: {source}")]
-    BadSchema {
-        topic: &'static str,
-        #[source]
-        source: apache_avro::Error,
-    },
-}
+mod error;
+mod fast;
+mod registration;
+
+pub use error::CodecError;
+use error::decode_error;
+use fast::{FastPaths, FastReader, leak_schema, wire_id};
 
 /// Encodes and decodes topic records through the schema registry. Cheap to clone; caches schemas.
 #[derive(Clone)]
@@ -74,56 +36,6 @@ pub struct Codec {
     fast: Arc<FastPaths>,
     /// Subjects follow the names on the cluster.
     topics: Topics,
-}
-
-/// Serde straight to and from Avro bytes, skipping the generic `Value` tree, once a topic's
-/// schema id is known. Decoding takes it only when the writer's schema is the reader's own
-/// (the common case); an older writer schema still goes through `Value` and resolution.
-///
-/// The parsed schemas are leaked so the datum readers and writers can borrow them for
-/// `'static`: there is one per topic and writer schema version, a handful per process.
-type FastReader = Option<Arc<GenericDatumReader<'static>>>;
-
-#[derive(Default)]
-struct FastPaths {
-    writers: RwLock<HashMap<&'static str, Arc<(u32, GenericDatumWriter<'static>)>>>,
-    /// `None`: that writer schema differs from the reader's, so decoding must resolve.
-    readers: RwLock<HashMap<(u32, &'static str), FastReader>>,
-}
-
-fn leak_schema(json: &str) -> Result<&'static Schema, apache_avro::Error> {
-    Ok(Box::leak(Box::new(Schema::parse_str(json)?)))
-}
-
-/// The schema id of a Confluent wire-format record, if it is one.
-fn wire_id(bytes: &[u8]) -> Option<u32> {
-    match bytes {
-        [0, a, b, c, d, ..] => Some(u32::from_be_bytes([*a, *b, *c, *d])),
-        _ => None,
-    }
-}
-
-/// Why a record of `R`'s topic did not decode.
-fn decode_error<R: TopicRecord>(reason: String, transient: bool) -> CodecError {
-    CodecError::Decode {
-        topic: R::TOPIC,
-        reason,
-        transient,
-    }
-}
-
-impl CodecError {
-    /// True when the failure says nothing about the record (the registry was unreachable), so
-    /// the caller must retry instead of dead-lettering it.
-    pub fn is_transient(&self) -> bool {
-        match self {
-            Self::Decode { transient, .. } => *transient,
-            Self::Registry { source, .. }
-            | Self::Register { source, .. }
-            | Self::Encode { source, .. } => source.retriable,
-            Self::BadSchema { .. } | Self::Compatibility { .. } | Self::EncodeAvro { .. } => false,
-        }
-    }
 }
 
 impl std::fmt::Debug for Codec {
@@ -175,97 +87,6 @@ impl Codec {
             false,
             SuppliedSchema::new(None, SchemaType::Avro, R::SCHEMA.to_owned()),
         )
-    }
-
-    /// Registers `R`'s schema (or finds it registered) and returns its id. Workers call this for
-    /// every topic they write before writing anything, so an incompatible change stops them at
-    /// start instead of mid-stream.
-    pub async fn register<R: TopicRecord>(&self) -> Result<u32, CodecError> {
-        self.register_schema(R::TOPIC, R::SCHEMA).await
-    }
-
-    /// Every subject muster writes is BACKWARD compatible: a consumer with the new schema can
-    /// read everything already in the topic, so replays keep working. Idempotent and safe when
-    /// several workers start at once: a subject that already says BACKWARD is left alone, and a
-    /// `409` (another worker created the rule a moment earlier) is read back, not fatal.
-    async fn require_backward(&self, subject: &str) -> Result<(), CodecError> {
-        let url = format!("{}/config/{subject}", self.url.trim_end_matches('/'));
-        let refused = |reason: String| CodecError::Compatibility {
-            subject: subject.to_owned(),
-            reason,
-        };
-        let http = reqwest::Client::new();
-        let current = || async {
-            let answer = http
-                .get(format!("{url}?defaultToGlobal=false"))
-                .timeout(Duration::from_secs(10))
-                .send()
-                .await
-                .ok()?;
-            if !answer.status().is_success() {
-                return None;
-            }
-            compatibility_level(&answer.text().await.ok()?)
-        };
-        if current().await.as_deref() == Some("BACKWARD") {
-            return Ok(());
-        }
-        let mut last = String::new();
-        for attempt in 0..3u64 {
-            let answer = http
-                .put(&url)
-                .header("content-type", "application/vnd.schemaregistry.v1+json")
-                .body(r#"{"compatibility":"BACKWARD"}"#)
-                .timeout(Duration::from_secs(10))
-                .send()
-                .await
-                .map_err(|e| refused(e.to_string()))?;
-            let status = answer.status();
-            if status.is_success() {
-                return Ok(());
-            }
-            last = format!("HTTP {status}: {}", answer.text().await.unwrap_or_default());
-            if status != reqwest::StatusCode::CONFLICT {
-                break;
-            }
-            if current().await.as_deref() == Some("BACKWARD") {
-                return Ok(());
-            }
-            tokio::time::sleep(Duration::from_millis(100 * (attempt + 1))).await;
-        }
-        Err(refused(last))
-    }
-
-    /// Registers a schema known only at run time (e.g. derived from a SQL processor's query)
-    /// for the topic whose base name is `topic`.
-    pub async fn register_schema(
-        &self,
-        topic: &'static str,
-        schema: &str,
-    ) -> Result<u32, CodecError> {
-        let subject = value_subject(&self.topics.name(topic));
-        self.require_backward(&subject).await?;
-        // Posting a schema is idempotent; two workers posting the same new one at once can see
-        // a conflict from the registry, so try again before giving up.
-        let mut attempt = 0u64;
-        loop {
-            let posted = schema_registry_converter::async_impl::schema_registry::post_schema(
-                &self.settings,
-                subject.clone(),
-                SuppliedSchema::new(None, SchemaType::Avro, schema.to_owned()),
-            )
-            .await;
-            match posted {
-                Ok(registered) => return Ok(registered.id),
-                Err(source) if attempt >= 2 || !source.retriable && !is_conflict(&source) => {
-                    return Err(CodecError::Register { subject, source });
-                }
-                Err(_) => {
-                    attempt += 1;
-                    tokio::time::sleep(Duration::from_millis(100 * attempt)).await;
-                }
-            }
-        }
     }
 
     /// Encodes an Avro value with a schema known only at run time, for the topic whose base
@@ -429,36 +250,10 @@ impl Codec {
     }
 }
 
-/// `compatibilityLevel` (Confluent) or `compatibility` of a registry config answer.
-fn compatibility_level(body: &str) -> Option<String> {
-    let v: serde_json::Value = serde_json::from_str(body).ok()?;
-    v.get("compatibilityLevel")
-        .or_else(|| v.get("compatibility"))
-        .and_then(|c| c.as_str())
-        .map(str::to_owned)
-}
-
-fn is_conflict(e: &SRCError) -> bool {
-    e.error.contains("409") || e.error.to_ascii_lowercase().contains("conflict")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::records::*;
-
-    #[test]
-    fn compatibility_is_read_from_either_answer_shape() {
-        assert_eq!(
-            compatibility_level(r#"{"compatibilityLevel":"BACKWARD"}"#).as_deref(),
-            Some("BACKWARD")
-        );
-        assert_eq!(
-            compatibility_level(r#"{"compatibility":"FULL"}"#).as_deref(),
-            Some("FULL")
-        );
-        assert_eq!(compatibility_level("{}"), None);
-    }
 
     /// Every built-in schema parses and every record round-trips the way the codec encodes and
     /// decodes it, so a mismatch between a struct and its `.avsc` fails here rather than against
