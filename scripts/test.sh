@@ -13,6 +13,20 @@ started=$SECONDS
 step "build dependencies"
 scripts/build-deps.sh
 
+# cargo-nextest (the test runner: one process per test, a bound on a stuck test). A cold install
+# compiles for minutes, so it runs beside the services' start and clippy's build.
+nextest_version=0.9.151
+tools="$MUSTER_HOME/tools"
+nextest_log="$(mktemp)"
+nextest_pid=""
+if ! "$tools/bin/cargo-nextest" nextest --version 2>/dev/null | grep -q "$nextest_version"; then
+    echo "installing cargo-nextest $nextest_version in the background"
+    cargo install --locked --quiet cargo-nextest --version "$nextest_version" --root "$tools" \
+        --no-default-features --features default-no-update >"$nextest_log" 2>&1 &
+    nextest_pid=$!
+fi
+export PATH="$tools/bin:$PATH"
+
 step "services"
 scripts/services.sh up
 eval "$(scripts/services.sh env)"
@@ -35,20 +49,16 @@ step "test topics and subjects of earlier runs"
 "$MUSTER_PYTHON" scripts/clean-test-topics.py --brokers "$MUSTER_KAFKA_BROKERS" \
     --registry "$MUSTER_SCHEMA_REGISTRY_URL"
 
-step "cargo-nextest (the test runner: one process per test, test groups, a bound on a stuck test)"
-nextest_version=0.9.151
-tools="$MUSTER_HOME/tools"
-if ! "$tools/bin/cargo-nextest" nextest --version 2>/dev/null | grep -q "$nextest_version"; then
-    cargo install --locked --quiet cargo-nextest --version "$nextest_version" --root "$tools" \
-        --no-default-features --features default-no-update
-fi
-export PATH="$tools/bin:$PATH"
-
 step "cargo fmt --check"
 cargo fmt --all -- --check
 
 step "cargo clippy"
 cargo clippy --workspace --all-targets -- -D warnings
+
+if [ -n "$nextest_pid" ]; then
+    step "cargo-nextest install (started in the background)"
+    wait "$nextest_pid" || { cat "$nextest_log" >&2; echo "installing cargo-nextest failed" >&2; exit 1; }
+fi
 
 step "cargo nextest run (every crate's unit tests and tests/e2e)"
 shift_args=()
