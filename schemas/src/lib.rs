@@ -9,6 +9,7 @@ pub mod archive;
 pub mod codec;
 pub mod read_models;
 pub mod records;
+mod text;
 pub mod topics;
 
 pub use codec::{Codec, CodecError};
