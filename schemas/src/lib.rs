@@ -13,6 +13,7 @@ mod text;
 pub mod topics;
 
 pub use codec::{Codec, CodecError};
+pub use text::camel_case;
 pub use records::{
     ActiveAlert, Alert, AlertAction, AlertKind, AlertState, CatalogueEntry, DeadLetter, Direction,
     GateActivity, GateBaseline, Health, NormalizedMetrics, RawCheckin, RawSnapshot, ServiceHealth,

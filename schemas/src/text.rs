@@ -1,6 +1,24 @@
-//! Domain values written as text (on the wire, in PostgreSQL, in the API): one list of
+//! Text conventions every stage shares: field names are camelCase on every topic (and in the
+//! API), and domain values are text (on the wire, in PostgreSQL, in the API), where one list of
 //! variant ⇄ text gives an enum its `ALL`, `as_str`, `Display` and `FromStr`, for the records
 //! here and for the API's own enums alike.
+
+/// A snake_case name (a SQL column) as the camelCase field name muster's records use.
+pub fn camel_case(name: &str) -> String {
+    let mut out = String::with_capacity(name.len());
+    let mut upper = false;
+    for c in name.chars() {
+        if c == '_' {
+            upper = true;
+        } else if upper {
+            out.extend(c.to_uppercase());
+            upper = false;
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
 
 /// `ALL`, `as_str`, `Display` and `FromStr` of an enum from its `Variant => "text"` list.
 #[macro_export]
@@ -39,4 +57,17 @@ macro_rules! text_values {
             }
         }
     };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn snake_case_becomes_camel_case() {
+        assert_eq!(camel_case("event_id"), "eventId");
+        assert_eq!(camel_case("window_start"), "windowStart");
+        assert_eq!(camel_case("entries"), "entries");
+        assert_eq!(camel_case("peak_entries_per_minute"), "peakEntriesPerMinute");
+    }
 }
