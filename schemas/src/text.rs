@@ -65,9 +65,13 @@ mod tests {
 
     #[test]
     fn snake_case_becomes_camel_case() {
-        assert_eq!(camel_case("event_id"), "eventId");
-        assert_eq!(camel_case("window_start"), "windowStart");
-        assert_eq!(camel_case("entries"), "entries");
-        assert_eq!(camel_case("peak_entries_per_minute"), "peakEntriesPerMinute");
+        for (snake, camel) in [
+            ("event_id", "eventId"),
+            ("window_start", "windowStart"),
+            ("entries", "entries"),
+            ("peak_entries_per_minute", "peakEntriesPerMinute"),
+        ] {
+            assert_eq!(camel_case(snake), camel);
+        }
     }
 }
