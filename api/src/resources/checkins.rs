@@ -9,10 +9,10 @@ use warp::Filter;
 use crate::body::MAX_BODY;
 use crate::problem::Problem;
 use crate::problem::answers::{NotFound, Unprocessable};
-use crate::route::{Ctx, Route, route, with};
+use crate::route::{Ctx, EventId, Route, route, with};
 
 #[utoipa::path(post, path = "/api/ingest/{eventId}/checkins", tag = "ingest",
-    params(("eventId" = String, Path, description = "The event's id"),
+    params(EventId,
         ("webhook-id" = String, Header), ("webhook-timestamp" = String, Header), ("webhook-signature" = String, Header)),
     request_body = Object,
     responses(

@@ -12,7 +12,7 @@ use warp::{Filter, Reply};
 use crate::auth::Partner;
 use crate::config::SqlConfig;
 use crate::problem::Problem;
-use crate::problem::answers::{BadRequest, Unauthorized};
+use crate::problem::answers::BadRequest;
 use crate::route::{Ctx, Route, route, with};
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -95,11 +95,10 @@ impl From<QueryError> for Problem {
 }
 
 #[utoipa::path(post, path = "/api/premium/sql", tag = "premium",
-    security(("api_key" = [])), request_body = SqlRequest,
+    request_body = SqlRequest,
     responses(
         (status = 200, body = SqlAnswer),
         BadRequest,
-        Unauthorized,
         (status = 403, body = Problem, content_type = "application/problem+json",
             description = "Not premium, or the query would write"),
         (status = 413, body = Problem, content_type = "application/problem+json",

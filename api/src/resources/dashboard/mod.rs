@@ -15,12 +15,12 @@ use self::build::{Shown, insights, summary};
 use self::view::*;
 use crate::auth::{Partner, Viewer};
 use crate::problem::Problem;
-use crate::problem::answers::{BadRequest, Forbidden, NotFound, RateLimited, Unauthorized};
+use crate::problem::answers::{BadRequest, Forbidden, NotFound};
 use crate::range::{Resolution, span};
 use crate::read::events::{self, Event, Status};
 use crate::read::series::{self, Range};
 use crate::read::{Client, alerts};
-use crate::route::{Ctx, Route, any, route, with};
+use crate::route::{Ctx, EventId, Route, any, route, with};
 
 /// What the dashboard routes need beyond the connection.
 #[derive(Clone)]
@@ -42,14 +42,8 @@ fn ids(events: &[Event]) -> Vec<String> {
 
 /// `GET /api/dashboard`.
 #[utoipa::path(get, path = "/api/dashboard", tag = "dashboard",
-    security(("api_key" = []), ("admin_token" = [])),
     params(DashboardQuery),
-    responses(
-        (status = 200, body = Dashboard),
-        BadRequest,
-        Unauthorized,
-        RateLimited,
-    ))]
+    responses((status = 200, body = Dashboard), BadRequest))]
 async fn dashboard(
     query: DashboardQuery,
     viewer: Viewer,
@@ -127,16 +121,8 @@ async fn dashboard(
 
 /// `GET /api/events/{eventId}/insights`.
 #[utoipa::path(get, path = "/api/events/{eventId}/insights", tag = "dashboard",
-    security(("api_key" = []), ("admin_token" = [])),
-    params(("eventId" = String, Path, description = "The event's id"), InsightsQuery),
-    responses(
-        (status = 200, body = EventInsights),
-        BadRequest,
-        Unauthorized,
-        Forbidden,
-        NotFound,
-        RateLimited,
-    ))]
+    params(EventId, InsightsQuery),
+    responses((status = 200, body = EventInsights), BadRequest, Forbidden, NotFound))]
 async fn event_insights(
     event_id: String,
     query: InsightsQuery,
@@ -189,12 +175,7 @@ async fn event_insights(
 
 /// `GET /api/partner/analytics/summary`: totals over the partner's events.
 #[utoipa::path(get, path = "/api/partner/analytics/summary", tag = "partner",
-    security(("api_key" = [])),
-    responses(
-        (status = 200, body = AnalyticsSummary),
-        Unauthorized,
-        RateLimited,
-    ))]
+    responses((status = 200, body = AnalyticsSummary)))]
 async fn analytics_summary(
     partner: Partner,
     db: Client,
