@@ -5,7 +5,6 @@ use std::collections::HashMap;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use muster_schemas::NormalizedMetrics;
-use serde_json::json;
 use tokio_postgres::Transaction;
 
 use muster_runtime::projection::{Decoded, Target, TopicProjection, sql, ts};
@@ -88,8 +87,8 @@ pub async fn apply(
     let rate: Vec<f64> = rows.iter().map(|r| r.attendance_rate).collect();
     // The gates and alerts as their records serialize them (`gateId`, `status`, `throughput`;
     // `id`, `severity`, `message`).
-    let gates: Vec<serde_json::Value> = rows.iter().map(|r| json!(r.gate_activity)).collect();
-    let alerts: Vec<serde_json::Value> = rows.iter().map(|r| json!(r.alerts)).collect();
+    let gates: Vec<_> = rows.iter().map(|r| serde_json::json!(r.gate_activity)).collect();
+    let alerts: Vec<_> = rows.iter().map(|r| serde_json::json!(r.alerts)).collect();
     let status: Vec<&str> = rows.iter().map(|r| r.status.as_str()).collect();
     let partition: Vec<i32> = rows.iter().map(|r| r.source.partition).collect();
     let offset: Vec<i64> = rows.iter().map(|r| r.source.offset).collect();
