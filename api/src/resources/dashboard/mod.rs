@@ -65,17 +65,15 @@ async fn dashboard(
         since,
         resolution,
     };
-    let alerts = alerts::active_or_since(&db, &ids, since).await?;
-    let mut trends = series::trends(&db, range).await?;
-    let gates = series::gates(&db, range).await?;
-    let shown = Shown {
-        events: &events,
-        alerts: &alerts,
-        gates: &gates,
-        range,
-    };
+    let shown = Shown::load(&db, events, range).await?;
     let insights = insights(&db, &shown, &settings.rules, false, &viewer).await?;
     let attendance_trend = series::chart(&db, range).await?;
+    let Shown {
+        events,
+        alerts,
+        mut trends,
+        ..
+    } = shown;
     let event_comparison = events
         .iter()
         .map(|e| Comparison {
@@ -138,27 +136,20 @@ async fn event_insights(
         event_type: None,
     };
     let events = events::list(&db, filter, settings.stale_after).await?;
-    let Some(event) = events.first() else {
+    if events.is_empty() {
         return Err(Problem::not_found(
             "No such resource",
             format!("no event {event_id} in the catalogue"),
         ));
-    };
+    }
     let range = Range {
         ids: &ids,
         since,
         resolution,
     };
-    let alerts = alerts::active_or_since(&db, &ids, since).await?;
-    let gates = series::gates(&db, range).await?;
-    let mut trends = series::trends(&db, range).await?;
-    let shown = Shown {
-        events: &events,
-        alerts: &alerts,
-        gates: &gates,
-        range,
-    };
+    let mut shown = Shown::load(&db, events, range).await?;
     let insights = insights(&db, &shown, &settings.rules, true, &viewer).await?;
+    let event = &shown.events[0];
     Ok(warp::reply::json(&EventInsights {
         event_id: event.event_id.clone(),
         event_name: event.name.clone(),
@@ -167,9 +158,9 @@ async fn event_insights(
         from: since,
         to,
         metrics: Metrics::of(event),
-        trend: trends.remove(&event_id),
+        trend: shown.trends.remove(&event_id),
         insights,
-        gates,
+        gates: shown.gates,
     }))
 }
 
