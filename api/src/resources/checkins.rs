@@ -42,10 +42,7 @@ async fn accept(
             StatusCode::ACCEPTED,
         )),
         Err(e) => Err(match e {
-            CheckinError::UnknownEvent(_) => {
-                Problem::new(StatusCode::NOT_FOUND, "not-found", "No such service")
-                    .detail(e.to_string())
-            }
+            CheckinError::UnknownEvent(_) => Problem::not_found("No such service", e.to_string()),
             CheckinError::Unauthorized(_) => Problem::new(
                 StatusCode::UNAUTHORIZED,
                 "bad-signature",
@@ -58,12 +55,11 @@ async fn accept(
                 "This delivery was already accepted",
             )
             .detail(e.to_string()),
-            CheckinError::Invalid(_) => Problem::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
+            CheckinError::Invalid(_) => Problem::unprocessable(
                 "invalid-checkins",
                 "The check-ins are invalid; none were accepted",
-            )
-            .detail(e.to_string()),
+                e.to_string(),
+            ),
             CheckinError::InFlight(_) => Problem::unavailable(&e.to_string()),
             CheckinError::Unavailable(e) => e.into(),
         }),

@@ -58,24 +58,22 @@ impl From<QueryError> for Problem {
                 "Only queries that read are allowed",
             )
             .detail(d),
-            QueryError::Timeout(t) => Problem::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
+            QueryError::Timeout(t) => Problem::unprocessable(
                 "query-timeout",
                 "The query ran past its time limit and was stopped",
-            )
-            .detail(format!("the limit is {t:?}")),
+                format!("the limit is {t:?}"),
+            ),
             e @ QueryError::TooLarge { .. } => Problem::new(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "answer-too-large",
                 "The answer is larger than the API's limit",
             )
             .detail(e.to_string()),
-            e @ QueryError::Memory { .. } => Problem::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
+            e @ QueryError::Memory { .. } => Problem::unprocessable(
                 "memory-limit",
                 "The query needs more memory than its limit and was stopped",
-            )
-            .detail(e.to_string()),
+                e.to_string(),
+            ),
             e @ QueryError::Busy(_) => Problem::new(
                 StatusCode::TOO_MANY_REQUESTS,
                 "too-many-queries",

@@ -20,12 +20,9 @@ use crate::route::{Ctx, Route, any, location, route, with};
 impl From<StoreError> for Problem {
     fn from(e: StoreError) -> Self {
         match e {
-            StoreError::Invalid(detail) => Problem::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "invalid-webhook",
-                "The webhook is invalid",
-            )
-            .detail(detail),
+            StoreError::Invalid(detail) => {
+                Problem::unprocessable("invalid-webhook", "The webhook is invalid", detail)
+            }
             StoreError::NotFound => {
                 Problem::new(StatusCode::NOT_FOUND, "not-found", "No such webhook")
             }
