@@ -87,7 +87,10 @@ pub async fn apply(
     let rate: Vec<f64> = rows.iter().map(|r| r.attendance_rate).collect();
     // The gates and alerts as their records serialize them (`gateId`, `status`, `throughput`;
     // `id`, `severity`, `message`).
-    let gates: Vec<_> = rows.iter().map(|r| serde_json::json!(r.gate_activity)).collect();
+    let gates: Vec<_> = rows
+        .iter()
+        .map(|r| serde_json::json!(r.gate_activity))
+        .collect();
     let alerts: Vec<_> = rows.iter().map(|r| serde_json::json!(r.alerts)).collect();
     let status: Vec<&str> = rows.iter().map(|r| r.status.as_str()).collect();
     let partition: Vec<i32> = rows.iter().map(|r| r.source.partition).collect();

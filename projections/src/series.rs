@@ -12,9 +12,7 @@ use muster_schemas::{Codec, NormalizedMetrics};
 use tokio_postgres::Transaction;
 
 use muster_runtime::projection::refusal::BadData;
-use muster_runtime::projection::{
-    Decoded, Projection, Rejected, Target, TopicProjection, sql, ts,
-};
+use muster_runtime::projection::{Decoded, Projection, Rejected, Target, TopicProjection, sql, ts};
 
 const MINUTE: i64 = 60_000;
 const HOUR: i64 = 3_600_000;

@@ -13,9 +13,9 @@ mod text;
 pub mod topics;
 
 pub use codec::{Codec, CodecError};
-pub use text::camel_case;
 pub use records::{
     ActiveAlert, Alert, AlertAction, AlertKind, AlertState, CatalogueEntry, DeadLetter, Direction,
     GateActivity, GateBaseline, Health, NormalizedMetrics, RawCheckin, RawSnapshot, ServiceHealth,
     Severity, SnapshotSource, SourceOffset, TopicRecord, UpstreamAlert,
 };
+pub use text::camel_case;

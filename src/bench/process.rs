@@ -90,7 +90,8 @@ pub async fn run(args: Args, cfg: Config) -> anyhow::Result<()> {
     let normalize = find("normalize")?;
     let window = find("gate_throughput_1m")?;
 
-    let (raw_snap, norm) = against_raw(&cfg, &codec, normalize.as_ref(), &snapshots, &out, n).await?;
+    let (raw_snap, norm) =
+        against_raw(&cfg, &codec, normalize.as_ref(), &snapshots, &out, n).await?;
     let (raw_check, win) = against_raw(&cfg, &codec, window.as_ref(), &checkins, &out, n).await?;
 
     let (norm_split, win_split) = (norm, win);
@@ -183,16 +184,9 @@ async fn against_raw(
     eprintln!("raw consume → produce loop over {input} ...");
     let raw = copy_loop(cfg, input, output, n).await?;
     eprintln!("{} ...", p.name());
-    let drained = muster_processors::drain::drain(
-        p,
-        &cfg.kafka,
-        codec,
-        &cfg.processors,
-        input,
-        output,
-        n,
-    )
-    .await?;
+    let drained =
+        muster_processors::drain::drain(p, &cfg.kafka, codec, &cfg.processors, input, output, n)
+            .await?;
     Ok((raw, drained))
 }
 

@@ -11,10 +11,10 @@ use muster_schemas::{AlertKind, Severity};
 use super::view::{Insights, Performance, Summary};
 use crate::auth::Viewer;
 use crate::problem::Problem;
+use crate::read::Client;
 use crate::read::alerts::{self, Alert};
 use crate::read::events::{Event, Status};
 use crate::read::series::{self, GateSummary, Range, Trend};
-use crate::read::Client;
 
 pub fn summary<'a>(events: impl IntoIterator<Item = &'a Event>, alerts: &[Alert]) -> Summary {
     let mut s = Summary::default();
