@@ -102,6 +102,19 @@ live_pid() {
   echo "$pid"
 }
 
+# True, saying why, when service $1 needs no start: the process of pid file $2 (cmdline
+# pattern $3) still runs, or another process holds its port $4 (used as is).
+already_up() {
+  local name=$1 file=$2 pattern=$3 port=$4 pid
+  if pid=$(live_pid "$file" "$pattern"); then
+    log "$name: already running (pid $pid)"
+  elif port_open "$HOST" "$port"; then
+    log "$name: port $port is already taken by a process we did not start; using it as is"
+  else
+    return 1
+  fi
+}
+
 stop_pidfile() {
   local name=$1 file=$2 pattern=$3 pid i
   if ! pid=$(live_pid "$file" "$pattern"); then
@@ -275,23 +288,17 @@ kafka_configure() {
 }
 
 kafka_start() {
-  local pid
-  if pid=$(live_pid "$KAFKA_PID" "kafka.Kafka"); then
-    log "kafka: already running (pid $pid)"
-  elif port_open "$HOST" "$KAFKA_PORT"; then
-    log "kafka: port $KAFKA_PORT is already taken by a process we did not start; using it as is"
-  else
-    kafka_install
-    kafka_configure
-    log "kafka $KAFKA_VERSION: starting on $HOST:$KAFKA_PORT"
-    : >"$KAFKA_LOG"
-    nohup java -cp "$KAFKA_LIBS/*" \
-      -Xms256m -Xmx1g -XX:+UseG1GC -XX:MaxGCPauseMillis=20 -XX:InitiatingHeapOccupancyPercent=35 \
-      -XX:+ExplicitGCInvokesConcurrent -Djava.awt.headless=true \
-      -Dlog4j2.configurationFile="$ASSETS/log4j2.properties" -Dkafka.logs.dir="$LOG_DIR" \
-      kafka.Kafka "$KAFKA_CONF" >>"$KAFKA_LOG" 2>&1 </dev/null &
-    echo $! >"$KAFKA_PID"
-  fi
+  already_up kafka "$KAFKA_PID" "kafka.Kafka" "$KAFKA_PORT" && return
+  kafka_install
+  kafka_configure
+  log "kafka $KAFKA_VERSION: starting on $HOST:$KAFKA_PORT"
+  : >"$KAFKA_LOG"
+  nohup java -cp "$KAFKA_LIBS/*" \
+    -Xms256m -Xmx1g -XX:+UseG1GC -XX:MaxGCPauseMillis=20 -XX:InitiatingHeapOccupancyPercent=35 \
+    -XX:+ExplicitGCInvokesConcurrent -Djava.awt.headless=true \
+    -Dlog4j2.configurationFile="$ASSETS/log4j2.properties" -Dkafka.logs.dir="$LOG_DIR" \
+    kafka.Kafka "$KAFKA_CONF" >>"$KAFKA_LOG" 2>&1 </dev/null &
+  echo $! >"$KAFKA_PID"
 }
 
 kafka_wait() {
@@ -377,39 +384,33 @@ registry_install() {
 }
 
 registry_start() {
-  local pid
-  if pid=$(live_pid "$REGISTRY_PID" "muster.service=registry"); then
-    log "registry: already running (pid $pid)"
-  elif port_open "$HOST" "$REGISTRY_PORT"; then
-    log "registry: port $REGISTRY_PORT is already taken by a process we did not start; using it as is"
-  else
-    registry_install
-    log "apicurio-registry $REGISTRY_VERSION: starting on $HOST:$REGISTRY_PORT with $REGISTRY_JAVA" \
-      "(SQL storage: postgresql/$REGISTRY_DB)"
-    local jar
-    jar=$(registry_jar)
-    : >"$REGISTRY_LOG"
-    (
-      cd "$REGISTRY_HOME"
-      # Config names: io.apicurio:apicurio-registry-app application.properties (3.x)
-      export QUARKUS_HTTP_HOST=$HOST QUARKUS_HTTP_PORT=$REGISTRY_PORT
-      export QUARKUS_MANAGEMENT_HOST=$HOST QUARKUS_MANAGEMENT_PORT=$REGISTRY_MGMT_PORT
-      export APICURIO_STORAGE_KIND=sql APICURIO_STORAGE_SQL_KIND=postgresql
-      export APICURIO_DATASOURCE_URL="jdbc:postgresql://$HOST:$PG_PORT/$REGISTRY_DB"
-      export APICURIO_DATASOURCE_USERNAME=$DB_USER APICURIO_DATASOURCE_PASSWORD=$DB_PASSWORD
-      export APICURIO_DATASOURCE_JDBC_INITIAL_SIZE=2 APICURIO_DATASOURCE_JDBC_MIN_SIZE=2
-      export APICURIO_DATASOURCE_JDBC_MAX_SIZE=20
-      # Confluent semantics: ccompat schema ids are content ids (the default, made explicit)
-      export APICURIO_CCOMPAT_LEGACY_ID_MODE_ENABLED=false
-      # let tests delete subjects/versions (DELETE /subjects/...), off by default in 3.x
-      export APICURIO_REST_DELETION_GROUP_ENABLED=true APICURIO_REST_DELETION_ARTIFACT_ENABLED=true
-      export APICURIO_REST_DELETION_ARTIFACT_VERSION_ENABLED=true
-      export QUARKUS_OTEL_SDK_DISABLED=true
-      exec nohup "$REGISTRY_JAVA" -Xms128m -Xmx768m -XX:+UseG1GC -Djava.awt.headless=true \
-        -Dmuster.service=registry -jar "$jar" >>"$REGISTRY_LOG" 2>&1 </dev/null
-    ) &
-    echo $! >"$REGISTRY_PID"
-  fi
+  already_up registry "$REGISTRY_PID" "muster.service=registry" "$REGISTRY_PORT" && return
+  registry_install
+  log "apicurio-registry $REGISTRY_VERSION: starting on $HOST:$REGISTRY_PORT with $REGISTRY_JAVA" \
+    "(SQL storage: postgresql/$REGISTRY_DB)"
+  local jar
+  jar=$(registry_jar)
+  : >"$REGISTRY_LOG"
+  (
+    cd "$REGISTRY_HOME"
+    # Config names: io.apicurio:apicurio-registry-app application.properties (3.x)
+    export QUARKUS_HTTP_HOST=$HOST QUARKUS_HTTP_PORT=$REGISTRY_PORT
+    export QUARKUS_MANAGEMENT_HOST=$HOST QUARKUS_MANAGEMENT_PORT=$REGISTRY_MGMT_PORT
+    export APICURIO_STORAGE_KIND=sql APICURIO_STORAGE_SQL_KIND=postgresql
+    export APICURIO_DATASOURCE_URL="jdbc:postgresql://$HOST:$PG_PORT/$REGISTRY_DB"
+    export APICURIO_DATASOURCE_USERNAME=$DB_USER APICURIO_DATASOURCE_PASSWORD=$DB_PASSWORD
+    export APICURIO_DATASOURCE_JDBC_INITIAL_SIZE=2 APICURIO_DATASOURCE_JDBC_MIN_SIZE=2
+    export APICURIO_DATASOURCE_JDBC_MAX_SIZE=20
+    # Confluent semantics: ccompat schema ids are content ids (the default, made explicit)
+    export APICURIO_CCOMPAT_LEGACY_ID_MODE_ENABLED=false
+    # let tests delete subjects/versions (DELETE /subjects/...), off by default in 3.x
+    export APICURIO_REST_DELETION_GROUP_ENABLED=true APICURIO_REST_DELETION_ARTIFACT_ENABLED=true
+    export APICURIO_REST_DELETION_ARTIFACT_VERSION_ENABLED=true
+    export QUARKUS_OTEL_SDK_DISABLED=true
+    exec nohup "$REGISTRY_JAVA" -Xms128m -Xmx768m -XX:+UseG1GC -Djava.awt.headless=true \
+      -Dmuster.service=registry -jar "$jar" >>"$REGISTRY_LOG" 2>&1 </dev/null
+  ) &
+  echo $! >"$REGISTRY_PID"
 }
 
 registry_answers() {

@@ -396,19 +396,12 @@ pub enum Format {
     Parquet,
 }
 
-impl std::str::FromStr for Format {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "table" => Ok(Self::Table),
-            "csv" => Ok(Self::Csv),
-            "json" => Ok(Self::Json),
-            "parquet" => Ok(Self::Parquet),
-            _ => Err(format!("{s:?} is not one of table, csv, json, parquet")),
-        }
-    }
-}
+muster_schemas::text_values!(Format {
+    Table => "table",
+    Csv => "csv",
+    Json => "json",
+    Parquet => "parquet",
+});
 
 /// Writes `answer` in `format` (Parquet is binary: give it a file, not a terminal).
 pub fn write(

@@ -3,8 +3,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-/// `[api]` in the config file.
-#[derive(Clone, Serialize, Deserialize)]
+/// `[api]` in the config file. Its `Debug` shows the admin token as `***` (a `Secret`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ApiConfig {
     /// Listen address (`MUSTER_API_ADDR`).
@@ -161,19 +161,6 @@ impl Default for FlightConfig {
             partner_memory_limit: 256 << 20,
             archive_url: None,
         }
-    }
-}
-
-impl std::fmt::Debug for ApiConfig {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ApiConfig")
-            .field("addr", &self.addr)
-            .field("admin_token", &self.admin_token)
-            .field("stale_after_secs", &self.stale_after_secs)
-            .field("rate_limits", &self.rate_limits)
-            .field("flight", &self.flight)
-            .field("sql", &self.sql)
-            .finish()
     }
 }
 

@@ -5,9 +5,10 @@
 use utoipa::openapi::RefOr;
 use utoipa::openapi::schema::{ObjectBuilder, Schema, Type};
 
-/// An enum that is text on the wire and in PostgreSQL: serde, `FromStr` and the OpenAPI schema
-/// all come from the one list. The texts are the lowercase variant names (utoipa reads serde's
-/// `rename_all`, not a `rename` built by a macro; `texts_are_what_serde_writes` checks them).
+/// An enum that is text on the wire and in PostgreSQL: serde, `FromStr` (`text_values!`) and
+/// the OpenAPI schema all come from the one list. The texts are the lowercase variant names
+/// (utoipa reads serde's `rename_all`, not a `rename` built by a macro;
+/// `texts_are_what_serde_writes` checks them).
 macro_rules! text_enum {
     ($(#[$meta:meta])* pub enum $name:ident {
         $($(#[$vmeta:meta])* $variant:ident => $text:literal),+ $(,)?
@@ -20,30 +21,7 @@ macro_rules! text_enum {
             $($(#[$vmeta])* $variant),+
         }
 
-        // Not every enum's text is read back outside serde.
-        #[allow(dead_code)]
-        impl $name {
-            pub const ALL: &'static [Self] = &[$(Self::$variant),+];
-
-            pub fn as_str(self) -> &'static str {
-                match self {
-                    $(Self::$variant => $text),+
-                }
-            }
-        }
-
-        impl std::str::FromStr for $name {
-            type Err = String;
-
-            fn from_str(s: &str) -> Result<Self, String> {
-                match s {
-                    $($text => Ok(Self::$variant),)+
-                    other => Err(format!(
-                        concat!("unknown ", stringify!($name), " {:?}"), other
-                    )),
-                }
-            }
-        }
+        muster_schemas::text_values!($name { $($variant => $text),+ });
     };
 }
 pub(crate) use text_enum;

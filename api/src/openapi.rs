@@ -2,15 +2,20 @@
 //! are served from), and the route templates that label request metrics (so the document and
 //! the metrics name the same routes, and an id in a path never becomes a metric label).
 
-use utoipa::Modify;
-use utoipa::OpenApi;
-use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
+use std::collections::BTreeMap;
+
+use utoipa::openapi::security::{
+    ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme,
+};
+use utoipa::openapi::{RefOr, Response};
+use utoipa::{IntoResponses, Modify, OpenApi};
 
 use std::sync::Arc;
 
 use warp::Filter;
 
 use crate::problem::Problem;
+use crate::problem::answers::{Forbidden, NotPremium, RateLimited, Unauthorized};
 use crate::route::{Route, Template, route, with};
 
 /// Liveness.
@@ -84,12 +89,71 @@ impl Modify for Security {
     }
 }
 
+/// Who may call the routes of `tag`: the security schemes its auth filter accepts (any one of
+/// them) and the problems that filter answers with. Written here once rather than on every
+/// route; a route's own answer for the same status wins (the SQL route's 403 and 429 say more,
+/// and a premium route that also checks the grant says so).
+fn audience(tag: &str) -> Option<(&'static [&'static str], Vec<Answers>)> {
+    Some(match tag {
+        "partner" | "webhooks" => (
+            &["api_key"],
+            vec![Unauthorized::responses(), RateLimited::responses()],
+        ),
+        "premium" => (
+            &["api_key"],
+            vec![
+                Unauthorized::responses(),
+                NotPremium::responses(),
+                RateLimited::responses(),
+            ],
+        ),
+        "dashboard" => (
+            &["api_key", "admin_token"],
+            vec![Unauthorized::responses(), RateLimited::responses()],
+        ),
+        "admin" => (
+            &["admin_token"],
+            vec![Unauthorized::responses(), Forbidden::responses()],
+        ),
+        _ => return None,
+    })
+}
+
+type Answers = BTreeMap<String, RefOr<Response>>;
+
+/// Gives every operation the security and answers of its tag's audience.
+fn add_audiences(doc: &mut utoipa::openapi::OpenApi) {
+    for item in doc.paths.paths.values_mut() {
+        let operations = [
+            &mut item.get,
+            &mut item.post,
+            &mut item.put,
+            &mut item.patch,
+            &mut item.delete,
+        ];
+        for op in operations.into_iter().flatten() {
+            let mut tags = op.tags.iter().flatten();
+            let Some((schemes, answers)) = tags.find_map(|t| audience(t)) else {
+                continue;
+            };
+            let security = schemes
+                .iter()
+                .map(|s| SecurityRequirement::new(*s, Vec::<String>::new()));
+            op.security = Some(security.collect());
+            for (status, answer) in answers.into_iter().flatten() {
+                op.responses.responses.entry(status).or_insert(answer);
+            }
+        }
+    }
+}
+
 /// The document as served.
 pub fn document() -> String {
     let mut doc = ApiDoc::openapi();
     for part in crate::resources::docs() {
         doc.merge(part);
     }
+    add_audiences(&mut doc);
     doc.to_json().expect("the OpenAPI document serializes")
 }
 
@@ -168,6 +232,35 @@ mod tests {
         let schemes = &doc["components"]["securitySchemes"];
         assert_eq!(schemes["api_key"]["name"], "x-api-key");
         assert_eq!(schemes["admin_token"]["scheme"], "bearer");
+    }
+
+    #[test]
+    fn each_route_has_its_audiences_security_and_answers() {
+        let doc: serde_json::Value = serde_json::from_str(&document()).unwrap();
+        let op = |path: &str, method: &str| doc["paths"][path][method].clone();
+        let partner = op("/api/partner/events", "get");
+        assert_eq!(partner["security"], serde_json::json!([{"api_key": []}]));
+        assert!(partner["responses"]["401"].is_object());
+        assert!(partner["responses"]["429"].is_object());
+        let dashboard = op("/api/dashboard", "get");
+        assert_eq!(
+            dashboard["security"],
+            serde_json::json!([{"api_key": []}, {"admin_token": []}])
+        );
+        let admin = op("/api/admin/partners", "get");
+        assert_eq!(admin["security"], serde_json::json!([{"admin_token": []}]));
+        assert!(admin["responses"]["403"].is_object());
+        // A route's own answer for a status wins over its audience's.
+        let sql = op("/api/premium/sql", "post");
+        assert_eq!(
+            sql["responses"]["403"]["description"],
+            "Not premium, or the query would write"
+        );
+        assert_eq!(
+            op("/api/premium/analytics/roi", "get")["responses"]["403"]["description"],
+            "Not premium"
+        );
+        assert!(op("/api/public/events", "get")["security"].is_null());
     }
 
     #[test]

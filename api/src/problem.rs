@@ -95,42 +95,28 @@ pub mod answers {
     use super::Problem;
 
     macro_rules! answer {
-        ($($name:ident => $status:literal),+ $(,)?) => {$(
+        ($($(#[$doc:meta])* $name:ident => $status:literal $(, $description:literal)?;)+) => {$(
+            $(#[$doc])*
             #[derive(utoipa::IntoResponses)]
-            #[response(status = $status, content_type = "application/problem+json")]
+            #[response(status = $status, content_type = "application/problem+json"
+                $(, description = $description)?)]
             #[allow(dead_code)]
             pub struct $name(Problem);
         )+};
     }
 
-    /// Premium routes' 403: a partner-tier key, or an event not granted to the key.
-    #[derive(utoipa::IntoResponses)]
-    #[response(
-        status = 403,
-        content_type = "application/problem+json",
-        description = "Not premium, or the event was not granted"
-    )]
-    #[allow(dead_code)]
-    pub struct NotPremiumOrGranted(Problem);
-
-    /// Premium routes over every event's aggregates: 403 for a partner-tier key.
-    #[derive(utoipa::IntoResponses)]
-    #[response(
-        status = 403,
-        content_type = "application/problem+json",
-        description = "Not premium"
-    )]
-    #[allow(dead_code)]
-    pub struct NotPremium(Problem);
-
     answer!(
-        BadRequest => 400,
-        Unauthorized => 401,
-        Forbidden => 403,
-        NotFound => 404,
-        Unprocessable => 422,
-        RateLimited => 429,
-        Unavailable => 503,
+        BadRequest => 400;
+        Unauthorized => 401;
+        Forbidden => 403;
+        /// Premium routes' 403: a partner-tier key, or an event not granted to the key.
+        NotPremiumOrGranted => 403, "Not premium, or the event was not granted";
+        /// Premium routes over every event's aggregates: 403 for a partner-tier key.
+        NotPremium => 403, "Not premium";
+        NotFound => 404;
+        Unprocessable => 422;
+        RateLimited => 429;
+        Unavailable => 503;
     );
 }
 

@@ -190,6 +190,15 @@ fn method_filter(method: &HttpMethod) -> BoxedFilter<()> {
     }
 }
 
+/// The `{eventId}` of a route's path, for its `params(…)`.
+#[derive(utoipa::IntoParams)]
+#[into_params(names("eventId"), parameter_in = Path)]
+#[allow(dead_code)]
+pub struct EventId(
+    /// The event's id
+    String,
+);
+
 /// What the resources build their routes from: the state, the settings, the auth filters.
 #[derive(Clone)]
 pub struct Ctx {

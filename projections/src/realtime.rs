@@ -85,28 +85,13 @@ pub async fn apply(
     let checked_in: Vec<i64> = rows.iter().map(|r| r.checked_in).collect();
     let checked_out: Vec<i64> = rows.iter().map(|r| r.checked_out).collect();
     let rate: Vec<f64> = rows.iter().map(|r| r.attendance_rate).collect();
-    let gates: Vec<serde_json::Value> = rows
+    // The gates and alerts as their records serialize them (`gateId`, `status`, `throughput`;
+    // `id`, `severity`, `message`).
+    let gates: Vec<_> = rows
         .iter()
-        .map(|r| {
-            serde_json::Value::Array(
-                r.gate_activity
-                    .iter()
-                    .map(|g| serde_json::json!({"gateId": g.gate_id, "status": g.status, "throughput": g.throughput}))
-                    .collect(),
-            )
-        })
+        .map(|r| serde_json::json!(r.gate_activity))
         .collect();
-    let alerts: Vec<serde_json::Value> = rows
-        .iter()
-        .map(|r| {
-            serde_json::Value::Array(
-                r.alerts
-                    .iter()
-                    .map(|a| serde_json::json!({"id": a.id, "severity": a.severity, "message": a.message}))
-                    .collect(),
-            )
-        })
-        .collect();
+    let alerts: Vec<_> = rows.iter().map(|r| serde_json::json!(r.alerts)).collect();
     let status: Vec<&str> = rows.iter().map(|r| r.status.as_str()).collect();
     let partition: Vec<i32> = rows.iter().map(|r| r.source.partition).collect();
     let offset: Vec<i64> = rows.iter().map(|r| r.source.offset).collect();

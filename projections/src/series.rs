@@ -12,9 +12,7 @@ use muster_schemas::{Codec, NormalizedMetrics};
 use tokio_postgres::Transaction;
 
 use muster_runtime::projection::refusal::BadData;
-use muster_runtime::projection::{
-    Decoded, InRecord, Projection, Rejected, Target, TopicProjection, sql, ts,
-};
+use muster_runtime::projection::{Decoded, Projection, Rejected, Target, TopicProjection, sql, ts};
 
 const MINUTE: i64 = 60_000;
 const HOUR: i64 = 3_600_000;
@@ -286,13 +284,8 @@ impl Projection for GateSeries {
              CREATE INDEX ON {schema}.gate_series_hour (bucket)"]
     }
 
-    async fn apply(
-        &self,
-        tx: &Transaction<'_>,
-        schema: &str,
-        batch: &[InRecord],
-        codec: &Codec,
-    ) -> anyhow::Result<Vec<Rejected>> {
+    async fn apply(&self, at: Target<'_>, codec: &Codec) -> anyhow::Result<Vec<Rejected>> {
+        let Target { tx, schema, batch } = at;
         let mut windows = Vec::with_capacity(batch.len());
         let mut rejected = Vec::new();
         for (index, r) in batch.iter().enumerate() {

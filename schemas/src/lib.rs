@@ -9,6 +9,7 @@ pub mod archive;
 pub mod codec;
 pub mod read_models;
 pub mod records;
+mod text;
 pub mod topics;
 
 pub use codec::{Codec, CodecError};
@@ -17,3 +18,4 @@ pub use records::{
     GateActivity, GateBaseline, Health, NormalizedMetrics, RawCheckin, RawSnapshot, ServiceHealth,
     Severity, SnapshotSource, SourceOffset, TopicRecord, UpstreamAlert,
 };
+pub use text::camel_case;

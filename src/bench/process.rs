@@ -90,32 +90,9 @@ pub async fn run(args: Args, cfg: Config) -> anyhow::Result<()> {
     let normalize = find("normalize")?;
     let window = find("gate_throughput_1m")?;
 
-    eprintln!("raw consume → produce loop over the snapshots ...");
-    let raw_snap = copy_loop(&cfg, &snapshots, &out, n).await?;
-    eprintln!("normalizer ...");
-    let norm = muster_processors::drain::drain(
-        normalize.as_ref(),
-        &cfg.kafka,
-        &codec,
-        &cfg.processors,
-        &snapshots,
-        &out,
-        n,
-    )
-    .await?;
-    eprintln!("raw consume → produce loop over the check-ins ...");
-    let raw_check = copy_loop(&cfg, &checkins, &out, n).await?;
-    eprintln!("gate_throughput_1m (DataFusion) ...");
-    let win = muster_processors::drain::drain(
-        window.as_ref(),
-        &cfg.kafka,
-        &codec,
-        &cfg.processors,
-        &checkins,
-        &out,
-        n,
-    )
-    .await?;
+    let (raw_snap, norm) =
+        against_raw(&cfg, &codec, normalize.as_ref(), &snapshots, &out, n).await?;
+    let (raw_check, win) = against_raw(&cfg, &codec, window.as_ref(), &checkins, &out, n).await?;
 
     let (norm_split, win_split) = (norm, win);
     let (norm, win) = (norm.total, win.total);
@@ -195,6 +172,24 @@ pub(super) async fn produce<R: TopicRecord>(
 }
 
 /// The stage's limit: bytes in, the same bytes out, in batches, offsets committed after.
+/// The raw consume → produce loop over `n` records of `input`, then `p` over the same records.
+async fn against_raw(
+    cfg: &Config,
+    codec: &Codec,
+    p: &dyn Processor,
+    input: &str,
+    output: &str,
+    n: usize,
+) -> anyhow::Result<(Duration, muster_processors::drain::Drained)> {
+    eprintln!("raw consume → produce loop over {input} ...");
+    let raw = copy_loop(cfg, input, output, n).await?;
+    eprintln!("{} ...", p.name());
+    let drained =
+        muster_processors::drain::drain(p, &cfg.kafka, codec, &cfg.processors, input, output, n)
+            .await?;
+    Ok((raw, drained))
+}
+
 async fn copy_loop(cfg: &Config, input: &str, output: &str, n: usize) -> anyhow::Result<Duration> {
     let mut kafka = cfg.kafka.clone();
     kafka.auto_offset_reset = muster_runtime::config::OffsetReset::Earliest;

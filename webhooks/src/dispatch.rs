@@ -538,31 +538,18 @@ mod tests {
 
     #[test]
     fn gone_disables_and_retry_after_is_honoured() {
-        let gone = Outcome::Refused {
-            status: 410,
-            retry_after: None,
+        // The step after a first attempt refused with `status` and a `Retry-After` in seconds.
+        let after = |status, retry_after: Option<u64>| {
+            let refused = Outcome::Refused {
+                status,
+                retry_after: retry_after.map(Duration::from_secs),
+            };
+            next_step(&refused, 1, &SCHEDULE, 0.0)
         };
-        assert!(matches!(
-            next_step(&gone, 1, &SCHEDULE, 0.0),
-            Next::DisableEndpoint(_)
-        ));
-        let busy = Outcome::Refused {
-            status: 503,
-            retry_after: Some(Duration::from_secs(60)),
-        };
-        assert_eq!(
-            next_step(&busy, 1, &SCHEDULE, 0.0),
-            Next::Retry(Duration::from_secs(60))
-        );
+        assert!(matches!(after(410, None), Next::DisableEndpoint(_)));
+        assert_eq!(after(503, Some(60)), Next::Retry(Duration::from_secs(60)));
         // A 500 does not get to set the pace.
-        let err = Outcome::Refused {
-            status: 500,
-            retry_after: Some(Duration::from_secs(60)),
-        };
-        assert_eq!(
-            next_step(&err, 1, &SCHEDULE, 0.0),
-            Next::Retry(Duration::from_secs(5))
-        );
+        assert_eq!(after(500, Some(60)), Next::Retry(Duration::from_secs(5)));
     }
 
     #[test]

@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use muster_runtime::projection::{InRecord, Projection, Rejected, ts};
+use muster_runtime::projection::{Projection, Rejected, Target, ts};
 use muster_schemas::{Alert, AlertAction, Codec, NormalizedMetrics, ServiceHealth, TopicRecord};
 use serde_json::{Value, json};
 use tokio_postgres::Transaction;
@@ -158,13 +158,8 @@ impl Projection for Outbox {
         &[]
     }
 
-    async fn apply(
-        &self,
-        tx: &Transaction<'_>,
-        _schema: &str,
-        batch: &[InRecord],
-        codec: &Codec,
-    ) -> anyhow::Result<Vec<Rejected>> {
+    async fn apply(&self, at: Target<'_>, codec: &Codec) -> anyhow::Result<Vec<Rejected>> {
+        let Target { tx, batch, .. } = at;
         let mut rejected = Vec::new();
         let mut metrics = Vec::new();
         let mut occurrences = Vec::new();

@@ -202,14 +202,7 @@ impl<A: Authorize> FlightSql<A> {
         let ticket = TicketStatementQuery {
             statement_handle: sql.into_bytes().into(),
         };
-        let endpoint =
-            FlightEndpoint::new().with_ticket(Ticket::new(ticket.as_any().encode_to_vec()));
-        let info = FlightInfo::new()
-            .try_with_schema(schema)
-            .map_err(internal)?
-            .with_endpoint(endpoint)
-            .with_descriptor(descriptor);
-        Ok(Response::new(info))
+        flight_info_for(ticket.as_any(), schema, descriptor)
     }
 
     async fn run<T>(&self, req: &Request<T>, sql: &str) -> Result<DoGetStream, Status> {
@@ -319,6 +312,7 @@ fn table_type(t: TableType) -> &'static str {
     }
 }
 
+/// The answer to a `get_flight_info_*`: one endpoint whose ticket is `cmd`.
 fn flight_info_for(
     cmd: arrow_flight::sql::Any,
     schema: &Schema,

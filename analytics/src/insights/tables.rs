@@ -5,6 +5,7 @@
 use anyhow::Context;
 use chrono::{DateTime, Utc};
 use muster_runtime::migrate::Migrations;
+use muster_schemas::camel_case;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
@@ -154,22 +155,6 @@ fn snake(key: &str) -> String {
     s
 }
 
-fn camel(key: &str) -> String {
-    let mut s = String::with_capacity(key.len());
-    let mut up = false;
-    for c in key.chars() {
-        if c == '_' {
-            up = true;
-        } else if up {
-            s.push(c.to_ascii_uppercase());
-            up = false;
-        } else {
-            s.push(c);
-        }
-    }
-    s
-}
-
 fn rekey(v: Value, f: fn(&str) -> String) -> Value {
     match v {
         Value::Object(m) => Value::Object(
@@ -283,7 +268,7 @@ async fn read<T: DeserializeOwned>(
     sql: &str,
     params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
 ) -> anyhow::Result<Vec<T>> {
-    read_with(client, sql, params, |v| rekey(v, camel)).await
+    read_with(client, sql, params, |v| rekey(v, camel_case)).await
 }
 
 /// Like `read`, with `fix` applied to each object before it is read as `T`.
@@ -433,7 +418,6 @@ mod tests {
     #[test]
     fn keys_round_trip_between_cases() {
         assert_eq!(snake("peakEntriesPerMinute"), "peak_entries_per_minute");
-        assert_eq!(camel("peak_entries_per_minute"), "peakEntriesPerMinute");
-        assert_eq!(camel(&snake("dayOfWeek")), "dayOfWeek");
+        assert_eq!(camel_case(&snake("dayOfWeek")), "dayOfWeek");
     }
 }

@@ -9,10 +9,10 @@ use warp::Filter;
 use crate::body::MAX_BODY;
 use crate::problem::Problem;
 use crate::problem::answers::{NotFound, Unprocessable};
-use crate::route::{Ctx, Route, route, with};
+use crate::route::{Ctx, EventId, Route, route, with};
 
 #[utoipa::path(post, path = "/api/ingest/{eventId}/checkins", tag = "ingest",
-    params(("eventId" = String, Path, description = "The event's id"),
+    params(EventId,
         ("webhook-id" = String, Header), ("webhook-timestamp" = String, Header), ("webhook-signature" = String, Header)),
     request_body = Object,
     responses(
@@ -42,10 +42,7 @@ async fn accept(
             StatusCode::ACCEPTED,
         )),
         Err(e) => Err(match e {
-            CheckinError::UnknownEvent(_) => {
-                Problem::new(StatusCode::NOT_FOUND, "not-found", "No such service")
-                    .detail(e.to_string())
-            }
+            CheckinError::UnknownEvent(_) => Problem::not_found("No such service", e.to_string()),
             CheckinError::Unauthorized(_) => Problem::new(
                 StatusCode::UNAUTHORIZED,
                 "bad-signature",
@@ -58,12 +55,11 @@ async fn accept(
                 "This delivery was already accepted",
             )
             .detail(e.to_string()),
-            CheckinError::Invalid(_) => Problem::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
+            CheckinError::Invalid(_) => Problem::unprocessable(
                 "invalid-checkins",
                 "The check-ins are invalid; none were accepted",
-            )
-            .detail(e.to_string()),
+                e.to_string(),
+            ),
             CheckinError::InFlight(_) => Problem::unavailable(&e.to_string()),
             CheckinError::Unavailable(e) => e.into(),
         }),

@@ -15,9 +15,9 @@ use warp::{Filter, Reply};
 
 use crate::auth::Partner;
 use crate::problem::Problem;
-use crate::problem::answers::{NotPremium, NotPremiumOrGranted, RateLimited, Unauthorized};
+use crate::problem::answers::NotPremiumOrGranted;
 use crate::read::Client;
-use crate::route::{Ctx, Route, any, route, with};
+use crate::route::{Ctx, EventId, Route, any, route, with};
 
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
@@ -79,14 +79,8 @@ pub(crate) async fn computed_at(
 
 /// `GET /api/premium/events/{eventId}/forecast`.
 #[utoipa::path(get, path = "/api/premium/events/{eventId}/forecast", tag = "premium",
-    security(("api_key" = [])),
-    params(("eventId" = String, Path, description = "The event's id")),
-    responses(
-        (status = 200, body = EventForecast),
-        Unauthorized,
-        NotPremiumOrGranted,
-        RateLimited,
-    ))]
+    params(EventId),
+    responses((status = 200, body = EventForecast), NotPremiumOrGranted))]
 async fn forecast(event_id: String, partner: Partner, c: Client) -> Result<impl Reply, Problem> {
     partner.check(&event_id)?;
     let ids = [event_id.clone()];
@@ -107,14 +101,8 @@ async fn forecast(event_id: String, partner: Partner, c: Client) -> Result<impl 
 
 /// `GET /api/premium/events/{eventId}/behaviour`.
 #[utoipa::path(get, path = "/api/premium/events/{eventId}/behaviour", tag = "premium",
-    security(("api_key" = [])),
-    params(("eventId" = String, Path, description = "The event's id")),
-    responses(
-        (status = 200, body = EventBehaviour),
-        Unauthorized,
-        NotPremiumOrGranted,
-        RateLimited,
-    ))]
+    params(EventId),
+    responses((status = 200, body = EventBehaviour), NotPremiumOrGranted))]
 async fn behaviour(
     event_id: String,
     partner: Partner,
@@ -133,14 +121,10 @@ async fn behaviour(
 /// `GET /api/premium/analytics/patterns`: attendance by type × local weekday × local hour,
 /// across every event (cells of too few events left out).
 #[utoipa::path(get, path = "/api/premium/analytics/patterns", tag = "premium",
-    security(("api_key" = [])),
     params(PatternsQuery),
     responses(
         (status = 200, body = Patterns),
         (status = 400, body = Problem, content_type = "application/problem+json", description = "An unknown or invalid query parameter"),
-        Unauthorized,
-        NotPremium,
-        RateLimited,
     ))]
 async fn patterns(
     q: PatternsQuery,
@@ -159,13 +143,7 @@ async fn patterns(
 
 /// `GET /api/premium/analytics/roi`: revenue against cost of the partner's events.
 #[utoipa::path(get, path = "/api/premium/analytics/roi", tag = "premium",
-    security(("api_key" = [])),
-    responses(
-        (status = 200, body = RoiSummary),
-        Unauthorized,
-        NotPremium,
-        RateLimited,
-    ))]
+    responses((status = 200, body = RoiSummary)))]
 async fn roi(partner: Partner, c: Client) -> Result<impl Reply, Problem> {
     let events = store::roi(&**c, Some(&partner.event_ids)).await?;
     Ok(warp::reply::json(&RoiSummary {

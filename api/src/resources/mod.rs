@@ -1,5 +1,7 @@
 //! The API's resources, one module each: its response types, its handlers with their OpenAPI
-//! description (`Doc`), and its `routes`.
+//! description (`Doc`), and its `routes`. A handler's `tag` names its audience: the document
+//! adds that audience's security and auth answers (401, 403, 429) to it (`openapi::audience`),
+//! so a handler lists only the answers of its own.
 
 pub mod checkins;
 pub mod dashboard;

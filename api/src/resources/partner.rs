@@ -7,11 +7,10 @@ use warp::{Filter, Reply};
 
 use crate::auth::Partner;
 use crate::problem::Problem;
-use crate::problem::answers::{RateLimited, Unauthorized};
 use crate::read::Client;
 use crate::read::events::{self, Realtime, Status};
 use crate::read::series::{self, MinutePoint};
-use crate::route::{Ctx, Route, any, route, with};
+use crate::route::{Ctx, EventId, Route, any, route, with};
 
 /// One event a partner may see, with its latest numbers (absent before the first snapshot).
 #[derive(Debug, Serialize, ToSchema)]
@@ -38,12 +37,7 @@ pub struct PartnerEvents {
 
 /// `GET /api/partner/events`: the partner's events with their latest numbers.
 #[utoipa::path(get, path = "/api/partner/events", tag = "partner",
-    security(("api_key" = [])),
-    responses(
-        (status = 200, body = PartnerEvents),
-        Unauthorized,
-        RateLimited,
-    ))]
+    responses((status = 200, body = PartnerEvents)))]
 async fn list(
     partner: Partner,
     db: Client,
@@ -83,14 +77,11 @@ pub struct Attendance {
 
 /// `GET /api/partner/events/{eventId}/attendance`: realtime numbers and the last hour by minute.
 #[utoipa::path(get, path = "/api/partner/events/{eventId}/attendance", tag = "partner",
-    security(("api_key" = [])),
-    params(("eventId" = String, Path, description = "The event's id")),
+    params(EventId),
     responses(
         (status = 200, body = Attendance),
-        Unauthorized,
         (status = 403, body = Problem, content_type = "application/problem+json",
             description = "The event was not granted to this partner"),
-        RateLimited,
     ))]
 async fn attendance(event_id: String, partner: Partner, db: Client) -> Result<impl Reply, Problem> {
     partner.check(&event_id)?;

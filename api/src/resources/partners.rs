@@ -3,6 +3,7 @@
 //! period, revoked with the partner.
 
 use chrono::{DateTime, Utc};
+use deadpool_postgres::GenericClient;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use warp::http::StatusCode;
@@ -11,7 +12,7 @@ use warp::{Filter, Reply};
 use crate::auth::{Key, Tier};
 use crate::body;
 use crate::problem::Problem;
-use crate::problem::answers::{Forbidden, NotFound, Unauthorized, Unprocessable};
+use crate::problem::answers::{NotFound, Unprocessable};
 use crate::read::{Client, column, parsed};
 use crate::route::{Ctx, Route, any, location, route};
 
@@ -79,21 +80,52 @@ pub struct PartnerList {
     pub partners: Vec<PartnerInfo>,
 }
 
+/// The `{id}` of a partner's routes.
+#[derive(utoipa::IntoParams)]
+#[into_params(names("id"), parameter_in = Path)]
+#[allow(dead_code)]
+struct PartnerId(
+    /// The partner's id
+    uuid::Uuid,
+);
+
 fn invalid(detail: &str) -> Problem {
     Problem::unprocessable("invalid-partner", "The partner is invalid", detail)
 }
 
-fn no_partner(id: uuid::Uuid) -> Problem {
-    Problem::not_found("No such partner", format!("no active partner {id}"))
+/// Runs `sql` (`$1`: the partner id) on the row of an active partner, which it must touch:
+/// none touched is a 404. Returns the id as stored.
+async fn on_active(db: &impl GenericClient, id: uuid::Uuid, sql: &str) -> Result<String, Problem> {
+    let partner = id.to_string();
+    if db.execute(sql, &[&partner]).await? == 0 {
+        return Err(Problem::not_found(
+            "No such partner",
+            format!("no active partner {id}"),
+        ));
+    }
+    Ok(partner)
+}
+
+/// Ends the partner's keys `grace_seconds` from now (keys already ending sooner keep their
+/// time): 0 on revocation, the rotation's grace otherwise.
+async fn revoke_keys(
+    db: &impl GenericClient,
+    partner: &str,
+    grace_seconds: u32,
+) -> Result<(), Problem> {
+    db.execute(
+        "UPDATE api_keys SET revoked_at = now() + make_interval(secs => $2)
+         WHERE partner_id = $1 AND (revoked_at IS NULL OR revoked_at > now() + make_interval(secs => $2))",
+        &[&partner, &(grace_seconds as f64)],
+    )
+    .await?;
+    Ok(())
 }
 
 #[utoipa::path(post, path = "/api/admin/partners", tag = "admin",
-    security(("admin_token" = [])),
     request_body = NewPartner,
     responses(
         (status = 201, body = CreatedPartner, description = "Created; the API key is shown this once"),
-        Unauthorized,
-        Forbidden,
         Unprocessable,
     ))]
 async fn create(db: Client, body: NewPartner) -> Result<warp::reply::Response, Problem> {
@@ -133,37 +165,16 @@ async fn create(db: Client, body: NewPartner) -> Result<warp::reply::Response, P
 }
 
 #[utoipa::path(post, path = "/api/admin/partners/{id}/rotate", tag = "admin",
-    security(("admin_token" = [])),
-    params(("id" = uuid::Uuid, Path, description = "The partner's id")),
+    params(PartnerId),
     request_body = Option<Rotate>,
-    responses(
-        (status = 200, body = RotatedKey),
-        Unauthorized,
-        Forbidden,
-        NotFound,
-        Unprocessable,
-    ))]
+    responses((status = 200, body = RotatedKey), NotFound, Unprocessable))]
 async fn rotate(id: uuid::Uuid, mut db: Client, body: Rotate) -> Result<impl Reply, Problem> {
     // One transaction: the old keys' grace and the new key land together, or neither does
     // (a failure in between must not leave a partner with every key revoked).
     let tx = db.transaction().await?;
-    let partner = id.to_string();
-    let active = tx
-        .execute(
-            "SELECT 1 FROM partners WHERE partner_id = $1 AND revoked_at IS NULL FOR UPDATE",
-            &[&partner],
-        )
-        .await?;
-    if active == 0 {
-        return Err(no_partner(id));
-    }
-    let grace = body.grace_seconds as f64;
-    tx.execute(
-        "UPDATE api_keys SET revoked_at = now() + make_interval(secs => $2)
-         WHERE partner_id = $1 AND (revoked_at IS NULL OR revoked_at > now() + make_interval(secs => $2))",
-        &[&partner, &grace],
-    )
-    .await?;
+    let lock = "SELECT 1 FROM partners WHERE partner_id = $1 AND revoked_at IS NULL FOR UPDATE";
+    let partner = on_active(&tx, id, lock).await?;
+    revoke_keys(&tx, &partner, body.grace_seconds).await?;
     let key = Key::insert(&tx, id).await?;
     tx.commit().await?;
     tracing::info!(partner = %id, grace_seconds = body.grace_seconds, "API key rotated");
@@ -176,43 +187,20 @@ async fn rotate(id: uuid::Uuid, mut db: Client, body: Rotate) -> Result<impl Rep
 }
 
 #[utoipa::path(delete, path = "/api/admin/partners/{id}", tag = "admin",
-    security(("admin_token" = [])),
-    params(("id" = uuid::Uuid, Path, description = "The partner's id")),
-    responses(
-        (status = 204, description = "Revoked with all its keys"),
-        Unauthorized,
-        Forbidden,
-        NotFound,
-    ))]
+    params(PartnerId),
+    responses((status = 204, description = "Revoked with all its keys"), NotFound))]
 async fn revoke(id: uuid::Uuid, db: Client) -> Result<impl Reply, Problem> {
-    let partner = id.to_string();
-    let n = db
-        .execute(
-            "UPDATE partners SET revoked_at = now() WHERE partner_id = $1 AND revoked_at IS NULL",
-            &[&partner],
-        )
-        .await?;
-    if n == 0 {
-        return Err(no_partner(id));
-    }
-    db.execute(
-        "UPDATE api_keys SET revoked_at = now()
-         WHERE partner_id = $1 AND (revoked_at IS NULL OR revoked_at > now())",
-        &[&partner],
-    )
-    .await?;
+    let revoke =
+        "UPDATE partners SET revoked_at = now() WHERE partner_id = $1 AND revoked_at IS NULL";
+    let partner = on_active(&db, id, revoke).await?;
+    revoke_keys(&db, &partner, 0).await?;
     tracing::info!(partner = %id, "partner revoked");
     Ok(StatusCode::NO_CONTENT)
 }
 
 /// `GET /api/admin/partners`: every partner with its keys' prefixes and states.
 #[utoipa::path(get, path = "/api/admin/partners", tag = "admin",
-    security(("admin_token" = [])),
-    responses(
-        (status = 200, body = PartnerList),
-        Unauthorized,
-        Forbidden,
-    ))]
+    responses((status = 200, body = PartnerList)))]
 async fn list(db: Client) -> Result<impl Reply, Problem> {
     let rows = db
         .query(

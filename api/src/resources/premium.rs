@@ -9,12 +9,12 @@ use warp::{Filter, Reply};
 
 use crate::auth::Partner;
 use crate::problem::Problem;
-use crate::problem::answers::{BadRequest, NotPremiumOrGranted, RateLimited, Unauthorized};
+use crate::problem::answers::{BadRequest, NotPremiumOrGranted};
 use crate::range::{Resolution, Stored, window};
 use crate::read::alerts::{self, Alert};
 use crate::read::series::{self, GatePoint, SeriesPoint, Window};
 use crate::read::{Client, capped};
-use crate::route::{Ctx, Route, any, route};
+use crate::route::{Ctx, EventId, Route, any, route};
 
 /// The most points one answer carries; `truncated` says when there were more.
 pub const MAX_POINTS: usize = 10_000;
@@ -112,15 +112,8 @@ where
 
 /// `GET /api/premium/events/{eventId}/series`.
 #[utoipa::path(get, path = "/api/premium/events/{eventId}/series", tag = "premium",
-    security(("api_key" = [])),
-    params(("eventId" = String, Path, description = "The event's id"), SeriesQuery),
-    responses(
-        (status = 200, body = Series),
-        BadRequest,
-        Unauthorized,
-        NotPremiumOrGranted,
-        RateLimited,
-    ))]
+    params(EventId, SeriesQuery),
+    responses((status = 200, body = Series), BadRequest, NotPremiumOrGranted))]
 async fn series(
     event_id: String,
     q: SeriesQuery,
@@ -141,15 +134,8 @@ async fn series(
 
 /// `GET /api/premium/events/{eventId}/gates`.
 #[utoipa::path(get, path = "/api/premium/events/{eventId}/gates", tag = "premium",
-    security(("api_key" = [])),
-    params(("eventId" = String, Path, description = "The event's id"), SeriesQuery),
-    responses(
-        (status = 200, body = GateSeries),
-        BadRequest,
-        Unauthorized,
-        NotPremiumOrGranted,
-        RateLimited,
-    ))]
+    params(EventId, SeriesQuery),
+    responses((status = 200, body = GateSeries), BadRequest, NotPremiumOrGranted))]
 async fn gates(
     event_id: String,
     q: SeriesQuery,
@@ -170,15 +156,8 @@ async fn gates(
 
 /// `GET /api/premium/events/{eventId}/alerts`: raised in the window, resolved or not.
 #[utoipa::path(get, path = "/api/premium/events/{eventId}/alerts", tag = "premium",
-    security(("api_key" = [])),
-    params(("eventId" = String, Path, description = "The event's id"), WindowQuery),
-    responses(
-        (status = 200, body = AlertHistory),
-        BadRequest,
-        Unauthorized,
-        NotPremiumOrGranted,
-        RateLimited,
-    ))]
+    params(EventId, WindowQuery),
+    responses((status = 200, body = AlertHistory), BadRequest, NotPremiumOrGranted))]
 async fn alert_history(
     event_id: String,
     q: WindowQuery,

@@ -32,10 +32,7 @@ pub struct PublicEvents {
 }
 
 #[utoipa::path(get, path = "/api/public/events", tag = "public",
-    responses(
-        (status = 200, body = PublicEvents),
-        Unavailable,
-    ))]
+    responses((status = 200, body = PublicEvents), Unavailable))]
 async fn list(db: Client, stale_after: chrono::Duration) -> Result<impl warp::Reply, Problem> {
     let events = read::events::list(&db, events::Filter::default(), stale_after)
         .await?

@@ -7,16 +7,13 @@ use warp::http::StatusCode;
 use warp::{Filter, Reply};
 
 use crate::problem::Problem;
-use crate::problem::answers::{Forbidden, NotFound, Unauthorized, Unprocessable};
-use crate::route::{Ctx, Route, any, location, route, with};
+use crate::problem::answers::{NotFound, Unprocessable};
+use crate::route::{Ctx, EventId, Route, any, location, route, with};
 
 #[utoipa::path(post, path = "/api/admin/services", tag = "admin",
-    security(("admin_token" = [])),
     request_body = Object,
     responses(
         (status = 201, body = Object, description = "Registered, with the webhook secret shown once"), (status = 200, body = Object, description = "Updated"),
-        Unauthorized,
-        Forbidden,
         Unprocessable,
     ))]
 async fn register(
@@ -55,26 +52,15 @@ async fn register(
 }
 
 #[utoipa::path(get, path = "/api/admin/services", tag = "admin",
-    security(("admin_token" = [])),
-    responses(
-        (status = 200, body = Object, description = "Every service with its health"),
-        Unauthorized,
-        Forbidden,
-    ))]
+    responses((status = 200, body = Object, description = "Every service with its health")))]
 async fn list(registrar: Registrar) -> Result<impl Reply, Problem> {
     let services = registrar.list(None).await?;
     Ok(warp::reply::json(&json!({ "services": services })))
 }
 
 #[utoipa::path(get, path = "/api/admin/services/{eventId}", tag = "admin",
-    security(("admin_token" = [])),
-    params(("eventId" = String, Path, description = "The event's id")),
-    responses(
-        (status = 200, body = Object),
-        Unauthorized,
-        Forbidden,
-        NotFound,
-    ))]
+    params(EventId),
+    responses((status = 200, body = Object), NotFound))]
 async fn get(event_id: String, registrar: Registrar) -> Result<impl Reply, Problem> {
     match registrar.list(Some(&event_id)).await?.pop() {
         Some(s) => Ok(warp::reply::json(&s)),
@@ -83,14 +69,8 @@ async fn get(event_id: String, registrar: Registrar) -> Result<impl Reply, Probl
 }
 
 #[utoipa::path(delete, path = "/api/admin/services/{eventId}", tag = "admin",
-    security(("admin_token" = [])),
-    params(("eventId" = String, Path, description = "The event's id")),
-    responses(
-        (status = 204, description = "Removed"),
-        Unauthorized,
-        Forbidden,
-        NotFound,
-    ))]
+    params(EventId),
+    responses((status = 204, description = "Removed"), NotFound))]
 async fn remove(event_id: String, registrar: Registrar) -> Result<impl Reply, Problem> {
     if registrar.remove(&event_id).await? {
         Ok(StatusCode::NO_CONTENT)

@@ -12,7 +12,7 @@ use warp::{Filter, Reply};
 use crate::auth::Partner;
 use crate::config::SqlConfig;
 use crate::problem::Problem;
-use crate::problem::answers::{BadRequest, Unauthorized};
+use crate::problem::answers::BadRequest;
 use crate::route::{Ctx, Route, route, with};
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -58,24 +58,22 @@ impl From<QueryError> for Problem {
                 "Only queries that read are allowed",
             )
             .detail(d),
-            QueryError::Timeout(t) => Problem::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
+            QueryError::Timeout(t) => Problem::unprocessable(
                 "query-timeout",
                 "The query ran past its time limit and was stopped",
-            )
-            .detail(format!("the limit is {t:?}")),
+                format!("the limit is {t:?}"),
+            ),
             e @ QueryError::TooLarge { .. } => Problem::new(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "answer-too-large",
                 "The answer is larger than the API's limit",
             )
             .detail(e.to_string()),
-            e @ QueryError::Memory { .. } => Problem::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
+            e @ QueryError::Memory { .. } => Problem::unprocessable(
                 "memory-limit",
                 "The query needs more memory than its limit and was stopped",
-            )
-            .detail(e.to_string()),
+                e.to_string(),
+            ),
             e @ QueryError::Busy(_) => Problem::new(
                 StatusCode::TOO_MANY_REQUESTS,
                 "too-many-queries",
@@ -95,11 +93,10 @@ impl From<QueryError> for Problem {
 }
 
 #[utoipa::path(post, path = "/api/premium/sql", tag = "premium",
-    security(("api_key" = [])), request_body = SqlRequest,
+    request_body = SqlRequest,
     responses(
         (status = 200, body = SqlAnswer),
         BadRequest,
-        Unauthorized,
         (status = 403, body = Problem, content_type = "application/problem+json",
             description = "Not premium, or the query would write"),
         (status = 413, body = Problem, content_type = "application/problem+json",

@@ -14,18 +14,15 @@ use crate::auth::Partner;
 use crate::body;
 use crate::domain::text_enum;
 use crate::problem::Problem;
-use crate::problem::answers::{BadRequest, NotFound, RateLimited, Unauthorized, Unprocessable};
+use crate::problem::answers::{BadRequest, NotFound, Unprocessable};
 use crate::route::{Ctx, Route, any, location, route, with};
 
 impl From<StoreError> for Problem {
     fn from(e: StoreError) -> Self {
         match e {
-            StoreError::Invalid(detail) => Problem::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "invalid-webhook",
-                "The webhook is invalid",
-            )
-            .detail(detail),
+            StoreError::Invalid(detail) => {
+                Problem::unprocessable("invalid-webhook", "The webhook is invalid", detail)
+            }
             StoreError::NotFound => {
                 Problem::new(StatusCode::NOT_FOUND, "not-found", "No such webhook")
             }
@@ -78,16 +75,21 @@ fn owner(partner: &Partner) -> String {
     partner.id.to_string()
 }
 
-const ID: &str = "The webhook's id";
+/// The `{id}` of a webhook's routes.
+#[derive(IntoParams)]
+#[into_params(names("id"), parameter_in = Path)]
+#[allow(dead_code)]
+struct WebhookId(
+    /// The webhook's id
+    String,
+);
 
 #[utoipa::path(post, path = "/api/partner/webhooks", tag = "webhooks",
-    security(("api_key" = [])), request_body = NewEndpoint,
+    request_body = NewEndpoint,
     responses(
         (status = 201, body = EndpointWithSecret, description = "Created; the secret is shown this once"),
         BadRequest,
-        Unauthorized,
         Unprocessable,
-        RateLimited,
     ))]
 async fn create(partner: Partner, store: Store, body: NewEndpoint) -> Result<Response, Problem> {
     let made = store.create(&owner(&partner), body).await?;
@@ -101,52 +103,35 @@ async fn create(partner: Partner, store: Store, body: NewEndpoint) -> Result<Res
 }
 
 #[utoipa::path(get, path = "/api/partner/webhooks", tag = "webhooks",
-    security(("api_key" = [])),
-    responses(
-        (status = 200, body = EndpointList),
-        Unauthorized,
-        RateLimited,
-    ))]
+    responses((status = 200, body = EndpointList)))]
 async fn list(partner: Partner, store: Store) -> Result<Response, Problem> {
     let webhooks = store.list(&owner(&partner)).await?;
     Ok(warp::reply::json(&EndpointList { webhooks }).into_response())
 }
 
 #[utoipa::path(get, path = "/api/partner/webhooks/{id}", tag = "webhooks",
-    security(("api_key" = [])), params(("id" = String, Path, description = ID)),
-    responses(
-        (status = 200, body = Endpoint),
-        Unauthorized,
-        NotFound,
-        RateLimited,
-    ))]
+    params(WebhookId),
+    responses((status = 200, body = Endpoint), NotFound))]
 async fn get(id: String, partner: Partner, store: Store) -> Result<Response, Problem> {
     let e = store.get(&owner(&partner), &id).await?;
     Ok(warp::reply::json(&e).into_response())
 }
 
 #[utoipa::path(delete, path = "/api/partner/webhooks/{id}", tag = "webhooks",
-    security(("api_key" = [])), params(("id" = String, Path, description = ID)),
-    responses(
-        (status = 204, description = "Deleted; pending deliveries are cancelled"),
-        Unauthorized,
-        NotFound,
-        RateLimited,
-    ))]
+    params(WebhookId),
+    responses((status = 204, description = "Deleted; pending deliveries are cancelled"), NotFound))]
 async fn delete(id: String, partner: Partner, store: Store) -> Result<Response, Problem> {
     store.delete(&owner(&partner), &id).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
 #[utoipa::path(post, path = "/api/partner/webhooks/{id}/rotate-secret", tag = "webhooks",
-    security(("api_key" = [])), params(("id" = String, Path, description = ID)),
+    params(WebhookId),
     request_body = Option<RotateSecret>,
     responses(
         (status = 200, body = EndpointWithSecret, description = "The new secret, shown this once"),
         BadRequest,
-        Unauthorized,
         NotFound,
-        RateLimited,
     ))]
 async fn rotate(
     id: String,
@@ -161,27 +146,16 @@ async fn rotate(
 }
 
 #[utoipa::path(post, path = "/api/partner/webhooks/{id}/enable", tag = "webhooks",
-    security(("api_key" = [])), params(("id" = String, Path, description = ID)),
-    responses(
-        (status = 200, body = Endpoint),
-        Unauthorized,
-        NotFound,
-        RateLimited,
-    ))]
+    params(WebhookId),
+    responses((status = 200, body = Endpoint), NotFound))]
 async fn enable(id: String, partner: Partner, store: Store) -> Result<Response, Problem> {
     let e = store.enable(&owner(&partner), &id).await?;
     Ok(warp::reply::json(&e).into_response())
 }
 
 #[utoipa::path(get, path = "/api/partner/webhooks/{id}/deliveries", tag = "webhooks",
-    security(("api_key" = [])), params(("id" = String, Path, description = ID), DeliveriesQuery),
-    responses(
-        (status = 200, body = DeliveryList),
-        BadRequest,
-        Unauthorized,
-        NotFound,
-        RateLimited,
-    ))]
+    params(WebhookId, DeliveriesQuery),
+    responses((status = 200, body = DeliveryList), BadRequest, NotFound))]
 async fn deliveries(
     id: String,
     q: DeliveriesQuery,
@@ -201,16 +175,9 @@ async fn deliveries(
 }
 
 #[utoipa::path(post, path = "/api/partner/webhooks/{id}/replay", tag = "webhooks",
-    security(("api_key" = [])), params(("id" = String, Path, description = ID)),
+    params(WebhookId),
     request_body = ReplayRequest,
-    responses(
-        (status = 202, body = Replayed),
-        BadRequest,
-        Unauthorized,
-        NotFound,
-        Unprocessable,
-        RateLimited,
-    ))]
+    responses((status = 202, body = Replayed), BadRequest, NotFound, Unprocessable))]
 async fn replay(
     id: String,
     partner: Partner,

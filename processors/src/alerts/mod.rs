@@ -333,6 +333,19 @@ mod tests {
         }
     }
 
+    /// Feeds `gates` at each of `times`: none of it may raise or resolve anything.
+    fn quiet(
+        rules: &AlertRules,
+        s: &mut AlertState,
+        times: impl IntoIterator<Item = i64>,
+        gates: &[(&str, &str, f64)],
+    ) {
+        for t in times {
+            let out = rules.on_metrics(s, &metrics(t, 0, gates));
+            assert!(out.is_empty(), "at {t}: {out:?}");
+        }
+    }
+
     fn actions(alerts: &[Alert]) -> Vec<(AlertAction, AlertKind, Severity)> {
         alerts
             .iter()
@@ -395,13 +408,7 @@ mod tests {
     fn gate_down_and_throughput_collapse_with_hysteresis() {
         let rules = AlertRules::default();
         let mut s = state();
-        for t in 1..=5 {
-            assert!(
-                rules
-                    .on_metrics(&mut s, &metrics(t, 0, &[("G1", "open", 20.0)]))
-                    .is_empty()
-            );
-        }
+        quiet(&rules, &mut s, 1..=5, &[("G1", "open", 20.0)]);
         let collapsed = rules.on_metrics(&mut s, &metrics(6, 0, &[("G1", "open", 2.0)]));
         assert_eq!(
             actions(&collapsed),
@@ -413,11 +420,7 @@ mod tests {
         );
         assert_eq!(collapsed[0].subject.as_deref(), Some("G1"));
         // Above the collapse threshold but below the recovery one: still collapsed.
-        assert!(
-            rules
-                .on_metrics(&mut s, &metrics(7, 0, &[("G1", "open", 6.0)]))
-                .is_empty()
-        );
+        quiet(&rules, &mut s, [7], &[("G1", "open", 6.0)]);
         let recovered = rules.on_metrics(&mut s, &metrics(8, 0, &[("G1", "open", 15.0)]));
         assert_eq!(recovered[0].action, AlertAction::Resolved);
         let down = rules.on_metrics(&mut s, &metrics(9, 0, &[("G1", "DOWN", 0.0)]));
@@ -427,18 +430,8 @@ mod tests {
         );
         // A quiet gate is never judged: no baseline above the minimum.
         let mut q = state();
-        for t in 1..=3 {
-            assert!(
-                rules
-                    .on_metrics(&mut q, &metrics(t, 0, &[("G2", "open", 1.0)]))
-                    .is_empty()
-            );
-        }
-        assert!(
-            rules
-                .on_metrics(&mut q, &metrics(4, 0, &[("G2", "open", 0.0)]))
-                .is_empty()
-        );
+        quiet(&rules, &mut q, 1..=3, &[("G2", "open", 1.0)]);
+        quiet(&rules, &mut q, [4], &[("G2", "open", 0.0)]);
     }
 
     #[test]

@@ -9,23 +9,8 @@ use datafusion::arrow::datatypes::{
     TimestampSecondType, UInt8Type, UInt16Type, UInt32Type, UInt64Type,
 };
 use datafusion::arrow::record_batch::RecordBatch;
+use muster_schemas::camel_case;
 use serde_json::json;
-
-pub fn camel(name: &str) -> String {
-    let mut out = String::with_capacity(name.len());
-    let mut upper = false;
-    for c in name.chars() {
-        if c == '_' {
-            upper = true;
-        } else if upper {
-            out.extend(c.to_uppercase());
-            upper = false;
-        } else {
-            out.push(c);
-        }
-    }
-    out
-}
 
 fn avro_type(dt: &DataType) -> anyhow::Result<serde_json::Value> {
     Ok(match dt {
@@ -51,14 +36,14 @@ pub fn schema_for(name: &str, schema: &SchemaRef) -> anyhow::Result<String> {
         .map(|f| {
             let t = avro_type(f.data_type())?;
             Ok(if f.is_nullable() {
-                json!({"name": camel(f.name()), "type": ["null", t], "default": null})
+                json!({"name": camel_case(f.name()), "type": ["null", t], "default": null})
             } else {
-                json!({"name": camel(f.name()), "type": t})
+                json!({"name": camel_case(f.name()), "type": t})
             })
         })
         .collect::<anyhow::Result<Vec<_>>>()?;
     let record = {
-        let mut c = camel(name);
+        let mut c = camel_case(name);
         if let Some(first) = c.get_mut(0..1) {
             first.make_ascii_uppercase();
         }
@@ -122,7 +107,7 @@ pub fn row_value(batch: &RecordBatch, row: usize) -> anyhow::Result<(Value, Opti
         if f.is_nullable() {
             v = Value::Union(u32::from(v != Value::Null), Box::new(v));
         }
-        fields.push((camel(f.name()), v));
+        fields.push((camel_case(f.name()), v));
     }
     Ok((Value::Record(fields), key))
 }
@@ -145,19 +130,7 @@ pub fn row_json(batch: &RecordBatch, row: usize) -> anyhow::Result<serde_json::V
             ),
             other => json!(format!("{other:?}")),
         };
-        obj.insert(camel(f.name()), v);
+        obj.insert(camel_case(f.name()), v);
     }
     Ok(serde_json::Value::Object(obj))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn snake_case_becomes_camel_case() {
-        assert_eq!(camel("event_id"), "eventId");
-        assert_eq!(camel("window_start"), "windowStart");
-        assert_eq!(camel("entries"), "entries");
-    }
 }

@@ -143,27 +143,20 @@ fn implausible_times_are_refused_and_lateness_is_judged_against_arrival_time() {
 
 #[test]
 fn bad_definitions_are_refused_with_the_file_named() {
-    let missing = super::SqlDefinition::parse("x.sql", "-- name: a\nSELECT 1").unwrap_err();
-    assert!(
-        missing.to_string().contains("x.sql: missing `-- input"),
-        "{missing}"
-    );
-    let unversioned = super::SqlDefinition::parse(
-        "y.sql",
-        "-- name: a\n-- input: checkins\n-- output: t\nSELECT 1",
-    )
-    .unwrap_err();
-    assert!(
-        unversioned.to_string().contains("version suffix"),
-        "{unversioned}"
-    );
-    let stream = super::SqlDefinition::parse(
-        "z.sql",
-        "-- name: a\n-- input: nope\n-- output: t.v1\nSELECT 1",
-    )
-    .unwrap_err();
-    assert!(
-        stream.to_string().contains("unknown input stream"),
-        "{stream}"
-    );
+    for (file, text, refusal) in [
+        ("x.sql", "-- name: a\nSELECT 1", "x.sql: missing `-- input"),
+        (
+            "y.sql",
+            "-- name: a\n-- input: checkins\n-- output: t\nSELECT 1",
+            "version suffix",
+        ),
+        (
+            "z.sql",
+            "-- name: a\n-- input: nope\n-- output: t.v1\nSELECT 1",
+            "unknown input stream",
+        ),
+    ] {
+        let e = super::SqlDefinition::parse(file, text).unwrap_err();
+        assert!(e.to_string().contains(refusal), "{e}");
+    }
 }

@@ -118,11 +118,10 @@ impl Stream {
     }
 }
 
-/// A stream record's event time and the time it reached muster.
+/// A stream record's event time and the time it reached muster (its key is its event id).
 trait Timed: TopicRecord {
     fn event_ms(&self) -> i64;
     fn arrived_ms(&self) -> i64;
-    fn event_id(&self) -> &str;
 }
 
 impl Timed for RawCheckin {
@@ -132,9 +131,6 @@ impl Timed for RawCheckin {
     fn arrived_ms(&self) -> i64 {
         self.received_at
     }
-    fn event_id(&self) -> &str {
-        &self.event_id
-    }
 }
 
 impl Timed for NormalizedMetrics {
@@ -143,9 +139,6 @@ impl Timed for NormalizedMetrics {
     }
     fn arrived_ms(&self) -> i64 {
         self.fetched_at
-    }
-    fn event_id(&self) -> &str {
-        &self.event_id
     }
 }
 
@@ -164,7 +157,7 @@ async fn decode_on_time<'a, R: Timed>(
             Ok(row) => match implausible_time(row.event_ms(), row.arrived_ms())
                 .or_else(|| too_late(row.event_ms(), row.arrived_ms(), allowed_lateness_ms))
             {
-                Some(reason) => rejected.push((r, reason, Some(row.event_id().to_owned()))),
+                Some(reason) => rejected.push((r, reason, row.key().map(str::to_owned))),
                 None => rows.push(row),
             },
             Err(e) if e.is_transient() => return Err(e.into()),

@@ -70,8 +70,12 @@ pub async fn load(
         )
         .await
         .context("reading the archive's offsets")?;
-    Ok(rows
-        .iter()
+    Ok(positions(&rows))
+}
+
+/// The positions in rows of `topic, partition, next_offset, pending_end`.
+fn positions(rows: &[tokio_postgres::Row]) -> BTreeMap<Tp, Position> {
+    rows.iter()
         .map(|r| {
             let position = Position {
                 next: r.get(2),
@@ -79,7 +83,7 @@ pub async fn load(
             };
             ((r.get(0), r.get(1)), position)
         })
-        .collect())
+        .collect()
 }
 
 /// Locks the rows of `batch` and checks each still stands where the batch began, with the
@@ -98,16 +102,7 @@ async fn check(
             &[&archive],
         )
         .await?;
-    let stored: BTreeMap<Tp, Position> = rows
-        .iter()
-        .map(|r| {
-            let p = Position {
-                next: r.get(2),
-                pending_end: r.get(3),
-            };
-            ((r.get(0), r.get(1)), p)
-        })
-        .collect();
+    let stored = positions(&rows);
     for ((topic, partition), range) in batch {
         let expected = Position {
             next: range.from,

@@ -117,11 +117,12 @@ impl refusal::Attempt for Savepoints<'_, '_> {
     async fn attempt(&mut self, range: Range<usize>) -> anyhow::Result<Vec<Rejected>> {
         let a = self.applier;
         let sp = self.tx.transaction().await?;
-        match a
-            .projection
-            .apply(&sp, a.schema, &self.fresh[range], a.codec)
-            .await
-        {
+        let at = super::Target {
+            tx: &sp,
+            schema: a.schema,
+            batch: &self.fresh[range],
+        };
+        match a.projection.apply(at, a.codec).await {
             Ok(rejected) => {
                 sp.commit().await?;
                 Ok(rejected)

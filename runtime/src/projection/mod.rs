@@ -57,19 +57,13 @@ pub trait Projection: Send + Sync {
     /// migrations, and all of them, in order, to a replay's fresh schema. Never edit a
     /// released step; append one.
     fn migrations(&self) -> &'static [&'static str];
-    /// Applies one batch (in log order within each partition) to the tables in `schema`,
-    /// inside `tx`, which also stores the offsets. Must be idempotent per record only in the
+    /// Applies one batch (`at.batch`, in log order within each partition) to the tables in
+    /// `at.schema`, inside `at.tx`, which also stores the offsets. Must be idempotent per record only in the
     /// sense that the runtime never applies a record twice; may be called with any subset of
     /// a partition's records as long as order is kept. Records it cannot read are returned;
     /// values it cannot store fail the call with PostgreSQL's error (or
     /// [`refusal::BadData`]), and the runtime isolates the records responsible.
-    async fn apply(
-        &self,
-        tx: &Transaction<'_>,
-        schema: &str,
-        batch: &[InRecord],
-        codec: &Codec,
-    ) -> anyhow::Result<Vec<Rejected>>;
+    async fn apply(&self, at: Target<'_>, codec: &Codec) -> anyhow::Result<Vec<Rejected>>;
 }
 
 /// A projection of one topic's records, as most are: it names its record type and gets the
@@ -124,15 +118,8 @@ impl<P: TopicProjection> Projection for P {
         P::MIGRATIONS
     }
 
-    async fn apply(
-        &self,
-        tx: &Transaction<'_>,
-        schema: &str,
-        batch: &[InRecord],
-        codec: &Codec,
-    ) -> anyhow::Result<Vec<Rejected>> {
-        let (records, rejected) = decode_all::<P::Record>(codec, batch).await?;
-        let at = Target { tx, schema, batch };
+    async fn apply(&self, at: Target<'_>, codec: &Codec) -> anyhow::Result<Vec<Rejected>> {
+        let (records, rejected) = decode_all::<P::Record>(codec, at.batch).await?;
         self.apply_records(at, records).await?;
         Ok(rejected)
     }

@@ -1,6 +1,8 @@
 //! The parts every dashboard answer is built from: the summary over the events, and the
 //! insights (patterns, performance, live and scheduled recommendations, forecasts, ROI).
 
+use std::collections::HashMap;
+
 use chrono::Utc;
 use muster_analytics::insights::live::{self, GatePeak, LiveEvent, LiveRules, Numbers};
 use muster_analytics::insights::tables as store;
@@ -10,9 +12,9 @@ use super::view::{Insights, Performance, Summary};
 use crate::auth::Viewer;
 use crate::problem::Problem;
 use crate::read::Client;
-use crate::read::alerts::Alert;
+use crate::read::alerts::{self, Alert};
 use crate::read::events::{Event, Status};
-use crate::read::series::{self, GateSummary, Range};
+use crate::read::series::{self, GateSummary, Range, Trend};
 
 pub fn summary<'a>(events: impl IntoIterator<Item = &'a Event>, alerts: &[Alert]) -> Summary {
     let mut s = Summary::default();
@@ -70,12 +72,26 @@ fn live_events<'a>(events: &'a [Event], alerts: &[Alert]) -> Vec<LiveEvent<'a>> 
         .collect()
 }
 
-/// What one request shows: its events, their alerts and gates, over its range.
+/// What one request shows: its events, with their alerts, gates and trends over its range.
 pub struct Shown<'a> {
-    pub events: &'a [Event],
-    pub alerts: &'a [Alert],
-    pub gates: &'a [GateSummary],
+    pub events: Vec<Event>,
+    pub alerts: Vec<Alert>,
+    pub gates: Vec<GateSummary>,
+    pub trends: HashMap<String, Trend>,
     pub range: Range<'a>,
+}
+
+impl<'a> Shown<'a> {
+    /// `events` with what the projections hold of them over `range` (whose ids are theirs).
+    pub async fn load(db: &Client, events: Vec<Event>, range: Range<'a>) -> Result<Self, Problem> {
+        Ok(Self {
+            alerts: alerts::active_or_since(db, range.ids, range.since).await?,
+            gates: series::gates(db, range).await?,
+            trends: series::trends(db, range).await?,
+            events,
+            range,
+        })
+    }
 }
 
 /// The insights of `shown`; behaviour only for one event's insights. A partner never reads
@@ -100,7 +116,7 @@ pub async fn insights(
             window: g.peak_window.as_str(),
         })
         .collect();
-    let live = live_events(shown.events, shown.alerts);
+    let live = live_events(&shown.events, &shown.alerts);
     let mut recommendations = live::recommend(rules, &live, &gates, Utc::now());
     recommendations.extend(
         store::recommendations(pg, Some(ids))
