@@ -16,5 +16,6 @@ mod insights;
 mod pipeline;
 mod processors;
 mod projections;
+mod stream;
 mod third_party;
 mod webhooks;

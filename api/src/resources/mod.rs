@@ -12,6 +12,7 @@ pub mod premium;
 pub mod public;
 pub mod services;
 pub mod sql;
+pub mod stream;
 pub mod webhooks;
 
 use utoipa::OpenApi;
@@ -31,11 +32,12 @@ pub fn routes(ctx: &Ctx) -> Route {
         sql::routes(ctx),
         insights::routes(ctx),
         webhooks::routes(ctx),
+        stream::routes(ctx),
     ])
 }
 
 /// Every resource's OpenAPI description.
-pub fn docs() -> [utoipa::openapi::OpenApi; 10] {
+pub fn docs() -> [utoipa::openapi::OpenApi; 11] {
     [
         public::Doc::openapi(),
         services::Doc::openapi(),
@@ -47,5 +49,6 @@ pub fn docs() -> [utoipa::openapi::OpenApi; 10] {
         sql::Doc::openapi(),
         insights::Doc::openapi(),
         webhooks::Doc::openapi(),
+        stream::Doc::openapi(),
     ]
 }
