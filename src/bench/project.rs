@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use muster_projections::replay::{Mode, Replay};
 use muster_projections::{Applier, Projection};
-use muster_runtime::batch::{BatchBounds, InRecord, gather};
+use muster_runtime::batch::{InRecord, gather};
 use muster_schemas::{Codec, NormalizedMetrics};
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use tokio_postgres::binary_copy::BinaryCopyInWriter;
@@ -248,12 +248,7 @@ async fn live_loop(
         schema: &target,
         announce: false,
     };
-    let bounds = BatchBounds {
-        max_records: cfg.projections.batch_max_records,
-        max_wait: cfg.projections.batch_max_wait,
-        idle: Duration::from_secs(10),
-        ..BatchBounds::default()
-    };
+    let bounds = cfg.projections.batches().bounds(Duration::from_secs(10));
     let mut done = 0;
     let mut started = None;
     while done < n {

@@ -22,6 +22,18 @@ pub struct Batches {
     pub max_wait: Duration,
 }
 
+impl Batches {
+    /// The bounds of one batch, waiting up to `idle` for its first record.
+    pub fn bounds(self, idle: Duration) -> BatchBounds {
+        BatchBounds {
+            max_records: self.max_records,
+            max_wait: self.max_wait,
+            idle,
+            ..BatchBounds::default()
+        }
+    }
+}
+
 /// Runs `all` until shutdown, each with its consumer group, exactly once into PostgreSQL, and
 /// the publisher of the dead letters they record.
 pub async fn run(env: &Env, all: Vec<Arc<dyn Projection>>, batches: Batches) -> anyhow::Result<()> {
@@ -142,12 +154,7 @@ impl Worker {
             schema: "public",
             announce: true,
         };
-        let bounds = BatchBounds {
-            max_records: self.batches.max_records,
-            max_wait: self.batches.max_wait,
-            idle: Duration::from_secs(1),
-            ..BatchBounds::default()
-        };
+        let bounds = self.batches.bounds(Duration::from_secs(1));
         let shutdown = &self.env.shutdown;
         loop {
             let batch = tokio::select! {
