@@ -60,10 +60,7 @@ async fn run(env: &Env, cfg: ProcessorsConfig) -> anyhow::Result<()> {
     let state: Vec<String> = selected.iter().flat_map(|p| p.state_topics()).collect();
     let state: Vec<&str> = state.iter().map(String::as_str).collect();
     muster_runtime::topics::ensure_compacted(&env.kafka, &state).await?;
-    env.codec
-        .register::<DeadLetter>()
-        .await
-        .context("registering the dead-letter schema")?;
+    muster_runtime::topics::register::<DeadLetter>(&env.codec).await?;
     for p in &selected {
         p.register(&env.codec)
             .await

@@ -205,10 +205,7 @@ pub struct Publisher {
 impl Publisher {
     /// Registers the dead-letter schema and creates the producer.
     pub async fn new(env: &Env) -> anyhow::Result<Self> {
-        env.codec
-            .register::<DeadLetter>()
-            .await
-            .context("registering the dead-letter schema")?;
+        crate::topics::register::<DeadLetter>(&env.codec).await?;
         Ok(Self {
             pool: env.pool.clone(),
             codec: env.codec.clone(),

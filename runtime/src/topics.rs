@@ -77,6 +77,18 @@ impl Retention {
 
 /// Creates the topics whose base names are `topics` (behind `kafka.topic_prefix`), or applies
 /// their retention when they exist.
+/// Registers the schema of `R` for its topic (BACKWARD compatible: an incompatible one fails
+/// here, before anything is written), naming the topic when it fails.
+pub async fn register<R: muster_schemas::TopicRecord>(
+    codec: &muster_schemas::Codec,
+) -> anyhow::Result<()> {
+    codec
+        .register::<R>()
+        .await
+        .with_context(|| format!("registering the schema of {}", R::TOPIC))?;
+    Ok(())
+}
+
 pub async fn ensure(kafka: &KafkaConfig, topics: &[&str]) -> anyhow::Result<()> {
     create(kafka, topics, false).await
 }

@@ -9,6 +9,7 @@ use std::time::Duration;
 use anyhow::Context;
 use async_trait::async_trait;
 use muster_runtime::KafkaConfig;
+use muster_runtime::topics::register;
 use muster_schemas::{
     Alert, AlertAction, AlertState, Codec, DeadLetter, NormalizedMetrics, ServiceHealth,
     TopicRecord,
@@ -81,15 +82,8 @@ impl Processor for Alerts {
     }
 
     async fn register(&self, codec: &Codec) -> anyhow::Result<()> {
-        codec
-            .register::<Alert>()
-            .await
-            .context("registering the alert schema")?;
-        codec
-            .register::<AlertState>()
-            .await
-            .context("registering the alert state schema")?;
-        Ok(())
+        register::<Alert>(codec).await?;
+        register::<AlertState>(codec).await
     }
 
     async fn restore(&self, kafka: &KafkaConfig, codec: &Codec) -> anyhow::Result<()> {

@@ -1,7 +1,7 @@
 //! The normalizer as a processor: raw snapshots in, normalized metrics (or dead letters) out.
 
-use anyhow::Context;
 use async_trait::async_trait;
+use muster_runtime::topics::register;
 use muster_schemas::{Codec, DeadLetter, NormalizedMetrics, RawSnapshot, TopicRecord};
 
 use super::{Normalizer, normalize, registry};
@@ -42,11 +42,7 @@ impl Processor for Normalize {
     }
 
     async fn register(&self, codec: &Codec) -> anyhow::Result<()> {
-        codec
-            .register::<NormalizedMetrics>()
-            .await
-            .context("registering the normalized metrics schema")?;
-        Ok(())
+        register::<NormalizedMetrics>(codec).await
     }
 
     async fn process(&self, batch: &[InRecord], codec: &Codec) -> anyhow::Result<Vec<OutRecord>> {
