@@ -1,6 +1,7 @@
 //! One flat Arrow schema per archived topic. Columns are the record's fields in snake_case,
 //! times as UTC timestamps, nested lists as JSON text; `kafka_partition` and `kafka_offset` say
 //! where in the log each row was read (unique per topic, which is what "exactly once" counts).
+//! Each column is declared once, its name and type beside how a record fills it.
 
 use std::sync::{Arc, LazyLock};
 
@@ -18,73 +19,152 @@ pub struct Located<T> {
 }
 
 /// A topic record the archive knows how to lay out.
-pub trait Archived: TopicRecord + Sized {
+pub trait Archived: TopicRecord + Sized + 'static {
     fn event_id(&self) -> &str;
     /// Milliseconds since the epoch of when it happened; picks the row's `date` folder.
     fn event_time(&self) -> i64;
-    fn schema() -> SchemaRef;
+    fn layout() -> &'static Layout<Self>;
+
+    fn schema() -> SchemaRef {
+        Self::layout().schema.clone()
+    }
+
     /// The columns of `rows`, in the order of `schema()`.
-    fn columns(rows: &[Located<Self>]) -> Vec<ArrayRef>;
-}
-
-fn utc_millis() -> DataType {
-    DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into()))
-}
-
-fn strings<T>(rows: &[Located<T>], f: impl Fn(&T) -> &str) -> ArrayRef {
-    Arc::new(
-        rows.iter()
-            .map(|r| Some(f(&r.record)))
-            .collect::<StringArray>(),
-    )
-}
-
-fn times<T>(rows: &[Located<T>], f: impl Fn(&T) -> i64) -> ArrayRef {
-    let millis: Vec<i64> = rows.iter().map(|r| f(&r.record)).collect();
-    Arc::new(TimestampMillisecondArray::from(millis).with_timezone("UTC"))
-}
-
-fn longs<T>(rows: &[Located<T>], f: impl Fn(&T) -> Option<i64>) -> ArrayRef {
-    Arc::new(rows.iter().map(|r| f(&r.record)).collect::<Int64Array>())
-}
-
-/// `kafka_partition` and `kafka_offset`, the last two columns of every schema.
-fn position_fields() -> [Field; 2] {
-    [
-        Field::new("kafka_partition", DataType::Int32, false),
-        Field::new("kafka_offset", DataType::Int64, false),
-    ]
-}
-
-fn position_columns<T>(rows: &[Located<T>]) -> [ArrayRef; 2] {
-    [
-        Arc::new(Int32Array::from_iter_values(
+    fn columns(rows: &[Located<Self>]) -> Vec<ArrayRef> {
+        let layout = Self::layout();
+        let mut columns: Vec<ArrayRef> = layout.fills.iter().map(|fill| fill(rows)).collect();
+        columns.push(Arc::new(Int32Array::from_iter_values(
             rows.iter().map(|r| r.partition),
-        )),
-        Arc::new(Int64Array::from_iter_values(rows.iter().map(|r| r.offset))),
-    ]
+        )));
+        columns.push(Arc::new(Int64Array::from_iter_values(
+            rows.iter().map(|r| r.offset),
+        )));
+        columns
+    }
 }
 
-fn schema(fields: Vec<Field>) -> SchemaRef {
-    Arc::new(Schema::new(
-        fields
-            .into_iter()
-            .chain(position_fields())
-            .collect::<Vec<_>>(),
-    ))
+type Fill<T> = Box<dyn Fn(&[Located<T>]) -> ArrayRef + Send + Sync>;
+
+/// A record's columns: each field with how rows fill it, then `kafka_partition` and
+/// `kafka_offset`.
+pub struct Layout<T> {
+    schema: SchemaRef,
+    fills: Vec<Fill<T>>,
 }
 
-static SNAPSHOTS: LazyLock<SchemaRef> = LazyLock::new(|| {
-    schema(vec![
-        Field::new("event_id", DataType::Utf8, false),
-        Field::new("service_name", DataType::Utf8, false),
-        Field::new("source", DataType::Utf8, false),
-        Field::new("data_schema", DataType::Utf8, false),
-        Field::new("fetched_at", utc_millis(), false),
-        Field::new("http_status", DataType::Int32, false),
-        Field::new("body", DataType::Utf8, false),
-        Field::new("capacity", DataType::Int64, true),
-    ])
+impl<T: 'static> Layout<T> {
+    fn new() -> Self {
+        Self {
+            schema: Arc::new(Schema::empty()),
+            fills: Vec::new(),
+        }
+    }
+
+    fn column(
+        mut self,
+        name: &str,
+        data_type: DataType,
+        nullable: bool,
+        fill: impl Fn(&[Located<T>]) -> ArrayRef + Send + Sync + 'static,
+    ) -> Self {
+        let mut fields: Vec<Field> = self.schema.fields().iter().map(|f| (**f).clone()).collect();
+        fields.push(Field::new(name, data_type, nullable));
+        self.schema = Arc::new(Schema::new(fields));
+        self.fills.push(Box::new(fill));
+        self
+    }
+
+    fn text(self, name: &str, get: impl Fn(&T) -> &str + Send + Sync + 'static) -> Self {
+        self.column(name, DataType::Utf8, false, move |rows| {
+            Arc::new(
+                rows.iter()
+                    .map(|r| Some(get(&r.record)))
+                    .collect::<StringArray>(),
+            )
+        })
+    }
+
+    /// A list or struct as JSON text.
+    fn json<V: serde::Serialize>(
+        self,
+        name: &str,
+        get: impl Fn(&T) -> &V + Send + Sync + 'static,
+    ) -> Self {
+        self.column(name, DataType::Utf8, false, move |rows| {
+            let texts = rows.iter().map(|r| {
+                serde_json::to_string(get(&r.record)).expect("plain structs always serialize")
+            });
+            Arc::new(StringArray::from(texts.collect::<Vec<_>>()))
+        })
+    }
+
+    /// Milliseconds since the epoch, as a UTC timestamp.
+    fn time(self, name: &str, get: impl Fn(&T) -> i64 + Send + Sync + 'static) -> Self {
+        let utc_millis = DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into()));
+        self.column(name, utc_millis, false, move |rows| {
+            let millis: Vec<i64> = rows.iter().map(|r| get(&r.record)).collect();
+            Arc::new(TimestampMillisecondArray::from(millis).with_timezone("UTC"))
+        })
+    }
+
+    fn int(self, name: &str, get: impl Fn(&T) -> i32 + Send + Sync + 'static) -> Self {
+        self.column(name, DataType::Int32, false, move |rows| {
+            Arc::new(Int32Array::from_iter_values(
+                rows.iter().map(|r| get(&r.record)),
+            ))
+        })
+    }
+
+    fn long(self, name: &str, get: impl Fn(&T) -> i64 + Send + Sync + 'static) -> Self {
+        self.column(name, DataType::Int64, false, move |rows| {
+            Arc::new(Int64Array::from_iter_values(
+                rows.iter().map(|r| get(&r.record)),
+            ))
+        })
+    }
+
+    /// An `Int64` that is null where the record has none.
+    fn optional_long(
+        self,
+        name: &str,
+        get: impl Fn(&T) -> Option<i64> + Send + Sync + 'static,
+    ) -> Self {
+        self.column(name, DataType::Int64, true, move |rows| {
+            Arc::new(rows.iter().map(|r| get(&r.record)).collect::<Int64Array>())
+        })
+    }
+
+    fn double(self, name: &str, get: impl Fn(&T) -> f64 + Send + Sync + 'static) -> Self {
+        self.column(name, DataType::Float64, false, move |rows| {
+            Arc::new(Float64Array::from_iter_values(
+                rows.iter().map(|r| get(&r.record)),
+            ))
+        })
+    }
+
+    /// The layout ends with where each row was read.
+    fn located(self) -> Self {
+        let mut fields: Vec<Field> = self.schema.fields().iter().map(|f| (**f).clone()).collect();
+        fields.push(Field::new("kafka_partition", DataType::Int32, false));
+        fields.push(Field::new("kafka_offset", DataType::Int64, false));
+        Self {
+            schema: Arc::new(Schema::new(fields)),
+            fills: self.fills,
+        }
+    }
+}
+
+static SNAPSHOTS: LazyLock<Layout<RawSnapshot>> = LazyLock::new(|| {
+    Layout::<RawSnapshot>::new()
+        .text("event_id", |r| &r.event_id)
+        .text("service_name", |r| &r.service_name)
+        .text("source", |r| r.source.as_str())
+        .text("data_schema", |r| &r.data_schema)
+        .time("fetched_at", |r| r.fetched_at)
+        .int("http_status", |r| r.http_status)
+        .text("body", |r| &r.body)
+        .optional_long("capacity", |r| r.capacity)
+        .located()
 });
 
 impl Archived for RawSnapshot {
@@ -96,38 +176,21 @@ impl Archived for RawSnapshot {
         self.fetched_at
     }
 
-    fn schema() -> SchemaRef {
-        SNAPSHOTS.clone()
-    }
-
-    fn columns(rows: &[Located<Self>]) -> Vec<ArrayRef> {
-        let mut c = vec![
-            strings(rows, |r| &r.event_id),
-            strings(rows, |r| &r.service_name),
-            strings(rows, |r| r.source.as_str()),
-            strings(rows, |r| &r.data_schema),
-            times(rows, |r| r.fetched_at),
-            Arc::new(Int32Array::from_iter_values(
-                rows.iter().map(|r| r.record.http_status),
-            )),
-            strings(rows, |r| &r.body),
-            longs(rows, |r| r.capacity),
-        ];
-        c.extend(position_columns(rows));
-        c
+    fn layout() -> &'static Layout<Self> {
+        &SNAPSHOTS
     }
 }
 
-static CHECKINS: LazyLock<SchemaRef> = LazyLock::new(|| {
-    schema(vec![
-        Field::new("event_id", DataType::Utf8, false),
-        Field::new("gate_id", DataType::Utf8, false),
-        Field::new("participant", DataType::Utf8, false),
-        Field::new("direction", DataType::Utf8, false),
-        Field::new("scanned_at", utc_millis(), false),
-        Field::new("received_at", utc_millis(), false),
-        Field::new("delivery_id", DataType::Utf8, false),
-    ])
+static CHECKINS: LazyLock<Layout<RawCheckin>> = LazyLock::new(|| {
+    Layout::<RawCheckin>::new()
+        .text("event_id", |r| &r.event_id)
+        .text("gate_id", |r| &r.gate_id)
+        .text("participant", |r| &r.participant)
+        .text("direction", |r| r.direction.as_str())
+        .time("scanned_at", |r| r.scanned_at)
+        .time("received_at", |r| r.received_at)
+        .text("delivery_id", |r| &r.delivery_id)
+        .located()
 });
 
 impl Archived for RawCheckin {
@@ -139,51 +202,33 @@ impl Archived for RawCheckin {
         self.scanned_at
     }
 
-    fn schema() -> SchemaRef {
-        CHECKINS.clone()
-    }
-
-    fn columns(rows: &[Located<Self>]) -> Vec<ArrayRef> {
-        let mut c = vec![
-            strings(rows, |r| &r.event_id),
-            strings(rows, |r| &r.gate_id),
-            strings(rows, |r| &r.participant),
-            strings(rows, |r| r.direction.as_str()),
-            times(rows, |r| r.scanned_at),
-            times(rows, |r| r.received_at),
-            strings(rows, |r| &r.delivery_id),
-        ];
-        c.extend(position_columns(rows));
-        c
+    fn layout() -> &'static Layout<Self> {
+        &CHECKINS
     }
 }
 
-static NORMALIZED: LazyLock<SchemaRef> = LazyLock::new(|| {
-    schema(vec![
-        Field::new("event_id", DataType::Utf8, false),
+static NORMALIZED: LazyLock<Layout<NormalizedMetrics>> = LazyLock::new(|| {
+    Layout::<NormalizedMetrics>::new()
+        .text("event_id", |r| &r.event_id)
         // The record's `timestamp`, named as in `event_realtime` (and not a SQL keyword).
-        Field::new("observed_at", utc_millis(), false),
-        Field::new("fetched_at", utc_millis(), false),
-        Field::new("total_registered", DataType::Int64, false),
-        Field::new("current_attendees", DataType::Int64, false),
-        Field::new("checked_in", DataType::Int64, false),
-        Field::new("checked_out", DataType::Int64, false),
-        Field::new("attendance_rate", DataType::Float64, false),
-        // JSON arrays: `[{"gateId", "status", "throughput"}]` and `[{"id", "severity", "message"}]`.
-        Field::new("gate_activity", DataType::Utf8, false),
-        Field::new("alerts", DataType::Utf8, false),
-        Field::new("status", DataType::Utf8, false),
-        Field::new("capacity", DataType::Int64, true),
+        .time("observed_at", |r| r.timestamp)
+        .time("fetched_at", |r| r.fetched_at)
+        .long("total_registered", |r| r.total_registered)
+        .long("current_attendees", |r| r.current_attendees)
+        .long("checked_in", |r| r.checked_in)
+        .long("checked_out", |r| r.checked_out)
+        .double("attendance_rate", |r| r.attendance_rate)
+        // `[{"gateId", "status", "throughput"}]` and `[{"id", "severity", "message"}]`.
+        .json("gate_activity", |r| &r.gate_activity)
+        .json("alerts", |r| &r.alerts)
+        .text("status", |r| &r.status)
+        .optional_long("capacity", |r| r.capacity)
         // Lineage: the raw record it was normalized from.
-        Field::new("source_topic", DataType::Utf8, false),
-        Field::new("source_partition", DataType::Int32, false),
-        Field::new("source_offset", DataType::Int64, false),
-    ])
+        .text("source_topic", |r| &r.source.topic)
+        .int("source_partition", |r| r.source.partition)
+        .long("source_offset", |r| r.source.offset)
+        .located()
 });
-
-fn json<T: serde::Serialize>(v: &T) -> String {
-    serde_json::to_string(v).expect("plain structs always serialize")
-}
 
 impl Archived for NormalizedMetrics {
     fn event_id(&self) -> &str {
@@ -194,36 +239,8 @@ impl Archived for NormalizedMetrics {
         self.timestamp
     }
 
-    fn schema() -> SchemaRef {
-        NORMALIZED.clone()
-    }
-
-    fn columns(rows: &[Located<Self>]) -> Vec<ArrayRef> {
-        let gates: Vec<String> = rows.iter().map(|r| json(&r.record.gate_activity)).collect();
-        let alerts: Vec<String> = rows.iter().map(|r| json(&r.record.alerts)).collect();
-        let mut c = vec![
-            strings(rows, |r| &r.event_id),
-            times(rows, |r| r.timestamp),
-            times(rows, |r| r.fetched_at),
-            longs(rows, |r| Some(r.total_registered)),
-            longs(rows, |r| Some(r.current_attendees)),
-            longs(rows, |r| Some(r.checked_in)),
-            longs(rows, |r| Some(r.checked_out)),
-            Arc::new(Float64Array::from_iter_values(
-                rows.iter().map(|r| r.record.attendance_rate),
-            )),
-            Arc::new(StringArray::from(gates)),
-            Arc::new(StringArray::from(alerts)),
-            strings(rows, |r| &r.status),
-            longs(rows, |r| r.capacity),
-            strings(rows, |r| &r.source.topic),
-            Arc::new(Int32Array::from_iter_values(
-                rows.iter().map(|r| r.record.source.partition),
-            )),
-            longs(rows, |r| Some(r.source.offset)),
-        ];
-        c.extend(position_columns(rows));
-        c
+    fn layout() -> &'static Layout<Self> {
+        &NORMALIZED
     }
 }
 
