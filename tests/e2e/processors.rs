@@ -5,6 +5,7 @@
 use crate::common;
 
 use std::collections::{BTreeMap, HashSet};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use common::kafka::{delivered, metadata, partitions, queue, reader, send_bytes};
@@ -23,6 +24,11 @@ fn env(run: &str, port: u16) -> Vec<(&'static str, String)> {
     let mut env = worker_env(&format!("p{run}"), port);
     env.push(("MUSTER__PROCESSORS__BATCH_MAX_RECORDS", "2000".to_owned()));
     env
+}
+
+/// Starts `muster` with `args` as this run's processor worker, on a fresh ops port.
+fn start(name: &str, args: &[&str], run: &str, dir: &Path) -> Worker {
+    Worker::start(name, args, &env(run, free_port()), dir)
 }
 
 fn snapshot(event_id: &str, current: i64) -> RawSnapshot {
@@ -137,19 +143,9 @@ enum Disruption {
 async fn exactly_once(n: usize, disruption: Disruption) {
     let (s, run, dir, codec) = Run::begin().parts();
     let args = ["process", "--only", "normalize"];
-    let mut workers = vec![Worker::start(
-        "process-1",
-        &args,
-        &env(&run, free_port()),
-        &dir,
-    )];
+    let mut workers = vec![start("process-1", &args, &run, &dir)];
     if disruption == Disruption::Rebalance {
-        workers.push(Worker::start(
-            "process-2",
-            &args,
-            &env(&run, free_port()),
-            &dir,
-        ));
+        workers.push(start("process-2", &args, &run, &dir));
     }
     wait_until_normalizing(&s, &codec, &run).await;
     probe_every_partition(&s, &codec, &run).await;
@@ -195,7 +191,7 @@ async fn exactly_once(n: usize, disruption: Disruption) {
             match disruption {
                 Disruption::KillAndRestart => {
                     workers[0].kill_hard();
-                    workers[0] = Worker::start("process-2", &args, &env(&run, free_port()), &dir);
+                    workers[0] = start("process-2", &args, &run, &dir);
                 }
                 Disruption::Rebalance => {
                     let leaving = workers.remove(0);
@@ -205,12 +201,7 @@ async fn exactly_once(n: usize, disruption: Disruption) {
         }
         if disruption == Disruption::Rebalance && disrupted == 1 && seen.len() >= 3 * n / 5 {
             disrupted += 1;
-            workers.push(Worker::start(
-                "process-3",
-                &args,
-                &env(&run, free_port()),
-                &dir,
-            ));
+            workers.push(start("process-3", &args, &run, &dir));
         }
         match tokio::time::timeout(Duration::from_secs(2), out.recv()).await {
             Ok(Ok(m)) => {
@@ -268,7 +259,7 @@ async fn rebalances_between_processors_neither_lose_nor_duplicate_outputs() {
 async fn a_processor_killed_before_its_first_commit_leaves_no_gap_under_latest() {
     let (s, run, dir, codec) = Run::begin().parts();
     let args = ["process", "--only", "normalize"];
-    let mut first = Worker::start("process-1", &args, &env(&run, free_port()), &dir);
+    let mut first = start("process-1", &args, &run, &dir);
     let log = first.log.clone();
     wait_for(
         "the first processor's partitions",
@@ -293,7 +284,7 @@ async fn a_processor_killed_before_its_first_commit_leaves_no_gap_under_latest()
     for i in 0..20 {
         expected.insert(send(&p, &codec, &snapshot(&event, i)).await);
     }
-    let _second = Worker::start("process-2", &args, &env(&run, free_port()), &dir);
+    let _second = start("process-2", &args, &run, &dir);
     let out = reader(&s, &common::topic::<NormalizedMetrics>(), since);
     let mut seen = HashSet::new();
     let deadline = Instant::now() + Duration::from_secs(180);
@@ -315,12 +306,7 @@ async fn a_processor_killed_before_its_first_commit_leaves_no_gap_under_latest()
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn late_checkins_are_dead_lettered_and_on_time_ones_are_windowed() {
     let (s, run, dir, codec) = Run::begin().parts();
-    let _worker = Worker::start(
-        "process",
-        &["process", "--only", "gate_throughput_1m"],
-        &env(&run, free_port()),
-        &dir,
-    );
+    let _worker = start("process", &["process", "--only", "gate_throughput_1m"], &run, &dir);
     let output = &common::topics().name("muster.windows.gate-throughput-1m.v1");
     let now = chrono::Utc::now().timestamp_millis();
     let checkin = |event: &str, direction, scanned_at: i64, received_at: i64| RawCheckin {
@@ -529,7 +515,7 @@ fn summary(alerts: &[Alert]) -> Vec<(AlertAction, AlertKind, Option<String>)> {
 async fn alerts_are_raised_and_resolved_once_even_across_a_kill() {
     let (s, run, dir, codec) = Run::begin().parts();
     let args = ["process", "--only", "alerts"];
-    let mut worker = Worker::start("alerts-1", &args, &env(&run, free_port()), &dir);
+    let mut worker = start("alerts-1", &args, &run, &dir);
     let probe_event = format!("aprobe-{run}");
     let probes = std::cell::Cell::new(0);
     wait_until_live(
@@ -572,7 +558,7 @@ async fn alerts_are_raised_and_resolved_once_even_across_a_kill() {
 
     // The processor dies; its successor must remember both alerts from the state topic.
     worker.kill_hard();
-    let _worker = Worker::start("alerts-2", &args, &env(&run, free_port()), &dir);
+    let _worker = start("alerts-2", &args, &run, &dir);
     send(
         &p,
         &codec,
@@ -699,7 +685,7 @@ async fn an_incompatible_output_schema_is_refused_before_anything_is_written() {
 
     // A new non-null column without a default cannot read the old records: not BACKWARD.
     write_sql(", CAST(0 AS BIGINT) AS extra");
-    let mut second = Worker::start("process-v2", &args, &env(&run, free_port()), &dir);
+    let mut second = start("process-v2", &args, &run, &dir);
     let status = wait_for("muster to stop", Duration::from_secs(60), || {
         let status = second.try_status();
         async move { status }
@@ -719,12 +705,7 @@ async fn an_incompatible_output_schema_is_refused_before_anything_is_written() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unstorable_snapshot_values_are_dead_lettered_and_other_events_keep_flowing() {
     let (s, run, dir, codec) = Run::begin().parts();
-    let _worker = Worker::start(
-        "process",
-        &["process", "--only", "normalize"],
-        &env(&run, free_port()),
-        &dir,
-    );
+    let _worker = start("process", &["process", "--only", "normalize"], &run, &dir);
     wait_until_normalizing(&s, &codec, &run).await;
     // The event log keeps its history: topics muster creates (or finds) keep records forever.
     for topic in [
