@@ -465,19 +465,6 @@ fn metrics(
     }
 }
 
-fn health(event_id: &str, current: Health, at: i64) -> ServiceHealth {
-    ServiceHealth {
-        event_id: event_id.to_owned(),
-        service_name: "gates".into(),
-        previous: None,
-        current,
-        reason: "HTTP 500".into(),
-        latency_ms: None,
-        consecutive_failures: 3,
-        at,
-    }
-}
-
 /// Reads alerts of `event` until `n` arrived, then a little longer to catch extras.
 async fn alerts_of(out: &StreamConsumer, codec: &Codec, event: &str, n: usize) -> Vec<Alert> {
     let mut got = Vec::new();
@@ -541,8 +528,8 @@ async fn alerts_are_raised_and_resolved_once_even_across_a_kill() {
     // before the next one is sent. 95 % of capacity, then the service goes down.
     send(&p, &codec, &metrics(&ev, t0, 950, &[("G1", "open")], &[])).await;
     let mut first = alerts_of(&out, &codec, &ev, 1).await;
-    send(&p, &codec, &health(&ev, Health::Degraded, t0 + 1)).await;
-    send(&p, &codec, &health(&ev, Health::Down, t0 + 2)).await;
+    send(&p, &codec, &ServiceHealth::observed(&ev, Health::Degraded, t0 + 1)).await;
+    send(&p, &codec, &ServiceHealth::observed(&ev, Health::Down, t0 + 2)).await;
     first.extend(alerts_of(&out, &codec, &ev, 1).await);
     assert_eq!(
         summary(&first),
@@ -566,7 +553,7 @@ async fn alerts_are_raised_and_resolved_once_even_across_a_kill() {
     )
     .await;
     let mut second = alerts_of(&out, &codec, &ev, 1).await;
-    send(&p, &codec, &health(&ev, Health::Healthy, t0 + 11)).await;
+    send(&p, &codec, &ServiceHealth::observed(&ev, Health::Healthy, t0 + 11)).await;
     second.extend(alerts_of(&out, &codec, &ev, 1).await);
     send(
         &p,

@@ -461,16 +461,7 @@ mod tests {
     fn service_down_is_raised_by_health_and_survives_snapshots() {
         let rules = AlertRules::default();
         let mut s = state();
-        let h = |current, at| ServiceHealth {
-            event_id: "ev".into(),
-            service_name: "gates".into(),
-            previous: None,
-            current,
-            reason: "HTTP 500".into(),
-            latency_ms: None,
-            consecutive_failures: 3,
-            at,
-        };
+        let h = |current, at| ServiceHealth::observed("ev", current, at);
         assert!(
             rules
                 .on_health(&mut s, &h(Health::Degraded, 1), &src(1))

@@ -17,6 +17,23 @@ pub struct ServiceHealth {
     pub at: i64,
 }
 
+impl ServiceHealth {
+    /// The `gates` service of `event_id` found `current` at `at`, after three failed polls
+    /// (`HTTP 500`). Unit and end-to-end tests build their health records from it.
+    pub fn observed(event_id: &str, current: Health, at: i64) -> Self {
+        Self {
+            event_id: event_id.into(),
+            service_name: "gates".into(),
+            previous: None,
+            current,
+            reason: "HTTP 500".into(),
+            latency_ms: None,
+            consecutive_failures: 3,
+            at,
+        }
+    }
+}
+
 string_enum!(
     /// A service's health as muster sees it.
     Health {
