@@ -6,7 +6,7 @@
 use crate::common;
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use common::kafka::{delivered, queue, send_bytes};
@@ -27,7 +27,10 @@ const DATES: [(&str, i64); 2] = [
     ("2026-01-01", NEW_YEAR),
 ];
 
-fn env(run: &str, archive: &Path, batch: usize) -> Vec<(&'static str, String)> {
+/// The archive's folder under the run's `dir`, and the env of an archiver writing there in
+/// batches of `batch`.
+fn archiver(run: &str, dir: &Path, batch: usize) -> (PathBuf, Vec<(&'static str, String)>) {
+    let archive = dir.join("archive");
     let mut env = worker_env(&format!("a{run}"), free_port());
     env.extend([
         // The fixtures' days (DATES) are older than the default 90 days of check-ins: keep
@@ -46,7 +49,7 @@ fn env(run: &str, archive: &Path, batch: usize) -> Vec<(&'static str, String)> {
             "1s".to_owned(),
         ),
     ]);
-    env
+    (archive, env)
 }
 
 fn checkin(event: &str, scanned_at: i64, i: usize) -> RawCheckin {
@@ -223,7 +226,7 @@ async fn assert_archived(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn each_record_is_archived_once_by_date_and_event_and_bad_bytes_are_dead_lettered() {
     let (s, run, dir, codec) = Run::begin().parts();
-    let root = dir.join("archive");
+    let (root, envs) = archiver(&run, &dir, 200);
     // Days of check-ins past their retention (90 days by default) leave the archive; other
     // topics' days stay.
     let old_checkins = root.join("muster.raw.checkins.v1/date=2020-01-01/event=old/part-0-1.bin");
@@ -232,7 +235,7 @@ async fn each_record_is_archived_once_by_date_and_event_and_bad_bytes_are_dead_l
         std::fs::create_dir_all(f.parent().unwrap()).unwrap();
         std::fs::write(f, b"old").unwrap();
     }
-    let worker = Worker::start("project", &["project"], &env(&run, &root, 200), &dir);
+    let worker = Worker::start("project", &["project"], &envs, &dir);
     wait_until_archiving(&s, &codec, &root, &run).await;
     common::wait_for(
         "old check-ins to be pruned",
@@ -344,8 +347,7 @@ async fn each_record_is_archived_once_by_date_and_event_and_bad_bytes_are_dead_l
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_archiver_killed_mid_stream_neither_loses_nor_duplicates_rows() {
     let (s, run, dir, codec) = Run::begin().parts();
-    let root = dir.join("archive");
-    let envs = env(&run, &root, 1000);
+    let (root, envs) = archiver(&run, &dir, 1000);
     let mut worker = Worker::start("project-1", &["project"], &envs, &dir);
     wait_until_archiving(&s, &codec, &root, &run).await;
 
@@ -426,8 +428,7 @@ async fn an_archiver_killed_mid_stream_neither_loses_nor_duplicates_rows() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_batch_left_pending_by_a_crash_is_rewritten_over_its_own_files() {
     let (s, run, dir, codec) = Run::begin().parts();
-    let root = dir.join("archive");
-    let envs = env(&run, &root, 200);
+    let (root, envs) = archiver(&run, &dir, 200);
     let worker = Worker::start("project-1", &["project"], &envs, &dir);
     wait_until_archiving(&s, &codec, &root, &run).await;
     assert!(worker.terminate(Duration::from_secs(60)).success());

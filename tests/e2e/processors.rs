@@ -306,7 +306,12 @@ async fn a_processor_killed_before_its_first_commit_leaves_no_gap_under_latest()
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn late_checkins_are_dead_lettered_and_on_time_ones_are_windowed() {
     let (s, run, dir, codec) = Run::begin().parts();
-    let _worker = start("process", &["process", "--only", "gate_throughput_1m"], &run, &dir);
+    let _worker = start(
+        "process",
+        &["process", "--only", "gate_throughput_1m"],
+        &run,
+        &dir,
+    );
     let output = &common::topics().name("muster.windows.gate-throughput-1m.v1");
     let now = chrono::Utc::now().timestamp_millis();
     let checkin = |event: &str, direction, scanned_at: i64, received_at: i64| RawCheckin {
@@ -528,8 +533,18 @@ async fn alerts_are_raised_and_resolved_once_even_across_a_kill() {
     // before the next one is sent. 95 % of capacity, then the service goes down.
     send(&p, &codec, &metrics(&ev, t0, 950, &[("G1", "open")], &[])).await;
     let mut first = alerts_of(&out, &codec, &ev, 1).await;
-    send(&p, &codec, &ServiceHealth::observed(&ev, Health::Degraded, t0 + 1)).await;
-    send(&p, &codec, &ServiceHealth::observed(&ev, Health::Down, t0 + 2)).await;
+    send(
+        &p,
+        &codec,
+        &ServiceHealth::observed(&ev, Health::Degraded, t0 + 1),
+    )
+    .await;
+    send(
+        &p,
+        &codec,
+        &ServiceHealth::observed(&ev, Health::Down, t0 + 2),
+    )
+    .await;
     first.extend(alerts_of(&out, &codec, &ev, 1).await);
     assert_eq!(
         summary(&first),
@@ -553,7 +568,12 @@ async fn alerts_are_raised_and_resolved_once_even_across_a_kill() {
     )
     .await;
     let mut second = alerts_of(&out, &codec, &ev, 1).await;
-    send(&p, &codec, &ServiceHealth::observed(&ev, Health::Healthy, t0 + 11)).await;
+    send(
+        &p,
+        &codec,
+        &ServiceHealth::observed(&ev, Health::Healthy, t0 + 11),
+    )
+    .await;
     second.extend(alerts_of(&out, &codec, &ev, 1).await);
     send(
         &p,
