@@ -17,4 +17,5 @@ mod pipeline;
 mod processors;
 mod projections;
 mod third_party;
+mod web;
 mod webhooks;
