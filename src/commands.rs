@@ -165,7 +165,7 @@ pub async fn sql(
     Ok(())
 }
 
-/// What the API's routes need.
+/// What the API's routes need; starts the change feed's listener.
 pub async fn app_state(cfg: &Config, env: &Env) -> anyhow::Result<muster_api::AppState> {
     let collector = muster_ingest::collector(&env.kafka, env.codec.clone(), &cfg.ingest).await?;
     let secrets = env.secrets.clone();
@@ -191,5 +191,12 @@ pub async fn app_state(cfg: &Config, env: &Env) -> anyhow::Result<muster_api::Ap
         )
         .map_err(anyhow::Error::msg)?,
         insights: cfg.insights.clone(),
+        feed: muster_api::feed::Feed::start(
+            cfg.api.feed.clone(),
+            cfg.database.connection()?,
+            env.pool.clone(),
+            chrono::Duration::seconds(cfg.api.stale_after_secs as i64),
+            env.shutdown.clone(),
+        ),
     })
 }

@@ -22,6 +22,8 @@ pub struct ApiConfig {
     pub sql: SqlConfig,
     /// `[api.web]`: the pages' sign-in sessions.
     pub web: WebConfig,
+    /// `[api.feed]`: the live change feed and `GET /api/partner/stream`.
+    pub feed: FeedConfig,
 }
 
 /// `[api.web]`: the web pages served at `/`, signed in with the admin token or a partner key.
@@ -42,6 +44,55 @@ impl Default for WebConfig {
             session_ttl: Duration::from_secs(12 * 3600),
             secure_cookies: false,
         }
+    }
+}
+
+/// `[api.feed]`: the change feed each `muster api` process listens to once and fans out to
+/// its live subscribers (`GET /api/partner/stream`, the pages).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct FeedConfig {
+    /// Changes a subscriber may fall behind the newest before it loses its place in the
+    /// broadcast (it then catches up from the change log); memory for this many changes is
+    /// shared by all subscribers, so a slow one never holds more.
+    pub capacity: usize,
+    /// Changes read from the log at a time (by the listener, and by a stream catching up).
+    pub page: usize,
+    /// The log is read this often even without a notification, in case one was missed.
+    #[serde(with = "humantime_serde")]
+    pub poll_every: Duration,
+    /// A stream with nothing to send sends a comment this often, so proxies keep it open.
+    #[serde(with = "humantime_serde")]
+    pub keep_alive: Duration,
+    /// A partner stream checks its key (revoked?) and grants again when it sends a change and
+    /// the last check is older than this; so a revocation stops the flow within this time.
+    #[serde(with = "humantime_serde")]
+    pub recheck_grants: Duration,
+}
+
+impl Default for FeedConfig {
+    fn default() -> Self {
+        Self {
+            capacity: 4096,
+            page: 500,
+            poll_every: Duration::from_secs(5),
+            keep_alive: Duration::from_secs(15),
+            recheck_grants: Duration::from_secs(5),
+        }
+    }
+}
+
+impl FeedConfig {
+    pub fn validate(&self) -> anyhow::Result<()> {
+        anyhow::ensure!(self.capacity > 0, "api.feed.capacity must be at least 1");
+        anyhow::ensure!(self.page > 0, "api.feed.page must be at least 1");
+        for (name, d) in [
+            ("poll_every", self.poll_every),
+            ("keep_alive", self.keep_alive),
+        ] {
+            anyhow::ensure!(!d.is_zero(), "api.feed.{name} must be longer than 0 s");
+        }
+        Ok(())
     }
 }
 
@@ -197,6 +248,7 @@ impl std::fmt::Debug for ApiConfig {
             .field("flight", &self.flight)
             .field("sql", &self.sql)
             .field("web", &self.web)
+            .field("feed", &self.feed)
             .finish()
     }
 }
@@ -223,6 +275,7 @@ impl ApiConfig {
             self.web.session_ttl >= Duration::from_secs(60),
             "api.web.session_ttl must be at least 1 minute"
         );
+        self.feed.validate()?;
         self.flight.validate()
     }
 
@@ -242,6 +295,7 @@ impl Default for ApiConfig {
             flight: Default::default(),
             sql: Default::default(),
             web: Default::default(),
+            feed: Default::default(),
         }
     }
 }

@@ -77,6 +77,15 @@ pub fn alert_kind() -> RefOr<Schema> {
     text_enum_schema(muster_schemas::AlertKind::ALL.iter().map(|k| k.as_str()))
 }
 
+/// `muster_schemas::read_models::ChangeKind` in the OpenAPI document.
+pub fn change_kind() -> RefOr<Schema> {
+    text_enum_schema(
+        muster_schemas::read_models::ChangeKind::ALL
+            .iter()
+            .map(|k| k.as_str()),
+    )
+}
+
 /// `muster_schemas::Severity` in the OpenAPI document.
 pub fn severity() -> RefOr<Schema> {
     text_enum_schema(muster_schemas::Severity::ALL.iter().map(|s| s.as_str()))

@@ -5,6 +5,7 @@ mod auth;
 mod body;
 pub mod config;
 mod domain;
+pub mod feed;
 pub mod flight;
 mod migrations;
 pub mod openapi;

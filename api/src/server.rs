@@ -22,6 +22,8 @@ pub struct AppState {
     pub webhooks: muster_webhooks::subscriptions::Store,
     /// What the insight routes show (k-anonymity, partners' minimum events per pattern cell).
     pub insights: muster_analytics::insights::InsightsConfig,
+    /// The change feed every live view shares (started with the state, stopped at shutdown).
+    pub feed: crate::feed::Feed,
 }
 
 /// What each key may use, shared by the HTTP routes and Flight SQL so that a key has one

@@ -1,6 +1,7 @@
 //! `alerts`: each alert's lifecycle (raised, resolved, duration) from `muster.alerts.v1`.
 
 use async_trait::async_trait;
+use muster_schemas::read_models::ChangeKind;
 use muster_schemas::{Alert, AlertAction};
 
 use muster_runtime::projection::{Decoded, Target, TopicProjection, sql, ts};
@@ -12,6 +13,7 @@ impl TopicProjection for AlertLifecycle {
     type Record = Alert;
     const NAME: &'static str = "alerts";
     const TABLES: &'static [&'static str] = &["alerts"];
+    const ANNOUNCES: Option<ChangeKind> = Some(ChangeKind::Alerts);
     const MIGRATIONS: &'static [&'static str] = &["CREATE TABLE {schema}.alerts (
             alert_id text PRIMARY KEY,
             event_id text NOT NULL,

@@ -4,6 +4,7 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use muster_schemas::CatalogueEntry;
+use muster_schemas::read_models::ChangeKind;
 
 use muster_runtime::projection::{Decoded, Target, TopicProjection, sql, ts};
 
@@ -19,6 +20,7 @@ impl TopicProjection for EventCatalogue {
     const NAME: &'static str = "event_catalogue";
     const TABLES: &'static [&'static str] = &["event_catalogue"];
     const READS_FROM_START: bool = true;
+    const ANNOUNCES: Option<ChangeKind> = Some(ChangeKind::Catalogue);
     const MIGRATIONS: &'static [&'static str] = &[
         "CREATE TABLE {schema}.event_catalogue (
             event_id text PRIMARY KEY,

@@ -15,6 +15,11 @@ pub struct ProjectionsConfig {
     pub batch_max_wait: Duration,
     /// How long time series are kept.
     pub retention: RetentionConfig,
+    /// Change-log rows (which events each batch changed, what the API's live feed and
+    /// `Last-Event-ID` resumes read) older than this are deleted by the retention pass; a
+    /// client resuming from before it is told to start over.
+    #[serde(with = "humantime_serde")]
+    pub change_log_retention: Duration,
     /// Run only these projections (by name); empty runs every one.
     pub only: Vec<String>,
     /// `[projections.archive]`: the raw and normalized topics as Parquet files; off unless its
@@ -29,6 +34,7 @@ impl Default for ProjectionsConfig {
             batch_max_records: 2000,
             batch_max_wait: Duration::from_millis(250),
             retention: RetentionConfig::default(),
+            change_log_retention: Duration::from_secs(3600),
             only: Vec::new(),
             archive: ArchiveConfig::default(),
         }

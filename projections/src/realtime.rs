@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use muster_schemas::NormalizedMetrics;
+use muster_schemas::read_models::ChangeKind;
 use tokio_postgres::Transaction;
 
 use muster_runtime::projection::{Decoded, Target, TopicProjection, sql, ts};
@@ -20,6 +21,7 @@ impl TopicProjection for EventRealtime {
     type Record = NormalizedMetrics;
     const NAME: &'static str = NAME;
     const TABLES: &'static [&'static str] = &["event_realtime"];
+    const ANNOUNCES: Option<ChangeKind> = Some(ChangeKind::Realtime);
     const MIGRATIONS: &'static [&'static str] = &[
         CREATE_TABLE,
         "ALTER TABLE {schema}.event_realtime ADD COLUMN IF NOT EXISTS capacity bigint",

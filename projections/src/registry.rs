@@ -57,12 +57,15 @@ async fn run(env: &Env, cfg: ProjectionsConfig) -> anyhow::Result<()> {
         all.retain(|p| cfg.only.iter().any(|n| n == p.name()));
     }
     let retention = {
-        let (retention, pool, shutdown) = (
+        let (retention, change_log, pool, shutdown) = (
             cfg.retention.clone(),
+            cfg.change_log_retention,
             env.pool.clone(),
             env.shutdown.clone(),
         );
-        tokio::spawn(async move { crate::retention::run(retention, pool, shutdown).await })
+        tokio::spawn(
+            async move { crate::retention::run(retention, change_log, pool, shutdown).await },
+        )
     };
     projection::run(env, all, cfg.batches()).await?;
     retention.await.context("the retention task panicked")?
@@ -82,5 +85,16 @@ mod tests {
         let mut listed = muster_schemas::read_models::TABLES.to_vec();
         listed.sort_unstable();
         assert_eq!(tables, listed);
+    }
+
+    #[test]
+    fn every_change_kind_is_announced_by_exactly_one_projection() {
+        use muster_schemas::read_models::ChangeKind;
+        let mut announced: Vec<ChangeKind> =
+            registry().iter().filter_map(|p| p.announces()).collect();
+        announced.sort_by_key(|k| k.as_str());
+        let mut all = ChangeKind::ALL.to_vec();
+        all.sort_by_key(|k| k.as_str());
+        assert_eq!(announced, all);
     }
 }

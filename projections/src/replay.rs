@@ -5,9 +5,10 @@
 //! The swap happens only once the replay has applied every record the live projection had
 //! (its consumer position is at or past the live stored offsets on every partition), with the
 //! live offsets locked, so the live worker cannot apply anything in between. Before swapping,
-//! the two versions are compared row by row and the differences reported.
+//! the two versions are compared row by row and the differences reported. The swap records
+//! the events whose rows differed in the change log, so live readers re-read them.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
@@ -18,7 +19,7 @@ use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::{Offset, TopicPartitionList};
 
 use crate::config::ProjectionsConfig;
-use muster_runtime::projection::{Applier, Projection};
+use muster_runtime::projection::{Applier, Projection, changes};
 
 /// Where a replay is, for a progress bar.
 #[derive(Debug, Clone, Copy)]
@@ -142,6 +143,7 @@ impl Replay<'_> {
             codec: self.codec,
             offsets_key: &key,
             schema: &schema,
+            announce: false,
         };
         let bounds = BatchBounds {
             max_records: self.cfg.batch_max_records.max(5000),
@@ -256,6 +258,8 @@ impl Replay<'_> {
             }
         }
         let mut differences = Vec::new();
+        // The events of tables that differ: what readers see of them changes at the swap.
+        let mut touched = BTreeSet::new();
         for table in self.projection.tables() {
             // Sums of floats depend on the order they were added in (batches differ between
             // the live run and the replay), so floats are compared to 9 decimals.
@@ -292,6 +296,22 @@ impl Replay<'_> {
                 .with_context(|| format!("comparing {table}"))?
                 .get(0);
             differences.push(((*table).to_owned(), n));
+            if n > 0 {
+                // Every table a projection announces for has an event id.
+                for row in tx
+                    .query(
+                        &format!(
+                            "SELECT event_id FROM {schema}.{table}
+                             UNION SELECT event_id FROM public.{table}"
+                        ),
+                        &[],
+                    )
+                    .await
+                    .with_context(|| format!("listing the events of {table}"))?
+                {
+                    touched.insert(row.get::<_, String>(0));
+                }
+            }
         }
         if self.mode == Mode::DryRun {
             tx.rollback().await?;
@@ -348,6 +368,13 @@ impl Replay<'_> {
         .await?;
         tx.batch_execute(&format!("DROP SCHEMA {schema} CASCADE"))
             .await?;
+        // The rebuild's own batches announced nothing (no reader saw its tables); the swap
+        // announces every event whose rows it changed, last before the commit.
+        if let Some(kind) = self.projection.announces() {
+            changes::record(&tx, kind, touched.iter().map(String::as_str))
+                .await
+                .context("recording the swap in the change log")?;
+        }
         tx.commit().await.context("committing the swap")?;
         Ok(Some(ReplayReport {
             records: 0,

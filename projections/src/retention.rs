@@ -1,11 +1,13 @@
 //! Deletes time-series buckets past their retention, on a timer in `muster project`. Buckets
 //! are judged by their own time, not by when they were written, so a replay that re-inserts
-//! old buckets has them removed again at the next pass.
+//! old buckets has them removed again at the next pass. The change log is pruned by age in
+//! the same pass.
 
 use std::time::Duration;
 
 use anyhow::Context;
 use muster_runtime::Shutdown;
+use muster_runtime::projection::changes;
 
 use crate::config::RetentionConfig;
 
@@ -53,8 +55,11 @@ pub async fn apply(
     Ok(out)
 }
 
+/// Every `cfg.every`: the buckets past their retention, and the change log's rows older than
+/// `change_log`.
 pub async fn run(
     cfg: RetentionConfig,
+    change_log: Duration,
     pool: deadpool_postgres::Pool,
     shutdown: Shutdown,
 ) -> anyhow::Result<()> {
@@ -63,6 +68,17 @@ pub async fn run(
             Ok(client) => {
                 if let Err(e) = apply(&client, &cfg, chrono::Utc::now()).await {
                     tracing::warn!(error = %format!("{e:#}"), "retention pass failed; next one will retry");
+                }
+                match changes::prune(&client, change_log).await {
+                    Ok(n) if n > 0 => {
+                        tracing::debug!(table = "change_log", deleted = n, "retention");
+                        metrics::counter!("muster_retention_deleted_total", "table" => "change_log")
+                            .increment(n);
+                    }
+                    Ok(_) => {}
+                    Err(e) => {
+                        tracing::warn!(error = %e, "pruning the change log failed; next pass will retry")
+                    }
                 }
             }
             Err(e) => tracing::warn!(error = %e, "retention: no database connection"),

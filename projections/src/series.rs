@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use muster_schemas::read_models::ChangeKind;
 use muster_schemas::{Codec, NormalizedMetrics};
 use tokio_postgres::Transaction;
 
@@ -106,6 +107,7 @@ impl TopicProjection for EventSeries {
     type Record = NormalizedMetrics;
     const NAME: &'static str = "event_series";
     const TABLES: &'static [&'static str] = &["event_series_minute", "event_series_hour"];
+    const ANNOUNCES: Option<ChangeKind> = Some(ChangeKind::Series);
     const MIGRATIONS: &'static [&'static str] = &["CREATE TABLE {schema}.event_series_minute (
             event_id text NOT NULL,
             bucket timestamptz NOT NULL,
@@ -271,6 +273,10 @@ impl Projection for GateSeries {
 
     fn tables(&self) -> &'static [&'static str] {
         &["gate_series_minute", "gate_series_hour"]
+    }
+
+    fn announces(&self) -> Option<ChangeKind> {
+        Some(ChangeKind::Gates)
     }
 
     fn migrations(&self) -> &'static [&'static str] {

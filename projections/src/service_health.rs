@@ -4,6 +4,7 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use muster_schemas::ServiceHealth;
+use muster_schemas::read_models::ChangeKind;
 
 use muster_runtime::projection::{Decoded, Target, TopicProjection, sql, ts};
 
@@ -14,6 +15,7 @@ impl TopicProjection for ServiceHealthHistory {
     type Record = ServiceHealth;
     const NAME: &'static str = "service_health";
     const TABLES: &'static [&'static str] = &["service_health_history"];
+    const ANNOUNCES: Option<ChangeKind> = Some(ChangeKind::ServiceHealth);
     const MIGRATIONS: &'static [&'static str] = &["CREATE TABLE {schema}.service_health_history (
             source_partition int NOT NULL,
             source_offset bigint NOT NULL,

@@ -250,6 +250,27 @@ impl Default for DatabaseConfig {
 impl DatabaseConfig {
     pub fn pool(&self) -> anyhow::Result<deadpool_postgres::Pool> {
         use anyhow::Context;
+        let manager = deadpool_postgres::Manager::from_config(
+            self.connection()?,
+            tokio_postgres::NoTls,
+            deadpool_postgres::ManagerConfig {
+                recycling_method: deadpool_postgres::RecyclingMethod::Fast,
+            },
+        );
+        deadpool_postgres::Pool::builder(manager)
+            .max_size(self.pool_size)
+            .runtime(deadpool_postgres::Runtime::Tokio1)
+            .wait_timeout(Some(self.wait_timeout))
+            .create_timeout(Some(self.wait_timeout))
+            .recycle_timeout(Some(self.wait_timeout))
+            .build()
+            .context("building the PostgreSQL pool")
+    }
+
+    /// The settings of one connection, as the pool makes them: for a connection of its own
+    /// beside the pool (a `LISTEN`er).
+    pub fn connection(&self) -> anyhow::Result<tokio_postgres::Config> {
+        use anyhow::Context;
         let mut pg: tokio_postgres::Config = self.url.parse().with_context(|| {
             format!(
                 "database.url {} is not a valid URL",
@@ -266,21 +287,7 @@ impl DatabaseConfig {
         if pg.get_connect_timeout().is_none() {
             pg.connect_timeout(self.wait_timeout);
         }
-        let manager = deadpool_postgres::Manager::from_config(
-            pg,
-            tokio_postgres::NoTls,
-            deadpool_postgres::ManagerConfig {
-                recycling_method: deadpool_postgres::RecyclingMethod::Fast,
-            },
-        );
-        deadpool_postgres::Pool::builder(manager)
-            .max_size(self.pool_size)
-            .runtime(deadpool_postgres::Runtime::Tokio1)
-            .wait_timeout(Some(self.wait_timeout))
-            .create_timeout(Some(self.wait_timeout))
-            .recycle_timeout(Some(self.wait_timeout))
-            .build()
-            .context("building the PostgreSQL pool")
+        Ok(pg)
     }
 
     /// Validation at load: zero durations would fail every request or disable the guard.

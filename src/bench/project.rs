@@ -112,6 +112,7 @@ pub async fn run(args: Args, cfg: Config) -> anyhow::Result<()> {
             codec: &codec,
             offsets_key: &key,
             schema: &target,
+            announce: false,
         };
         let started = Instant::now();
         for (b, chunk) in payloads
@@ -245,6 +246,7 @@ async fn live_loop(
         codec,
         offsets_key: &key,
         schema: &target,
+        announce: false,
     };
     let bounds = BatchBounds {
         max_records: cfg.projections.batch_max_records,

@@ -16,6 +16,7 @@ mod insights;
 mod pipeline;
 mod processors;
 mod projections;
+mod stream;
 mod third_party;
 mod web;
 mod webhooks;

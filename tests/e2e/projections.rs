@@ -612,6 +612,39 @@ async fn a_bad_record_is_dead_lettered_while_the_rest_applies(
     })
     .await;
 
+    // The change log was written in the batches' transactions: every good event under both
+    // kinds, and the bad event only under the projections that applied it (and `before`).
+    let bad_prefix = poison.bad.event_id.split('\0').next().unwrap().to_owned();
+    for (projection, change) in [("event_realtime", "realtime"), ("event_series", "series")] {
+        let count = |sql: &'static str, prefix: String| {
+            let client = &client;
+            async move {
+                client
+                    .query_one(sql, &[&change, &prefix])
+                    .await
+                    .unwrap()
+                    .get::<_, i64>(0)
+            }
+        };
+        let good_events = count(
+            "SELECT count(DISTINCT event_id) FROM change_log WHERE kind = $1 AND event_id LIKE $2 || '%'",
+            good.clone(),
+        )
+        .await;
+        assert_eq!(good_events, 10, "{projection}");
+        let bad_rows = count(
+            "SELECT count(*) FROM change_log WHERE kind = $1 AND event_id LIKE $2 || '%'",
+            bad_prefix.clone(),
+        )
+        .await;
+        let applied_bad = i64::from(!poison.refused_by.contains(&projection));
+        let want = i64::from(poison.before.is_some()) + applied_bad;
+        assert_eq!(
+            bad_rows, want,
+            "{projection}: the refused record announced nothing"
+        );
+    }
+
     let expected_event = poison.bad.event_id.replace('\0', "\u{FFFD}");
     let stages: Vec<String> = poison
         .refused_by

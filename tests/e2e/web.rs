@@ -105,8 +105,8 @@ async fn a_partner_sees_exactly_its_events_and_an_event_not_granted_is_refused()
         .await;
     assert_eq!(json["events"].as_array().unwrap().len(), 2);
     assert_eq!(b.text("#card-inside .value").await, "760");
-    let weight = b.transferred().await;
-    eprintln!("overview first load: {weight} bytes transferred");
+    let weight = b.weight().await;
+    eprintln!("overview first load: {weight} bytes");
     assert!(
         weight < 200_000,
         "the overview's first load took {weight} bytes"
@@ -121,6 +121,19 @@ async fn a_partner_sees_exactly_its_events_and_an_event_not_granted_is_refused()
         b.text("main").await
     );
     assert!(!b.text("main").await.contains("Other Fest"));
+    // The browser logs the 403 it was answered (once it has), and nothing else.
+    let refused = format!(
+        "/events/{b1} - Failed to load resource: the server responded with a status of 403"
+    );
+    let logged = wait_for("the 403 in the console", Duration::from_secs(10), || {
+        let (b, refused) = (&b, &refused);
+        async move {
+            let errors = b.console_errors().await;
+            errors.iter().any(|e| e.contains(refused)).then_some(errors)
+        }
+    })
+    .await;
+    assert!(logged.iter().all(|e| e.contains(&refused)), "{logged:#?}");
     b.goto(&format!("/events/{a1}")).await;
     assert_eq!(b.text("h1").await, "Seoul Expo");
     // Searching filters the rows in place.

@@ -10,6 +10,7 @@ pub mod premium;
 pub mod public;
 pub mod services;
 pub mod sql;
+pub mod stream;
 pub mod webhooks;
 
 use utoipa::OpenApi;
@@ -29,11 +30,12 @@ pub fn routes(ctx: &Ctx) -> Route {
         sql::routes(ctx),
         insights::routes(ctx),
         webhooks::routes(ctx),
+        stream::routes(ctx),
     ])
 }
 
 /// Every resource's OpenAPI description.
-pub fn docs() -> [utoipa::openapi::OpenApi; 10] {
+pub fn docs() -> [utoipa::openapi::OpenApi; 11] {
     [
         public::Doc::openapi(),
         services::Doc::openapi(),
@@ -45,5 +47,6 @@ pub fn docs() -> [utoipa::openapi::OpenApi; 10] {
         sql::Doc::openapi(),
         insights::Doc::openapi(),
         webhooks::Doc::openapi(),
+        stream::Doc::openapi(),
     ]
 }

@@ -9,7 +9,7 @@ use crate::auth::Partner;
 use crate::problem::Problem;
 use crate::problem::answers::{RateLimited, Unauthorized};
 use crate::read::Client;
-use crate::read::events::{self, Realtime, Status};
+use crate::read::events::{self, Event, Realtime, Status};
 use crate::read::series::{self, MinutePoint};
 use crate::route::{Ctx, Route, any, route, with};
 
@@ -29,6 +29,24 @@ pub struct PartnerEvent {
     pub current_attendees: Option<i64>,
     pub attendance_rate: Option<f64>,
     pub fetched_at: Option<DateTime<Utc>>,
+}
+
+/// Also what the partner stream sends with each change.
+impl From<&Event> for PartnerEvent {
+    fn from(e: &Event) -> Self {
+        let realtime = e.realtime.as_ref();
+        Self {
+            event_id: e.event_id.clone(),
+            name: e.name.clone(),
+            event_type: e.event_type.clone(),
+            capacity: e.capacity,
+            status: e.status,
+            total_registered: realtime.map(|r| r.total_registered),
+            current_attendees: realtime.map(|r| r.current_attendees),
+            attendance_rate: realtime.map(|r| r.attendance_rate),
+            fetched_at: realtime.map(|r| r.fetched_at),
+        }
+    }
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -55,18 +73,8 @@ async fn list(
     };
     let events = events::list(&db, filter, stale_after)
         .await?
-        .into_iter()
-        .map(|e| PartnerEvent {
-            total_registered: e.realtime.as_ref().map(|r| r.total_registered),
-            current_attendees: e.realtime.as_ref().map(|r| r.current_attendees),
-            attendance_rate: e.realtime.as_ref().map(|r| r.attendance_rate),
-            fetched_at: e.realtime.as_ref().map(|r| r.fetched_at),
-            event_id: e.event_id,
-            name: e.name,
-            event_type: e.event_type,
-            capacity: e.capacity,
-            status: e.status,
-        })
+        .iter()
+        .map(PartnerEvent::from)
         .collect();
     Ok(warp::reply::json(&PartnerEvents { events }))
 }

@@ -125,7 +125,7 @@ pub fn routes(site: &Site) -> Route {
 async fn page(query: Query, visit: Visit, site: Site) -> Response {
     let session = match site.require(&visit) {
         Ok(s) => s,
-        Err(res) => return res,
+        Err(res) => return *res,
     };
     let filters = query.filters();
     let list = match site.db().await {

@@ -29,7 +29,7 @@ pub fn routes(site: &Site) -> Route {
 async fn page(event_id: String, visit: Visit, site: Site) -> Response {
     let session = match site.require(&visit) {
         Ok(s) => s,
-        Err(res) => return res,
+        Err(res) => return *res,
     };
     // Path segments arrive percent-encoded.
     let event_id = percent_decode(&event_id);

@@ -22,7 +22,7 @@ use warp::sse::Event as Sse;
 use super::i18n::Lang;
 use super::session::{Session, Signed, Visit};
 use super::{Site, alerts, board, overview};
-use crate::auth::{Use, Viewer};
+use crate::auth::Viewer;
 use crate::feed::{Change, Since};
 use crate::problem::Problem;
 use crate::read::Client;
@@ -143,6 +143,7 @@ async fn stream<P: LivePage>(
             Ok(_) | Err(_) => first.all = true,
         }
     }
+    let keep_alive = site.keep_alive;
     let live = Live {
         page: page(visit.lang, &session.viewer),
         session,
@@ -154,7 +155,10 @@ async fn stream<P: LivePage>(
         let event = live.next().await?;
         Some((Ok::<_, Infallible>(event), live))
     });
-    let mut res = warp::sse::reply(warp::sse::keep_alive().stream(events)).into_response();
+    // warp wants the stream Sync; its futures hold database clients, which are not.
+    let events = sync_wrapper::SyncStream::new(events);
+    let keep_alive = warp::sse::keep_alive().interval(keep_alive);
+    let mut res = warp::sse::reply(keep_alive.stream(events)).into_response();
     res.headers_mut().insert(
         "cache-control",
         warp::http::HeaderValue::from_static("no-store"),
@@ -279,12 +283,20 @@ impl LivePage for Overview {
         html.push_str(&overview::cards(lang, &board, true).into_string());
         html.push_str(&overview::shown(lang, &board, true).into_string());
         html.push_str(&overview::empty(lang, &board, true).into_string());
-        let now_shown: HashSet<String> = board.rows.iter().map(|r| r.event.event_id.clone()).collect();
+        let now_shown: HashSet<String> = board
+            .rows
+            .iter()
+            .map(|r| r.event.event_id.clone())
+            .collect();
         if all {
             html.push_str(&overview::rows(lang, now, &board, true).into_string());
         } else {
             let shown = self.shown.get_or_insert_with(HashSet::new);
-            for r in board.rows.iter().filter(|r| mine.contains(&r.event.event_id)) {
+            for r in board
+                .rows
+                .iter()
+                .filter(|r| mine.contains(&r.event.event_id))
+            {
                 let row = overview::row(lang, now, r, shown.contains(&r.event.event_id));
                 if shown.contains(&r.event.event_id) {
                     html.push_str(&format!("<template>{}</template>", row.into_string()));
@@ -295,7 +307,10 @@ impl LivePage for Overview {
                     ));
                 }
             }
-            for gone in mine.iter().filter(|id| shown.contains(*id) && !now_shown.contains(*id)) {
+            for gone in mine
+                .iter()
+                .filter(|id| shown.contains(*id) && !now_shown.contains(*id))
+            {
                 html.push_str(&format!(
                     r#"<template><tr id="{}" hx-swap-oob="delete"></tr></template>"#,
                     overview::row_id(gone)

@@ -14,7 +14,7 @@ mod charts;
 mod event;
 pub mod i18n;
 pub mod layout;
-// mod live; (once the change feed is merged)
+mod live;
 mod overview;
 pub mod session;
 
@@ -46,23 +46,25 @@ pub struct Site {
     pub pool: deadpool_postgres::Pool,
     pub stale_after: chrono::Duration,
     pub state: crate::AppState,
+    /// How often a quiet live stream sends a comment (`[api.feed] keep_alive`).
+    pub keep_alive: std::time::Duration,
 }
 
 impl Site {
     /// The signed-in session, or the answer to give instead: to the sign-in form when signed
     /// out, an error page when the session could not be checked.
-    pub fn require<'v>(&self, visit: &'v Visit) -> Result<&'v Session, Response> {
+    pub fn require<'v>(&self, visit: &'v Visit) -> Result<&'v Session, Box<Response>> {
         match &visit.signed {
             Signed::In(s) => Ok(s),
-            Signed::Out => Err(layout::to_sign_in(visit)),
-            Signed::Failed(p) => Err(layout::error(visit, p)),
+            Signed::Out => Err(Box::new(layout::to_sign_in(visit))),
+            Signed::Failed(p) => Err(Box::new(layout::error(visit, p))),
         }
     }
 
     /// The change feed's newest id, which a page hands its live stream so that nothing
     /// committed between drawing and subscribing is lost.
     pub async fn feed_head(&self) -> Result<i64, Problem> {
-        Ok(0)
+        self.state.feed.head().await
     }
 
     pub async fn db(&self) -> Result<Client, Problem> {
@@ -81,6 +83,7 @@ pub fn routes(ctx: &Ctx) -> Route {
         pool: ctx.state.pool.clone(),
         stale_after: ctx.stale_after(),
         state: ctx.state.clone(),
+        keep_alive: ctx.cfg.feed.keep_alive,
     };
     any([
         assets::routes(),
@@ -88,5 +91,6 @@ pub fn routes(ctx: &Ctx) -> Route {
         overview::routes(&site),
         alerts::routes(&site),
         event::routes(&site),
+        live::routes(&site),
     ])
 }

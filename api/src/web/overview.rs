@@ -32,7 +32,7 @@ pub fn routes(site: &Site) -> Route {
 async fn overview(query: Query, visit: Visit, site: Site) -> Response {
     let session = match site.require(&visit) {
         Ok(s) => s,
-        Err(res) => return res,
+        Err(res) => return *res,
     };
     let filters = query.filters();
     let board = match site.db().await {
@@ -278,13 +278,13 @@ pub fn row(lang: Lang, now: DateTime<Utc>, r: &Row, live: bool) -> Markup {
                 a href=(format!("/events/{}", layout::url_encode(&e.event_id))) { (e.name) }
                 span.type { (e.event_type) }
             }
-            td {
+            td data-label=(lang.t(Msg::Status)) {
                 span class=(format!("status status-{}", e.status.as_str())) {
                     @if stale { span aria-hidden="true" { "⚠ " } }
                     (i18n::status(lang, e.status))
                 }
             }
-            td.occupancy {
+            td.occupancy data-label=(lang.t(Msg::Occupancy)) {
                 @match (e.occupancy(), e.capacity) {
                     (Some(share), Some(cap)) => {
                         (bar(share))
@@ -294,14 +294,14 @@ pub fn row(lang: Lang, now: DateTime<Utc>, r: &Row, live: bool) -> Markup {
                     _ => { span.sub { (lang.t(Msg::NoCapacity)) } }
                 }
             }
-            td.num.inside {
+            td.num.inside data-label=(lang.t(Msg::Inside)) {
                 @match &e.realtime {
                     Some(rt) => { (lang.int(rt.current_attendees)) }
                     None => { span.sub { (lang.t(Msg::NoData)) } }
                 }
             }
-            td { (sparkline(&values, &spark_label)) }
-            td.num {
+            td data-label=(lang.t(Msg::LastHours)) { (sparkline(&values, &spark_label)) }
+            td.num data-label=(lang.t(Msg::ActiveAlerts)) {
                 @if r.active_alerts > 0 {
                     a href=(format!("/alerts?event={}", layout::url_encode(&e.event_id)))
                         class=(format!("count severity-{}", r.worst.map_or("warning", |s| s.as_str()))) {
@@ -310,7 +310,7 @@ pub fn row(lang: Lang, now: DateTime<Utc>, r: &Row, live: bool) -> Markup {
                     }
                 } @else { "0" }
             }
-            td.updated {
+            td.updated data-label=(lang.t(Msg::Updated)) {
                 @if let Some(rt) = &e.realtime {
                     time datetime=(rt.observed_at.to_rfc3339()) { (lang.time(rt.observed_at, zone, now)) }
                     " " span.zone { (zone_label(zone)) }

@@ -1,14 +1,15 @@
 //! Applying one batch: in one PostgreSQL transaction with its offsets, skipping what an earlier
 //! transaction applied, so a batch read twice (after a crash, a rebalance, or a replay's swap)
-//! is applied once.
+//! is applied once. The live tables' batches also record, last in that transaction, which
+//! events changed ([`changes`]).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::ops::Range;
 
 use anyhow::Context;
 use muster_schemas::{Codec, DeadLetter};
 
-use super::{InRecord, Projection, Rejected, offsets, refusal};
+use super::{InRecord, Projection, Rejected, changes, offsets, refusal};
 use crate::dead_letters;
 
 /// What applying a batch needs besides the batch: shared by the live loop, the replay and
@@ -20,6 +21,9 @@ pub struct Applier<'a> {
     pub offsets_key: &'a str,
     /// Where its tables are: `public` live, a fresh schema for a replay.
     pub schema: &'a str,
+    /// Whether applied records are announced in the change log: for the live tables only, as
+    /// no reader sees a replay's or a benchmark's tables (a replay announces at its swap).
+    pub announce: bool,
 }
 
 impl Applier<'_> {
@@ -73,6 +77,7 @@ impl Applier<'_> {
         let rejected = refusal::bisect(fresh.len(), &mut savepoints)
             .await
             .with_context(|| format!("projection {name}"))?;
+        let refused: BTreeSet<usize> = rejected.iter().map(|r| r.index).collect();
         let stage = format!("project:{name}");
         let letters: Vec<DeadLetter> = rejected
             .into_iter()
@@ -92,6 +97,21 @@ impl Applier<'_> {
         }
         for (topic, offsets) in per_topic {
             offsets::store(&tx, self.offsets_key, topic, &offsets).await?;
+        }
+        if self.announce
+            && let Some(kind) = self.projection.announces()
+        {
+            // Records are keyed by their event id; a refused record changed nothing, and a
+            // key PostgreSQL cannot store (NUL) names no event a reader could ask about.
+            let changed = fresh
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| !refused.contains(i))
+                .filter_map(|(_, r)| r.key.as_deref())
+                .filter(|k| !k.contains('\0'));
+            changes::record(&tx, kind, changed)
+                .await
+                .context("recording the change log")?;
         }
         tx.commit()
             .await

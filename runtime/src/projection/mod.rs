@@ -7,6 +7,7 @@
 //! projections, the webhook outbox) runs on it.
 
 pub mod applier;
+pub mod changes;
 pub mod offsets;
 pub mod refusal;
 pub mod worker;
@@ -16,15 +17,16 @@ pub use worker::{Batches, run};
 
 use crate::migrate::Migrations;
 
-/// The runtime's own table (stored offsets). Each projection's tables are migrated by its
-/// crate, so a replay can create the same tables in a fresh schema.
+/// The runtime's own tables (stored offsets, the change log). Each projection's tables are
+/// migrated by its crate, so a replay can create the same tables in a fresh schema.
 pub static MIGRATIONS: Migrations = Migrations {
     component: "projections",
-    steps: &[offsets::CREATE_TABLE],
+    steps: &[offsets::CREATE_TABLE, changes::CREATE_TABLE],
 };
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use muster_schemas::read_models::ChangeKind;
 use muster_schemas::{Codec, TopicRecord};
 use tokio_postgres::Transaction;
 
@@ -53,6 +55,12 @@ pub trait Projection: Send + Sync {
     }
     /// Tables it owns; a replay rebuilds exactly these and swaps them in together.
     fn tables(&self) -> &'static [&'static str];
+    /// The read model live readers know it by: after each batch, the events whose records
+    /// applied are recorded under this kind in the change log ([`changes`]). `None` for a
+    /// stage no reader watches live (the webhook outbox).
+    fn announces(&self) -> Option<ChangeKind> {
+        None
+    }
     /// Forward-only DDL, with `{schema}` where the schema name goes: applied to `public` as
     /// migrations, and all of them, in order, to a replay's fresh schema. Never edit a
     /// released step; append one.
@@ -85,6 +93,8 @@ pub trait TopicProjection: Send + Sync {
     const MIGRATIONS: &'static [&'static str];
     /// See [`Projection::reads_from_start`].
     const READS_FROM_START: bool = false;
+    /// See [`Projection::announces`].
+    const ANNOUNCES: Option<ChangeKind> = None;
 
     /// Applies the decoded records (each with its index in the batch); see
     /// [`Projection::apply`].
@@ -118,6 +128,10 @@ impl<P: TopicProjection> Projection for P {
 
     fn tables(&self) -> &'static [&'static str] {
         P::TABLES
+    }
+
+    fn announces(&self) -> Option<ChangeKind> {
+        P::ANNOUNCES
     }
 
     fn migrations(&self) -> &'static [&'static str] {

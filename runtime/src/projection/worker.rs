@@ -140,6 +140,7 @@ impl Worker {
             codec: &self.env.codec,
             offsets_key: name,
             schema: "public",
+            announce: true,
         };
         let bounds = BatchBounds {
             max_records: self.batches.max_records,

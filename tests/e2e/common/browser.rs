@@ -141,15 +141,6 @@ impl Browser {
         self.find(css).await.text().await.unwrap()
     }
 
-    /// The texts of every element matching `css`.
-    pub async fn texts(&self, css: &str) -> Vec<String> {
-        let mut out = Vec::new();
-        for e in self.client.find_all(Locator::Css(css)).await.unwrap() {
-            out.push(e.text().await.unwrap());
-        }
-        out
-    }
-
     pub async fn js(&self, script: &str) -> Value {
         self.client
             .execute(script, vec![])
@@ -213,12 +204,13 @@ impl Browser {
             .collect()
     }
 
-    /// Bytes the page's load transferred (the document and everything it loaded), as the
-    /// browser counts them.
-    pub async fn transferred(&self) -> u64 {
+    /// Bytes the page's first load costs: the document and everything it loaded, each as
+    /// transferred or, when it came from the cache, as its encoded body (what an empty cache
+    /// would have fetched).
+    pub async fn weight(&self) -> u64 {
         self.js("return performance.getEntriesByType('navigation')
                .concat(performance.getEntriesByType('resource'))
-               .reduce((n, e) => n + (e.transferSize || 0), 0);")
+               .reduce((n, e) => n + Math.max(e.transferSize || 0, e.encodedBodySize || 0), 0);")
             .await
             .as_u64()
             .unwrap()

@@ -8,6 +8,7 @@ mod faults;
 pub mod kafka;
 pub mod process;
 pub mod records;
+pub mod sse;
 pub mod stack;
 
 use std::net::TcpListener;
