@@ -247,7 +247,8 @@ mod tests {
         }
     }
 
-    /// What the cursor sends until it would wait on the broadcast.
+    /// What the cursor sends until it would wait on the broadcast (each test ends its
+    /// broadcast with a change the cursor sends, so `next` never waits for good).
     async fn drain<L: Log, G: Gate>(cursor: &mut Cursor<L, G>) -> Vec<Out> {
         let mut out = Vec::new();
         loop {
@@ -329,12 +330,14 @@ mod tests {
         let log = FakeLog::new(rows.clone(), 1, 4);
         let mut cursor = Cursor::fresh(log.clone(), gate(&["a"]), rx, 0);
         assert_eq!(cursor.next().await, Some(Out::Ready(0)));
-        // Ten changes into a ring of two: the receiver lost eight.
+        // Eleven changes into a ring of two: the receiver lost nine. The log has the first
+        // ten; the eleventh commits after the stream read it.
         for c in rows {
             tx.send(c).unwrap();
         }
+        tx.send(change(11, "a")).unwrap();
         let out = drain(&mut cursor).await;
-        let want: Vec<String> = (1..=10).map(|i| format!("{i}:a")).collect();
+        let want: Vec<String> = (1..=11).map(|i| format!("{i}:a")).collect();
         assert_eq!(ids(&out), want, "every change, once, in order");
         assert_eq!(*log.asked.lock().unwrap(), [0, 4, 8]);
     }
