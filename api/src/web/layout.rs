@@ -206,16 +206,16 @@ pub fn to_sign_in(visit: &Visit) -> Response {
     redirect(visit, &format!("/sign-in?next={next}"))
 }
 
-/// Percent-encodes everything outside the unreserved characters.
+/// Everything but RFC 3986's unreserved characters.
+const ENCODED: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'~');
+
+/// `s` percent-encoded for a path segment or a query value.
 pub fn url_encode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
+    percent_encoding::utf8_percent_encode(s, ENCODED).to_string()
 }
 
 /// An error page for `problem`, in the visitor's language, with the problem's status.

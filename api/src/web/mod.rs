@@ -43,7 +43,6 @@ pub const TEMPLATES: &[(&str, &str)] = &[
 #[derive(Clone)]
 pub struct Site {
     pub sessions: Sessions,
-    pub pool: deadpool_postgres::Pool,
     pub stale_after: chrono::Duration,
     pub state: crate::AppState,
     /// How often a quiet live stream sends a comment (`[api.feed] keep_alive`).
@@ -68,7 +67,7 @@ impl Site {
     }
 
     pub async fn db(&self) -> Result<Client, Problem> {
-        Ok(self.pool.get().await?)
+        Ok(self.state.pool.get().await?)
     }
 }
 
@@ -80,7 +79,6 @@ pub fn routes(ctx: &Ctx) -> Route {
             auth: ctx.auth.clone(),
             cfg: ctx.cfg.web.clone(),
         },
-        pool: ctx.state.pool.clone(),
         stale_after: ctx.stale_after(),
         state: ctx.state.clone(),
         keep_alive: ctx.cfg.feed.keep_alive,
