@@ -66,12 +66,29 @@ for _ in $(seq 60); do
   sleep 0.5
 done
 
+# A partner to try the pages with: granted all but the last event (the one serving bad bodies),
+# kept across restarts of the demo while its key still works.
+partner_ok() { [ -s "$state/partner-key" ] && curl -fsS -o /dev/null -H "x-api-key: $(cat "$state/partner-key")" \
+  "$api/api/partner/events"; }
+if ! partner_ok; then
+  grants=$(curl -fsS -H "authorization: Bearer $MUSTER_ADMIN_TOKEN" "$api/api/admin/services" | python3 -c '
+import json, sys
+ids = sorted(s["eventId"] for s in json.load(sys.stdin))
+print(json.dumps(ids[:-1] or ids))')
+  curl -fsS -X POST -H "authorization: Bearer $MUSTER_ADMIN_TOKEN" -H 'content-type: application/json' \
+    -d "{\"name\": \"Demo partner\", \"tier\": \"premium\", \"eventIds\": $grants}" \
+    "$api/api/admin/partners" | python3 -c 'import json, sys; print(json.load(sys.stdin)["apiKey"])' \
+    >"$state/partner-key"
+fi
+
 cat <<MSG
 
 muster is running with $events simulated events, registered through the admin API with
 mixed authentication (none, api_key, jwt, oauth2); the last one serves malformed bodies, which
 go to the dead-letter topic. The simulator also pushes signed check-ins.
 
+  dashboard:                            $api/   (sign in with a key or the admin token)
+  partner API key (all but one event):  $(cat "$state/partner-key")
   admin token (MUSTER_ADMIN_TOKEN):     $MUSTER_ADMIN_TOKEN
   curl -s $api/api/public/events          events with live numbers (first ones within seconds)
   curl -s -H "authorization: Bearer $MUSTER_ADMIN_TOKEN" \\

@@ -13,6 +13,17 @@ started=$SECONDS
 step "build dependencies"
 scripts/build-deps.sh
 
+step "browser for the web tests (Debian's chromium and chromedriver, CJK fonts for Korean)"
+browser_pkgs=()
+command -v chromium >/dev/null || browser_pkgs+=(chromium)
+command -v chromedriver >/dev/null || browser_pkgs+=(chromium-driver)
+[ -d /usr/share/fonts/opentype/noto ] && ls /usr/share/fonts/opentype/noto | grep -q CJK || browser_pkgs+=(fonts-noto-cjk)
+if [ ${#browser_pkgs[@]} -gt 0 ]; then
+    sudo=""; [ "$(id -u)" = 0 ] || sudo=sudo
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${browser_pkgs[@]}"
+fi
+
 # cargo-nextest (the test runner: one process per test, a bound on a stuck test). A cold install
 # compiles for minutes, so it runs beside the services' start and clippy's build.
 nextest_version=0.9.151

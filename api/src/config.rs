@@ -20,8 +20,31 @@ pub struct ApiConfig {
     pub flight: FlightConfig,
     /// `[api.sql]`: `POST /api/premium/sql`, and what every SQL caller shares.
     pub sql: SqlConfig,
+    /// `[api.web]`: the pages' sign-in sessions.
+    pub web: WebConfig,
     /// `[api.feed]`: the live change feed and `GET /api/partner/stream`.
     pub feed: FeedConfig,
+}
+
+/// `[api.web]`: the web pages served at `/`, signed in with the admin token or a partner key.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WebConfig {
+    /// How long a sign-in lasts; the session is then refused and its row pruned.
+    #[serde(with = "humantime_serde")]
+    pub session_ttl: Duration,
+    /// Mark cookies `Secure` on every answer: set it when TLS ends at a proxy that does not
+    /// send `X-Forwarded-Proto: https` (with that header they are marked anyway).
+    pub secure_cookies: bool,
+}
+
+impl Default for WebConfig {
+    fn default() -> Self {
+        Self {
+            session_ttl: Duration::from_secs(12 * 3600),
+            secure_cookies: false,
+        }
+    }
 }
 
 /// `[api.feed]`: the change feed each `muster api` process listens to once and fans out to
@@ -233,6 +256,10 @@ impl ApiConfig {
             );
         }
         self.sql.validate()?;
+        anyhow::ensure!(
+            self.web.session_ttl >= Duration::from_secs(60),
+            "api.web.session_ttl must be at least 1 minute"
+        );
         self.feed.validate()?;
         self.flight.validate()
     }
@@ -252,6 +279,7 @@ impl Default for ApiConfig {
             rate_limits: Default::default(),
             flight: Default::default(),
             sql: Default::default(),
+            web: Default::default(),
             feed: Default::default(),
         }
     }

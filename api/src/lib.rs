@@ -1,4 +1,4 @@
-//! The thin HTTP API over the projections. It only reads projections (and writes its own
+//! The thin HTTP API over the projections, and the web pages over the same read models. It only reads projections (and writes its own
 //! partners and keys), so it scales by running more copies.
 
 mod auth;
@@ -15,6 +15,7 @@ mod read;
 mod resources;
 mod route;
 mod server;
+mod web;
 
 pub use config::ApiConfig;
 pub use migrations::MIGRATIONS;

@@ -191,6 +191,12 @@ impl RouteTemplates {
                 }
             })
             .collect();
+        // The pages are no JSON operations, so not in the document; their paths label too.
+        routes.extend(crate::web::TEMPLATES.iter().map(|(t, allow)| Documented {
+            template: (*t).to_owned(),
+            segments: Template::new(t),
+            allow: (*allow).to_owned(),
+        }));
         // Literal segments win over parameters: `/a/list` before `/a/{id}`.
         routes.sort_by_key(|r| r.segments.parameters());
         Self(routes)
@@ -301,6 +307,8 @@ mod tests {
             "/api/partner/analytics/summary"
         );
         assert_eq!(t.label("/wp-admin/x.php"), "unmatched");
+        assert_eq!(t.label("/events/ev-1"), "/events/{eventId}");
+        assert_eq!(t.label("/"), "/");
         assert_eq!(t.allow("/api/admin/partners"), Some("GET, POST"));
     }
 }

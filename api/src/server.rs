@@ -9,7 +9,7 @@ use warp::Filter;
 use crate::auth::{Auth, Limits};
 use crate::config::ApiConfig;
 use crate::route::Ctx;
-use crate::{openapi, problem, resources};
+use crate::{openapi, problem, resources, web};
 
 /// What the routes need.
 #[derive(Clone)]
@@ -69,7 +69,10 @@ fn guarded_routes(
         auth,
         guards,
     };
-    let routes = ops.or(resources::routes(&ctx)).or(openapi::routes());
+    let routes = ops
+        .or(resources::routes(&ctx))
+        .or(openapi::routes())
+        .or(web::routes(&ctx));
     let app = no_nul().and(routes).recover(problem::recover);
     let templates = std::sync::Arc::new(openapi::RouteTemplates::from_document());
     let allow = templates.clone();

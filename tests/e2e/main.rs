@@ -18,4 +18,5 @@ mod processors;
 mod projections;
 mod stream;
 mod third_party;
+mod web;
 mod webhooks;

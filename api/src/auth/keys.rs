@@ -38,12 +38,22 @@ impl Key {
     }
 }
 
-fn hash(key: &str) -> Vec<u8> {
+/// What a key is stored and looked up by.
+pub fn hash(key: &str) -> Vec<u8> {
     Sha256::digest(key.as_bytes()).to_vec()
 }
 
 /// The partner holding `key`, if it is a live key of a live partner (no rate limit applied).
 pub async fn lookup(pool: &deadpool_postgres::Pool, key: &str) -> Result<Option<Partner>, Problem> {
+    lookup_hash(pool, &hash(key)).await
+}
+
+/// The partner holding the key of hash `key_hash`, if it is a live key of a live partner: a
+/// web session keeps only the hash, and is checked again on every request through here.
+pub async fn lookup_hash(
+    pool: &deadpool_postgres::Pool,
+    key_hash: &[u8],
+) -> Result<Option<Partner>, Problem> {
     let client = pool.get().await?;
     // Prepared once per connection: every partner request runs this.
     let stmt = client
@@ -54,7 +64,7 @@ pub async fn lookup(pool: &deadpool_postgres::Pool, key: &str) -> Result<Option<
                AND (k.revoked_at IS NULL OR k.revoked_at > now())",
         )
         .await?;
-    let Some(row) = client.query_opt(&stmt, &[&hash(key)]).await? else {
+    let Some(row) = client.query_opt(&stmt, &[&key_hash]).await? else {
         return Ok(None);
     };
     Ok(Some(Partner {

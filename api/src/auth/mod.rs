@@ -1,8 +1,10 @@
 //! Who is calling. A route states what it needs with one of [`Auth`]'s filters, and gets the
 //! caller as a typed value: `admin()` (the admin bearer token), `partner()` and `premium()`
 //! (a live API key of that tier, within its rate limit), or `viewer()` (either: the admin sees
-//! every event, a partner its granted ones).
+//! every event, a partner its granted ones). Web sessions keep a [`Credential`] and get their
+//! viewer from it here, so pages and the JSON API share one authorization path.
 
+mod credential;
 mod keys;
 mod rate;
 mod token;
@@ -10,6 +12,7 @@ mod token;
 use warp::Filter;
 use warp::http::StatusCode;
 
+pub use credential::{Credential, Use};
 pub use keys::{Key, lookup};
 pub use rate::{Limits, RateLimits};
 pub use token::check_admin;

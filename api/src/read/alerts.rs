@@ -77,6 +77,27 @@ pub async fn active_or_since(
     rows.iter().map(Alert::from_row).collect()
 }
 
+/// Active alerts of `ids`, and those raised since `since`, newest first (at most `limit`): what
+/// a reader watching alerts sees first.
+pub async fn newest_active_or_since(
+    client: &Client,
+    ids: &[String],
+    since: DateTime<Utc>,
+    limit: i64,
+) -> Result<Vec<Alert>, Problem> {
+    let rows = client
+        .query(
+            &format!(
+                "SELECT {COLUMNS} FROM alerts
+                 WHERE event_id = ANY($1) AND (state = 'active' OR raised_at >= $2)
+                 ORDER BY raised_at DESC, alert_id LIMIT $3"
+            ),
+            &[&ids, &since, &limit],
+        )
+        .await?;
+    rows.iter().map(Alert::from_row).collect()
+}
+
 /// Alerts of one event raised in `[from, to)`, resolved or not, oldest first, at most `limit`.
 pub async fn raised_between(
     client: &Client,

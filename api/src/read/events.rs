@@ -2,7 +2,7 @@
 //! and the status a reader sees. Every route that lists events reads them here, so the public
 //! list, the partner list and the dashboard cannot disagree about an event.
 
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Duration, FixedOffset, Utc};
 use serde::Serialize;
 use tokio_postgres::Row;
 use utoipa::ToSchema;
@@ -85,6 +85,8 @@ pub struct Event {
     pub capacity: Option<i64>,
     pub starts_at: Option<DateTime<Utc>>,
     pub ends_at: Option<DateTime<Utc>>,
+    /// The event's own UTC offset (from its registered `startsAt`), if it has one.
+    pub utc_offset_minutes: Option<i32>,
     pub status: Status,
     /// Absent until the event's first snapshot is projected.
     pub realtime: Option<Realtime>,
@@ -97,6 +99,13 @@ impl Event {
         self.capacity
             .filter(|c| *c > 0)
             .map(|c| current as f64 / c as f64)
+    }
+
+    /// The event's own time zone, UTC when it registered none.
+    pub fn zone(&self) -> FixedOffset {
+        self.utc_offset_minutes
+            .and_then(|m| FixedOffset::east_opt(m * 60))
+            .unwrap_or(FixedOffset::east_opt(0).expect("UTC is an offset"))
     }
 }
 
@@ -116,7 +125,7 @@ pub async fn list(
     let stmt = client
         .prepare_cached(
             "SELECT c.event_id, c.name, c.event_type, c.capacity, c.starts_at, c.ends_at,
-                    r.status, r.total_registered, r.current_attendees, r.attendance_rate,
+                    c.utc_offset_minutes, r.status, r.total_registered, r.current_attendees, r.attendance_rate,
                     r.observed_at, r.fetched_at
              FROM event_catalogue c LEFT JOIN event_realtime r USING (event_id)
              WHERE NOT c.removed
@@ -139,6 +148,7 @@ pub async fn list(
                 name: column(r, "name")?,
                 event_type: column(r, "event_type")?,
                 capacity: column(r, "capacity")?,
+                utc_offset_minutes: column(r, "utc_offset_minutes")?,
                 status: derived_status(now, starts_at, ends_at, latest, stale_after),
                 starts_at,
                 ends_at,

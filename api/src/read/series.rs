@@ -287,6 +287,44 @@ pub async fn chart(client: &Client, range: Range<'_>) -> Result<Vec<TrendPoint>,
         .collect()
 }
 
+/// One point of an event's recent attendance: its last value in a bucket of the step.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RecentPoint {
+    pub at: DateTime<Utc>,
+    pub attendees: i64,
+}
+
+/// Each event's attendance since `since` from the minute series, one point per `step` (its
+/// last minute's value), oldest first: the overview's sparklines, a few dozen points each.
+pub async fn recent_by_event(
+    client: &Client,
+    ids: &[String],
+    since: DateTime<Utc>,
+    step: TimeDelta,
+) -> Result<HashMap<String, Vec<RecentPoint>>, Problem> {
+    let step = format!("{} seconds", step.num_seconds().max(60));
+    let rows = client
+        .query(
+            "SELECT DISTINCT ON (event_id, b) event_id,
+                    date_bin($3::text::interval, bucket, timestamptz '2000-01-01') AS b,
+                    last_attendees
+             FROM event_series_minute WHERE event_id = ANY($1) AND bucket >= $2
+             ORDER BY event_id, b, bucket DESC",
+            &[&ids, &since, &step],
+        )
+        .await?;
+    let mut out: HashMap<String, Vec<RecentPoint>> = HashMap::new();
+    for r in &rows {
+        out.entry(column(r, "event_id")?)
+            .or_default()
+            .push(RecentPoint {
+                at: column(r, "b")?,
+                attendees: column(r, "last_attendees")?,
+            });
+    }
+    Ok(out)
+}
+
 /// Average attendance rate by hour of day, in each event's own time zone.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]

@@ -2,6 +2,7 @@
 //! the ways tests talk to the broker, PostgreSQL and the API.
 
 pub mod api;
+pub mod browser;
 pub mod db;
 mod faults;
 pub mod kafka;

@@ -164,6 +164,7 @@ mod tests {
             capacity: None,
             starts_at: None,
             ends_at: None,
+            utc_offset_minutes: None,
             status: Status::Live,
             realtime: registered.map(|registered| Realtime {
                 status: Status::Live,

@@ -2,7 +2,7 @@
 //! Every answer is a handful of indexed queries on the projections, bounded by the viewer's
 //! events and the time range; nothing here reads Kafka or raw data.
 
-mod build;
+pub(crate) mod build;
 pub mod view;
 
 use std::collections::BTreeMap;

@@ -1,0 +1,263 @@
+//! The page shell every page shares (skip link, header with navigation, the viewer, the
+//! language switch and sign-out, then the page's `main`), and the answers pages give: an HTML
+//! page with its security headers and cookies, a redirect, an error page.
+
+use maud::{DOCTYPE, Markup, html};
+use warp::Reply;
+use warp::http::{HeaderValue, StatusCode, header};
+use warp::reply::Response;
+
+use super::assets::Asset;
+use super::i18n::{Lang, Msg};
+use super::session::Visit;
+use crate::auth::Viewer;
+use crate::problem::Problem;
+
+/// The entries of the main navigation; `None` for a page outside it (sign-in, errors).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Nav {
+    Overview,
+    Alerts,
+}
+
+impl Nav {
+    /// Each entry with its path and label, in order; `admin` entries only for the admin.
+    const ENTRIES: [(Nav, &'static str, Msg, bool); 2] = [
+        (Nav::Overview, "/", Msg::Overview, false),
+        (Nav::Alerts, "/alerts", Msg::Alerts, false),
+    ];
+}
+
+/// Pages may not run inline scripts or styles: everything comes from `/assets`.
+const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
+                   connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'; \
+                   object-src 'none'";
+
+/// htmx's own settings: no inline indicator styles (the CSP refuses them), no `eval`, requests
+/// only to this origin, and no copies of pages in the browser's storage.
+const HTMX_CONFIG: &str = r#"{"includeIndicatorStyles":false,"allowEval":false,"allowScriptTags":false,"selfRequestsOnly":true,"historyCacheSize":0}"#;
+
+/// A whole page: `title`, the main navigation with `nav` current, and `main`. `scripts` are
+/// extra assets the page needs (uPlot on chart pages).
+pub fn document(
+    visit: &Visit,
+    title: &str,
+    nav: Option<Nav>,
+    scripts: &[Asset],
+    main: Markup,
+) -> Markup {
+    let lang = visit.lang;
+    html! {
+        (DOCTYPE)
+        html lang=(lang.tag()) {
+            head {
+                meta charset="utf-8";
+                meta name="viewport" content="width=device-width, initial-scale=1";
+                title { (title) " · " (lang.t(Msg::Product)) }
+                meta name="htmx-config" content=(HTMX_CONFIG);
+                link rel="icon" href=(Asset::Icon.url()) type="image/svg+xml";
+                link rel="stylesheet" href=(Asset::Css.url());
+                @for a in scripts.iter().filter(|a| a.url().ends_with(".css")) {
+                    link rel="stylesheet" href=(a.url());
+                }
+                script src=(Asset::Htmx.url()) defer {}
+                script src=(Asset::HtmxSse.url()) defer {}
+                script src=(Asset::Js.url()) defer {}
+                @for a in scripts.iter().filter(|a| a.url().ends_with(".js")) {
+                    script src=(a.url()) defer {}
+                }
+            }
+            body {
+                a.skip href="#main" { (lang.t(Msg::SkipToContent)) }
+                (top(visit, nav))
+                main #main tabindex="-1" { (main) }
+            }
+        }
+    }
+}
+
+fn top(visit: &Visit, nav: Option<Nav>) -> Markup {
+    let lang = visit.lang;
+    let session = visit.session();
+    let admin = session.is_some_and(|s| matches!(s.viewer, Viewer::Admin));
+    html! {
+        header.top {
+            a.brand href="/" { (lang.t(Msg::Product)) }
+            @if session.is_some() {
+                nav aria-label=(lang.t(Msg::MainNavigation)) {
+                    ul {
+                        @for (entry, path, label, admin_only) in Nav::ENTRIES {
+                            @if admin || !admin_only {
+                                li {
+                                    a href=(path) aria-current=[(nav == Some(entry)).then_some("page")] {
+                                        (lang.t(label))
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+            div.who {
+                @if let Some(s) = session {
+                    span.viewer {
+                        (lang.t(Msg::SignedInAs)) " "
+                        strong { (viewer_name(lang, &s.viewer)) }
+                    }
+                }
+                (language_switch(visit))
+                @if session.is_some() {
+                    form method="post" action="/sign-out" {
+                        input type="hidden" name="csrf" value=(visit.csrf());
+                        button.link type="submit" { (lang.t(Msg::SignOut)) }
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn viewer_name(lang: Lang, viewer: &Viewer) -> String {
+    match viewer {
+        Viewer::Admin => lang.t(Msg::Administrator).to_owned(),
+        Viewer::Partner(p) => p.name.clone(),
+    }
+}
+
+/// One button per other language: a form, so it works without JavaScript and carries its
+/// CSRF token like every form.
+fn language_switch(visit: &Visit) -> Markup {
+    let lang = visit.lang;
+    html! {
+        form.lang method="post" action="/language" {
+            input type="hidden" name="csrf" value=(visit.csrf());
+            input type="hidden" name="next" value=(visit.here);
+            @for other in Lang::ALL.into_iter().filter(|l| *l != lang) {
+                button.link type="submit" name="lang" value=(other.tag()) lang=(other.tag())
+                    aria-label=(format!("{}: {}", lang.t(Msg::Language), other.name())) {
+                    (other.name())
+                }
+            }
+        }
+    }
+}
+
+/// A hidden field with the visitor's CSRF token, for every form.
+pub fn csrf_field(visit: &Visit) -> Markup {
+    html! { input type="hidden" name="csrf" value=(visit.csrf()); }
+}
+
+/// `markup` as an HTML answer with the pages' headers and the visit's cookies.
+pub fn respond(visit: &Visit, status: StatusCode, markup: Markup) -> Response {
+    let mut res =
+        warp::reply::with_status(warp::reply::html(markup.into_string()), status).into_response();
+    page_headers(visit, &mut res);
+    res
+}
+
+/// Headers of every page answer: no caching of what a session saw, the CSP, and the cookies.
+pub fn page_headers(visit: &Visit, res: &mut Response) {
+    let h = res.headers_mut();
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    h.insert(
+        header::VARY,
+        HeaderValue::from_static("cookie, accept-language, hx-request"),
+    );
+    h.insert("content-security-policy", HeaderValue::from_static(CSP));
+    h.insert(
+        "x-content-type-options",
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert("referrer-policy", HeaderValue::from_static("same-origin"));
+    for c in visit.cookies() {
+        add_cookie(res, &c);
+    }
+}
+
+pub fn add_cookie(res: &mut Response, cookie: &str) {
+    if let Ok(v) = HeaderValue::from_str(cookie) {
+        res.headers_mut().append(header::SET_COOKIE, v);
+    }
+}
+
+/// A redirect after a form or to another page: `303 See Other`, or for htmx `HX-Redirect`
+/// (htmx would otherwise swap the target page into the one it updates).
+pub fn redirect(visit: &Visit, to: &str) -> Response {
+    let mut res = if visit.htmx {
+        let mut r = warp::reply().into_response();
+        if let Ok(v) = HeaderValue::from_str(to) {
+            r.headers_mut().insert("hx-redirect", v);
+        }
+        r
+    } else {
+        let mut r = warp::reply::with_status(warp::reply(), StatusCode::SEE_OTHER).into_response();
+        if let Ok(v) = HeaderValue::from_str(to) {
+            r.headers_mut().insert(header::LOCATION, v);
+        }
+        r
+    };
+    page_headers(visit, &mut res);
+    res
+}
+
+/// To the sign-in form, coming back here afterwards.
+pub fn to_sign_in(visit: &Visit) -> Response {
+    let next: String = url_encode(&visit.here);
+    redirect(visit, &format!("/sign-in?next={next}"))
+}
+
+/// Everything but RFC 3986's unreserved characters.
+const ENCODED: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'~');
+
+/// `s` percent-encoded for a path segment or a query value.
+pub fn url_encode(s: &str) -> String {
+    percent_encoding::utf8_percent_encode(s, ENCODED).to_string()
+}
+
+/// An error page for `problem`, in the visitor's language, with the problem's status.
+pub fn error(visit: &Visit, problem: &Problem) -> Response {
+    let status = problem.status();
+    let msg = match status {
+        StatusCode::FORBIDDEN => Msg::ErrorForbidden,
+        StatusCode::NOT_FOUND => Msg::ErrorNotFound,
+        StatusCode::TOO_MANY_REQUESTS => Msg::ErrorRateLimited,
+        StatusCode::SERVICE_UNAVAILABLE => Msg::ErrorUnavailable,
+        _ => Msg::ErrorOther,
+    };
+    error_page(visit, status, msg)
+}
+
+/// An error page saying `msg`.
+pub fn error_page(visit: &Visit, status: StatusCode, msg: Msg) -> Response {
+    let lang = visit.lang;
+    let title = format!(
+        "{} {}",
+        status.as_u16(),
+        status.canonical_reason().unwrap_or("")
+    );
+    let main = html! {
+        section.error {
+            h1 { (title) }
+            p { (lang.t(msg)) }
+            p { a href="/" { (lang.t(Msg::BackToOverview)) } }
+        }
+    };
+    respond(visit, status, document(visit, &title, None, &[], main))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn encoded_paths_survive_a_query_string() {
+        assert_eq!(
+            url_encode("/alerts?kind=gate-down&x=a b"),
+            "%2Falerts%3Fkind%3Dgate-down%26x%3Da%20b"
+        );
+    }
+}

@@ -1,0 +1,94 @@
+//! The web pages, served by `muster api` at `/` from the same binary: HTML rendered on the
+//! server from the read models the JSON API serves (maud templates, checked at compile time),
+//! htmx for interaction and its SSE extension for live updates, all of it embedded.
+//!
+//! Pages are not JSON routes, so they are not in `/openapi.json` nor declared with `route!`:
+//! they answer HTML, and their errors are pages too ([`layout::error`]). Who a page shows is
+//! the session's viewer, got through the JSON API's own auth on every request ([`session`]).
+
+mod account;
+mod alerts;
+pub mod assets;
+mod board;
+mod charts;
+mod event;
+pub mod i18n;
+pub mod layout;
+mod live;
+mod overview;
+pub mod session;
+
+use warp::reply::Response;
+
+use self::session::{Session, Sessions, Signed, Visit};
+use crate::problem::Problem;
+use crate::read::Client;
+use crate::route::{Ctx, Route, any};
+
+/// The paths of the pages, for request metrics and `Allow` (the JSON routes' are in the
+/// OpenAPI document).
+pub const TEMPLATES: &[(&str, &str)] = &[
+    ("/", "GET"),
+    ("/sign-in", "GET, POST"),
+    ("/sign-out", "POST"),
+    ("/language", "POST"),
+    ("/alerts", "GET"),
+    ("/events/{eventId}", "GET"),
+    ("/live/overview", "GET"),
+    ("/live/alerts", "GET"),
+    ("/assets/{file}", "GET"),
+];
+
+/// What page handlers share.
+#[derive(Clone)]
+pub struct Site {
+    pub sessions: Sessions,
+    pub stale_after: chrono::Duration,
+    pub state: crate::AppState,
+    /// How often a quiet live stream sends a comment (`[api.feed] keep_alive`).
+    pub keep_alive: std::time::Duration,
+}
+
+impl Site {
+    /// The signed-in session, or the answer to give instead: to the sign-in form when signed
+    /// out, an error page when the session could not be checked.
+    pub fn require<'v>(&self, visit: &'v Visit) -> Result<&'v Session, Box<Response>> {
+        match &visit.signed {
+            Signed::In(s) => Ok(s),
+            Signed::Out => Err(Box::new(layout::to_sign_in(visit))),
+            Signed::Failed(p) => Err(Box::new(layout::error(visit, p))),
+        }
+    }
+
+    /// The change feed's newest id, which a page hands its live stream so that nothing
+    /// committed between drawing and subscribing is lost.
+    pub async fn feed_head(&self) -> Result<i64, Problem> {
+        self.state.feed.head().await
+    }
+
+    pub async fn db(&self) -> Result<Client, Problem> {
+        Ok(self.state.pool.get().await?)
+    }
+}
+
+/// Every page, its assets and its live streams.
+pub fn routes(ctx: &Ctx) -> Route {
+    let site = Site {
+        sessions: Sessions {
+            pool: ctx.state.pool.clone(),
+            auth: ctx.auth.clone(),
+            cfg: ctx.cfg.web.clone(),
+        },
+        stale_after: ctx.stale_after(),
+        state: ctx.state.clone(),
+        keep_alive: ctx.cfg.feed.keep_alive,
+    };
+    any([
+        assets::routes(),
+        account::routes(&site),
+        overview::routes(&site),
+        alerts::routes(&site),
+        event::routes(&site),
+        live::routes(&site),
+    ])
+}

@@ -1,0 +1,504 @@
+//! The web pages in a real browser (headless Chromium over WebDriver) against a real
+//! `muster api`: sign-in sessions that see exactly what their key sees, live updates over the
+//! change feed's SSE stream with no polling, Korean with local times, sign-out, CSRF, the
+//! keyboard, a clean console and the page's weight. Screenshots of each page at 1280 and 390
+//! px are saved under `<target>/screenshots/`.
+
+use crate::common;
+
+use std::time::Duration;
+
+use common::api::{ADMIN, Api, start_api};
+use common::browser::{Browser, DESKTOP, PHONE};
+use common::records::{gate_down, normalized};
+use common::{Run, Services, Worker, db, free_port, producer, send, wait_for, worker_env};
+use muster_schemas::{AlertAction, NormalizedMetrics};
+
+/// `events` in the catalogue (type festival, capacity 1000, UTC+09:00), each live with
+/// `inside` attending now.
+async fn seed(s: &Services, events: &[(&str, &str, i64)]) {
+    let client = db::connect(&s.database).await;
+    for (id, name, inside) in events {
+        client
+            .execute(
+                "INSERT INTO event_catalogue (event_id, service_name, name, event_type, capacity,
+                    utc_offset_minutes, removed, version_at)
+                 VALUES ($1, 'svc', $2, 'festival', 1000, 540, false, now())",
+                &[id, name],
+            )
+            .await
+            .unwrap();
+        db::insert_realtime(&client, id, *inside).await;
+        // The last three hours, for the sparklines.
+        client
+            .execute(
+                "INSERT INTO event_series_minute (event_id, bucket, samples, attendees_sum,
+                    attendees_max, attendees_min, registered_max, rate_sum, last_at,
+                    last_attendees)
+                 SELECT $1, date_trunc('minute', now()) - make_interval(mins => g * 15), 1, v, v, v,
+                    1000, v / 1000.0, now(), v
+                 FROM generate_series(0, 11) g,
+                      LATERAL (SELECT ($2::bigint * (12 - g) / 12 + (g % 3) * 7)::bigint AS v) x",
+                &[id, inside],
+            )
+            .await
+            .unwrap();
+    }
+}
+
+/// The ids of the events on the overview, from their rows' links.
+async fn shown_events(b: &Browser) -> Vec<String> {
+    let v = b
+        .js("return [...document.querySelectorAll('#rows th a')].map(a => decodeURIComponent(a.getAttribute('href').slice(8)));")
+        .await;
+    let mut ids: Vec<String> = v
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s.as_str().unwrap().to_owned())
+        .collect();
+    ids.sort();
+    ids
+}
+
+/// The count of requests `muster api` answered for the page route `route`.
+async fn served(api: &Api, route: &str) -> u64 {
+    let label = format!("route=\"{route}\"");
+    common::scrape(&api.base)
+        .await
+        .lines()
+        .filter(|l| l.starts_with("muster_api_requests_total") && l.contains(&label))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum::<f64>() as u64
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_partner_sees_exactly_its_events_and_an_event_not_granted_is_refused() {
+    let (s, run, dir, _) = Run::begin().parts();
+    let (_api_worker, api) = start_api(&dir, &[] as &[(&str, &str)]).await;
+    let (a1, a2, b1) = (format!("wa{run}"), format!("wa2{run}"), format!("wb{run}"));
+    seed(
+        &s,
+        &[
+            (&a1, "Seoul Expo", 640),
+            (&a2, "Busan Jazz", 120),
+            (&b1, "Other Fest", 77),
+        ],
+    )
+    .await;
+    let key = api.partner_key("partner", &[&a1, &a2]).await;
+
+    let b = Browser::start(&api.base, DESKTOP).await;
+    // Signed out, a page leads to the sign-in form.
+    b.goto("/").await;
+    assert_eq!(b.path().await, "/sign-in");
+    b.screenshot("sign-in-1280").await;
+    b.sign_in(&key).await;
+    assert_eq!(shown_events(&b).await, {
+        let mut v = vec![a1.clone(), a2.clone()];
+        v.sort();
+        v
+    });
+    // The same as the JSON API shows the key.
+    let (_, json) = api
+        .get(common::api::Auth::Key(&key), "/api/partner/events")
+        .await;
+    assert_eq!(json["events"].as_array().unwrap().len(), 2);
+    assert_eq!(b.text("#card-inside .value").await, "760");
+    let weight = b.weight().await;
+    eprintln!("overview first load: {weight} bytes");
+    assert!(
+        weight < 200_000,
+        "the overview's first load took {weight} bytes"
+    );
+    b.screenshot("overview-1280").await;
+
+    // Another partner's event: refused, and nothing of it shown.
+    b.goto(&format!("/events/{b1}")).await;
+    assert!(
+        b.text("h1").await.starts_with("403"),
+        "{}",
+        b.text("main").await
+    );
+    assert!(!b.text("main").await.contains("Other Fest"));
+    // The browser logs the 403 it was answered (once it has), and nothing else.
+    let refused = format!(
+        "/events/{b1} - Failed to load resource: the server responded with a status of 403"
+    );
+    let logged = wait_for("the 403 in the console", Duration::from_secs(10), || {
+        let (b, refused) = (&b, &refused);
+        async move {
+            let errors = b.console_errors().await;
+            errors.iter().any(|e| e.contains(refused)).then_some(errors)
+        }
+    })
+    .await;
+    assert!(logged.iter().all(|e| e.contains(&refused)), "{logged:#?}");
+    b.goto(&format!("/events/{a1}")).await;
+    assert_eq!(b.text("h1").await, "Seoul Expo");
+    // Searching filters the rows in place.
+    b.goto("/?q=busan").await;
+    assert_eq!(shown_events(&b).await, vec![a2.clone()]);
+
+    b.resize(PHONE).await;
+    b.goto("/").await;
+    b.screenshot("overview-390").await;
+    b.finish().await;
+}
+
+/// `muster project` with the projections the pages watch, consuming from now on, and the
+/// database it writes.
+async fn projecting(
+    s: &Services,
+    run: &str,
+    dir: &std::path::Path,
+) -> (Worker, tokio_postgres::Client) {
+    let worker = Worker::start(
+        "project",
+        &["project", "--only", "event_realtime", "--only", "alerts"],
+        &worker_env(&format!("w{run}"), free_port()),
+        dir,
+    );
+    (worker, db::connect(&s.database).await)
+}
+
+/// Sends `event`'s snapshots until the projection has one, so it consumes from then on.
+async fn wait_until_projecting(
+    s: &Services,
+    codec: &muster_schemas::Codec,
+    client: &tokio_postgres::Client,
+    event: &str,
+) {
+    let p = producer(s);
+    wait_for("the projection to consume", Duration::from_secs(90), || {
+        let p = &p;
+        async move {
+            let at = chrono::Utc::now().timestamp_millis();
+            send(p, codec, &snapshot(event, at, 1)).await;
+            let n: i64 = client
+                .query_one(
+                    "SELECT count(*) FROM event_realtime WHERE event_id = $1",
+                    &[&event],
+                )
+                .await
+                .ok()?
+                .get(0);
+            (n > 0).then_some(())
+        }
+    })
+    .await;
+}
+
+fn snapshot(event: &str, at: i64, inside: i64) -> NormalizedMetrics {
+    NormalizedMetrics {
+        capacity: Some(5000),
+        ..normalized(event, at, inside)
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_snapshot_changes_the_open_overview_over_sse_without_polling() {
+    let run_ = Run::begin();
+    let (s, run, dir, codec) = run_.parts();
+    let e = format!("wl{run}");
+    seed(&s, &[(&e, "Live Arena", 5)]).await;
+    let (_api_worker, api) = start_api(&dir, &[] as &[(&str, &str)]).await;
+    let (_project, client) = projecting(&s, &run, &dir).await;
+    wait_until_projecting(&s, &codec, &client, &e).await;
+
+    let b = Browser::start(&api.base, DESKTOP).await;
+    b.sign_in(ADMIN).await;
+    b.wait_live().await;
+    let pages = served(&api, "/").await;
+    let streams = served(&api, "/live/overview").await;
+
+    let p = producer(&s);
+    send(
+        &p,
+        &codec,
+        &snapshot(&e, chrono::Utc::now().timestamp_millis(), 4321),
+    )
+    .await;
+    let row = format!("#{} .inside", web_row_id(&e));
+    b.wait_until(
+        "the new number on the open page",
+        &format!("return document.querySelector('{row}').textContent.trim() === '4,321';"),
+    )
+    .await;
+    assert_eq!(b.text("#card-inside .value").await, "4,321");
+    // It came over the stream: the page asked for nothing, and the server served nothing new.
+    assert_eq!(b.script_requests().await, Vec::<String>::new());
+    assert_eq!(
+        served(&api, "/").await,
+        pages,
+        "the page was requested again"
+    );
+    assert_eq!(
+        served(&api, "/live/overview").await,
+        streams,
+        "the stream was opened again"
+    );
+    b.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_alert_appears_on_the_open_alerts_page() {
+    let (s, run, dir, codec) = Run::begin().parts();
+    let e = format!("wt{run}");
+    seed(&s, &[(&e, "Alert Hall", 5)]).await;
+    let (_api_worker, api) = start_api(&dir, &[] as &[(&str, &str)]).await;
+    let (_project, client) = projecting(&s, &run, &dir).await;
+    wait_until_projecting(&s, &codec, &client, &e).await;
+    let key = api.partner_key("partner", &[&e]).await;
+
+    let b = Browser::start(&api.base, DESKTOP).await;
+    b.sign_in(&key).await;
+    b.goto("/alerts").await;
+    b.wait_live().await;
+    assert!(b.text("#alert-table").await.contains("No alert"));
+
+    let now = chrono::Utc::now().timestamp_millis();
+    send(
+        &producer(&s),
+        &codec,
+        &gate_down(&e, 3, AlertAction::Raised, now, now),
+    )
+    .await;
+    b.wait_until(
+        "the alert on the open page",
+        "return document.querySelector('#alert-table').textContent.includes('gate G3 down');",
+    )
+    .await;
+    assert_eq!(b.script_requests().await, Vec::<String>::new());
+    let row = b.text("#alert-table tbody tr").await;
+    assert!(
+        row.contains("Alert Hall") && row.contains("Gate down") && row.contains("Active"),
+        "{row}"
+    );
+    b.screenshot("alerts-1280").await;
+    b.resize(PHONE).await;
+    b.goto("/alerts").await;
+    b.screenshot("alerts-390").await;
+    b.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn korean_shows_translated_labels_and_the_events_local_times() {
+    let (s, run, dir, _) = Run::begin().parts();
+    let (_api_worker, api) = start_api(&dir, &[] as &[(&str, &str)]).await;
+    let e = format!("wk{run}");
+    seed(&s, &[(&e, "서울 페스티벌", 321)]).await;
+    let b = Browser::start(&api.base, DESKTOP).await;
+    b.sign_in(ADMIN).await;
+    assert_eq!(b.text("h1").await, "Overview");
+    b.find("form.lang button[value=ko]")
+        .await
+        .click()
+        .await
+        .unwrap();
+    b.wait_until(
+        "the page in Korean",
+        "return document.documentElement.lang === 'ko';",
+    )
+    .await;
+    assert_eq!(b.text("h1").await, "개요");
+    assert_eq!(b.text("#card-inside .label").await, "현재 입장 인원");
+    // The snapshot was observed now; the page shows it at Seoul's time, labelled.
+    let seoul = chrono::FixedOffset::east_opt(9 * 3600).unwrap();
+    let updated = b.text(&format!("#{} .updated", web_row_id(&e))).await;
+    let now = chrono::Utc::now().with_timezone(&seoul);
+    let before = now - chrono::Duration::minutes(1);
+    assert!(
+        [now, before]
+            .iter()
+            .any(|t| updated.contains(&t.format("%H:%M").to_string())),
+        "{updated} is not Seoul's time"
+    );
+    assert!(
+        updated.contains("UTC+09:00") && updated.contains("전"),
+        "{updated}"
+    );
+    b.screenshot("overview-ko-1280").await;
+    b.resize(PHONE).await;
+    b.goto("/").await;
+    b.screenshot("overview-ko-390").await;
+    // The choice stays: the alerts page is Korean too.
+    b.goto("/alerts").await;
+    assert_eq!(b.text("h1").await, "알림");
+    b.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn signing_out_ends_the_session_and_its_cookie_opens_nothing() {
+    let (_s, _run, dir, _) = Run::begin().parts();
+    let (_api_worker, api) = start_api(&dir, &[] as &[(&str, &str)]).await;
+    let b = Browser::start(&api.base, DESKTOP).await;
+    b.sign_in(ADMIN).await;
+    let cookie = b.client.get_named_cookie("muster_session").await.unwrap();
+    assert_eq!(cookie.http_only(), Some(true));
+    assert_eq!(format!("{:?}", cookie.same_site()), "Some(Strict)");
+    let value = cookie.value().to_owned();
+    let with_cookie = || {
+        reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap()
+            .get(format!("{}/", api.base))
+            .header("cookie", format!("muster_session={value}"))
+    };
+    assert_eq!(with_cookie().send().await.unwrap().status(), 200);
+
+    b.find("form[action='/sign-out'] button")
+        .await
+        .click()
+        .await
+        .unwrap();
+    b.wait_until(
+        "the sign-in form",
+        "return location.pathname === '/sign-in';",
+    )
+    .await;
+    let after = with_cookie().send().await.unwrap();
+    assert_eq!(after.status(), 303);
+    assert!(
+        after.headers()["location"]
+            .to_str()
+            .unwrap()
+            .starts_with("/sign-in")
+    );
+    b.goto("/alerts").await;
+    assert_eq!(b.path().await, "/sign-in");
+    b.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_form_without_its_csrf_token_is_refused() {
+    let (_s, _run, dir, _) = Run::begin().parts();
+    let (_api_worker, api) = start_api(&dir, &[] as &[(&str, &str)]).await;
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let page = http
+        .get(format!("{}/sign-in", api.base))
+        .send()
+        .await
+        .unwrap();
+    let cookie = page.headers()["set-cookie"].to_str().unwrap().to_owned();
+    let csrf_cookie = cookie.split(';').next().unwrap().to_owned();
+    let token = csrf_cookie.split_once('=').unwrap().1.to_owned();
+    let html = page.text().await.unwrap();
+    assert!(
+        html.contains(&format!("name=\"csrf\" value=\"{token}\"")),
+        "{html}"
+    );
+    assert!(!html.contains(ADMIN));
+
+    let post = |form: Vec<(&'static str, String)>| {
+        http.post(format!("{}/sign-in", api.base))
+            .header("cookie", &csrf_cookie)
+            .form(&form)
+            .send()
+    };
+    let refused = post(vec![("secret", ADMIN.into())]).await.unwrap();
+    assert_eq!(refused.status(), 403);
+    assert!(
+        refused
+            .text()
+            .await
+            .unwrap()
+            .contains("did not come from this site")
+    );
+    let wrong = post(vec![("secret", ADMIN.into()), ("csrf", "0".repeat(64))])
+        .await
+        .unwrap();
+    assert_eq!(wrong.status(), 403);
+    let signed = post(vec![("secret", ADMIN.into()), ("csrf", token.clone())])
+        .await
+        .unwrap();
+    assert_eq!(signed.status(), 303);
+    let session = signed.headers()["set-cookie"].to_str().unwrap().to_owned();
+    assert!(
+        session.contains("HttpOnly") && session.contains("SameSite=Strict"),
+        "{session}"
+    );
+    let session = session.split(';').next().unwrap().to_owned();
+
+    // Signed in, a sign-out without the session's token is refused and the session lives on.
+    let out = http
+        .post(format!("{}/sign-out", api.base))
+        .header("cookie", &session)
+        .form(&[("csrf", token.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(out.status(), 403);
+    let home = http
+        .get(format!("{}/", api.base))
+        .header("cookie", &session)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(home.status(), 200);
+    // Its own token is in its page, and never the key.
+    let html = home.text().await.unwrap();
+    assert!(!html.contains(ADMIN) && !html.contains(&token));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_overview_is_usable_with_the_keyboard_alone() {
+    let (s, run, dir, _) = Run::begin().parts();
+    let (_api_worker, api) = start_api(&dir, &[] as &[(&str, &str)]).await;
+    let e = format!("wy{run}");
+    seed(&s, &[(&e, "Keyboard Fair", 50)]).await;
+    let b = Browser::start(&api.base, DESKTOP).await;
+    b.sign_in(ADMIN).await;
+    b.goto("/").await;
+    let mut reached = Vec::new();
+    for _ in 0..40 {
+        b.tab().await;
+        let el = b
+            .js("const a = document.activeElement; return a.id || a.getAttribute('href') || a.name || a.tagName;")
+            .await;
+        reached.push(el.as_str().unwrap_or_default().to_owned());
+    }
+    assert_eq!(reached[0], "#main", "the skip link first: {reached:?}");
+    for want in ["q", "type", "status", "sort-name", "sort-inside"] {
+        assert!(
+            reached.iter().any(|r| r == want),
+            "{want} not reached: {reached:?}"
+        );
+    }
+    let row_link = format!("/events/{e}");
+    assert!(
+        reached.contains(&row_link),
+        "the row not reached: {reached:?}"
+    );
+    // The skip link leads to the content.
+    b.goto("/").await;
+    b.tab().await;
+    b.client
+        .active_element()
+        .await
+        .unwrap()
+        .send_keys("\u{e007}")
+        .await
+        .unwrap();
+    b.wait_until(
+        "focus on main",
+        "return document.activeElement.id === 'main';",
+    )
+    .await;
+    // Focus is visible.
+    b.tab().await;
+    let outline = b
+        .js("return getComputedStyle(document.activeElement).outlineStyle;")
+        .await;
+    assert_ne!(outline, "none");
+    b.finish().await;
+}
+
+/// The row id the overview gives an event whose id is letters, digits and dashes.
+fn web_row_id(event: &str) -> String {
+    format!("row-{event}")
+}
