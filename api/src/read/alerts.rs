@@ -4,6 +4,7 @@ use chrono::{DateTime, Utc};
 use muster_schemas::{AlertKind, Severity};
 use serde::Serialize;
 use tokio_postgres::Row;
+use tokio_postgres::types::ToSql;
 use utoipa::ToSchema;
 
 use super::{Client, column, parsed};
@@ -58,23 +59,28 @@ impl Alert {
 const COLUMNS: &str =
     "alert_id, event_id, kind, subject, severity, message, state, raised_at, resolved_at";
 
+/// The alerts `clause` (`WHERE …`, its order and limit) selects.
+async fn select(
+    client: &Client,
+    clause: &str,
+    params: &[&(dyn ToSql + Sync)],
+) -> Result<Vec<Alert>, Problem> {
+    let sql = format!("SELECT {COLUMNS} FROM alerts {clause}");
+    let rows = client.query(&sql, params).await?;
+    rows.iter().map(Alert::from_row).collect()
+}
+
+/// Alerts of the events `$1` that are active or were raised since `$2`.
+const ACTIVE_OR_SINCE: &str = "WHERE event_id = ANY($1) AND (state = 'active' OR raised_at >= $2)";
+
 /// Active alerts of `ids`, and those raised since `since`, oldest first (at most 1000).
 pub async fn active_or_since(
     client: &Client,
     ids: &[String],
     since: DateTime<Utc>,
 ) -> Result<Vec<Alert>, Problem> {
-    let rows = client
-        .query(
-            &format!(
-                "SELECT {COLUMNS} FROM alerts
-                 WHERE event_id = ANY($1) AND (state = 'active' OR raised_at >= $2)
-                 ORDER BY raised_at, alert_id LIMIT 1000"
-            ),
-            &[&ids, &since],
-        )
-        .await?;
-    rows.iter().map(Alert::from_row).collect()
+    let clause = format!("{ACTIVE_OR_SINCE} ORDER BY raised_at, alert_id LIMIT 1000");
+    select(client, &clause, &[&ids, &since]).await
 }
 
 /// Active alerts of `ids`, and those raised since `since`, newest first (at most `limit`): what
@@ -85,17 +91,8 @@ pub async fn newest_active_or_since(
     since: DateTime<Utc>,
     limit: i64,
 ) -> Result<Vec<Alert>, Problem> {
-    let rows = client
-        .query(
-            &format!(
-                "SELECT {COLUMNS} FROM alerts
-                 WHERE event_id = ANY($1) AND (state = 'active' OR raised_at >= $2)
-                 ORDER BY raised_at DESC, alert_id LIMIT $3"
-            ),
-            &[&ids, &since, &limit],
-        )
-        .await?;
-    rows.iter().map(Alert::from_row).collect()
+    let clause = format!("{ACTIVE_OR_SINCE} ORDER BY raised_at DESC, alert_id LIMIT $3");
+    select(client, &clause, &[&ids, &since, &limit]).await
 }
 
 /// Alerts of one event raised in `[from, to)`, resolved or not, oldest first, at most `limit`.
@@ -106,15 +103,11 @@ pub async fn raised_between(
     to: DateTime<Utc>,
     limit: i64,
 ) -> Result<Vec<Alert>, Problem> {
-    let rows = client
-        .query(
-            &format!(
-                "SELECT {COLUMNS} FROM alerts
-                 WHERE event_id = $1 AND raised_at >= $2 AND raised_at < $3
-                 ORDER BY raised_at, alert_id LIMIT $4"
-            ),
-            &[&event_id, &from, &to, &limit],
-        )
-        .await?;
-    rows.iter().map(Alert::from_row).collect()
+    select(
+        client,
+        "WHERE event_id = $1 AND raised_at >= $2 AND raised_at < $3
+         ORDER BY raised_at, alert_id LIMIT $4",
+        &[&event_id, &from, &to, &limit],
+    )
+    .await
 }
