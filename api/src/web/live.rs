@@ -76,49 +76,52 @@ struct Resume {
 }
 
 pub fn routes(site: &Site) -> Route {
-    let visit = || site.sessions.visit();
     any([
-        warp::path!("live" / "overview")
-            .and(warp::get())
-            .and(warp::query::<board::Query>())
-            .and(warp::query::<Resume>())
-            .and(visit())
-            .and(with(site.clone()))
-            .then(
-                |q: board::Query, resume: Resume, visit: Visit, site: Site| async move {
-                    let page = |lang, viewer: &Viewer| Overview {
-                        lang,
-                        filters: q.filters(),
-                        shown: None,
-                        stale_after: site.stale_after,
-                        viewer_ids: viewer.event_ids().map(<[String]>::to_vec),
-                        // Before its first redraw the stream does not know the rows: by then
-                        // any number fresh when the page was drawn may have turned stale.
-                        deadline: Some(Utc::now() + site.stale_after),
-                    };
-                    stream(site.clone(), visit, resume, page).await
-                },
-            )
-            .boxed(),
-        warp::path!("live" / "alerts")
-            .and(warp::get())
-            .and(warp::query::<alerts::Query>())
-            .and(warp::query::<Resume>())
-            .and(visit())
-            .and(with(site.clone()))
-            .then(
-                |q: alerts::Query, resume: Resume, visit: Visit, site: Site| async move {
-                    let page = |lang, _: &Viewer| Alerts {
-                        lang,
-                        filters: q.filters(),
-                        stale_after: site.stale_after,
-                        last: None,
-                    };
-                    stream(site.clone(), visit, resume, page).await
-                },
-            )
-            .boxed(),
+        live("overview", site, |q: &board::Query, site, lang, viewer| {
+            Overview {
+                lang,
+                filters: q.filters(),
+                shown: None,
+                stale_after: site.stale_after,
+                viewer_ids: viewer.event_ids().map(<[String]>::to_vec),
+                // Before its first redraw the stream does not know the rows: by then any number
+                // fresh when the page was drawn may have turned stale.
+                deadline: Some(Utc::now() + site.stale_after),
+            }
+        }),
+        live("alerts", site, |q: &alerts::Query, site, lang, _| Alerts {
+            lang,
+            filters: q.filters(),
+            stale_after: site.stale_after,
+            last: None,
+        }),
     ])
+}
+
+/// `GET /live/{name}` with the page's own query `Q`: the stream of the page `page` builds.
+fn live<Q, P>(name: &'static str, site: &Site, page: fn(&Q, &Site, Lang, &Viewer) -> P) -> Route
+where
+    Q: serde::de::DeserializeOwned + Send + 'static,
+    P: LivePage,
+{
+    warp::path("live")
+        .and(warp::path(name))
+        .and(warp::path::end())
+        .and(warp::get())
+        .and(warp::query::<Q>())
+        .and(warp::query::<Resume>())
+        .and(site.sessions.visit())
+        .and(with(site.clone()))
+        .then(
+            move |q: Q, resume: Resume, visit: Visit, site: Site| async move {
+                let drawn = site.clone();
+                stream(site, visit, resume, move |lang, viewer| {
+                    page(&q, &drawn, lang, viewer)
+                })
+                .await
+            },
+        )
+        .boxed()
 }
 
 /// The stream of `page` for this visit. Signed out, it answers 204, which tells the browser's
