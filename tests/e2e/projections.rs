@@ -7,6 +7,7 @@ use crate::common;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
+use common::db::wait_until_projecting;
 use common::kafka::{delivered, queue};
 use common::records::{gate_down, normalized};
 use common::{Run, Services, Worker, db, free_port, producer, send, wait_for, worker_env};
@@ -42,34 +43,6 @@ fn metrics(event: &str, at: i64, current: i64) -> NormalizedMetrics {
         capacity: Some(1200),
         ..normalized(event, at, current)
     }
-}
-
-/// Sends snapshots of `probe` until `event_realtime` has it: from then on the projections
-/// consume, so nothing produced afterwards is skipped.
-async fn wait_until_projecting(
-    p: &FutureProducer,
-    codec: &Codec,
-    client: &tokio_postgres::Client,
-    probe: &str,
-) {
-    wait_for(
-        "the projection to consume",
-        Duration::from_secs(90),
-        || async move {
-            let at = chrono::Utc::now().timestamp_millis();
-            send(p, codec, &metrics(probe, at, 1)).await;
-            let n: i64 = client
-                .query_one(
-                    "SELECT count(*) FROM event_realtime WHERE event_id = $1",
-                    &[&probe],
-                )
-                .await
-                .ok()?
-                .get(0);
-            (n > 0).then_some(())
-        },
-    )
-    .await;
 }
 
 /// (samples, sum, max, min) per (event, minute bucket in ms).

@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use common::api::{ADMIN, Api, start_api};
 use common::browser::{Browser, DESKTOP, PHONE};
+use common::db::wait_until_projecting;
 use common::records::{gate_down, normalized};
 use common::{Run, Services, Worker, db, free_port, producer, send, wait_for, worker_env};
 use muster_schemas::{AlertAction, NormalizedMetrics};
@@ -162,33 +163,6 @@ async fn projecting(
     (worker, db::connect(&s.database).await)
 }
 
-/// Sends `event`'s snapshots until the projection has one, so it consumes from then on.
-async fn wait_until_projecting(
-    s: &Services,
-    codec: &muster_schemas::Codec,
-    client: &tokio_postgres::Client,
-    event: &str,
-) {
-    let p = producer(s);
-    wait_for("the projection to consume", Duration::from_secs(90), || {
-        let p = &p;
-        async move {
-            let at = chrono::Utc::now().timestamp_millis();
-            send(p, codec, &snapshot(event, at, 1)).await;
-            let n: i64 = client
-                .query_one(
-                    "SELECT count(*) FROM event_realtime WHERE event_id = $1",
-                    &[&event],
-                )
-                .await
-                .ok()?
-                .get(0);
-            (n > 0).then_some(())
-        }
-    })
-    .await;
-}
-
 fn snapshot(event: &str, at: i64, inside: i64) -> NormalizedMetrics {
     NormalizedMetrics {
         capacity: Some(5000),
@@ -204,7 +178,7 @@ async fn a_new_snapshot_changes_the_open_overview_over_sse_without_polling() {
     seed(&s, &[(&e, "Live Arena", 5)]).await;
     let (_api_worker, api) = start_api(&dir, &[] as &[(&str, &str)]).await;
     let (_project, client) = projecting(&s, &run, &dir).await;
-    wait_until_projecting(&s, &codec, &client, &e).await;
+    wait_until_projecting(&producer(&s), &codec, &client, &e).await;
 
     let b = Browser::start(&api.base, DESKTOP).await;
     b.sign_in(ADMIN).await;
@@ -248,7 +222,7 @@ async fn a_new_alert_appears_on_the_open_alerts_page() {
     seed(&s, &[(&e, "Alert Hall", 5)]).await;
     let (_api_worker, api) = start_api(&dir, &[] as &[(&str, &str)]).await;
     let (_project, client) = projecting(&s, &run, &dir).await;
-    wait_until_projecting(&s, &codec, &client, &e).await;
+    wait_until_projecting(&producer(&s), &codec, &client, &e).await;
     let key = api.partner_key("partner", &[&e]).await;
 
     let b = Browser::start(&api.base, DESKTOP).await;

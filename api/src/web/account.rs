@@ -14,38 +14,23 @@ use super::layout::{self, csrf_field, document};
 use super::session::{LANG_COOKIE, Visit, cookie, local_path};
 use crate::route::{Route, any, with};
 
+/// The fields the shell's forms post (and the sign-in page's query): each form reads the
+/// ones it has, and every POST is refused without its `csrf`.
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]
-struct NextQuery {
+struct Form {
+    csrf: Option<String>,
+    /// Where to go afterwards: a local path only ([`local_path`]).
     next: Option<String>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(default)]
-struct SignInForm {
+    /// Sign-in: the admin token or a partner API key.
     secret: String,
-    csrf: Option<String>,
-    next: Option<String>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(default)]
-struct CsrfForm {
-    csrf: Option<String>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(default)]
-struct LanguageForm {
-    csrf: Option<String>,
+    /// The language switch: a tag of [`Lang`].
     lang: String,
-    next: Option<String>,
 }
 
 /// A form body: small, urlencoded.
-fn form<T: serde::de::DeserializeOwned + Send>()
--> impl Filter<Extract = (T,), Error = warp::Rejection> + Clone {
-    warp::body::content_length_limit(16 * 1024).and(warp::body::form::<T>())
+fn form() -> impl Filter<Extract = (Form,), Error = warp::Rejection> + Clone {
+    warp::body::content_length_limit(16 * 1024).and(warp::body::form::<Form>())
 }
 
 pub fn routes(site: &Site) -> Route {
@@ -53,9 +38,9 @@ pub fn routes(site: &Site) -> Route {
     any([
         warp::path!("sign-in")
             .and(warp::get())
-            .and(warp::query::<NextQuery>())
+            .and(warp::query::<Form>())
             .and(visit())
-            .map(|q: NextQuery, visit: Visit| {
+            .map(|q: Form, visit: Visit| {
                 if visit.session().is_some() {
                     return layout::redirect(&visit, local_path(q.next.as_deref()));
                 }
@@ -64,21 +49,21 @@ pub fn routes(site: &Site) -> Route {
             .boxed(),
         warp::path!("sign-in")
             .and(warp::post())
-            .and(form::<SignInForm>())
+            .and(form())
             .and(visit())
             .and(with(site.clone()))
             .then(sign_in)
             .boxed(),
         warp::path!("sign-out")
             .and(warp::post())
-            .and(form::<CsrfForm>())
+            .and(form())
             .and(visit())
             .and(with(site.clone()))
             .then(sign_out)
             .boxed(),
         warp::path!("language")
             .and(warp::post())
-            .and(form::<LanguageForm>())
+            .and(form())
             .and(visit())
             .map(language)
             .boxed(),
@@ -120,7 +105,7 @@ fn csrf_refused(visit: &Visit) -> Response {
     layout::error_page(visit, StatusCode::FORBIDDEN, Msg::ErrorCsrf)
 }
 
-async fn sign_in(form: SignInForm, visit: Visit, site: Site) -> Response {
+async fn sign_in(form: Form, visit: Visit, site: Site) -> Response {
     if !visit.csrf_ok(form.csrf.as_deref()) {
         return csrf_refused(&visit);
     }
@@ -141,7 +126,7 @@ async fn sign_in(form: SignInForm, visit: Visit, site: Site) -> Response {
     }
 }
 
-async fn sign_out(form: CsrfForm, visit: Visit, site: Site) -> Response {
+async fn sign_out(form: Form, visit: Visit, site: Site) -> Response {
     if !visit.csrf_ok(form.csrf.as_deref()) {
         return csrf_refused(&visit);
     }
@@ -156,7 +141,7 @@ async fn sign_out(form: CsrfForm, visit: Visit, site: Site) -> Response {
     res
 }
 
-fn language(form: LanguageForm, visit: Visit) -> Response {
+fn language(form: Form, visit: Visit) -> Response {
     if !visit.csrf_ok(form.csrf.as_deref()) {
         return csrf_refused(&visit);
     }

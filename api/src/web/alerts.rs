@@ -15,7 +15,7 @@ use warp::reply::Response;
 
 use super::Site;
 use super::i18n::{self, Lang, Msg, zone_label};
-use super::layout::{self, Nav, document, url_encode};
+use super::layout::{self, Nav, choice, document, url_encode};
 use super::session::Visit;
 use crate::auth::Viewer;
 use crate::problem::Problem;
@@ -123,32 +123,24 @@ pub fn routes(site: &Site) -> Route {
 }
 
 async fn page(query: Query, visit: Visit, site: Site) -> Response {
-    let session = match site.require(&visit) {
-        Ok(s) => s,
-        Err(res) => return *res,
-    };
-    let filters = query.filters();
-    let list = match site.db().await {
-        Ok(db) => load(&db, &session.viewer, &filters, site.stale_after).await,
-        Err(p) => Err(p),
-    };
-    let (list, head) = match (list, site.feed_head().await) {
-        (Ok(l), Ok(h)) => (l, h),
-        (Err(p), _) | (_, Err(p)) => return layout::error(&visit, &p),
-    };
-    let lang = visit.lang;
-    let fragment = list_fragment(lang, Utc::now(), &filters, &list, head);
-    if visit.htmx {
-        return layout::respond(&visit, StatusCode::OK, fragment);
-    }
-    let main = html! {
-        h1 { (lang.t(Msg::Alerts)) }
-        p { (lang.t(Msg::AlertsIntro)) }
-        (filter_form(lang, &filters))
-        (fragment)
-    };
-    let page = document(&visit, lang.t(Msg::Alerts), Some(Nav::Alerts), &[], main);
-    layout::respond(&visit, StatusCode::OK, page)
+    site.page(&visit, async |open| {
+        let filters = query.filters();
+        let list = load(&open.db, &open.session.viewer, &filters, site.stale_after).await?;
+        let lang = visit.lang;
+        let fragment = list_fragment(lang, Utc::now(), &filters, &list, open.head);
+        if visit.htmx {
+            return Ok(layout::respond(&visit, StatusCode::OK, fragment));
+        }
+        let main = html! {
+            h1 { (lang.t(Msg::Alerts)) }
+            p { (lang.t(Msg::AlertsIntro)) }
+            (filter_form(lang, &filters))
+            (fragment)
+        };
+        let page = document(&visit, lang.t(Msg::Alerts), Some(Nav::Alerts), &[], main);
+        Ok(layout::respond(&visit, StatusCode::OK, page))
+    })
+    .await
 }
 
 fn filter_form(lang: Lang, f: &Filters) -> Markup {
@@ -156,24 +148,12 @@ fn filter_form(lang: Lang, f: &Filters) -> Markup {
         form.filters method="get" action="/alerts" aria-label=(lang.t(Msg::Filters))
             hx-get="/alerts" hx-target="#alert-list" hx-select="#alert-list" hx-swap="outerHTML"
             hx-push-url="true" hx-trigger="change, submit" {
-            div.field {
-                label for="severity" { (lang.t(Msg::Severity)) }
-                select #severity name="severity" {
-                    option value="" { (lang.t(Msg::AnySeverity)) }
-                    @for s in Severity::ALL {
-                        option value=(s.as_str()) selected[f.severity == Some(*s)] { (i18n::severity(lang, *s)) }
-                    }
-                }
-            }
-            div.field {
-                label for="kind" { (lang.t(Msg::Kind)) }
-                select #kind name="kind" {
-                    option value="" { (lang.t(Msg::AnyKind)) }
-                    @for k in AlertKind::ALL {
-                        option value=(k.as_str()) selected[f.kind == Some(*k)] { (i18n::alert_kind(lang, *k)) }
-                    }
-                }
-            }
+            (choice("severity", lang.t(Msg::Severity), lang.t(Msg::AnySeverity),
+                Severity::ALL.iter().map(|s| (s.as_str(), i18n::severity(lang, *s))),
+                f.severity.map(Severity::as_str)))
+            (choice("kind", lang.t(Msg::Kind), lang.t(Msg::AnyKind),
+                AlertKind::ALL.iter().map(|k| (k.as_str(), i18n::alert_kind(lang, *k))),
+                f.kind.map(AlertKind::as_str)))
             @if let Some(e) = &f.event {
                 input type="hidden" name="event" value=(e);
             }

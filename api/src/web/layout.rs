@@ -147,6 +147,28 @@ pub fn csrf_field(visit: &Visit) -> Markup {
     html! { input type="hidden" name="csrf" value=(visit.csrf()); }
 }
 
+/// A filter's `<select>` named `name` with its label: "any" (the empty value) first, then each
+/// `(value, text)` of `options`, the one equal to `current` selected.
+pub fn choice<'a>(
+    name: &str,
+    label: &str,
+    any: &str,
+    options: impl IntoIterator<Item = (&'a str, &'a str)>,
+    current: Option<&str>,
+) -> Markup {
+    html! {
+        div.field {
+            label for=(name) { (label) }
+            select id=(name) name=(name) {
+                option value="" { (any) }
+                @for (value, text) in options {
+                    option value=(value) selected[current == Some(value)] { (text) }
+                }
+            }
+        }
+    }
+}
+
 /// `markup` as an HTML answer with the pages' headers and the visit's cookies.
 pub fn respond(visit: &Visit, status: StatusCode, markup: Markup) -> Response {
     let mut res =

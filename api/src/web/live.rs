@@ -59,13 +59,19 @@ trait LivePage: Send + 'static {
         None
     }
 
-    /// The fragments to send for `changed`, or `None` when the page shows none of it.
+    /// The fragments to send for what changed, or `None` when the page shows none of it.
     fn update(
         &mut self,
-        db: &Client,
-        viewer: &Viewer,
-        changed: &Changed,
+        at: Redraw<'_>,
     ) -> impl Future<Output = Result<Option<String>, Problem>> + Send;
+}
+
+/// What a live page redraws with: a database client, the viewer as the session says now, and
+/// what changed.
+pub struct Redraw<'a> {
+    pub db: &'a Client,
+    pub viewer: &'a Viewer,
+    pub changed: &'a Changed,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -201,7 +207,12 @@ impl<P: LivePage> Live<P> {
                     continue;
                 }
             };
-            match self.page.update(&db, &viewer, &changed).await {
+            let at = Redraw {
+                db: &db,
+                viewer: &viewer,
+                changed: &changed,
+            };
+            match self.page.update(at).await {
                 Ok(Some(html)) => {
                     let mut event = Sse::default().event("update").data(html);
                     if let Some(id) = changed.last {
@@ -261,12 +272,12 @@ impl LivePage for Overview {
         self.deadline
     }
 
-    async fn update(
-        &mut self,
-        db: &Client,
-        viewer: &Viewer,
-        changed: &Changed,
-    ) -> Result<Option<String>, Problem> {
+    async fn update(&mut self, at: Redraw<'_>) -> Result<Option<String>, Problem> {
+        let Redraw {
+            db,
+            viewer,
+            changed,
+        } = at;
         let grants_moved = viewer.event_ids().map(<[String]>::to_vec) != self.viewer_ids;
         let all = changed.all || self.shown.is_none() || grants_moved;
         let mine: Vec<String> = changed
@@ -337,12 +348,12 @@ struct Alerts {
 }
 
 impl LivePage for Alerts {
-    async fn update(
-        &mut self,
-        db: &Client,
-        viewer: &Viewer,
-        changed: &Changed,
-    ) -> Result<Option<String>, Problem> {
+    async fn update(&mut self, at: Redraw<'_>) -> Result<Option<String>, Problem> {
+        let Redraw {
+            db,
+            viewer,
+            changed,
+        } = at;
         let relevant = changed.all
             || changed.ids.iter().any(|id| {
                 viewer.check(id).is_ok() && self.filters.event.as_ref().is_none_or(|e| e == id)

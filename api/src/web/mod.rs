@@ -49,21 +49,36 @@ pub struct Site {
     pub keep_alive: std::time::Duration,
 }
 
-impl Site {
-    /// The signed-in session, or the answer to give instead: to the sign-in form when signed
-    /// out, an error page when the session could not be checked.
-    pub fn require<'v>(&self, visit: &'v Visit) -> Result<&'v Session, Box<Response>> {
-        match &visit.signed {
-            Signed::In(s) => Ok(s),
-            Signed::Out => Err(Box::new(layout::to_sign_in(visit))),
-            Signed::Failed(p) => Err(Box::new(layout::error(visit, p))),
-        }
-    }
+/// What a signed-in page is drawn from.
+pub struct Open {
+    pub session: Session,
+    pub db: Client,
+    /// The change feed's newest id before anything was read: a page hands it to its live
+    /// stream, which redraws whatever was committed after it (at worst once too often, never
+    /// missing a change).
+    pub head: i64,
+}
 
-    /// The change feed's newest id, which a page hands its live stream so that nothing
-    /// committed between drawing and subscribing is lost.
-    pub async fn feed_head(&self) -> Result<i64, Problem> {
-        self.state.feed.head().await
+impl Site {
+    /// A page for the signed-in: `draw` gets the session, a database client and the feed's
+    /// head. Signed out, the visitor is sent to the sign-in form; a problem, whether checking
+    /// the session or drawing, is an error page.
+    pub async fn page(
+        &self,
+        visit: &Visit,
+        draw: impl AsyncFnOnce(Open) -> Result<Response, Problem>,
+    ) -> Response {
+        let session = match &visit.signed {
+            Signed::In(s) => s.clone(),
+            Signed::Out => return layout::to_sign_in(visit),
+            Signed::Failed(p) => return layout::error(visit, p),
+        };
+        let opened = async {
+            let head = self.state.feed.head().await?;
+            let db = self.db().await?;
+            draw(Open { session, db, head }).await
+        };
+        opened.await.unwrap_or_else(|p| layout::error(visit, &p))
     }
 
     pub async fn db(&self) -> Result<Client, Problem> {

@@ -14,7 +14,7 @@ use super::Site;
 use super::board::{self, Board, Filters, Query, Row, Sort};
 use super::charts::{bar, sparkline};
 use super::i18n::{self, Lang, Msg, zone_label};
-use super::layout::{self, Nav, document};
+use super::layout::{self, Nav, choice, document};
 use super::session::Visit;
 use crate::read::events::Status;
 use crate::route::{Route, with};
@@ -30,42 +30,35 @@ pub fn routes(site: &Site) -> Route {
 }
 
 async fn overview(query: Query, visit: Visit, site: Site) -> Response {
-    let session = match site.require(&visit) {
-        Ok(s) => s,
-        Err(res) => return *res,
-    };
-    let filters = query.filters();
-    let board = match site.db().await {
-        Ok(db) => board::load(&db, &session.viewer, &filters, site.stale_after, None).await,
-        Err(p) => Err(p),
-    };
-    let (board, head) = match (board, site.feed_head().await) {
-        (Ok(b), Ok(h)) => (b, h),
-        (Err(p), _) | (_, Err(p)) => return layout::error(&visit, &p),
-    };
-    let lang = visit.lang;
-    let now = Utc::now();
-    let live = format!(
-        "/live/overview?{}&since={head}",
-        filters.query(filters.sort, filters.descending)
-    );
-    let fragment = board_fragment(lang, now, &filters, &board, &live);
-    if visit.htmx {
-        return layout::respond(&visit, StatusCode::OK, fragment);
-    }
-    let main = html! {
-        h1 { (lang.t(Msg::Overview)) }
-        (filter_form(&visit, &filters, &board))
-        (fragment)
-    };
-    let page = document(
-        &visit,
-        lang.t(Msg::Overview),
-        Some(Nav::Overview),
-        &[],
-        main,
-    );
-    layout::respond(&visit, StatusCode::OK, page)
+    site.page(&visit, async |open| {
+        let filters = query.filters();
+        let viewer = &open.session.viewer;
+        let board = board::load(&open.db, viewer, &filters, site.stale_after, None).await?;
+        let lang = visit.lang;
+        let live = format!(
+            "/live/overview?{}&since={}",
+            filters.query(filters.sort, filters.descending),
+            open.head
+        );
+        let fragment = board_fragment(lang, Utc::now(), &filters, &board, &live);
+        if visit.htmx {
+            return Ok(layout::respond(&visit, StatusCode::OK, fragment));
+        }
+        let main = html! {
+            h1 { (lang.t(Msg::Overview)) }
+            (filter_form(&visit, &filters, &board))
+            (fragment)
+        };
+        let page = document(
+            &visit,
+            lang.t(Msg::Overview),
+            Some(Nav::Overview),
+            &[],
+            main,
+        );
+        Ok(layout::respond(&visit, StatusCode::OK, page))
+    })
+    .await
 }
 
 /// The element id of an event's row: its id with anything outside `[A-Za-z0-9_-]` escaped,
@@ -91,24 +84,11 @@ fn filter_form(visit: &Visit, f: &Filters, board: &Board) -> Markup {
                 label for="q" { (lang.t(Msg::Search)) }
                 input #q type="search" name="q" value=[f.search.as_deref()] autocomplete="off";
             }
-            div.field {
-                label for="type" { (lang.t(Msg::Type)) }
-                select #type name="type" {
-                    option value="" { (lang.t(Msg::AnyType)) }
-                    @for t in &board.types {
-                        option value=(t) selected[f.event_type.as_ref() == Some(t)] { (t) }
-                    }
-                }
-            }
-            div.field {
-                label for="status" { (lang.t(Msg::Status)) }
-                select #status name="status" {
-                    option value="" { (lang.t(Msg::AnyStatus)) }
-                    @for s in Status::ALL {
-                        option value=(s.as_str()) selected[f.status == Some(*s)] { (i18n::status(lang, *s)) }
-                    }
-                }
-            }
+            (choice("type", lang.t(Msg::Type), lang.t(Msg::AnyType),
+                board.types.iter().map(|t| (t.as_str(), t.as_str())), f.event_type.as_deref()))
+            (choice("status", lang.t(Msg::Status), lang.t(Msg::AnyStatus),
+                Status::ALL.iter().map(|s| (s.as_str(), i18n::status(lang, *s))),
+                f.status.map(Status::as_str)))
             input type="hidden" name="sort" value=(f.sort.as_str());
             input type="hidden" name="dir" value=(if f.descending { "desc" } else { "asc" });
             button type="submit" { (lang.t(Msg::Apply)) }

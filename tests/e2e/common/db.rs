@@ -87,3 +87,35 @@ pub async fn delete_minutes(client: &Client, event: &str) {
         .await
         .unwrap();
 }
+
+/// Sends snapshots of `probe` until `event_realtime` has it: from then on the projections
+/// consume, so nothing produced afterwards is skipped.
+pub async fn wait_until_projecting(
+    p: &rdkafka::producer::FutureProducer,
+    codec: &muster_schemas::Codec,
+    client: &Client,
+    probe: &str,
+) {
+    super::wait_for(
+        "the projection to consume",
+        std::time::Duration::from_secs(90),
+        || async move {
+            let at = chrono::Utc::now().timestamp_millis();
+            let snapshot = muster_schemas::NormalizedMetrics {
+                capacity: Some(1200),
+                ..super::records::normalized(probe, at, 1)
+            };
+            super::send(p, codec, &snapshot).await;
+            let n: i64 = client
+                .query_one(
+                    "SELECT count(*) FROM event_realtime WHERE event_id = $1",
+                    &[&probe],
+                )
+                .await
+                .ok()?
+                .get(0);
+            (n > 0).then_some(())
+        },
+    )
+    .await;
+}
