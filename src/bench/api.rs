@@ -101,7 +101,8 @@ async fn drive(url: &str, key: Option<&str>, connections: usize, seconds: u64) -
     load
 }
 
-async fn seed(pool: &deadpool_postgres::Pool, event: &str) -> anyhow::Result<()> {
+/// One live event in the projections: catalogue, latest numbers, the last hour by minute.
+pub(super) async fn seed(pool: &deadpool_postgres::Pool, event: &str) -> anyhow::Result<()> {
     let client = pool.get().await?;
     client
         .execute(

@@ -6,6 +6,7 @@ mod api;
 mod ingest;
 mod process;
 mod project;
+mod stream;
 mod webhooks;
 
 use clap::Subcommand;
@@ -29,6 +30,9 @@ pub enum Bench {
     /// Signed webhook deliveries/s to a loopback receiver against a plain unsigned POST loop
     /// to the same receiver in the same run.
     Webhooks(webhooks::Args),
+    /// Commit-to-client latency (p50/p99) and API CPU per subscriber of N partner SSE
+    /// subscribers, against N clients polling the same process for the same updates.
+    Stream(stream::Args),
     /// Rows/s of the attendance pattern query over a generated Parquet archive, against a
     /// plain DataFusion COUNT(*)/GROUP BY scan of the same files in the same run.
     Analytics(analytics::Args),
@@ -46,6 +50,7 @@ pub async fn run(bench: Bench, mut cfg: Config) -> anyhow::Result<()> {
         Bench::Project(args) => project::run(args, cfg).await,
         Bench::Api(args) => api::run(args, cfg).await,
         Bench::Webhooks(args) => webhooks::run(args, cfg).await,
+        Bench::Stream(args) => stream::run(args, cfg).await,
         Bench::Analytics(args) => analytics::run(args, cfg).await,
     }
 }

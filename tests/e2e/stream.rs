@@ -326,13 +326,8 @@ async fn a_revoked_key_stops_its_stream_and_bad_ids_are_refused() {
             .unwrap();
         assert_eq!(res.status(), 400, "Last-Event-ID {bad}");
     }
-    let res = live
-        .api
-        .request(Method::GET, "/api/partner/stream", Auth::None)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 401);
+    let (status, _) = live.api.get(Auth::None, "/api/partner/stream").await;
+    assert_eq!(status, 401);
 
     let mut stream = Stream::open(&live.api, Auth::Key(key), None).await;
     assert_eq!(stream.next(PATIENCE).await.event, "ready");

@@ -12,6 +12,7 @@ use common::api::{ADMIN, Api, start_api};
 use common::browser::{Browser, DESKTOP, PHONE};
 use common::db::wait_until_projecting;
 use common::records::{gate_down, normalized};
+use common::stack::Stack;
 use common::{Run, Services, Worker, db, free_port, producer, send, wait_for, worker_env};
 use muster_schemas::{AlertAction, NormalizedMetrics};
 
@@ -45,6 +46,17 @@ async fn seed(s: &Services, events: &[(&str, &str, i64)]) {
             .await
             .unwrap();
     }
+}
+
+/// A `muster api`, one seeded event (id `{tag}{run}`) and a browser signed in as the admin.
+async fn admin_with_event(tag: &str, name: &str, inside: i64) -> (Worker, Api, Browser, String) {
+    let (s, run, dir, _) = Run::begin().parts();
+    let (api_worker, api) = start_api(&dir, &[] as &[(&str, &str)]).await;
+    let e = format!("{tag}{run}");
+    seed(&s, &[(&e, name, inside)]).await;
+    let b = Browser::start(&api.base, DESKTOP).await;
+    b.sign_in(ADMIN).await;
+    (api_worker, api, b, e)
 }
 
 /// The ids of the events on the overview, from their rows' links.
@@ -258,12 +270,7 @@ async fn a_new_alert_appears_on_the_open_alerts_page() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn korean_shows_translated_labels_and_the_events_local_times() {
-    let (s, run, dir, _) = Run::begin().parts();
-    let (_api_worker, api) = start_api(&dir, &[] as &[(&str, &str)]).await;
-    let e = format!("wk{run}");
-    seed(&s, &[(&e, "서울 페스티벌", 321)]).await;
-    let b = Browser::start(&api.base, DESKTOP).await;
-    b.sign_in(ADMIN).await;
+    let (_api_worker, _api, b, e) = admin_with_event("wk", "서울 페스티벌", 321).await;
     assert_eq!(b.text("h1").await, "Overview");
     b.find("form.lang button[value=ko]")
         .await
@@ -421,12 +428,7 @@ async fn a_form_without_its_csrf_token_is_refused() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_overview_is_usable_with_the_keyboard_alone() {
-    let (s, run, dir, _) = Run::begin().parts();
-    let (_api_worker, api) = start_api(&dir, &[] as &[(&str, &str)]).await;
-    let e = format!("wy{run}");
-    seed(&s, &[(&e, "Keyboard Fair", 50)]).await;
-    let b = Browser::start(&api.base, DESKTOP).await;
-    b.sign_in(ADMIN).await;
+    let (_api_worker, _api, b, e) = admin_with_event("wy", "Keyboard Fair", 50).await;
     b.goto("/").await;
     let mut reached = Vec::new();
     for _ in 0..40 {
@@ -475,4 +477,63 @@ async fn the_overview_is_usable_with_the_keyboard_alone() {
 /// The row id the overview gives an event whose id is letters, digits and dashes.
 fn web_row_id(event: &str) -> String {
     format!("row-{event}")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_admin_watches_services_live_and_a_service_page_hides_its_credentials() {
+    let stack = Stack::start(&["--events", "1", "--auth", "api_key"]).await;
+    let event = stack.event(1);
+    let body = stack.registration(1).await;
+    let (status, _) = stack.register(&body).await;
+    assert!(status == 201 || status == 200, "registering: {status}");
+
+    let b = Browser::start(&stack.api.base, DESKTOP).await;
+    b.sign_in(ADMIN).await;
+    b.goto("/services").await;
+    assert_eq!(b.text("h1").await, "Services");
+    b.wait_live().await;
+    let row = format!("document.querySelector('#service-table a[href=\"/services/{event}\"]')");
+    assert!(b.js(&format!("return !!{row};")).await.as_bool().unwrap());
+    // Nobody polls it yet; an ingest process taking its lease shows on the open page.
+    let _ingest = stack.start_ingest(["ingest-web"]).await;
+    b.wait_until(
+        "the ingest process on the open page",
+        &format!("return {row}.closest('tr').textContent.includes('ingest-web');"),
+    )
+    .await;
+    b.screenshot("services-1280").await;
+
+    // The service's page: its configuration, and none of its credentials.
+    b.goto(&format!("/services/{event}")).await;
+    let page = b.text("main").await;
+    assert!(
+        page.contains(body["endpoints"]["api"].as_str().unwrap()),
+        "{page}"
+    );
+    assert!(
+        page.contains("api_key"),
+        "the kind of authentication: {page}"
+    );
+    let key = body["authentication"]["credentials"]["key"]
+        .as_str()
+        .unwrap();
+    let html = b.js("return document.documentElement.outerHTML;").await;
+    assert!(
+        !html.as_str().unwrap().contains(key),
+        "the credential on the page"
+    );
+    b.resize(PHONE).await;
+    b.goto("/services").await;
+    b.screenshot("services-390").await;
+    b.finish().await;
+
+    // A partner is refused the services, their page and their stream.
+    let key = stack.api.partner_key("partner", &[&event]).await;
+    let p = Browser::start(&stack.api.base, DESKTOP).await;
+    p.sign_in(&key).await;
+    assert!(!p.text("header").await.contains("Services"));
+    for path in ["/services".to_owned(), format!("/services/{event}")] {
+        p.goto(&path).await;
+        assert!(p.text("h1").await.starts_with("403"), "{path}");
+    }
 }

@@ -35,6 +35,8 @@ fn form() -> impl Filter<Extract = (Form,), Error = warp::Rejection> + Clone {
 
 pub fn routes(site: &Site) -> Route {
     let visit = || site.sessions.visit();
+    // A form posted: its fields, then the visit that checks its CSRF token.
+    let post = || warp::post().and(form()).and(visit());
     any([
         warp::path!("sign-in")
             .and(warp::get())
@@ -47,26 +49,13 @@ pub fn routes(site: &Site) -> Route {
                 sign_in_page(&visit, q.next.as_deref(), false)
             })
             .boxed(),
-        warp::path!("sign-in")
-            .and(warp::post())
-            .and(form())
-            .and(visit())
-            .and(with(site.clone()))
+        (warp::path!("sign-in").and(post()).and(with(site.clone())))
             .then(sign_in)
             .boxed(),
-        warp::path!("sign-out")
-            .and(warp::post())
-            .and(form())
-            .and(visit())
-            .and(with(site.clone()))
+        (warp::path!("sign-out").and(post()).and(with(site.clone())))
             .then(sign_out)
             .boxed(),
-        warp::path!("language")
-            .and(warp::post())
-            .and(form())
-            .and(visit())
-            .map(language)
-            .boxed(),
+        (warp::path!("language").and(post())).map(language).boxed(),
     ])
 }
 

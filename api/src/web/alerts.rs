@@ -9,20 +9,18 @@ use chrono::{DateTime, Duration, Offset, Utc};
 use maud::{Markup, html};
 use muster_schemas::{AlertKind, Severity};
 use serde::Deserialize;
-use warp::Filter;
 use warp::http::StatusCode;
 use warp::reply::Response;
 
 use super::Site;
 use super::i18n::{self, Lang, Msg, zone_label};
-use super::layout::{self, Nav, choice, document, url_encode};
+use super::layout::{self, Nav, choice, columns, url_encode};
 use super::session::Visit;
 use crate::auth::Viewer;
 use crate::problem::Problem;
 use crate::read::Client;
 use crate::read::alerts::{self, Alert};
 use crate::read::events::{self, Event};
-use crate::route::{Route, with};
 
 /// The most alerts the page lists.
 const LIMIT: i64 = 500;
@@ -112,17 +110,8 @@ pub async fn load(
     Ok(List { alerts, events })
 }
 
-pub fn routes(site: &Site) -> Route {
-    warp::path!("alerts")
-        .and(warp::get())
-        .and(warp::query::<Query>())
-        .and(site.sessions.visit())
-        .and(with(site.clone()))
-        .then(page)
-        .boxed()
-}
-
-async fn page(query: Query, visit: Visit, site: Site) -> Response {
+/// `GET /alerts`.
+pub async fn page(query: Query, visit: Visit, site: Site) -> Response {
     site.page(&visit, async |open| {
         let filters = query.filters();
         let list = load(&open.db, &open.session.viewer, &filters, site.stale_after).await?;
@@ -137,8 +126,7 @@ async fn page(query: Query, visit: Visit, site: Site) -> Response {
             (filter_form(lang, &filters))
             (fragment)
         };
-        let page = document(&visit, lang.t(Msg::Alerts), Some(Nav::Alerts), &[], main);
-        Ok(layout::respond(&visit, StatusCode::OK, page))
+        Ok(layout::nav_page(&visit, Nav::Alerts, main))
     })
     .await
 }
@@ -186,14 +174,7 @@ pub fn table(lang: Lang, now: DateTime<Utc>, list: &List, live: bool) -> Markup 
         div #alert-table .scroll hx-swap-oob=[live.then_some("true")] {
             table.alerts {
                 caption.sr-only { (lang.t(Msg::Alerts)) }
-                thead { tr {
-                    th scope="col" { (lang.t(Msg::Raised)) }
-                    th scope="col" { (lang.t(Msg::Event)) }
-                    th scope="col" { (lang.t(Msg::Severity)) }
-                    th scope="col" { (lang.t(Msg::Kind)) }
-                    th scope="col" { (lang.t(Msg::Message)) }
-                    th scope="col" { (lang.t(Msg::State)) }
-                } }
+                (columns(lang, &[Msg::Raised, Msg::Event, Msg::Severity, Msg::Kind, Msg::Message, Msg::State]))
                 tbody {
                     @for a in &list.alerts { (row(lang, now, a, list.events.get(&a.event_id))) }
                 }

@@ -5,28 +5,18 @@
 
 use chrono::Utc;
 use maud::html;
-use warp::Filter;
 use warp::http::StatusCode;
 use warp::reply::Response;
 
 use super::Site;
 use super::i18n::{self, Msg, zone_label};
-use super::layout::{self, document, url_encode};
+use super::layout::{self, document, percent_decode, url_encode};
 use super::session::Visit;
 use crate::problem::Problem;
 use crate::read::events;
-use crate::route::{Route, with};
 
-pub fn routes(site: &Site) -> Route {
-    warp::path!("events" / String)
-        .and(warp::get())
-        .and(site.sessions.visit())
-        .and(with(site.clone()))
-        .then(page)
-        .boxed()
-}
-
-async fn page(event_id: String, visit: Visit, site: Site) -> Response {
+/// `GET /events/{eventId}`.
+pub async fn page(event_id: String, visit: Visit, site: Site) -> Response {
     site.page(&visit, async |open| {
         // Path segments arrive percent-encoded.
         let event_id = percent_decode(&event_id);
@@ -71,24 +61,4 @@ async fn page(event_id: String, visit: Visit, site: Site) -> Response {
         Ok(layout::respond(&visit, StatusCode::OK, page))
     })
     .await
-}
-
-/// A path segment decoded (warp hands it over as sent).
-fn percent_decode(s: &str) -> String {
-    percent_encoding::percent_decode_str(s)
-        .decode_utf8_lossy()
-        .into_owned()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn event_ids_round_trip_through_their_links() {
-        for id in ["expo-2026", "a b/c", "행사"] {
-            assert_eq!(percent_decode(&url_encode(id)), id);
-        }
-        assert_eq!(percent_decode("%zz"), "%zz");
-    }
 }

@@ -18,13 +18,15 @@ use crate::problem::Problem;
 pub enum Nav {
     Overview,
     Alerts,
+    Services,
 }
 
 impl Nav {
     /// Each entry with its path and label, in order; `admin` entries only for the admin.
-    const ENTRIES: [(Nav, &'static str, Msg, bool); 2] = [
+    const ENTRIES: [(Nav, &'static str, Msg, bool); 3] = [
         (Nav::Overview, "/", Msg::Overview, false),
         (Nav::Alerts, "/alerts", Msg::Alerts, false),
+        (Nav::Services, "/services", Msg::Services, true),
     ];
 }
 
@@ -147,6 +149,25 @@ pub fn csrf_field(visit: &Visit) -> Markup {
     html! { input type="hidden" name="csrf" value=(visit.csrf()); }
 }
 
+/// A page of the main navigation, titled as its entry, answered 200.
+pub fn nav_page(visit: &Visit, nav: Nav, main: Markup) -> Response {
+    let label = Nav::ENTRIES
+        .iter()
+        .find(|(entry, ..)| *entry == nav)
+        .map_or(Msg::Product, |(_, _, label, _)| *label);
+    let page = document(visit, visit.lang.t(label), Some(nav), &[], main);
+    respond(visit, StatusCode::OK, page)
+}
+
+/// A table's header row: a column per label.
+pub fn columns(lang: Lang, labels: &[Msg]) -> Markup {
+    html! {
+        thead { tr {
+            @for label in labels { th scope="col" { (lang.t(*label)) } }
+        } }
+    }
+}
+
 /// A filter's `<select>` named `name` with its label: "any" (the empty value) first, then each
 /// `(value, text)` of `options`, the one equal to `current` selected.
 pub fn choice<'a>(
@@ -240,6 +261,13 @@ pub fn url_encode(s: &str) -> String {
     percent_encoding::utf8_percent_encode(s, ENCODED).to_string()
 }
 
+/// A path segment decoded (warp hands it over as sent).
+pub fn percent_decode(s: &str) -> String {
+    percent_encoding::percent_decode_str(s)
+        .decode_utf8_lossy()
+        .into_owned()
+}
+
 /// An error page for `problem`, in the visitor's language, with the problem's status.
 pub fn error(visit: &Visit, problem: &Problem) -> Response {
     let status = problem.status();
@@ -274,6 +302,14 @@ pub fn error_page(visit: &Visit, status: StatusCode, msg: Msg) -> Response {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn event_ids_round_trip_through_their_links() {
+        for id in ["expo-2026", "a b/c", "행사"] {
+            assert_eq!(percent_decode(&url_encode(id)), id);
+        }
+        assert_eq!(percent_decode("%zz"), "%zz");
+    }
 
     #[test]
     fn encoded_paths_survive_a_query_string() {

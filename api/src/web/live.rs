@@ -21,7 +21,7 @@ use warp::sse::Event as Sse;
 
 use super::i18n::Lang;
 use super::session::{Session, Signed, Visit};
-use super::{Site, alerts, board, overview};
+use super::{Site, alerts, board, overview, services};
 use crate::auth::Viewer;
 use crate::feed::{Change, Since};
 use crate::problem::Problem;
@@ -84,7 +84,7 @@ struct Resume {
 pub fn routes(site: &Site) -> Route {
     any([
         live("overview", site, |q: &board::Query, site, lang, viewer| {
-            Overview {
+            Ok(Overview {
                 lang,
                 filters: q.filters(),
                 shown: None,
@@ -93,19 +93,32 @@ pub fn routes(site: &Site) -> Route {
                 // Before its first redraw the stream does not know the rows: by then any number
                 // fresh when the page was drawn may have turned stale.
                 deadline: Some(Utc::now() + site.stale_after),
-            }
+            })
         }),
-        live("alerts", site, |q: &alerts::Query, site, lang, _| Alerts {
-            lang,
-            filters: q.filters(),
-            stale_after: site.stale_after,
-            last: None,
+        live("alerts", site, |q: &alerts::Query, site, lang, _| {
+            Ok(Alerts {
+                lang,
+                filters: q.filters(),
+                stale_after: site.stale_after,
+                last: None,
+            })
+        }),
+        live("services", site, |_: &Resume, site, lang, viewer| {
+            services::admin_only(viewer)?;
+            Ok(Services {
+                lang,
+                site: site.clone(),
+                last: None,
+            })
         }),
     ])
 }
 
+/// How a stream's page is built from its query, for a viewer; a problem refuses the stream.
+type Build<Q, P> = fn(&Q, &Site, Lang, &Viewer) -> Result<P, Problem>;
+
 /// `GET /live/{name}` with the page's own query `Q`: the stream of the page `page` builds.
-fn live<Q, P>(name: &'static str, site: &Site, page: fn(&Q, &Site, Lang, &Viewer) -> P) -> Route
+fn live<Q, P>(name: &'static str, site: &Site, page: Build<Q, P>) -> Route
 where
     Q: serde::de::DeserializeOwned + Send + 'static,
     P: LivePage,
@@ -136,7 +149,7 @@ async fn stream<P: LivePage>(
     site: Site,
     visit: Visit,
     resume: Resume,
-    page: impl FnOnce(Lang, &Viewer) -> P,
+    page: impl FnOnce(Lang, &Viewer) -> Result<P, Problem>,
 ) -> Response {
     use warp::Reply;
     let session = match &visit.signed {
@@ -154,7 +167,10 @@ async fn stream<P: LivePage>(
     }
     let keep_alive = site.keep_alive;
     let live = Live {
-        page: page(visit.lang, &session.viewer),
+        page: match page(visit.lang, &session.viewer) {
+            Ok(p) => p,
+            Err(p) => return p.into_response(),
+        },
         session,
         site,
         rx,
@@ -273,11 +289,7 @@ impl LivePage for Overview {
     }
 
     async fn update(&mut self, at: Redraw<'_>) -> Result<Option<String>, Problem> {
-        let Redraw {
-            db,
-            viewer,
-            changed,
-        } = at;
+        let (db, viewer, changed) = (at.db, at.viewer, at.changed);
         let grants_moved = viewer.event_ids().map(<[String]>::to_vec) != self.viewer_ids;
         let all = changed.all || self.shown.is_none() || grants_moved;
         let mine: Vec<String> = changed
@@ -349,11 +361,7 @@ struct Alerts {
 
 impl LivePage for Alerts {
     async fn update(&mut self, at: Redraw<'_>) -> Result<Option<String>, Problem> {
-        let Redraw {
-            db,
-            viewer,
-            changed,
-        } = at;
+        let (db, viewer, changed) = (at.db, at.viewer, at.changed);
         let relevant = changed.all
             || changed.ids.iter().any(|id| {
                 viewer.check(id).is_ok() && self.filters.event.as_ref().is_none_or(|e| e == id)
@@ -363,10 +371,39 @@ impl LivePage for Alerts {
         }
         let list = alerts::load(db, viewer, &self.filters, self.stale_after).await?;
         let html = alerts::table(self.lang, Utc::now(), &list, true).into_string();
-        if self.last.as_ref() == Some(&html) {
-            return Ok(None);
-        }
-        self.last = Some(html.clone());
-        Ok(Some(html))
+        Ok(unless_sent(&mut self.last, html))
     }
+}
+
+/// The services' stream: the table again when it reads differently. Lag and last sync move
+/// with every poll and no feed change, so it also redraws every [`SERVICES_EVERY`].
+struct Services {
+    lang: Lang,
+    site: Site,
+    /// The last table sent.
+    last: Option<String>,
+}
+
+const SERVICES_EVERY: chrono::TimeDelta = chrono::TimeDelta::seconds(5);
+
+impl LivePage for Services {
+    fn deadline(&self) -> Option<DateTime<Utc>> {
+        Some(Utc::now() + SERVICES_EVERY)
+    }
+
+    async fn update(&mut self, at: Redraw<'_>) -> Result<Option<String>, Problem> {
+        services::admin_only(at.viewer)?;
+        let list = services::load(&self.site, None).await?;
+        let html = services::table(self.lang, Utc::now(), &list, true).into_string();
+        Ok(unless_sent(&mut self.last, html))
+    }
+}
+
+/// `html` unless it is what was sent last (then nothing is sent); remembered as the last.
+fn unless_sent(last: &mut Option<String>, html: String) -> Option<String> {
+    if last.as_ref() == Some(&html) {
+        return None;
+    }
+    *last = Some(html.clone());
+    Some(html)
 }

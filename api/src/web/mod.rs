@@ -16,14 +16,16 @@ pub mod i18n;
 pub mod layout;
 mod live;
 mod overview;
+mod services;
 pub mod session;
 
+use warp::Filter;
 use warp::reply::Response;
 
 use self::session::{Session, Sessions, Signed, Visit};
 use crate::problem::Problem;
 use crate::read::Client;
-use crate::route::{Ctx, Route, any};
+use crate::route::{Ctx, Route, any, with};
 
 /// The paths of the pages, for request metrics and `Allow` (the JSON routes' are in the
 /// OpenAPI document).
@@ -35,7 +37,10 @@ pub const TEMPLATES: &[(&str, &str)] = &[
     ("/alerts", "GET"),
     ("/events/{eventId}", "GET"),
     ("/live/overview", "GET"),
+    ("/services", "GET"),
+    ("/services/{eventId}", "GET"),
     ("/live/alerts", "GET"),
+    ("/live/services", "GET"),
     ("/assets/{file}", "GET"),
 ];
 
@@ -98,12 +103,30 @@ pub fn routes(ctx: &Ctx) -> Route {
         state: ctx.state.clone(),
         keep_alive: ctx.cfg.feed.keep_alive,
     };
+    // A page: a GET with the visit (its session, language, CSRF token) and the site.
+    let page = || {
+        warp::get()
+            .and(site.sessions.visit())
+            .and(with(site.clone()))
+    };
     any([
         assets::routes(),
         account::routes(&site),
-        overview::routes(&site),
-        alerts::routes(&site),
-        event::routes(&site),
+        (warp::path::end().and(warp::query()).and(page()))
+            .then(overview::page)
+            .boxed(),
+        (warp::path!("alerts").and(warp::query()).and(page()))
+            .then(alerts::page)
+            .boxed(),
+        (warp::path!("events" / String).and(page()))
+            .then(event::page)
+            .boxed(),
+        (warp::path!("services").and(page()))
+            .then(services::list_page)
+            .boxed(),
+        (warp::path!("services" / String).and(page()))
+            .then(services::service_page)
+            .boxed(),
         live::routes(&site),
     ])
 }

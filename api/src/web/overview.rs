@@ -6,7 +6,6 @@
 
 use chrono::{DateTime, TimeDelta, Utc};
 use maud::{Markup, html};
-use warp::Filter;
 use warp::http::StatusCode;
 use warp::reply::Response;
 
@@ -17,19 +16,9 @@ use super::i18n::{self, Lang, Msg, zone_label};
 use super::layout::{self, Nav, choice, document};
 use super::session::Visit;
 use crate::read::events::Status;
-use crate::route::{Route, with};
 
-pub fn routes(site: &Site) -> Route {
-    warp::path::end()
-        .and(warp::get())
-        .and(warp::query::<Query>())
-        .and(site.sessions.visit())
-        .and(with(site.clone()))
-        .then(overview)
-        .boxed()
-}
-
-async fn overview(query: Query, visit: Visit, site: Site) -> Response {
+/// `GET /`.
+pub async fn page(query: Query, visit: Visit, site: Site) -> Response {
     site.page(&visit, async |open| {
         let filters = query.filters();
         let viewer = &open.session.viewer;
@@ -49,14 +38,7 @@ async fn overview(query: Query, visit: Visit, site: Site) -> Response {
             (filter_form(&visit, &filters, &board))
             (fragment)
         };
-        let page = document(
-            &visit,
-            lang.t(Msg::Overview),
-            Some(Nav::Overview),
-            &[],
-            main,
-        );
-        Ok(layout::respond(&visit, StatusCode::OK, page))
+        Ok(layout::nav_page(&visit, Nav::Overview, main))
     })
     .await
 }
