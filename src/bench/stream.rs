@@ -35,7 +35,9 @@ pub struct Args {
     poll_every_ms: u64,
 }
 
-/// Update `i` sets the number of people inside to `MARK + i`: a value nothing else shows.
+/// Update `i` of a side sets the number of people inside to its mark + `i`: a value nothing
+/// else shows. The baseline's mark is above every number the stream's side set, so its
+/// clients do not take the stream side's last update for one of theirs.
 const MARK: i64 = 7_000_000;
 
 /// The `muster api` child, killed when dropped.
@@ -71,6 +73,8 @@ impl ApiProcess {
             .env("MUSTER_API_ADDR", format!("127.0.0.1:{port}"))
             .env("MUSTER__OPS__ADDR", format!("127.0.0.1:{ops}"))
             .env("MUSTER_ADMIN_TOKEN", admin)
+            // As the bench itself: its throwaway data needs no secret key of its own.
+            .env("MUSTER_DEVELOPMENT", "true")
             .env("MUSTER__API__RATE_LIMITS__PARTNER_PER_SECOND", "1000000000")
             .env("MUSTER__API__RATE_LIMITS__PARTNER_BURST", "1000000000")
             .env("RUST_LOG", "warn")
@@ -149,16 +153,18 @@ impl Side {
     }
 }
 
-/// What clients share: how many are ready, and the newest update committed (by index).
+/// What the clients of a side share: how many are ready, when to stop, and the side's mark.
 #[derive(Clone)]
 struct Shared {
     ready: Arc<AtomicUsize>,
     done: watch::Receiver<bool>,
+    /// This side's mark (see [`MARK`]).
+    mark: i64,
 }
 
 /// Marks every update up to the one `inside` says as seen now.
-fn saw(seen: &mut [Option<Instant>], inside: i64) {
-    let Ok(upto) = usize::try_from(inside - MARK) else {
+fn saw(seen: &mut [Option<Instant>], inside: i64, mark: i64) {
+    let Ok(upto) = usize::try_from(inside - mark) else {
         return;
     };
     let now = Instant::now();
@@ -168,7 +174,7 @@ fn saw(seen: &mut [Option<Instant>], inside: i64) {
 }
 
 /// The number of people inside in an SSE `data` line or a JSON body, if it carries a mark.
-fn inside_of(text: &str) -> Option<i64> {
+fn inside_of(text: &str, mark: i64) -> Option<i64> {
     let needle = "\"currentAttendees\":";
     let mut best = None;
     for (at, _) in text.match_indices(needle) {
@@ -177,7 +183,7 @@ fn inside_of(text: &str) -> Option<i64> {
             .take_while(char::is_ascii_digit)
             .collect();
         if let Ok(n) = digits.parse::<i64>()
-            && n >= MARK
+            && n >= mark
         {
             best = best.max(Some(n));
         }
@@ -218,8 +224,11 @@ async fn subscribe(
                 counted = true;
                 shared.ready.fetch_add(1, Ordering::SeqCst);
             }
-            if let Some(n) = line.strip_prefix("data:").and_then(inside_of) {
-                saw(&mut seen, n);
+            if let Some(n) = line
+                .strip_prefix("data:")
+                .and_then(|d| inside_of(d, shared.mark))
+            {
+                saw(&mut seen, n, shared.mark);
             }
         }
         if seen.iter().all(Option::is_some) {
@@ -258,8 +267,8 @@ async fn poll(
             .error_for_status()?
             .text()
             .await?;
-        if let Some(n) = inside_of(&body) {
-            saw(&mut seen, n);
+        if let Some(n) = inside_of(&body, shared.mark) {
+            saw(&mut seen, n, shared.mark);
         }
         if seen.iter().all(Option::is_some) {
             break;
@@ -273,8 +282,9 @@ async fn update(
     pool: &deadpool_postgres::Pool,
     event: &str,
     args: &Args,
-    ready: &AtomicUsize,
+    shared: &Shared,
 ) -> anyhow::Result<Vec<Instant>> {
+    let (ready, mark) = (&shared.ready, shared.mark);
     let deadline = Instant::now() + Duration::from_secs(120);
     while ready.load(Ordering::SeqCst) < args.subscribers {
         anyhow::ensure!(
@@ -292,7 +302,7 @@ async fn update(
         tx.execute(
             "UPDATE event_realtime SET current_attendees = $2, observed_at = now(),
                 fetched_at = now() WHERE event_id = $1",
-            &[&event, &(MARK + i as i64)],
+            &[&event, &(mark + i as i64)],
         )
         .await?;
         changes::record(&tx, ChangeKind::Realtime, [event]).await?;
@@ -310,6 +320,7 @@ async fn side<F, Fut>(
     pool: &deadpool_postgres::Pool,
     event: &str,
     args: &Args,
+    mark: i64,
     client: F,
 ) -> anyhow::Result<Side>
 where
@@ -320,13 +331,14 @@ where
     let shared = Shared {
         ready: Arc::new(AtomicUsize::new(0)),
         done,
+        mark,
     };
     let mut tasks = tokio::task::JoinSet::new();
     for _ in 0..args.subscribers {
         tasks.spawn(client(shared.clone()));
     }
     let cpu_before = api.cpu_seconds()?;
-    let sent = update(pool, event, args, &shared.ready).await?;
+    let sent = update(pool, event, args, &shared).await?;
     tokio::time::sleep(Duration::from_secs(5)).await;
     let cpu = api.cpu_seconds()? - cpu_before;
     let _ = stop.send(true);
@@ -361,7 +373,7 @@ pub async fn run(args: Args, cfg: Config) -> anyhow::Result<()> {
 
     eprintln!("stream: {n} SSE subscribers, {} updates ...", args.updates);
     let url = format!("{}/api/partner/stream", api.base);
-    let sse = side(&api, &pool, &event, &args, |shared| {
+    let sse = side(&api, &pool, &event, &args, MARK, |shared| {
         subscribe(http.clone(), url.clone(), key.clone(), args.updates, shared)
     })
     .await?;
@@ -372,7 +384,7 @@ pub async fn run(args: Args, cfg: Config) -> anyhow::Result<()> {
         args.updates
     );
     let url = format!("{}/api/partner/events", api.base);
-    let polled = side(&api, &pool, &event, &args, |shared| {
+    let polled = side(&api, &pool, &event, &args, 2 * MARK, |shared| {
         poll(
             http.clone(),
             url.clone(),
@@ -424,12 +436,13 @@ mod tests {
     #[test]
     fn marks_are_read_from_stream_data_and_bodies() {
         let data = r#"{"id":9,"event":{"currentAttendees":7000003,"capacity":5000}}"#;
-        assert_eq!(inside_of(data), Some(MARK + 3));
-        assert_eq!(inside_of(r#"{"currentAttendees":2500}"#), None);
+        assert_eq!(inside_of(data, MARK), Some(MARK + 3));
+        assert_eq!(inside_of(r#"{"currentAttendees":2500}"#, MARK), None);
+        assert_eq!(inside_of(data, 2 * MARK), None, "the other side's number");
         let mut seen = vec![None; 5];
-        saw(&mut seen, MARK + 2);
+        saw(&mut seen, MARK + 2, MARK);
         assert_eq!(seen.iter().filter(|s| s.is_some()).count(), 3);
-        saw(&mut seen, MARK - 1);
+        saw(&mut seen, MARK - 1, MARK);
         assert!(seen[3].is_none());
     }
 }
