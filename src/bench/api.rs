@@ -101,6 +101,48 @@ async fn drive(url: &str, key: Option<&str>, connections: usize, seconds: u64) -
     load
 }
 
+/// A key of a new partner `bench` of `tier`, granted `event`, made through the API at `base`.
+pub(super) async fn partner_key(
+    base: &str,
+    admin: &str,
+    tier: &str,
+    event: &str,
+) -> anyhow::Result<String> {
+    let created: serde_json::Value = reqwest::Client::new()
+        .post(format!("{base}/api/admin/partners"))
+        .bearer_auth(admin)
+        .json(&serde_json::json!({"name": "bench", "tier": tier, "eventIds": [event]}))
+        .send()
+        .await?
+        .error_for_status()?
+        .json()
+        .await?;
+    Ok(created["apiKey"]
+        .as_str()
+        .context("the partner answer has no apiKey")?
+        .to_owned())
+}
+
+/// Removes what [`seed`] wrote, and revokes the bench partner's key for `event`.
+pub(super) async fn unseed(pool: &deadpool_postgres::Pool, event: &str) -> anyhow::Result<()> {
+    let client = pool.get().await?;
+    for table in ["event_series_minute", "event_realtime", "event_catalogue"] {
+        client
+            .execute(
+                &format!("DELETE FROM {table} WHERE event_id = $1"),
+                &[&event],
+            )
+            .await?;
+    }
+    client
+        .execute(
+            "UPDATE partners SET revoked_at = now() WHERE name = 'bench' AND $1 = ANY(event_ids)",
+            &[&event],
+        )
+        .await?;
+    Ok(())
+}
+
 /// One live event in the projections: catalogue, latest numbers, the last hour by minute.
 pub(super) async fn seed(pool: &deadpool_postgres::Pool, event: &str) -> anyhow::Result<()> {
     let client = pool.get().await?;
@@ -178,19 +220,7 @@ pub async fn run(args: Args, mut cfg: Config) -> anyhow::Result<()> {
             .run(),
     );
 
-    let created: serde_json::Value = reqwest::Client::new()
-        .post(format!("http://{api_addr}/api/admin/partners"))
-        .bearer_auth(&admin)
-        .json(&serde_json::json!({"name": "bench", "tier": "premium", "eventIds": [event]}))
-        .send()
-        .await?
-        .error_for_status()?
-        .json()
-        .await?;
-    let key = created["apiKey"]
-        .as_str()
-        .context("the partner answer has no apiKey")?
-        .to_owned();
+    let key = partner_key(&format!("http://{api_addr}"), &admin, "premium", &event).await?;
 
     let (secs, conns) = (args.seconds, args.connections);
     eprintln!("warp hello-world: {conns} connections for {secs} s ...");
@@ -200,21 +230,7 @@ pub async fn run(args: Args, mut cfg: Config) -> anyhow::Result<()> {
     let att = drive(&url, Some(&key), conns, secs).await;
     stop.cancel();
     let _ = tokio::join!(api, hello);
-    let client = pool.get().await?;
-    for table in ["event_series_minute", "event_realtime", "event_catalogue"] {
-        client
-            .execute(
-                &format!("DELETE FROM {table} WHERE event_id = $1"),
-                &[&event],
-            )
-            .await?;
-    }
-    client
-        .execute(
-            "UPDATE partners SET revoked_at = now() WHERE name = 'bench' AND $1 = ANY(event_ids)",
-            &[&event],
-        )
-        .await?;
+    unseed(&pool, &event).await?;
 
     let ms = |d: Duration| d.as_secs_f64() * 1e3;
     println!("{conns} keep-alive connections, {secs} s each, loopback, same process");

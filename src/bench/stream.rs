@@ -352,19 +352,7 @@ pub async fn run(args: Args, cfg: Config) -> anyhow::Result<()> {
         .context("seeding the projections")?;
     let admin = format!("bench-{}", muster_runtime::unique_suffix().repeat(2));
     let api = ApiProcess::start(&admin).await?;
-    let created: serde_json::Value = reqwest::Client::new()
-        .post(format!("{}/api/admin/partners", api.base))
-        .bearer_auth(&admin)
-        .json(&serde_json::json!({"name": "bench", "tier": "partner", "eventIds": [event]}))
-        .send()
-        .await?
-        .error_for_status()?
-        .json()
-        .await?;
-    let key = created["apiKey"]
-        .as_str()
-        .context("the partner answer has no apiKey")?
-        .to_owned();
+    let key = super::api::partner_key(&api.base, &admin, "partner", &event).await?;
     // One connection per client, as browsers and partners would hold.
     let http = reqwest::Client::builder()
         .pool_max_idle_per_host(0)
@@ -397,21 +385,7 @@ pub async fn run(args: Args, cfg: Config) -> anyhow::Result<()> {
     .await?;
     drop(api);
 
-    let client = pool.get().await?;
-    for table in ["event_series_minute", "event_realtime", "event_catalogue"] {
-        client
-            .execute(
-                &format!("DELETE FROM {table} WHERE event_id = $1"),
-                &[&event],
-            )
-            .await?;
-    }
-    client
-        .execute(
-            "UPDATE partners SET revoked_at = now() WHERE name = 'bench' AND $1 = ANY(event_ids)",
-            &[&event],
-        )
-        .await?;
+    super::api::unseed(&pool, &event).await?;
 
     let ms = |d: Duration| d.as_secs_f64() * 1e3;
     let window = (args.updates as u64 * args.every_ms) as f64 / 1e3 + 5.0;

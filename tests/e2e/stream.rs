@@ -255,7 +255,14 @@ async fn resuming_with_last_event_id_loses_no_change_and_repeats_none() {
         .into_iter()
         .filter(|id| *id <= ready.id.unwrap())
         .collect();
-    assert_eq!(got, want, "every change in between, once, in order");
+    let sent: Vec<_> = backlog
+        .iter()
+        .map(|m| (m.id, m.event.clone(), numbers(m)))
+        .collect();
+    assert_eq!(
+        got, want,
+        "every change in between, once, in order; after {last_seen} the stream sent {sent:?}"
+    );
     assert!(backlog.iter().all(|m| m.data["eventId"] != other.as_str()));
     let (_, latest_b) = numbers(
         backlog

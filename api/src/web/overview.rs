@@ -13,7 +13,7 @@ use super::Site;
 use super::board::{self, Board, Filters, Query, Row, Sort};
 use super::charts::{bar, sparkline};
 use super::i18n::{self, Lang, Msg, zone_label};
-use super::layout::{self, Nav, choice, document};
+use super::layout::{self, Nav, choice};
 use super::session::Visit;
 use crate::read::events::Status;
 
