@@ -293,7 +293,6 @@ messages! {
     Registered => "Registered", "등록 인원";
     AttendanceRate => "Attendance rate", "출석률";
     Capacity => "Capacity", "수용 인원";
-    TimeZone => "Time zone", "시간대";
     TimesInZone => "All times in the event's own time zone", "모든 시간은 이벤트 현지 시간대 기준";
     OnThisPage => "On this page", "이 페이지의 내용";
     Day => "Day", "날짜";
