@@ -16,6 +16,14 @@
       u.getUTCHours(), u.getUTCMinutes(), u.getUTCSeconds());
   }
 
+  // Times as the page writes them: 24-hour HH:MM on the event's clock.
+  function pad(n) { return (n < 10 ? "0" : "") + n; }
+  function hm(ts) {
+    if (ts == null) return "--";
+    var t = new Date((ts + d.offset) * 1000);
+    return pad(t.getUTCHours()) + ":" + pad(t.getUTCMinutes());
+  }
+
   var charts = [];
   function size(el) {
     var w = Math.max(240, el.clientWidth - 8);
@@ -27,7 +35,11 @@
     opts.height = s.height;
     opts.tzDate = tzDate;
     opts.scales = { x: { time: true } };
-    opts.axes = [{ label: L.time }, {}];
+    opts.axes = [{
+      label: L.time,
+      values: function (u, splits) { return splits.map(hm); }
+    }, {}];
+    opts.series[0] = { label: L.time, value: function (u, ts) { return hm(ts); } };
     var u = new uPlot(opts, data, el);
     charts.push({ u: u, el: el });
     return u;
