@@ -149,6 +149,21 @@ async fn a_partner_sees_exactly_its_events_and_an_event_not_granted_is_refused()
     assert!(logged.iter().all(|e| e.contains(&refused)), "{logged:#?}");
     b.goto(&format!("/events/{a1}")).await;
     assert_eq!(b.text("h1").await, "Seoul Expo");
+    // A partner never sees the upstream service.
+    assert_eq!(
+        b.js("return !document.querySelector('#health');").await,
+        true
+    );
+    // The event page's stream is refused the same way.
+    let session = b.client.get_named_cookie("muster_session").await.unwrap();
+    let stream = |event: &str| {
+        reqwest::Client::new()
+            .get(format!("{}/live/event?event={event}", api.base))
+            .header("cookie", format!("muster_session={}", session.value()))
+            .send()
+    };
+    assert_eq!(stream(&b1).await.unwrap().status(), 403);
+    assert_eq!(stream(&a1).await.unwrap().status(), 200);
     // Searching filters the rows in place.
     b.goto("/?q=busan").await;
     assert_eq!(shown_events(&b).await, vec![a2.clone()]);
