@@ -32,7 +32,11 @@ nextest_log="$(mktemp)"
 nextest_pid=""
 if ! "$tools/bin/cargo-nextest" nextest --version 2>/dev/null | grep -q "$nextest_version"; then
     echo "installing cargo-nextest $nextest_version in the background"
-    cargo install --locked --quiet cargo-nextest --version "$nextest_version" --root "$tools" \
+    # Built lightly optimised: it only starts test processes, and a full release build of it
+    # costs minutes of the two cores the clippy build needs.
+    CARGO_PROFILE_RELEASE_OPT_LEVEL=1 CARGO_PROFILE_RELEASE_LTO=false \
+        CARGO_PROFILE_RELEASE_CODEGEN_UNITS=16 CARGO_PROFILE_RELEASE_DEBUG=false \
+        cargo install --locked --quiet cargo-nextest --version "$nextest_version" --root "$tools" \
         --no-default-features --features default-no-update >"$nextest_log" 2>&1 &
     nextest_pid=$!
 fi

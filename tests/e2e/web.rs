@@ -15,6 +15,7 @@ use common::records::{gate_down, normalized};
 use common::stack::Stack;
 use common::{Run, Services, Worker, db, free_port, producer, send, wait_for, worker_env};
 use muster_schemas::{AlertAction, GateActivity, NormalizedMetrics};
+use reqwest::Method;
 
 /// `events` in the catalogue (type festival, capacity 1000, UTC+09:00), each live with
 /// `inside` attending now.
@@ -496,7 +497,7 @@ fn web_row_id(event: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_admin_watches_services_live_and_a_service_page_hides_its_credentials() {
-    let stack = Stack::start(&["--events", "1", "--auth", "api_key"]).await;
+    let stack = Stack::start(&["--events", "1", "--auth", "api_key", "--interval", "1"]).await;
     let event = stack.event(1);
     let body = stack.registration(1).await;
     let (status, _) = stack.register(&body).await;
@@ -509,11 +510,28 @@ async fn the_admin_watches_services_live_and_a_service_page_hides_its_credential
     b.wait_live().await;
     let row = format!("document.querySelector('#service-table a[href=\"/services/{event}\"]')");
     assert!(b.js(&format!("return !!{row};")).await.as_bool().unwrap());
-    // Nobody polls it yet; an ingest process taking its lease shows on the open page.
+    // Nobody polls it yet; an ingest process taking its lease (it needs a while to start)
+    // shows on the open page within one redraw.
     let _ingest = stack.start_ingest(["ingest-web"]).await;
+    let owner: String = wait_for("the lease taken", Duration::from_secs(60), || {
+        let stack = &stack;
+        let event = &event;
+        async move {
+            let (_, all) = stack
+                .api
+                .admin(Method::GET, "/api/admin/services", None)
+                .await;
+            let ours = all["services"]
+                .as_array()?
+                .iter()
+                .find(|s| s["eventId"] == event.as_str())?;
+            Some(ours["status"]["polledBy"].as_str()?.to_owned())
+        }
+    })
+    .await;
     b.wait_until(
-        "the ingest process on the open page",
-        &format!("return {row}.closest('tr').textContent.includes('ingest-web');"),
+        "the polling process on the open page",
+        &format!("return {row}.closest('tr').textContent.includes({owner:?});"),
     )
     .await;
     b.screenshot("services-1280").await;
