@@ -14,7 +14,7 @@ use common::db::wait_until_projecting;
 use common::records::{gate_down, normalized};
 use common::stack::Stack;
 use common::{Run, Services, Worker, db, free_port, producer, send, wait_for, worker_env};
-use muster_schemas::{AlertAction, NormalizedMetrics};
+use muster_schemas::{AlertAction, GateActivity, NormalizedMetrics};
 use reqwest::Method;
 
 /// `events` in the catalogue (type festival, capacity 1000, UTC+09:00), each live with
@@ -150,6 +150,21 @@ async fn a_partner_sees_exactly_its_events_and_an_event_not_granted_is_refused()
     assert!(logged.iter().all(|e| e.contains(&refused)), "{logged:#?}");
     b.goto(&format!("/events/{a1}")).await;
     assert_eq!(b.text("h1").await, "Seoul Expo");
+    // A partner never sees the upstream service.
+    assert_eq!(
+        b.js("return !document.querySelector('#health');").await,
+        true
+    );
+    // The event page's stream is refused the same way.
+    let session = b.client.get_named_cookie("muster_session").await.unwrap();
+    let stream = |event: &str| {
+        reqwest::Client::new()
+            .get(format!("{}/live/event?event={event}", api.base))
+            .header("cookie", format!("muster_session={}", session.value()))
+            .send()
+    };
+    assert_eq!(stream(&b1).await.unwrap().status(), 403);
+    assert_eq!(stream(&a1).await.unwrap().status(), 200);
     // Searching filters the rows in place.
     b.goto("/?q=busan").await;
     assert_eq!(shown_events(&b).await, vec![a2.clone()]);
@@ -554,4 +569,295 @@ async fn the_admin_watches_services_live_and_a_service_page_hides_its_credential
         p.goto(&path).await;
         assert!(p.text("h1").await.starts_with("403"), "{path}");
     }
+}
+
+/// The event's UTC offset that puts now near noon there (whole hours), so the page's day holds
+/// everything seeded in the last hours whenever the test runs.
+fn noon_offset_minutes() -> i32 {
+    use chrono::Timelike;
+    let now = chrono::Utc::now();
+    let minutes = (now.hour() * 60 + now.minute()) as f64;
+    ((720.0 - minutes) / 60.0).round() as i32 * 60
+}
+
+/// The event page's material for `event` (seeded by [`seed`]): its zone moved near noon, two
+/// gates over the last half hour and as the latest snapshot reports them (G1 open, G2 down), a
+/// resolved occupancy alert and an active gate-down one, the service's health going down and
+/// back, and a forecast with a recommendation.
+async fn seed_event_day(s: &Services, event: &str, offset_minutes: i32) {
+    let client = db::connect(&s.database).await;
+    client
+        .execute(
+            "UPDATE event_catalogue SET utc_offset_minutes = $2 WHERE event_id = $1",
+            &[&event, &offset_minutes],
+        )
+        .await
+        .unwrap();
+    client
+        .execute(
+            "INSERT INTO gate_series_minute (event_id, gate_id, bucket, entries, exits)
+             SELECT $1, 'G1', date_trunc('minute', now()) - make_interval(mins => g), 10 + g % 5, 2
+             FROM generate_series(0, 29) g
+             UNION ALL
+             SELECT $1, 'G2', date_trunc('minute', now()) - make_interval(mins => g), 3, 1
+             FROM generate_series(20, 29) g",
+            &[&event],
+        )
+        .await
+        .unwrap();
+    let gates = serde_json::json!([
+        {"gateId": "G1", "status": "open", "throughput": 11.5},
+        {"gateId": "G2", "status": "down", "throughput": 0.0},
+    ]);
+    client
+        .execute(
+            "UPDATE event_realtime SET gate_activity = $2 WHERE event_id = $1",
+            &[&event, &gates],
+        )
+        .await
+        .unwrap();
+    client
+        .execute(
+            "INSERT INTO alerts (alert_id, event_id, kind, subject, severity, message, raised_at,
+                 resolved_at, duration_ms, state)
+             VALUES ($1 || ':gate-down:G2', $1, 'gate-down', 'G2', 'critical', 'gate G2 is down',
+                     now() - interval '20 minutes', NULL, NULL, 'active'),
+                    ($1 || ':occupancy', $1, 'occupancy', NULL, 'warning',
+                     '930 attendees, 93% of capacity 1000', now() - interval '50 minutes',
+                     now() - interval '38 minutes', 720000, 'resolved')",
+            &[&event],
+        )
+        .await
+        .unwrap();
+    // The history's place in its topic: unique across runs sharing the database.
+    let offset = chrono::Utc::now().timestamp_micros();
+    client
+        .execute(
+            "INSERT INTO service_health_history (source_partition, source_offset, event_id,
+                 service_name, at, previous, current, reason, latency_ms, consecutive_failures)
+             VALUES (99, $2, $1, 'gates', now() - interval '100 minutes', NULL, 'healthy', 'ok', 85, 0),
+                    (99, $2 + 1, $1, 'gates', now() - interval '40 minutes', 'healthy', 'down',
+                     'HTTP 500', NULL, 3),
+                    (99, $2 + 2, $1, 'gates', now() - interval '25 minutes', 'down', 'healthy',
+                     'ok', 92, 0)",
+            &[&event, &offset],
+        )
+        .await
+        .unwrap();
+    let forecast = serde_json::json!({
+        "eventId": event, "eventType": "festival", "phase": "ongoing", "registered": 1000,
+        "showUpRate": {"expected": 0.82, "low": 0.74, "high": 0.9},
+        "finalAttendance": {"expected": 820.0, "low": 740.0, "high": 900.0},
+        "peakAttendees": {"expected": 610.0, "low": 540.0, "high": 690.0},
+        "gatesNeeded": 3, "gatesOpen": 2, "risks": [], "similarEvents": ["past-1", "past-2", "past-3"],
+        "similarEventCount": 3, "backtest": {"events": 12, "mape": 8.5, "intervalCoverage": 0.83},
+    });
+    client
+        .execute(
+            "INSERT INTO insight_forecasts VALUES ($1, 'festival', 'ongoing', 1000, 0.82, 0.74,
+                 0.9, 820, 740, 900, NULL, NULL, 3, 2, 8.5, $2) ON CONFLICT DO NOTHING",
+            &[&event, &forecast],
+        )
+        .await
+        .unwrap();
+    client
+        .execute(
+            "INSERT INTO insight_recommendations VALUES ($1, 'open-gates',
+                 'Open 1 more gate: similar events peaked at 14 entries a minute per gate', $2)",
+            &[
+                &event,
+                &serde_json::json!({"gatesNeeded": 3, "gatesOpen": 2, "peakEntriesPerMinute": 41.5}),
+            ],
+        )
+        .await
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_event_page_shows_its_day_as_charts_with_tables_and_updates_live() {
+    let (s, run, dir, codec) = Run::begin().parts();
+    let e = format!("we{run}");
+    seed(&s, &[(&e, "Seoul Expo", 420)]).await;
+    let offset = noon_offset_minutes();
+    seed_event_day(&s, &e, offset).await;
+    let zone = chrono::FixedOffset::east_opt(offset * 60).unwrap();
+    let label = if offset == 0 {
+        "UTC".to_owned()
+    } else {
+        format!("UTC{zone}")
+    };
+    let (_api_worker, api) = start_api(&dir, &[] as &[(&str, &str)]).await;
+    let (_project, client) = projecting(&s, &run, &dir).await;
+    wait_until_projecting(&producer(&s), &codec, &client, &format!("wq{run}")).await;
+
+    let b = Browser::start(&api.base, DESKTOP).await;
+    b.sign_in(ADMIN).await;
+    b.goto(&format!("/events/{e}")).await;
+    assert_eq!(b.text("h1").await, "Seoul Expo");
+    let zone_note = b.text("#zone").await;
+    assert!(
+        zone_note.contains(&label),
+        "{zone_note} does not name {label}"
+    );
+    // The charts are drawn, and their numbers are tables.
+    b.wait_until(
+        "both charts drawn",
+        "return !!document.querySelector('#chart-attendance canvas') && !!document.querySelector('#chart-gates canvas');",
+    )
+    .await;
+    let attendance = b
+        .js("return document.querySelector('#attendance-numbers table').textContent;")
+        .await;
+    assert!(
+        attendance.as_str().unwrap().contains("420"),
+        "the latest minute: {attendance}"
+    );
+    let gate_numbers = b
+        .js("return document.querySelector('#gate-numbers thead').textContent;")
+        .await;
+    assert!(
+        gate_numbers.as_str().unwrap().contains("G1 · Entries")
+            && gate_numbers.as_str().unwrap().contains("G2 · Exits"),
+        "{gate_numbers}"
+    );
+    assert_eq!(
+        b.js("return document.querySelectorAll('#gate-numbers tbody tr').length;")
+            .await,
+        30
+    );
+    let gates = b.text("#gate-table").await;
+    let g1 = b.text("#gate-table tbody tr:nth-child(1)").await;
+    let g2 = b.text("#gate-table tbody tr:nth-child(2)").await;
+    assert!(g1.starts_with("G1") && g1.contains("Open"), "{gates}");
+    assert!(g2.starts_with("G2") && g2.contains("Down"), "{gates}");
+    // The forecast's final attendance with its interval (unless the insights job, running
+    // beside this test, replaced every forecast before the page was read).
+    let forecast = b.text("#attendance .forecast").await;
+    let kept: i64 = client
+        .query_one(
+            "SELECT count(*) FROM insight_forecasts WHERE event_id = $1",
+            &[&e],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    if kept == 1 {
+        assert!(forecast.contains("820 (interval 740–900)"), "{forecast}");
+    }
+    // Alerts as a timeline: the resolved one with its duration, the active one still running.
+    let alerts = b.text("#alerts .timeline").await;
+    assert!(
+        alerts.contains("Gate down · G2") && alerts.contains("still active"),
+        "{alerts}"
+    );
+    assert!(alerts.contains("(12 min)"), "{alerts}");
+    // The admin sees the service's health history.
+    let health = b.text("#health-table").await;
+    assert!(
+        health.contains("HTTP 500") && health.contains("Down"),
+        "{health}"
+    );
+    // The live rules' recommendation, with its evidence.
+    let insights = b.text("#insights").await;
+    assert!(
+        insights.contains("Critical alerts") && insights.contains("activeCriticalAlerts"),
+        "{insights}"
+    );
+    // Gates are chosen with the keyboard.
+    b.js("document.querySelector('#gate-pick input').focus();")
+        .await;
+    b.client
+        .active_element()
+        .await
+        .unwrap()
+        .send_keys(" ")
+        .await
+        .unwrap();
+    assert_eq!(
+        b.js("return document.querySelector('#gate-pick input').checked;")
+            .await,
+        false
+    );
+    b.js("document.querySelector('#gate-pick input').click(); document.activeElement.blur(); window.scrollTo(0, 0);")
+        .await;
+    b.screenshot("event-1280").await;
+
+    // A new snapshot changes the headline over the stream.
+    b.wait_live().await;
+    let pages = served(&api, "/events/{eventId}").await;
+    let streams = served(&api, "/live/event").await;
+    let at = chrono::Utc::now().timestamp_millis();
+    let snapshot = NormalizedMetrics {
+        capacity: Some(1000),
+        gate_activity: vec![
+            GateActivity {
+                gate_id: "G1".into(),
+                status: "open".into(),
+                throughput: 17.0,
+            },
+            GateActivity {
+                gate_id: "G2".into(),
+                status: "down".into(),
+                throughput: 0.0,
+            },
+        ],
+        ..normalized(&e, at, 864)
+    };
+    send(&producer(&s), &codec, &snapshot).await;
+    b.wait_until(
+        "the new number on the open event page",
+        "return document.querySelector('#ev-inside .value').textContent.trim() === '864';",
+    )
+    .await;
+    assert!(
+        b.text("#gate-table tbody tr:nth-child(1)")
+            .await
+            .contains("17.0")
+    );
+    assert_eq!(b.script_requests().await, Vec::<String>::new());
+    assert_eq!(served(&api, "/events/{eventId}").await, pages);
+    assert_eq!(served(&api, "/live/event").await, streams);
+
+    // Korean: translated labels, the same zone.
+    b.find("form.lang button[value=ko]")
+        .await
+        .click()
+        .await
+        .unwrap();
+    b.wait_until(
+        "the page in Korean",
+        "return document.documentElement.lang === 'ko';",
+    )
+    .await;
+    assert_eq!(b.text("#attendance-title").await, "하루 동안의 입장 인원");
+    assert!(b.text("#gate-table thead").await.contains("게이트"));
+    assert!(b.text("#zone").await.contains("이벤트 현지 시간대"));
+    b.find("form.lang button[value=en]")
+        .await
+        .click()
+        .await
+        .unwrap();
+    b.wait_until(
+        "the page in English",
+        "return document.documentElement.lang === 'en';",
+    )
+    .await;
+
+    // A phone: nothing wider than the screen but the tables' own scrolling.
+    b.resize(PHONE).await;
+    b.goto(&format!("/events/{e}")).await;
+    b.wait_until(
+        "the charts drawn at 390 px",
+        "return !!document.querySelector('#chart-gates canvas');",
+    )
+    .await;
+    let wide = b
+        .js("return [...document.querySelectorAll('main *')]
+               .filter(el => el.getBoundingClientRect().right > window.innerWidth + 1
+                          && !el.closest('.scroll, .chart'))
+               .map(el => el.tagName + '#' + el.id + '.' + el.className);")
+        .await;
+    assert_eq!(wide, serde_json::json!([]), "wider than the phone");
+    b.screenshot("event-390").await;
+    b.finish().await;
 }

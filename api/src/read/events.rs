@@ -3,6 +3,7 @@
 //! list, the partner list and the dashboard cannot disagree about an event.
 
 use chrono::{DateTime, Duration, FixedOffset, Utc};
+use muster_schemas::GateActivity;
 use serde::Serialize;
 use tokio_postgres::Row;
 use utoipa::ToSchema;
@@ -171,6 +172,19 @@ pub async fn realtime(client: &Client, event_id: &str) -> Result<Option<Realtime
         Some(r) => Realtime::from_row(&r),
         None => Ok(None),
     }
+}
+
+/// Each gate as the latest snapshot reported it (`event_realtime.gate_activity`): its status
+/// upstream and its throughput per minute. Empty before the first snapshot.
+pub async fn gates_now(client: &Client, event_id: &str) -> Result<Vec<GateActivity>, Problem> {
+    let stmt = client
+        .prepare_cached("SELECT gate_activity FROM event_realtime WHERE event_id = $1")
+        .await?;
+    let Some(row) = client.query_opt(&stmt, &[&event_id]).await? else {
+        return Ok(Vec::new());
+    };
+    serde_json::from_value(column(&row, "gate_activity")?)
+        .map_err(|e| Problem::internal(format!("column gate_activity: {e}")))
 }
 
 #[cfg(test)]

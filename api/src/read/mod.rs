@@ -4,6 +4,7 @@
 
 pub mod alerts;
 pub mod events;
+pub mod health;
 pub mod series;
 
 use tokio_postgres::types::FromSql;

@@ -17,6 +17,8 @@ use crate::route::Route;
 pub enum Asset {
     Css,
     Js,
+    /// The event page's charts.
+    EventJs,
     Htmx,
     HtmxSse,
     Uplot,
@@ -25,9 +27,10 @@ pub enum Asset {
 }
 
 impl Asset {
-    const ALL: [Asset; 7] = [
+    const ALL: [Asset; 8] = [
         Self::Css,
         Self::Js,
+        Self::EventJs,
         Self::Htmx,
         Self::HtmxSse,
         Self::Uplot,
@@ -49,6 +52,7 @@ impl Asset {
         match self {
             Self::Css => file!("app", "css", "app.css"),
             Self::Js => file!("app", "js", "app.js"),
+            Self::EventJs => file!("event", "js", "event.js"),
             Self::Htmx => file!("htmx", "js", "vendor/htmx.org/htmx.min.js"),
             Self::HtmxSse => file!("htmx-sse", "js", "vendor/htmx-ext-sse/sse.min.js"),
             Self::Uplot => file!("uplot", "js", "vendor/uplot/uPlot.iife.min.js"),

@@ -2,7 +2,7 @@
 //! `Accept-Language`), every text of the pages as a [`Msg`], and numbers and times written the
 //! way each language writes them. Times are always shown in the event's own zone, labelled.
 
-use chrono::{DateTime, Datelike, FixedOffset, Timelike, Utc};
+use chrono::{DateTime, Datelike, FixedOffset, TimeDelta, Timelike, Utc};
 use muster_schemas::{AlertKind, Severity};
 
 use crate::read::alerts::AlertState;
@@ -97,19 +97,47 @@ impl Lang {
         let hm = format!("{:02}:{:02}", local.hour(), local.minute());
         match (self, today) {
             (_, true) => hm,
-            (Self::En, false) => format!(
-                "{} {} {}, {hm}",
+            (Self::En, false) => format!("{}, {hm}", self.date(at, zone)),
+            (Self::Ko, false) => format!("{} {hm}", self.date(at, zone)),
+        }
+    }
+
+    /// The date of `at` in `zone`.
+    pub fn date(self, at: DateTime<Utc>, zone: FixedOffset) -> String {
+        let local = at.with_timezone(&zone);
+        match self {
+            Self::En => format!(
+                "{} {} {}",
                 local.day(),
                 MONTHS[local.month0() as usize],
                 local.year()
             ),
-            (Self::Ko, false) => format!(
-                "{}년 {}월 {}일 {hm}",
-                local.year(),
-                local.month(),
-                local.day()
-            ),
+            Self::Ko => format!("{}년 {}월 {}일", local.year(), local.month(), local.day()),
         }
+    }
+
+    /// A length of time in its two largest whole units: `45 s`, `12 min`, `1 h 5 min`,
+    /// `2 d 3 h`.
+    pub fn duration(self, d: TimeDelta) -> String {
+        let secs = d.num_seconds().max(0);
+        let (units, n): ([&str; 4], [i64; 4]) = (
+            match self {
+                Self::En => [" d", " h", " min", " s"],
+                Self::Ko => ["일", "시간", "분", "초"],
+            },
+            [
+                secs / 86_400,
+                secs % 86_400 / 3600,
+                secs % 3600 / 60,
+                secs % 60,
+            ],
+        );
+        let first = n.iter().position(|v| *v > 0).unwrap_or(3);
+        let mut out = format!("{}{}", n[first], units[first]);
+        if first < 2 && n[first + 1] > 0 {
+            out.push_str(&format!(" {}{}", n[first + 1], units[first + 1]));
+        }
+        out
     }
 
     /// How long ago `at` was, in whole units.
@@ -262,11 +290,73 @@ messages! {
     ErrorUnavailable => "A backing service is unavailable. Try again shortly.", "내부 서비스를 사용할 수 없습니다. 잠시 후 다시 시도하세요.";
     ErrorOther => "Something went wrong.", "문제가 발생했습니다.";
     BackToOverview => "Back to the overview", "개요로 돌아가기";
-    EventPlaceholder => "The full event page (charts, gates, alert timeline, insights) is not built yet; this is its placeholder.", "이벤트 상세 페이지(차트, 게이트, 알림 타임라인, 인사이트)는 아직 준비 중입니다. 임시 페이지입니다.";
     Registered => "Registered", "등록 인원";
     AttendanceRate => "Attendance rate", "출석률";
     Capacity => "Capacity", "수용 인원";
-    TimeZone => "Time zone", "시간대";
+    TimesInZone => "All times in the event's own time zone", "모든 시간은 이벤트 현지 시간대 기준";
+    OnThisPage => "On this page", "이 페이지의 내용";
+    Day => "Day", "날짜";
+    Time => "Time", "시각";
+    Attendance => "Attendance through the day", "하루 동안의 입장 인원";
+    AttendanceChart => "Chart of the people inside by minute against capacity; its numbers are in the table below.", "분 단위 입장 인원과 수용 인원 차트. 수치는 아래 표에 있습니다.";
+    AttendanceNumbers => "Attendance by minute, as numbers", "분 단위 입장 인원 (수치)";
+    Highest => "Highest", "최고";
+    Lowest => "Lowest", "최저";
+    NoSeries => "No numbers recorded for this day yet.", "이 날짜에 기록된 수치가 아직 없습니다.";
+    ForecastFinal => "Forecast final attendance", "예상 최종 입장 인원";
+    ForecastLow => "Forecast, low end", "예측 하한";
+    ForecastHigh => "Forecast, high end", "예측 상한";
+    Interval => "interval", "예측 구간";
+    NoForecast => "No forecast for this event (too few similar past events, or it has ended).", "이 이벤트의 예측이 없습니다 (유사한 과거 이벤트가 부족하거나 종료됨).";
+    ShowUpRate => "Expected show-up rate", "예상 참석률";
+    ExpectedPeak => "Expected peak inside", "예상 최대 입장 인원";
+    PeakAt => "Expected peak at", "예상 피크 시각";
+    GatesNeeded => "Gates needed / open", "필요 / 개방 게이트";
+    SimilarEvents => "Similar past events it stands on", "근거가 된 유사 과거 이벤트";
+    BacktestError => "Method's error on past events (MAPE)", "과거 이벤트 기준 예측 오차 (MAPE)";
+    Risks => "Risks", "위험";
+    Gates => "Gates", "게이트";
+    Gate => "Gate", "게이트";
+    GateTraffic => "Entries and exits per gate per minute", "게이트별 분당 입장·퇴장";
+    GateChart => "Chart of entries (solid) and exits (dashed) per gate by minute; its numbers are in the table below.", "게이트별 분당 입장(실선)과 퇴장(점선) 차트. 수치는 아래 표에 있습니다.";
+    GateNumbers => "Entries and exits by minute, as numbers", "분 단위 입장·퇴장 (수치)";
+    GatesShown => "Gates shown", "표시할 게이트";
+    Entries => "Entries", "입장";
+    Exits => "Exits", "퇴장";
+    BusiestMinute => "Busiest minute", "최대 분당 입장";
+    ThroughputNow => "Throughput now (/min)", "현재 처리량 (분당)";
+    ThroughputUsual => "Usual (/min)", "평소 (분당)";
+    AgainstUsual => "Against usual", "평소 대비";
+    BelowUsual => "below usual", "평소보다 낮음";
+    UsualNote => "Usual: the gate's median entries per minute over its busy minutes of the day. Now: the throughput the service last reported.", "평소: 그날 입장이 있었던 분들의 분당 입장 중앙값. 현재: 서비스가 마지막으로 보고한 처리량.";
+    GateOpen => "Open", "개방";
+    GateDown => "Down", "중단";
+    GateUnknown => "Not reported", "보고 없음";
+    GatesTruncated => "This day has more gate minutes than the page shows; the latest are left out.", "이 날짜의 게이트 기록이 페이지에 표시할 수 있는 양보다 많아 최근 기록 일부가 빠졌습니다.";
+    NoGates => "No gate has reported traffic yet.", "아직 게이트 통행 기록이 없습니다.";
+    AlertTimeline => "Alerts through the day", "하루 동안의 알림";
+    AlertNumbers => "The alerts, as a table", "알림 (표)";
+    Resolved => "Resolved", "해소";
+    Duration => "Duration", "지속 시간";
+    StillActive => "still active", "진행 중";
+    NoAlertsToday => "No alert on this day.", "이 날짜에 알림이 없습니다.";
+    ServiceHealth => "Upstream service health", "원천 서비스 상태";
+    HealthNumbers => "Health changes, as a table", "상태 변화 (표)";
+    Since => "Since", "부터";
+    Before => "Before", "이전";
+    NoHealth => "No health change recorded for this service.", "이 서비스의 상태 변화 기록이 없습니다.";
+    Insights => "Insights and recommendations", "인사이트와 권장 사항";
+    Recommendations => "Recommendations", "권장 사항";
+    Evidence => "Evidence", "근거";
+    NoRecommendations => "No recommendation for this event now.", "현재 이 이벤트에 대한 권장 사항이 없습니다.";
+    ComputedAt => "Insights computed", "인사이트 계산 시각";
+    RecOpenGates => "Open gates", "게이트 개방";
+    RecCapacity => "Capacity", "수용 인원";
+    RecUnderAttendance => "Under-attendance", "저조한 참석";
+    RecPeakStaffing => "Peak staffing", "피크 인력 배치";
+    RecGateImbalance => "Gate imbalance", "게이트 쏠림";
+    RecCriticalAlerts => "Critical alerts", "심각 알림";
+    RecStaleData => "Stale data", "오래된 데이터";
 }
 
 pub fn status(lang: Lang, s: Status) -> &'static str {
@@ -358,6 +448,19 @@ mod tests {
             Lang::En.ago(at, at + chrono::Duration::seconds(5)),
             "5 s ago"
         );
+    }
+
+    #[test]
+    fn durations_keep_their_two_largest_units() {
+        let d = |s| TimeDelta::seconds(s);
+        assert_eq!(Lang::En.duration(d(0)), "0 s");
+        assert_eq!(Lang::En.duration(d(45)), "45 s");
+        assert_eq!(Lang::En.duration(d(12 * 60 + 5)), "12 min");
+        assert_eq!(Lang::En.duration(d(3600 + 5 * 60 + 9)), "1 h 5 min");
+        assert_eq!(Lang::En.duration(d(7200)), "2 h");
+        assert_eq!(Lang::En.duration(d(2 * 86_400 + 3 * 3600 + 60)), "2 d 3 h");
+        assert_eq!(Lang::Ko.duration(d(3600 + 5 * 60)), "1시간 5분");
+        assert_eq!(Lang::Ko.duration(d(-5)), "0초");
     }
 
     #[test]

@@ -1,7 +1,7 @@
-//! The pages' live streams, `GET /live/overview` and `GET /live/alerts` (Server-Sent Events,
-//! with the page's own query): the process's change feed says which events changed, and a
-//! stream re-renders what its page shows of them, sending HTML fragments that htmx swaps in
-//! place (`hx-swap-oob`). Changes arriving together are drawn once. The session is checked
+//! The pages' live streams, `GET /live/overview`, `/live/alerts`, `/live/services` and
+//! `/live/event` (Server-Sent Events, with the page's own query): the process's change feed
+//! says which events changed, and a stream re-renders what its page shows of them, sending
+//! HTML fragments that htmx swaps in place (`hx-swap-oob`). Changes arriving together are drawn once. The session is checked
 //! again before each update: signed out, revoked or expired, the stream says `bye` and ends.
 //! A page carries the feed's head when it was drawn (`since`), so a change between drawing
 //! and subscribing is not lost: the stream then redraws at once.
@@ -21,7 +21,7 @@ use warp::sse::Event as Sse;
 
 use super::i18n::Lang;
 use super::session::{Session, Signed, Visit};
-use super::{Site, alerts, board, overview, services};
+use super::{Site, alerts, board, event, overview, services};
 use crate::auth::Viewer;
 use crate::feed::{Change, Since};
 use crate::problem::Problem;
@@ -101,6 +101,16 @@ pub fn routes(site: &Site) -> Route {
                 filters: q.filters(),
                 stale_after: site.stale_after,
                 last: None,
+            })
+        }),
+        live("event", site, |q: &event::Query, site, lang, viewer| {
+            viewer.check(&q.event)?;
+            Ok(EventLive {
+                lang,
+                event_id: q.event.clone(),
+                stale_after: site.stale_after,
+                last: None,
+                deadline: Some(Utc::now() + site.stale_after),
             })
         }),
         live("services", site, |_: &Resume, site, lang, viewer| {
@@ -371,6 +381,44 @@ impl LivePage for Alerts {
         }
         let list = alerts::load(db, viewer, &self.filters, self.stale_after).await?;
         let html = alerts::table(self.lang, Utc::now(), &list, true).into_string();
+        Ok(unless_sent(&mut self.last, html))
+    }
+}
+
+/// An event page's stream: its headline, gate table and alerts again when the feed reports
+/// the event (or its numbers turn stale) and they read differently.
+struct EventLive {
+    lang: Lang,
+    event_id: String,
+    stale_after: chrono::Duration,
+    /// The last fragments sent.
+    last: Option<String>,
+    /// When the numbers shown turn stale.
+    deadline: Option<DateTime<Utc>>,
+}
+
+impl LivePage for EventLive {
+    fn deadline(&self) -> Option<DateTime<Utc>> {
+        self.deadline
+    }
+
+    async fn update(&mut self, at: Redraw<'_>) -> Result<Option<String>, Problem> {
+        let (db, viewer, changed) = (at.db, at.viewer, at.changed);
+        // A grant withdrawn since the page opened: nothing more of the event.
+        if viewer.check(&self.event_id).is_err()
+            || !(changed.all || changed.ids.contains(&self.event_id))
+        {
+            return Ok(None);
+        }
+        let now = Utc::now();
+        let core = event::core(db, viewer, &self.event_id, self.stale_after, now).await?;
+        self.deadline = core
+            .event
+            .realtime
+            .as_ref()
+            .map(|r| r.fetched_at + self.stale_after)
+            .filter(|d| *d > now);
+        let html = event::live_fragments(self.lang, now, &core);
         Ok(unless_sent(&mut self.last, html))
     }
 }

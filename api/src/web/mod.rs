@@ -41,6 +41,7 @@ pub const TEMPLATES: &[(&str, &str)] = &[
     ("/services/{eventId}", "GET"),
     ("/live/alerts", "GET"),
     ("/live/services", "GET"),
+    ("/live/event", "GET"),
     ("/assets/{file}", "GET"),
 ];
 
