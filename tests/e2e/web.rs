@@ -288,16 +288,7 @@ async fn a_new_alert_appears_on_the_open_alerts_page() {
 async fn korean_shows_translated_labels_and_the_events_local_times() {
     let (_api_worker, _api, b, e) = admin_with_event("wk", "서울 페스티벌", 321).await;
     assert_eq!(b.text("h1").await, "Overview");
-    b.find("form.lang button[value=ko]")
-        .await
-        .click()
-        .await
-        .unwrap();
-    b.wait_until(
-        "the page in Korean",
-        "return document.documentElement.lang === 'ko';",
-    )
-    .await;
+    b.switch_language("ko").await;
     assert_eq!(b.text("h1").await, "개요");
     assert_eq!(b.text("#card-inside .label").await, "현재 입장 인원");
     // The snapshot was observed now; the page shows it at Seoul's time, labelled.
@@ -819,16 +810,7 @@ async fn the_event_page_shows_its_day_as_charts_with_tables_and_updates_live() {
     assert_eq!(served(&api, "/live/event").await, streams);
 
     // Korean: translated labels, the same zone.
-    b.find("form.lang button[value=ko]")
-        .await
-        .click()
-        .await
-        .unwrap();
-    b.wait_until(
-        "the page in Korean",
-        "return document.documentElement.lang === 'ko';",
-    )
-    .await;
+    b.switch_language("ko").await;
     assert_eq!(b.text("#attendance-title").await, "하루 동안의 입장 인원");
     assert!(b.text("#gate-table thead").await.contains("게이트"));
     assert!(b.text("#zone").await.contains("이벤트 현지 시간대"));

@@ -161,6 +161,21 @@ impl Browser {
         .await;
     }
 
+    /// Switches the pages to `lang` (`en`, `ko`) with the header's switch, and waits for the
+    /// page drawn in it.
+    pub async fn switch_language(&self, lang: &str) {
+        self.find(&format!("form.lang button[value={lang}]"))
+            .await
+            .click()
+            .await
+            .unwrap();
+        self.wait_until(
+            &format!("the page in {lang}"),
+            &format!("return document.documentElement.lang === '{lang}';"),
+        )
+        .await;
+    }
+
     /// Waits until the page's live stream is connected (its indicator says so).
     pub async fn wait_live(&self) {
         self.wait_until(
