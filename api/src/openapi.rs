@@ -192,11 +192,15 @@ impl RouteTemplates {
             })
             .collect();
         // The pages are no JSON operations, so not in the document; their paths label too.
-        routes.extend(crate::web::TEMPLATES.iter().map(|(t, allow)| Documented {
-            template: (*t).to_owned(),
-            segments: Template::new(t),
-            allow: (*allow).to_owned(),
-        }));
+        routes.extend(
+            crate::web::paths::templates()
+                .into_iter()
+                .map(|(t, allow)| Documented {
+                    segments: Template::new(&t),
+                    template: t,
+                    allow: allow.to_owned(),
+                }),
+        );
         // Literal segments win over parameters: `/a/list` before `/a/{id}`.
         routes.sort_by_key(|r| r.segments.parameters());
         Self(routes)

@@ -11,6 +11,7 @@ use warp::{Filter, Reply};
 use super::Site;
 use super::i18n::{Lang, Msg};
 use super::layout::{self, csrf_field, document};
+use super::paths;
 use super::session::{LANG_COOKIE, Visit, cookie, local_path};
 use crate::route::{Route, any, with};
 
@@ -38,7 +39,8 @@ pub fn routes(site: &Site) -> Route {
     // A form posted: its fields, then the visit that checks its CSRF token.
     let post = || warp::post().and(form()).and(visit());
     any([
-        warp::path!("sign-in")
+        warp::path(paths::SIGN_IN)
+            .and(warp::path::end())
             .and(warp::get())
             .and(warp::query::<Form>())
             .and(visit())
@@ -49,13 +51,23 @@ pub fn routes(site: &Site) -> Route {
                 sign_in_page(&visit, q.next.as_deref(), false)
             })
             .boxed(),
-        (warp::path!("sign-in").and(post()).and(with(site.clone())))
-            .then(sign_in)
-            .boxed(),
-        (warp::path!("sign-out").and(post()).and(with(site.clone())))
-            .then(sign_out)
-            .boxed(),
-        (warp::path!("language").and(post())).map(language).boxed(),
+        (warp::path(paths::SIGN_IN)
+            .and(warp::path::end())
+            .and(post())
+            .and(with(site.clone())))
+        .then(sign_in)
+        .boxed(),
+        (warp::path(paths::SIGN_OUT)
+            .and(warp::path::end())
+            .and(post())
+            .and(with(site.clone())))
+        .then(sign_out)
+        .boxed(),
+        (warp::path(paths::LANGUAGE)
+            .and(warp::path::end())
+            .and(post()))
+        .map(language)
+        .boxed(),
     ])
 }
 
@@ -68,7 +80,7 @@ fn sign_in_page(visit: &Visit, next: Option<&str>, failed: bool) -> Response {
             @if failed {
                 p.error role="alert" { (lang.t(Msg::SignInFailed)) }
             }
-            form method="post" action="/sign-in" {
+            form method="post" action=(paths::to(paths::SIGN_IN)) {
                 (csrf_field(visit))
                 input type="hidden" name="next" value=(local_path(next));
                 label for="secret" { (lang.t(Msg::Credential)) }
@@ -124,7 +136,7 @@ async fn sign_out(form: Form, visit: Visit, site: Site) -> Response {
     {
         return layout::error(&visit, &p);
     }
-    let mut res = layout::redirect(&visit, "/sign-in");
+    let mut res = layout::redirect(&visit, &paths::to(paths::SIGN_IN));
     let gone = cookie(super::session::SESSION_COOKIE, "", Some(0), visit.secure);
     layout::add_cookie(&mut res, &gone);
     res

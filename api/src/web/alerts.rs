@@ -15,6 +15,7 @@ use warp::reply::Response;
 use super::Site;
 use super::i18n::{self, Lang, Msg, zone_label};
 use super::layout::{self, Nav, choice, columns, url_encode};
+use super::paths;
 use super::session::Visit;
 use crate::auth::Viewer;
 use crate::problem::Problem;
@@ -133,8 +134,8 @@ pub async fn page(query: Query, visit: Visit, site: Site) -> Response {
 
 fn filter_form(lang: Lang, f: &Filters) -> Markup {
     html! {
-        form.filters method="get" action="/alerts" aria-label=(lang.t(Msg::Filters))
-            hx-get="/alerts" hx-target="#alert-list" hx-select="#alert-list" hx-swap="outerHTML"
+        form.filters method="get" action=(paths::to(paths::ALERTS)) aria-label=(lang.t(Msg::Filters))
+            hx-get=(paths::to(paths::ALERTS)) hx-target="#alert-list" hx-select="#alert-list" hx-swap="outerHTML"
             hx-push-url="true" hx-trigger="change, submit" {
             (choice("severity", lang.t(Msg::Severity), lang.t(Msg::AnySeverity),
                 Severity::ALL.iter().map(|s| (s.as_str(), i18n::severity(lang, *s))),
@@ -158,7 +159,7 @@ pub fn list_fragment(
     list: &List,
     head: i64,
 ) -> Markup {
-    let live = format!("/live/alerts?{}&since={head}", f.query());
+    let live = paths::live(paths::ALERTS, &format!("{}&since={head}", f.query()));
     html! {
         div #alert-list hx-ext="sse" sse-connect=(live) sse-close="bye" {
             div sse-swap="update" hx-swap="none" hidden {}
@@ -198,7 +199,7 @@ fn row(lang: Lang, now: DateTime<Utc>, a: &Alert, event: Option<&Event>) -> Mark
         tr id=(format!("alert-{}", url_encode(&a.alert_id).replace('%', "_"))) .resolved[!a.is_active()] {
             td { (at(a.raised_at)) }
             td {
-                a href=(format!("/events/{}", url_encode(&a.event_id))) {
+                a href=(paths::item(paths::EVENTS, &a.event_id)) {
                     (event.map_or(a.event_id.as_str(), |e| e.name.as_str()))
                 }
             }

@@ -112,7 +112,7 @@ fn gzipped(asset: Asset) -> &'static [u8] {
 
 /// `GET /assets/{file}`: only the current hashed names answer.
 pub fn routes() -> Route {
-    warp::path("assets")
+    warp::path(super::paths::ASSETS)
         .and(warp::path::param::<String>())
         .and(warp::path::end())
         .and(warp::get())

@@ -9,6 +9,7 @@ use warp::reply::Response;
 
 use super::assets::Asset;
 use super::i18n::{Lang, Msg};
+use super::paths;
 use super::session::Visit;
 use crate::auth::Viewer;
 use crate::problem::Problem;
@@ -22,11 +23,11 @@ pub enum Nav {
 }
 
 impl Nav {
-    /// Each entry with its path and label, in order; `admin` entries only for the admin.
+    /// Each entry with its page (its path's segment) and label, in order; `admin` entries only for the admin.
     const ENTRIES: [(Nav, &'static str, Msg, bool); 3] = [
-        (Nav::Overview, "/", Msg::Overview, false),
-        (Nav::Alerts, "/alerts", Msg::Alerts, false),
-        (Nav::Services, "/services", Msg::Services, true),
+        (Nav::Overview, "", Msg::Overview, false),
+        (Nav::Alerts, paths::ALERTS, Msg::Alerts, false),
+        (Nav::Services, paths::SERVICES, Msg::Services, true),
     ];
 }
 
@@ -84,14 +85,14 @@ fn top(visit: &Visit, nav: Option<Nav>) -> Markup {
     let admin = session.is_some_and(|s| matches!(s.viewer, Viewer::Admin));
     html! {
         header.top {
-            a.brand href="/" { (lang.t(Msg::Product)) }
+            a.brand href=(paths::HOME) { (lang.t(Msg::Product)) }
             @if session.is_some() {
                 nav aria-label=(lang.t(Msg::MainNavigation)) {
                     ul {
                         @for (entry, path, label, admin_only) in Nav::ENTRIES {
                             @if admin || !admin_only {
                                 li {
-                                    a href=(path) aria-current=[(nav == Some(entry)).then_some("page")] {
+                                    a href=(paths::to(path)) aria-current=[(nav == Some(entry)).then_some("page")] {
                                         (lang.t(label))
                                     }
                                 }
@@ -109,7 +110,7 @@ fn top(visit: &Visit, nav: Option<Nav>) -> Markup {
                 }
                 (language_switch(visit))
                 @if session.is_some() {
-                    form method="post" action="/sign-out" {
+                    form method="post" action=(paths::to(paths::SIGN_OUT)) {
                         input type="hidden" name="csrf" value=(visit.csrf());
                         button.link type="submit" { (lang.t(Msg::SignOut)) }
                     }
@@ -131,7 +132,7 @@ fn viewer_name(lang: Lang, viewer: &Viewer) -> String {
 fn language_switch(visit: &Visit) -> Markup {
     let lang = visit.lang;
     html! {
-        form.lang method="post" action="/language" {
+        form.lang method="post" action=(paths::to(paths::LANGUAGE)) {
             input type="hidden" name="csrf" value=(visit.csrf());
             input type="hidden" name="next" value=(visit.here);
             @for other in Lang::ALL.into_iter().filter(|l| *l != lang) {
@@ -246,7 +247,7 @@ pub fn redirect(visit: &Visit, to: &str) -> Response {
 /// To the sign-in form, coming back here afterwards.
 pub fn to_sign_in(visit: &Visit) -> Response {
     let next: String = url_encode(&visit.here);
-    redirect(visit, &format!("/sign-in?next={next}"))
+    redirect(visit, &format!("{}?next={next}", paths::to(paths::SIGN_IN)))
 }
 
 /// Everything but RFC 3986's unreserved characters.
@@ -293,7 +294,7 @@ pub fn error_page(visit: &Visit, status: StatusCode, msg: Msg) -> Response {
         section.error {
             h1 { (title) }
             p { (lang.t(msg)) }
-            p { a href="/" { (lang.t(Msg::BackToOverview)) } }
+            p { a href=(paths::HOME) { (lang.t(Msg::BackToOverview)) } }
         }
     };
     respond(visit, status, document(visit, &title, None, &[], main))

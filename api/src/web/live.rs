@@ -20,6 +20,7 @@ use warp::reply::Response;
 use warp::sse::Event as Sse;
 
 use super::i18n::Lang;
+use super::paths;
 use super::session::{Session, Signed, Visit};
 use super::{Site, alerts, board, event, overview, services};
 use crate::auth::Viewer;
@@ -83,19 +84,23 @@ struct Resume {
 
 pub fn routes(site: &Site) -> Route {
     any([
-        live("overview", site, |q: &board::Query, site, lang, viewer| {
-            Ok(Overview {
-                lang,
-                filters: q.filters(),
-                shown: None,
-                stale_after: site.stale_after,
-                viewer_ids: viewer.event_ids().map(<[String]>::to_vec),
-                // Before its first redraw the stream does not know the rows: by then any number
-                // fresh when the page was drawn may have turned stale.
-                deadline: Some(Utc::now() + site.stale_after),
-            })
-        }),
-        live("alerts", site, |q: &alerts::Query, site, lang, _| {
+        live(
+            paths::OVERVIEW_STREAM,
+            site,
+            |q: &board::Query, site, lang, viewer| {
+                Ok(Overview {
+                    lang,
+                    filters: q.filters(),
+                    shown: None,
+                    stale_after: site.stale_after,
+                    viewer_ids: viewer.event_ids().map(<[String]>::to_vec),
+                    // Before its first redraw the stream does not know the rows: by then any number
+                    // fresh when the page was drawn may have turned stale.
+                    deadline: Some(Utc::now() + site.stale_after),
+                })
+            },
+        ),
+        live(paths::ALERTS, site, |q: &alerts::Query, site, lang, _| {
             Ok(Alerts {
                 lang,
                 filters: q.filters(),
@@ -103,17 +108,21 @@ pub fn routes(site: &Site) -> Route {
                 last: None,
             })
         }),
-        live("event", site, |q: &event::Query, site, lang, viewer| {
-            viewer.check(&q.event)?;
-            Ok(EventLive {
-                lang,
-                event_id: q.event.clone(),
-                stale_after: site.stale_after,
-                last: None,
-                deadline: Some(Utc::now() + site.stale_after),
-            })
-        }),
-        live("services", site, |_: &Resume, site, lang, viewer| {
+        live(
+            paths::EVENT_STREAM,
+            site,
+            |q: &event::Query, site, lang, viewer| {
+                viewer.check(&q.event)?;
+                Ok(EventLive {
+                    lang,
+                    event_id: q.event.clone(),
+                    stale_after: site.stale_after,
+                    last: None,
+                    deadline: Some(Utc::now() + site.stale_after),
+                })
+            },
+        ),
+        live(paths::SERVICES, site, |_: &Resume, site, lang, viewer| {
             services::admin_only(viewer)?;
             Ok(Services {
                 lang,
@@ -133,7 +142,7 @@ where
     Q: serde::de::DeserializeOwned + Send + 'static,
     P: LivePage,
 {
-    warp::path("live")
+    warp::path(paths::LIVE)
         .and(warp::path(name))
         .and(warp::path::end())
         .and(warp::get())

@@ -16,6 +16,7 @@ pub mod i18n;
 pub mod layout;
 mod live;
 mod overview;
+pub mod paths;
 mod services;
 pub mod session;
 
@@ -26,24 +27,6 @@ use self::session::{Session, Sessions, Signed, Visit};
 use crate::problem::Problem;
 use crate::read::Client;
 use crate::route::{Ctx, Route, any, with};
-
-/// The paths of the pages, for request metrics and `Allow` (the JSON routes' are in the
-/// OpenAPI document).
-pub const TEMPLATES: &[(&str, &str)] = &[
-    ("/", "GET"),
-    ("/sign-in", "GET, POST"),
-    ("/sign-out", "POST"),
-    ("/language", "POST"),
-    ("/alerts", "GET"),
-    ("/events/{eventId}", "GET"),
-    ("/live/overview", "GET"),
-    ("/services", "GET"),
-    ("/services/{eventId}", "GET"),
-    ("/live/alerts", "GET"),
-    ("/live/services", "GET"),
-    ("/live/event", "GET"),
-    ("/assets/{file}", "GET"),
-];
 
 /// What page handlers share.
 #[derive(Clone)]
@@ -116,18 +99,29 @@ pub fn routes(ctx: &Ctx) -> Route {
         (warp::path::end().and(warp::query()).and(page()))
             .then(overview::page)
             .boxed(),
-        (warp::path!("alerts").and(warp::query()).and(page()))
-            .then(alerts::page)
-            .boxed(),
-        (warp::path!("events" / String).and(page()))
-            .then(event::page)
-            .boxed(),
-        (warp::path!("services").and(page()))
-            .then(services::list_page)
-            .boxed(),
-        (warp::path!("services" / String).and(page()))
-            .then(services::service_page)
-            .boxed(),
+        (warp::path(paths::ALERTS)
+            .and(warp::path::end())
+            .and(warp::query())
+            .and(page()))
+        .then(alerts::page)
+        .boxed(),
+        (warp::path(paths::EVENTS)
+            .and(warp::path::param())
+            .and(warp::path::end())
+            .and(page()))
+        .then(event::page)
+        .boxed(),
+        (warp::path(paths::SERVICES)
+            .and(warp::path::end())
+            .and(page()))
+        .then(services::list_page)
+        .boxed(),
+        (warp::path(paths::SERVICES)
+            .and(warp::path::param())
+            .and(warp::path::end())
+            .and(page()))
+        .then(services::service_page)
+        .boxed(),
         live::routes(&site),
     ])
 }

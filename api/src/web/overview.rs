@@ -14,6 +14,7 @@ use super::board::{self, Board, Filters, Query, Row, Sort};
 use super::charts::{bar, sparkline};
 use super::i18n::{self, Lang, Msg, zone_label};
 use super::layout::{self, Nav, choice};
+use super::paths;
 use super::session::Visit;
 use crate::read::events::Status;
 
@@ -24,10 +25,13 @@ pub async fn page(query: Query, visit: Visit, site: Site) -> Response {
         let viewer = &open.session.viewer;
         let board = board::load(&open.db, viewer, &filters, site.stale_after, None).await?;
         let lang = visit.lang;
-        let live = format!(
-            "/live/overview?{}&since={}",
-            filters.query(filters.sort, filters.descending),
-            open.head
+        let live = paths::live(
+            paths::OVERVIEW_STREAM,
+            &format!(
+                "{}&since={}",
+                filters.query(filters.sort, filters.descending),
+                open.head
+            ),
         );
         let fragment = board_fragment(lang, Utc::now(), &filters, &board, &live);
         if visit.htmx {
@@ -59,8 +63,8 @@ pub fn row_id(event_id: &str) -> String {
 fn filter_form(visit: &Visit, f: &Filters, board: &Board) -> Markup {
     let lang = visit.lang;
     html! {
-        form.filters method="get" action="/" role="search" aria-label=(lang.t(Msg::Filters))
-            hx-get="/" hx-target="#board" hx-select="#board" hx-swap="outerHTML" hx-push-url="true"
+        form.filters method="get" action=(paths::HOME) role="search" aria-label=(lang.t(Msg::Filters))
+            hx-get=(paths::HOME) hx-target="#board" hx-select="#board" hx-swap="outerHTML" hx-push-url="true"
             hx-trigger="change, input changed delay:300ms from:#q, submit" {
             div.field {
                 label for="q" { (lang.t(Msg::Search)) }
@@ -237,7 +241,7 @@ pub fn row(lang: Lang, now: DateTime<Utc>, r: &Row, live: bool) -> Markup {
     html! {
         tr id=(row_id(&e.event_id)) .stale[stale] hx-swap-oob=[oob(live)] {
             th scope="row" {
-                a href=(format!("/events/{}", layout::url_encode(&e.event_id))) { (e.name) }
+                a href=(paths::item(paths::EVENTS, &e.event_id)) { (e.name) }
                 span.type { (e.event_type) }
             }
             td data-label=(lang.t(Msg::Status)) {
@@ -265,7 +269,7 @@ pub fn row(lang: Lang, now: DateTime<Utc>, r: &Row, live: bool) -> Markup {
             td data-label=(lang.t(Msg::LastHours)) { (sparkline(&values, &spark_label)) }
             td.num data-label=(lang.t(Msg::ActiveAlerts)) {
                 @if r.active_alerts > 0 {
-                    a href=(format!("/alerts?event={}", layout::url_encode(&e.event_id)))
+                    a href=(format!("{}?event={}", paths::to(paths::ALERTS), layout::url_encode(&e.event_id)))
                         class=(format!("count severity-{}", r.worst.map_or("warning", |s| s.as_str()))) {
                         (lang.int(r.active_alerts as i64))
                         span.sr-only { " " (r.worst.map_or("", |s| i18n::severity(lang, s))) }

@@ -11,7 +11,8 @@ use warp::http::StatusCode;
 use warp::reply::Response;
 
 use super::i18n::{Lang, Msg};
-use super::layout::{self, Nav, columns, document, url_encode};
+use super::layout::{self, Nav, columns, document};
+use super::paths;
 use super::session::Visit;
 use super::{Open, Site};
 use crate::auth::Viewer;
@@ -40,7 +41,7 @@ pub async fn list_page(visit: Visit, site: Site) -> Response {
         admin_only(&open.session.viewer)?;
         let services = load(&site, None).await?;
         let lang = visit.lang;
-        let live = format!("/live/services?since={}", open.head);
+        let live = paths::live(paths::SERVICES, &format!("since={}", open.head));
         let main = html! {
             h1 { (lang.t(Msg::Services)) }
             p { (lang.t(Msg::ServicesIntro)) }
@@ -66,7 +67,7 @@ pub fn table(lang: Lang, now: DateTime<Utc>, services: &[ServiceView], live: boo
                     @for s in services {
                         @let id = event_id(s);
                         tr {
-                            td { a href=(format!("/services/{}", url_encode(id))) { (id) } }
+                            td { a href=(paths::item(paths::SERVICES, id)) { (id) } }
                             td { (health(lang, s.status.health.as_deref())) }
                             td { (when(lang, now, s.status.last_success_at)) }
                             td { (lag(lang, s.status.lag_seconds)) }
@@ -117,9 +118,9 @@ pub async fn service_page(event_id: String, visit: Visit, site: Site) -> Respons
             p { (lang.t(Msg::ConfigurationNote)) }
             (config(&s.config))
             p {
-                a href=(format!("/events/{}", url_encode(&event_id))) { (lang.t(Msg::Event)) }
+                a href=(paths::item(paths::EVENTS, &event_id)) { (lang.t(Msg::Event)) }
                 " · "
-                a href="/services" { (lang.t(Msg::Services)) }
+                a href=(paths::to(paths::SERVICES)) { (lang.t(Msg::Services)) }
             }
         };
         let page = document(&visit, lang.t(Msg::Service), Some(Nav::Services), &[], main);

@@ -124,11 +124,12 @@ pub fn local_path(next: Option<&str>) -> &str {
                 && !p.starts_with("//")
                 && !p.contains('\\')
                 && !p.chars().any(char::is_control)
-                && !p.starts_with("/sign-") =>
+                && !p.starts_with(&super::paths::to(super::paths::SIGN_IN))
+                && !p.starts_with(&super::paths::to(super::paths::SIGN_OUT)) =>
         {
             p
         }
-        _ => "/",
+        _ => super::paths::HOME,
     }
 }
 

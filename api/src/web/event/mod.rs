@@ -33,6 +33,7 @@ use crate::read::health::{self, HealthChange};
 use crate::read::series::{self, GatePoint, Range, SeriesPoint, Window};
 use crate::read::{Client, capped};
 use crate::resources::dashboard::build::{Shown, insights};
+use crate::web::paths;
 
 pub use view::live_fragments;
 
@@ -164,10 +165,9 @@ pub async fn page(event_id: String, visit: Visit, site: Site) -> Response {
         // Path segments arrive percent-encoded.
         let event_id = percent_decode(&event_id);
         let page = load(&site, &open.db, &open.session.viewer, &event_id).await?;
-        let live = format!(
-            "/live/event?event={}&since={}",
-            url_encode(&event_id),
-            open.head
+        let live = paths::live(
+            paths::EVENT_STREAM,
+            &format!("event={}&since={}", url_encode(&event_id), open.head),
         );
         let main = view::main(visit.lang, Utc::now(), &page, &live);
         let scripts = [Asset::UplotCss, Asset::Uplot, Asset::EventJs];

@@ -1,0 +1,78 @@
+//! Where each page lives, written once: the route declarations (`web/mod.rs`, `account`,
+//! `live`, `assets`) match these segments, and links, forms, redirects and the request
+//! metrics' path templates ([`templates`]) are made from them.
+
+use super::layout::url_encode;
+
+pub const SIGN_IN: &str = "sign-in";
+pub const SIGN_OUT: &str = "sign-out";
+pub const LANGUAGE: &str = "language";
+pub const ALERTS: &str = "alerts";
+/// `/events/{eventId}`: one event's page.
+pub const EVENTS: &str = "events";
+/// `/services` (the list) and `/services/{eventId}` (one service).
+pub const SERVICES: &str = "services";
+pub const ASSETS: &str = "assets";
+/// `/live/{stream}`: a page's live stream.
+pub const LIVE: &str = "live";
+
+/// The live streams' names: the overview's, the event page's, and the list pages' (named as
+/// their pages).
+pub const OVERVIEW_STREAM: &str = "overview";
+pub const EVENT_STREAM: &str = "event";
+const STREAMS: [&str; 4] = [OVERVIEW_STREAM, ALERTS, SERVICES, EVENT_STREAM];
+
+/// The overview.
+pub const HOME: &str = "/";
+
+/// `/{page}`, for links, forms and redirects.
+pub fn to(page: &str) -> String {
+    format!("/{page}")
+}
+
+/// `/{page}/{id}`, the id percent-encoded.
+pub fn item(page: &str, id: &str) -> String {
+    format!("/{page}/{}", url_encode(id))
+}
+
+/// `/live/{stream}?{query}`.
+pub fn live(stream: &str, query: &str) -> String {
+    format!("/{LIVE}/{stream}?{query}")
+}
+
+/// Every page's path template and methods, for the request metrics and `Allow` (the JSON
+/// routes' are in the OpenAPI document).
+pub fn templates() -> Vec<(String, &'static str)> {
+    let mut all = vec![
+        (HOME.to_owned(), "GET"),
+        (to(SIGN_IN), "GET, POST"),
+        (to(SIGN_OUT), "POST"),
+        (to(LANGUAGE), "POST"),
+        (to(ALERTS), "GET"),
+        (to(SERVICES), "GET"),
+        (format!("/{EVENTS}/{{eventId}}"), "GET"),
+        (format!("/{SERVICES}/{{eventId}}"), "GET"),
+        (format!("/{ASSETS}/{{file}}"), "GET"),
+    ];
+    all.extend(STREAMS.map(|s| (format!("/{LIVE}/{s}"), "GET")));
+    all
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn links_are_made_from_the_segments_and_encode_ids() {
+        assert_eq!(to(ALERTS), "/alerts");
+        assert_eq!(item(EVENTS, "expo 2026/b"), "/events/expo%202026%2Fb");
+        assert_eq!(live(ALERTS, "since=4"), "/live/alerts?since=4");
+        let templates: Vec<String> = templates().into_iter().map(|(t, _)| t).collect();
+        assert!(templates.contains(&"/services/{eventId}".to_owned()));
+        assert!(templates.contains(&"/live/event".to_owned()));
+        let mut unique = templates.clone();
+        unique.sort();
+        unique.dedup();
+        assert_eq!(unique.len(), templates.len(), "each template once");
+    }
+}
