@@ -109,12 +109,13 @@ impl Live {
         send(&self.producer, &self.codec, &snapshot(event, current)).await;
     }
 
-    /// The ids of the change log's `realtime` rows of `events` after `after`, in order.
+    /// The ids of the change log's rows of `events` after `after`, every kind (the start's
+    /// re-sent catalogue entries can land among the numbers), in order.
     async fn logged(&self, events: &[&str], after: i64) -> Vec<i64> {
         self.db
             .query(
                 "SELECT id FROM change_log
-                 WHERE id > $1 AND kind = 'realtime' AND event_id = ANY($2) ORDER BY id",
+                 WHERE id > $1 AND event_id = ANY($2) ORDER BY id",
                 &[&after, &events],
             )
             .await
