@@ -92,7 +92,10 @@ fn built() -> &'static [Built] {
                     .map(|b| format!("{b:02x}"))
                     .collect();
                 Built {
-                    url: format!("/assets/{name}.{hash}.{ext}"),
+                    url: format!(
+                        "{}/{name}.{hash}.{ext}",
+                        super::paths::to(super::paths::ASSETS)
+                    ),
                     gzip: OnceLock::new(),
                 }
             })
