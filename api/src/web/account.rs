@@ -39,8 +39,7 @@ pub fn routes(site: &Site) -> Route {
     // A form posted: its fields, then the visit that checks its CSRF token.
     let post = || warp::post().and(form()).and(visit());
     any([
-        warp::path(paths::SIGN_IN)
-            .and(warp::path::end())
+        paths::at(paths::SIGN_IN)
             .and(warp::get())
             .and(warp::query::<Form>())
             .and(visit())
@@ -51,23 +50,19 @@ pub fn routes(site: &Site) -> Route {
                 sign_in_page(&visit, q.next.as_deref(), false)
             })
             .boxed(),
-        (warp::path(paths::SIGN_IN)
-            .and(warp::path::end())
+        (paths::at(paths::SIGN_IN)
             .and(post())
             .and(with(site.clone())))
         .then(sign_in)
         .boxed(),
-        (warp::path(paths::SIGN_OUT)
-            .and(warp::path::end())
+        (paths::at(paths::SIGN_OUT)
             .and(post())
             .and(with(site.clone())))
         .then(sign_out)
         .boxed(),
-        (warp::path(paths::LANGUAGE)
-            .and(warp::path::end())
-            .and(post()))
-        .map(language)
-        .boxed(),
+        (paths::at(paths::LANGUAGE).and(post()))
+            .map(language)
+            .boxed(),
     ])
 }
 

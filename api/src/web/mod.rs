@@ -99,29 +99,18 @@ pub fn routes(ctx: &Ctx) -> Route {
         (warp::path::end().and(warp::query()).and(page()))
             .then(overview::page)
             .boxed(),
-        (warp::path(paths::ALERTS)
-            .and(warp::path::end())
-            .and(warp::query())
-            .and(page()))
-        .then(alerts::page)
-        .boxed(),
-        (warp::path(paths::EVENTS)
-            .and(warp::path::param())
-            .and(warp::path::end())
-            .and(page()))
-        .then(event::page)
-        .boxed(),
-        (warp::path(paths::SERVICES)
-            .and(warp::path::end())
-            .and(page()))
-        .then(services::list_page)
-        .boxed(),
-        (warp::path(paths::SERVICES)
-            .and(warp::path::param())
-            .and(warp::path::end())
-            .and(page()))
-        .then(services::service_page)
-        .boxed(),
+        (paths::at(paths::ALERTS).and(warp::query()).and(page()))
+            .then(alerts::page)
+            .boxed(),
+        (paths::item_at(paths::EVENTS).and(page()))
+            .then(event::page)
+            .boxed(),
+        (paths::at(paths::SERVICES).and(page()))
+            .then(services::list_page)
+            .boxed(),
+        (paths::item_at(paths::SERVICES).and(page()))
+            .then(services::service_page)
+            .boxed(),
         live::routes(&site),
     ])
 }

@@ -2,6 +2,8 @@
 //! `live`, `assets`) match these segments, and links, forms, redirects and the request
 //! metrics' path templates ([`templates`]) are made from them.
 
+use warp::Filter;
+
 use super::layout::url_encode;
 
 pub const SIGN_IN: &str = "sign-in";
@@ -24,6 +26,20 @@ const STREAMS: [&str; 4] = [OVERVIEW_STREAM, ALERTS, SERVICES, EVENT_STREAM];
 
 /// The overview.
 pub const HOME: &str = "/";
+
+/// The route filter of `/{page}` exactly.
+pub fn at(page: &'static str) -> impl Filter<Extract = (), Error = warp::Rejection> + Clone {
+    warp::path(page).and(warp::path::end())
+}
+
+/// The route filter of `/{page}/{id}`, extracting the id as it arrived (percent-encoded).
+pub fn item_at(
+    page: &'static str,
+) -> impl Filter<Extract = (String,), Error = warp::Rejection> + Clone {
+    warp::path(page)
+        .and(warp::path::param())
+        .and(warp::path::end())
+}
 
 /// `/{page}`, for links, forms and redirects.
 pub fn to(page: &str) -> String {
