@@ -65,7 +65,7 @@ impl Lang {
         best.map_or(Self::En, |(_, l)| l)
     }
 
-    pub fn t(self, msg: Msg) -> &'static str {
+    pub fn t(self, msg: impl Text) -> &'static str {
         msg.text(self)
     }
 
@@ -171,28 +171,42 @@ pub fn zone_label(zone: FixedOffset) -> String {
     format!("UTC{sign}{:02}:{:02}", m / 60, m % 60)
 }
 
+/// A set of texts in each language: `messages! { pub enum Msg { Name => "en", "ko"; … } }`.
+/// Each page area keeps its texts in its own enum (this file holds the dashboard's); all of
+/// them are shown through [`Lang::t`].
 macro_rules! messages {
-    ($($name:ident => $en:literal, $ko:literal;)+) => {
-        /// Every text the pages show, in each language.
+    ($(#[$doc:meta])* pub enum $enum:ident { $($name:ident => $en:literal, $ko:literal;)+ }) => {
+        $(#[$doc])*
         #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-        pub enum Msg {
+        pub enum $enum {
             $($name),+
         }
 
-        impl Msg {
+        impl $enum {
             #[cfg(test)]
-            pub const ALL: &'static [Msg] = &[$(Msg::$name),+];
+            pub const ALL: &'static [$enum] = &[$($enum::$name),+];
+        }
 
-            pub fn text(self, lang: Lang) -> &'static str {
+        impl $crate::web::i18n::Text for $enum {
+            fn text(self, lang: $crate::web::i18n::Lang) -> &'static str {
+                use $crate::web::i18n::Lang;
                 match (self, lang) {
-                    $((Msg::$name, Lang::En) => $en, (Msg::$name, Lang::Ko) => $ko,)+
+                    $(($enum::$name, Lang::En) => $en, ($enum::$name, Lang::Ko) => $ko,)+
                 }
             }
         }
     };
 }
+pub(crate) use messages;
+
+/// A text the pages show, in each language.
+pub trait Text: Copy {
+    fn text(self, lang: Lang) -> &'static str;
+}
 
 messages! {
+    /// Every text of the dashboard's pages, in each language.
+    pub enum Msg {
     Product => "muster", "muster";
     SkipToContent => "Skip to content", "본문으로 건너뛰기";
     MainNavigation => "Main", "주 메뉴";
@@ -357,6 +371,7 @@ messages! {
     RecGateImbalance => "Gate imbalance", "게이트 쏠림";
     RecCriticalAlerts => "Critical alerts", "심각 알림";
     RecStaleData => "Stale data", "오래된 데이터";
+    }
 }
 
 pub fn status(lang: Lang, s: Status) -> &'static str {
