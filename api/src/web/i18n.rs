@@ -197,6 +197,7 @@ macro_rules! messages {
         }
     };
 }
+#[allow(unused_imports)] // used by the page areas that keep their own texts
 pub(crate) use messages;
 
 /// A text the pages show, in each language.
