@@ -157,3 +157,38 @@ pub fn gaps(times: &Value) -> Vec<f64> {
         .map(|w| (w[1] - w[0]) as f64 / 1000.0)
         .collect()
 }
+
+/// Whether `gaps` (seconds between the collections a service saw) show two pollers at
+/// `interval` seconds. Two pollers interleave: a short gap with the rest of the interval beside
+/// it (x, interval - x). One poller whose request reached the service late (a starved machine:
+/// a load above 10 on two cores has shown 3 s) shows a long gap, then a short one making up
+/// for it (4.95, 0.89 at 2 s); so a gap under half the interval counts only when it and the
+/// gap before it add up to less than one and a half intervals.
+pub fn polled_twice(gaps: &[f64], interval: f64) -> bool {
+    gaps.first()
+        .map(|first| (interval, *first))
+        .into_iter()
+        .chain(gaps.windows(2).map(|w| (w[0], w[1])))
+        .any(|(before, gap)| gap < interval / 2.0 && before + gap < interval * 1.5)
+}
+
+#[test]
+fn two_pollers_are_told_from_one_late_poller() {
+    assert!(!polled_twice(&[2.0, 2.1, 1.9], 2.0));
+    assert!(
+        !polled_twice(&[4.951, 0.889, 1.925], 2.0),
+        "late, then on time"
+    );
+    assert!(
+        polled_twice(&[2.0, 0.079, 1.95], 2.0),
+        "a second poller at a handover"
+    );
+    assert!(
+        polled_twice(&[0.3, 1.7, 0.3, 1.7], 2.0),
+        "two pollers all along"
+    );
+    assert!(
+        polled_twice(&[0.05], 1.0),
+        "a second poller right after the first"
+    );
+}
