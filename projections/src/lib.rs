@@ -8,6 +8,7 @@
 pub mod alerts;
 pub mod archive;
 pub mod catalogue;
+pub mod dead_letter_log;
 pub mod config;
 pub mod realtime;
 mod registry;

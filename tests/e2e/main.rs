@@ -7,6 +7,7 @@
 mod common;
 
 mod analytics;
+mod admin;
 mod api;
 mod archive;
 mod bi_role;
