@@ -8,8 +8,8 @@
 pub mod alerts;
 pub mod archive;
 pub mod catalogue;
-pub mod dead_letter_log;
 pub mod config;
+pub mod dead_letter_log;
 pub mod realtime;
 mod registry;
 pub mod replay;

@@ -6,8 +6,8 @@
 
 mod common;
 
-mod analytics;
 mod admin;
+mod analytics;
 mod api;
 mod archive;
 mod bi_role;

@@ -84,6 +84,9 @@ async fn the_admin_registers_grants_and_reads_dead_letters_and_the_audit_log() {
     .await;
     let error = b.text(".error").await;
     assert!(error.contains("health check"), "{error}");
+    // The refusal is answered 422, which the console notes; nothing else.
+    let logged = b.console_errors().await;
+    assert!(logged.iter().all(|e| e.contains("422")), "{logged:#?}");
     let (status, _) = stack.admin_get(&unhealthy).await;
     assert_eq!(status, 404, "nothing saved");
     // The form keeps what was sent.
@@ -235,6 +238,8 @@ async fn a_partner_may_not_open_the_console_and_forms_need_their_token() {
         .js("return document.querySelector('.top nav').textContent;")
         .await;
     assert!(!nav.as_str().unwrap().contains("Partners"), "{nav}");
+    let logged = b.console_errors().await;
+    assert!(logged.iter().all(|e| e.contains("403")), "{logged:#?}");
     b.finish().await;
 
     // A form posted without the session's token changes nothing.
@@ -251,5 +256,5 @@ async fn a_partner_may_not_open_the_console_and_forms_need_their_token() {
         .api
         .admin(reqwest::Method::GET, "/api/admin/partners", None)
         .await;
-    assert_eq!(all["partners"].as_array().unwrap().len(), 1);
+    assert_eq!(all["partners"].as_array().map(Vec::len), Some(1), "{all}");
 }

@@ -70,17 +70,10 @@ fn form() -> impl Filter<Extract = (Fields,), Error = warp::Rejection> + Clone {
         .map(|b: bytes::Bytes| Fields::parse(&b))
 }
 
-/// 403 page unless the form carries the visitor's CSRF token.
-fn csrf(visit: &Visit, fields: &Fields) -> Result<(), Response> {
-    if visit.csrf_ok(Some(fields.get("csrf"))) {
-        Ok(())
-    } else {
-        Err(layout::error_page(
-            visit,
-            StatusCode::FORBIDDEN,
-            super::i18n::Msg::ErrorCsrf,
-        ))
-    }
+/// The 403 page, unless the form carries the visitor's CSRF token.
+fn csrf_refused(visit: &Visit, fields: &Fields) -> Option<Response> {
+    (!visit.csrf_ok(Some(fields.get("csrf"))))
+        .then(|| layout::error_page(visit, StatusCode::FORBIDDEN, super::i18n::Msg::ErrorCsrf))
 }
 
 /// The console's pages and forms.

@@ -9,7 +9,7 @@ use muster_webhooks::subscriptions::Endpoint;
 use warp::http::StatusCode;
 use warp::reply::Response;
 
-use super::{AdminMsg as M, Fields, csrf};
+use super::{AdminMsg as M, Fields, csrf_refused};
 use crate::auth::Tier;
 use crate::problem::Problem;
 use crate::resources::partners::{
@@ -161,7 +161,7 @@ fn state(lang: Lang, p: &PartnerInfo) -> &'static str {
 
 /// `POST /partners`: creates it and shows its key once.
 pub async fn create(fields: Fields, visit: Visit, site: Site) -> Response {
-    if let Err(r) = csrf(&visit, &fields) {
+    if let Some(r) = csrf_refused(&visit, &fields) {
         return r;
     }
     site.page(&visit, async |mut open: Open| {
@@ -365,7 +365,7 @@ fn partner_id(id: &str) -> Result<uuid::Uuid, Problem> {
 
 /// `POST /partners/{id}/grants`.
 pub async fn grants(id: String, fields: Fields, visit: Visit, site: Site) -> Response {
-    if let Err(r) = csrf(&visit, &fields) {
+    if let Some(r) = csrf_refused(&visit, &fields) {
         return r;
     }
     site.page(&visit, async |mut open: Open| {
@@ -395,7 +395,7 @@ pub async fn grants(id: String, fields: Fields, visit: Visit, site: Site) -> Res
 
 /// `POST /partners/{id}/rotate`: the new key, shown once.
 pub async fn rotate(id: String, fields: Fields, visit: Visit, site: Site) -> Response {
-    if let Err(r) = csrf(&visit, &fields) {
+    if let Some(r) = csrf_refused(&visit, &fields) {
         return r;
     }
     site.page(&visit, async |mut open: Open| {
@@ -426,7 +426,7 @@ pub async fn rotate(id: String, fields: Fields, visit: Visit, site: Site) -> Res
 
 /// `POST /partners/{id}/revoke`.
 pub async fn revoke(id: String, fields: Fields, visit: Visit, site: Site) -> Response {
-    if let Err(r) = csrf(&visit, &fields) {
+    if let Some(r) = csrf_refused(&visit, &fields) {
         return r;
     }
     site.page(&visit, async |mut open: Open| {

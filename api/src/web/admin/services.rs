@@ -8,7 +8,7 @@ use warp::http::StatusCode;
 use warp::reply::Response;
 
 use super::partners::refusal;
-use super::{AdminMsg as M, Fields, csrf};
+use super::{AdminMsg as M, Fields, csrf_refused};
 use crate::problem::Problem;
 use crate::resources::services::{register_service, remove_service};
 use crate::web::i18n::Msg;
@@ -69,7 +69,7 @@ pub fn edit_forms(visit: &Visit, event_id: &str, config: &serde_json::Value) -> 
 /// `POST /services`: registers, then shows the outcome (the webhook secret once); a refusal
 /// shows the list again with the form as sent and the API's message next to it.
 pub async fn register(fields: Fields, visit: Visit, site: Site) -> Response {
-    if let Err(r) = csrf(&visit, &fields) {
+    if let Some(r) = csrf_refused(&visit, &fields) {
         return r;
     }
     site.page(&visit, async |open: Open| {
@@ -128,7 +128,7 @@ pub async fn register(fields: Fields, visit: Visit, site: Site) -> Response {
 
 /// `POST /services/{eventId}/remove`.
 pub async fn remove(event_id: String, fields: Fields, visit: Visit, site: Site) -> Response {
-    if let Err(r) = csrf(&visit, &fields) {
+    if let Some(r) = csrf_refused(&visit, &fields) {
         return r;
     }
     site.page(&visit, async |open: Open| {

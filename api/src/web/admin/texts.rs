@@ -38,7 +38,6 @@ messages! {
     FailingSince => "Failing since", "실패 시작";
     Disabled => "Disabled", "비활성화됨";
     Healthy => "healthy", "정상";
-    Refused => "Refused", "거부됨";
     Back => "Back to the partners", "파트너 목록으로";
     RegisterService => "Register or update a service", "서비스 등록 또는 수정";
     Registration => "Registration (JSON, as POST /api/admin/services takes it)", "등록 정보 (POST /api/admin/services와 같은 JSON)";
@@ -51,7 +50,6 @@ messages! {
     InitialSync => "First snapshot", "첫 스냅숏";
     InitialSyncOk => "taken", "수집됨";
     Remove => "Remove the service", "서비스 삭제";
-    Edit => "Edit", "수정";
     AuditIntro => "Every admin and partner-management action, newest first.", "모든 관리자 및 파트너 관리 작업 (최신순).";
     When => "When", "시각";
     Actor => "Actor", "수행자";
