@@ -19,6 +19,7 @@ use crate::read::{column, parsed};
 /// What was done. Kebab-case text on the wire and in PostgreSQL.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "kebab-case")]
+#[schema(as = AuditAction)]
 pub enum Action {
     ServiceRegister,
     ServiceUpdate,
@@ -53,6 +54,7 @@ muster_schemas::text_values!(Action {
 /// keys (the key's prefix tells which, after a rotation).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(tag = "kind", rename_all = "camelCase")]
+#[schema(as = AuditActor)]
 pub enum Actor {
     Admin,
     Partner {
@@ -75,6 +77,7 @@ impl Actor {
 /// One line of the log.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(as = AuditEntry)]
 pub struct Entry {
     /// Increasing with time; what `before` pages by.
     pub id: i64,
@@ -174,6 +177,7 @@ pub struct Query {
 /// A page of the log, newest first.
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(as = AuditPage)]
 pub struct Page {
     pub entries: Vec<Entry>,
     /// The `before` of the next (older) page, if there is one.

@@ -54,6 +54,7 @@ pub struct Query {
 /// A page of dead letters, newest first.
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(as = DeadLetterPage)]
 pub struct Page {
     pub dead_letters: Vec<DeadLetter>,
     /// The `before` of the next (older) page, if there is one.
