@@ -215,6 +215,28 @@ async fn the_admin_registers_grants_and_reads_dead_letters_and_the_audit_log() {
         .await;
     assert_eq!(rows, json!(1));
 
+    // Removing the malformed service from its page: gone, and audited.
+    b.goto(&format!("/services/{bad}")).await;
+    b.find("form[action$='/remove'] button[type=submit]")
+        .await
+        .click()
+        .await
+        .unwrap();
+    b.wait_until(
+        "the list after removal",
+        "return location.pathname === '/services';",
+    )
+    .await;
+    assert_eq!(stack.admin_get(&bad).await.0, 404);
+    b.goto("/audit?action=service-remove").await;
+    assert!(b.text("table.audit tbody").await.contains(&bad));
+
+    // The console speaks Korean too.
+    b.goto("/partners").await;
+    b.switch_language("ko").await;
+    assert_eq!(b.text("h1").await, "파트너");
+    b.switch_language("en").await;
+
     screenshots(&b, "admin-services", "/services").await;
     screenshots(&b, "admin-partners", "/partners").await;
     screenshots(&b, "admin-partner", &partner_page).await;
