@@ -1,6 +1,7 @@
 //! The thin HTTP API over the projections, and the web pages over the same read models. It only reads projections (and writes its own
 //! partners and keys), so it scales by running more copies.
 
+mod audit;
 mod auth;
 mod body;
 pub mod config;

@@ -1,4 +1,4 @@
-//! The API's own tables: partners and their keys, and the web pages' sessions (the read models
+//! The API's own tables: partners and their keys, the web pages' sessions and the audit log (the read models
 //! are the projections').
 
 use muster_runtime::migrate::Migrations;
@@ -29,5 +29,18 @@ pub static MIGRATIONS: Migrations = Migrations {
             created_at timestamptz NOT NULL DEFAULT now(),
             expires_at timestamptz NOT NULL);
          CREATE INDEX web_sessions_expiry ON web_sessions (expires_at)",
+        // The audit log (`crate::audit`): the admin's actions have no partner; a partner's
+        // carry the prefix of the key it used.
+        "CREATE TABLE audit_log (
+            id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+            at timestamptz NOT NULL DEFAULT now(),
+            actor_partner_id text,
+            actor_key_prefix text,
+            action text NOT NULL,
+            subject text NOT NULL,
+            details jsonb NOT NULL DEFAULT '{}');
+         CREATE INDEX audit_log_action ON audit_log (action, id);
+         CREATE INDEX audit_log_actor ON audit_log (actor_partner_id, id);
+         CREATE INDEX audit_log_at ON audit_log (at)",
     ],
 };

@@ -9,6 +9,7 @@ pub mod alerts;
 pub mod archive;
 pub mod catalogue;
 pub mod config;
+pub mod dead_letter_log;
 pub mod realtime;
 mod registry;
 pub mod replay;

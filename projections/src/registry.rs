@@ -19,6 +19,7 @@ pub fn registry() -> Vec<Arc<dyn Projection>> {
         Arc::new(crate::alerts::AlertLifecycle),
         Arc::new(crate::service_health::ServiceHealthHistory),
         Arc::new(crate::catalogue::EventCatalogue),
+        Arc::new(crate::dead_letter_log::DeadLetterLog),
     ]
 }
 
@@ -83,6 +84,7 @@ mod tests {
             .collect();
         tables.sort_unstable();
         let mut listed = muster_schemas::read_models::TABLES.to_vec();
+        listed.extend(muster_schemas::read_models::ADMIN_TABLES);
         listed.sort_unstable();
         assert_eq!(tables, listed);
     }

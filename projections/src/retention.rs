@@ -1,7 +1,7 @@
 //! Deletes time-series buckets past their retention, on a timer in `muster project`. Buckets
 //! are judged by their own time, not by when they were written, so a replay that re-inserts
 //! old buckets has them removed again at the next pass. The change log is pruned by age in
-//! the same pass.
+//! the same pass, and the dead-letter log (`dead_letter_log`) by its records' time.
 
 use std::time::Duration;
 
@@ -52,6 +52,21 @@ pub async fn apply(
         }
         out.push((table, n));
     }
+    let table = crate::dead_letter_log::TABLE;
+    let cutoff =
+        now - chrono::Duration::from_std(cfg.dead_letters).context("retention out of range")?;
+    let n = client
+        .execute(
+            &format!("DELETE FROM public.{table} WHERE failed_at < $1"),
+            &[&cutoff],
+        )
+        .await
+        .with_context(|| format!("retention on {table}"))?;
+    if n > 0 {
+        tracing::info!(table, deleted = n, %cutoff, "retention");
+        metrics::counter!("muster_retention_deleted_total", "table" => table).increment(n);
+    }
+    out.push((table, n));
     Ok(out)
 }
 

@@ -2,6 +2,10 @@
 //! crate (`muster sql`, the insights) that must not depend on it. The projections' registry
 //! checks in a unit test that this list names exactly its tables.
 
+/// Read models only the admin reads (the dead-letter log: other events' raw bytes), never
+/// offered to SQL or partners; not in [`TABLES`].
+pub const ADMIN_TABLES: &[&str] = &["dead_letter_log"];
+
 pub const TABLES: &[&str] = &[
     "alerts",
     "event_catalogue",

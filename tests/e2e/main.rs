@@ -6,6 +6,7 @@
 
 mod common;
 
+mod admin;
 mod analytics;
 mod api;
 mod archive;

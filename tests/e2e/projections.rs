@@ -233,6 +233,7 @@ async fn retention_deletes_only_buckets_past_it() {
         minutes: Duration::from_secs(14 * 86_400),
         hours: Duration::from_secs(400 * 86_400),
         every: Duration::from_secs(60),
+        dead_letters: Duration::from_secs(30 * 86_400),
     };
     muster_projections::retention::apply(&client, &cfg, now)
         .await

@@ -451,4 +451,26 @@ impl Store {
         tracing::info!(endpoint = id, queued, "webhook deliveries replayed");
         Ok(Replayed { queued })
     }
+
+    /// How many deliveries each of a partner's live endpoints has in each state, for the
+    /// admin's view of a partner: (endpoint id, state, count).
+    pub async fn delivery_counts(
+        &self,
+        partner_id: &str,
+    ) -> Result<Vec<(String, String, i64)>, StoreError> {
+        let client = self.pool.get().await?;
+        let rows = client
+            .query(
+                "SELECT d.endpoint_id, d.state, count(*) AS n
+                 FROM webhook_deliveries d JOIN webhook_endpoints e USING (endpoint_id)
+                 WHERE e.partner_id = $1 AND e.deleted_at IS NULL
+                 GROUP BY d.endpoint_id, d.state ORDER BY d.endpoint_id, d.state",
+                &[&partner_id],
+            )
+            .await?;
+        Ok(rows
+            .iter()
+            .map(|r| (r.get(0), r.get(1), r.get(2)))
+            .collect())
+    }
 }

@@ -36,6 +36,8 @@ pub struct Partner {
     pub name: String,
     pub tier: Tier,
     pub event_ids: Vec<String>,
+    /// The prefix of the key it called with (the audit log's actor).
+    pub key_prefix: String,
 }
 
 impl Partner {

@@ -117,6 +117,7 @@ mod tests {
             name: "p".into(),
             tier: Tier::Partner,
             event_ids: vec![],
+            key_prefix: "mk_0".into(),
         };
         for _ in 0..3 {
             assert!(limits.check(&p).is_ok());

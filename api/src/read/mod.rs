@@ -3,6 +3,7 @@
 //! position of a column in someone else's `SELECT`.
 
 pub mod alerts;
+pub mod dead_letters;
 pub mod events;
 pub mod health;
 pub mod series;

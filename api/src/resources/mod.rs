@@ -3,6 +3,7 @@
 //! adds that audience's security and auth answers (401, 403, 429) to it (`openapi::audience`),
 //! so a handler lists only the answers of its own.
 
+pub mod admin;
 pub mod checkins;
 pub mod dashboard;
 pub mod insights;
@@ -26,6 +27,7 @@ pub fn routes(ctx: &Ctx) -> Route {
         services::routes(ctx),
         checkins::routes(ctx),
         partners::routes(ctx),
+        admin::routes(ctx),
         partner::routes(ctx),
         dashboard::routes(ctx),
         premium::routes(ctx),
@@ -37,12 +39,13 @@ pub fn routes(ctx: &Ctx) -> Route {
 }
 
 /// Every resource's OpenAPI description.
-pub fn docs() -> [utoipa::openapi::OpenApi; 11] {
+pub fn docs() -> [utoipa::openapi::OpenApi; 12] {
     [
         public::Doc::openapi(),
         services::Doc::openapi(),
         checkins::Doc::openapi(),
         partners::Doc::openapi(),
+        admin::Doc::openapi(),
         partner::Doc::openapi(),
         dashboard::Doc::openapi(),
         premium::Doc::openapi(),

@@ -10,6 +10,7 @@ use warp::http::StatusCode;
 use warp::reply::Response;
 use warp::{Filter, Reply};
 
+use crate::audit::{Action, Actor, record_after};
 use crate::auth::Partner;
 use crate::body;
 use crate::domain::text_enum;
@@ -75,6 +76,17 @@ fn owner(partner: &Partner) -> String {
     partner.id.to_string()
 }
 
+/// Records a partner's change to its webhooks in the audit log, after the store committed it.
+async fn audited(
+    store: &Store,
+    partner: &Partner,
+    action: Action,
+    id: &str,
+    details: serde_json::Value,
+) {
+    record_after(&store.pool, &Actor::partner(partner), action, id, details).await;
+}
+
 /// The `{id}` of a webhook's routes.
 #[derive(IntoParams)]
 #[into_params(names("id"), parameter_in = Path)]
@@ -93,6 +105,17 @@ struct WebhookId(
     ))]
 async fn create(partner: Partner, store: Store, body: NewEndpoint) -> Result<Response, Problem> {
     let made = store.create(&owner(&partner), body).await?;
+    let details = serde_json::json!({
+        "url": made.endpoint.url, "eventTypes": made.endpoint.event_types,
+    });
+    audited(
+        &store,
+        &partner,
+        Action::WebhookCreate,
+        &made.endpoint.id,
+        details,
+    )
+    .await;
     let location = location!(get, made.endpoint.id);
     Ok(warp::reply::with_header(
         warp::reply::with_status(warp::reply::json(&made), StatusCode::CREATED),
@@ -122,6 +145,14 @@ async fn get(id: String, partner: Partner, store: Store) -> Result<Response, Pro
     responses((status = 204, description = "Deleted; pending deliveries are cancelled"), NotFound))]
 async fn delete(id: String, partner: Partner, store: Store) -> Result<Response, Problem> {
     store.delete(&owner(&partner), &id).await?;
+    audited(
+        &store,
+        &partner,
+        Action::WebhookDelete,
+        &id,
+        serde_json::json!({}),
+    )
+    .await;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
@@ -142,6 +173,8 @@ async fn rotate(
     let e = store
         .rotate(&owner(&partner), &id, body.grace_seconds)
         .await?;
+    let details = serde_json::json!({ "graceSeconds": body.grace_seconds });
+    audited(&store, &partner, Action::WebhookRotate, &id, details).await;
     Ok(warp::reply::json(&e).into_response())
 }
 
@@ -184,7 +217,12 @@ async fn replay(
     store: Store,
     body: ReplayRequest,
 ) -> Result<Response, Problem> {
+    let details = serde_json::json!({
+        "deliveryId": body.delivery_id, "from": body.from, "to": body.to,
+    });
     let r = store.replay(&owner(&partner), &id, body).await?;
+    let details = serde_json::json!({ "request": details, "queued": r.queued });
+    audited(&store, &partner, Action::WebhookReplay, &id, details).await;
     Ok(warp::reply::with_status(warp::reply::json(&r), StatusCode::ACCEPTED).into_response())
 }
 

@@ -213,6 +213,9 @@ messages! {
     MainNavigation => "Main", "주 메뉴";
     Overview => "Overview", "개요";
     Alerts => "Alerts", "알림";
+    Partners => "Partners", "파트너";
+    AuditLog => "Audit log", "감사 로그";
+    DeadLetters => "Dead letters", "데드 레터";
     Language => "Language", "언어";
     SignIn => "Sign in", "로그인";
     SignOut => "Sign out", "로그아웃";

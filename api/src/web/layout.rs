@@ -20,14 +20,25 @@ pub enum Nav {
     Overview,
     Alerts,
     Services,
+    Partners,
+    Audit,
+    DeadLetters,
 }
 
 impl Nav {
     /// Each entry with its page (its path's segment) and label, in order; `admin` entries only for the admin.
-    const ENTRIES: [(Nav, &'static str, Msg, bool); 3] = [
+    const ENTRIES: [(Nav, &'static str, Msg, bool); 6] = [
         (Nav::Overview, "", Msg::Overview, false),
         (Nav::Alerts, paths::ALERTS, Msg::Alerts, false),
         (Nav::Services, paths::SERVICES, Msg::Services, true),
+        (Nav::Partners, paths::PARTNERS, Msg::Partners, true),
+        (Nav::Audit, paths::AUDIT, Msg::AuditLog, true),
+        (
+            Nav::DeadLetters,
+            paths::DEAD_LETTERS,
+            Msg::DeadLetters,
+            true,
+        ),
     ];
 }
 

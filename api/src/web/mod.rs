@@ -7,6 +7,7 @@
 //! the session's viewer, got through the JSON API's own auth on every request ([`session`]).
 
 mod account;
+mod admin;
 mod alerts;
 pub mod assets;
 mod board;
@@ -111,6 +112,7 @@ pub fn routes(ctx: &Ctx) -> Route {
         (paths::item_at(paths::SERVICES).and(page()))
             .then(services::service_page)
             .boxed(),
+        admin::routes(&site),
         live::routes(&site),
     ])
 }

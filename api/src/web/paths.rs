@@ -14,6 +14,16 @@ pub const ALERTS: &str = "alerts";
 pub const EVENTS: &str = "events";
 /// `/services` (the list) and `/services/{eventId}` (one service).
 pub const SERVICES: &str = "services";
+/// The admin's console: `/partners` (the list and the create form), `/partners/{id}` (one
+/// partner), `/audit`, `/dead-letters`.
+pub const PARTNERS: &str = "partners";
+pub const AUDIT: &str = "audit";
+pub const DEAD_LETTERS: &str = "dead-letters";
+/// The forms acting on one item: `POST /{page}/{id}/{action}`.
+pub const GRANTS: &str = "grants";
+pub const ROTATE: &str = "rotate";
+pub const REVOKE: &str = "revoke";
+pub const REMOVE: &str = "remove";
 pub const ASSETS: &str = "assets";
 /// `/live/{stream}`: a page's live stream.
 pub const LIVE: &str = "live";
@@ -41,6 +51,22 @@ pub fn item_at(
         .and(warp::path::end())
 }
 
+/// The route filter of `POST /{page}/{id}/{action}`, extracting the id as it arrived.
+pub fn action_at(
+    page: &'static str,
+    action: &'static str,
+) -> impl Filter<Extract = (String,), Error = warp::Rejection> + Clone {
+    warp::path(page)
+        .and(warp::path::param())
+        .and(warp::path(action))
+        .and(warp::path::end())
+}
+
+/// `/{page}/{id}/{action}`, the id percent-encoded.
+pub fn action(page: &str, id: &str, action: &str) -> String {
+    format!("{}/{action}", item(page, id))
+}
+
 /// `/{page}`, for links, forms and redirects.
 pub fn to(page: &str) -> String {
     format!("/{page}")
@@ -65,9 +91,17 @@ pub fn templates() -> Vec<(String, &'static str)> {
         (to(SIGN_OUT), "POST"),
         (to(LANGUAGE), "POST"),
         (to(ALERTS), "GET"),
-        (to(SERVICES), "GET"),
+        (to(SERVICES), "GET, POST"),
+        (to(PARTNERS), "GET, POST"),
+        (to(AUDIT), "GET"),
+        (to(DEAD_LETTERS), "GET"),
         (format!("/{EVENTS}/{{eventId}}"), "GET"),
         (format!("/{SERVICES}/{{eventId}}"), "GET"),
+        (format!("/{SERVICES}/{{eventId}}/{REMOVE}"), "POST"),
+        (format!("/{PARTNERS}/{{id}}"), "GET"),
+        (format!("/{PARTNERS}/{{id}}/{GRANTS}"), "POST"),
+        (format!("/{PARTNERS}/{{id}}/{ROTATE}"), "POST"),
+        (format!("/{PARTNERS}/{{id}}/{REVOKE}"), "POST"),
         (format!("/{ASSETS}/{{file}}"), "GET"),
     ];
     all.extend(STREAMS.map(|s| (format!("/{LIVE}/{s}"), "GET")));

@@ -39,21 +39,36 @@ pub async fn load(site: &Site, event_id: Option<&str>) -> Result<Vec<ServiceView
 pub async fn list_page(visit: Visit, site: Site) -> Response {
     site.page(&visit, async |open: Open| {
         admin_only(&open.session.viewer)?;
-        let services = load(&site, None).await?;
-        let lang = visit.lang;
-        let live = paths::live(paths::SERVICES, &format!("since={}", open.head));
-        let main = html! {
-            h1 { (lang.t(Msg::Services)) }
-            p { (lang.t(Msg::ServicesIntro)) }
-            div #services hx-ext="sse" sse-connect=(live) sse-close="bye" {
-                div sse-swap="update" hx-swap="none" hidden {}
-                (super::overview::live_state(lang))
-                (table(lang, Utc::now(), &services, false))
-            }
-        };
-        Ok(layout::nav_page(&visit, Nav::Services, main))
+        list(&visit, &site, &open, None, "", StatusCode::OK).await
     })
     .await
+}
+
+/// The list with the registration form below, holding `text` and `refused` next to it (the
+/// registration form's answer when the API refused it).
+pub async fn list(
+    visit: &Visit,
+    site: &Site,
+    open: &Open,
+    refused: Option<&Problem>,
+    text: &str,
+    status: StatusCode,
+) -> Result<Response, Problem> {
+    let services = load(site, None).await?;
+    let lang = visit.lang;
+    let live = paths::live(paths::SERVICES, &format!("since={}", open.head));
+    let main = html! {
+        h1 { (lang.t(Msg::Services)) }
+        p { (lang.t(Msg::ServicesIntro)) }
+        div #services hx-ext="sse" sse-connect=(live) sse-close="bye" {
+            div sse-swap="update" hx-swap="none" hidden {}
+            (super::overview::live_state(lang))
+            (table(lang, Utc::now(), &services, false))
+        }
+        (super::admin::services::register_form(visit, refused, text))
+    };
+    let page = document(visit, lang.t(Msg::Services), Some(Nav::Services), &[], main);
+    Ok(layout::respond(visit, status, page))
 }
 
 /// The table of services (replaced whole by live updates).
@@ -117,6 +132,7 @@ pub async fn service_page(event_id: String, visit: Visit, site: Site) -> Respons
             h2 { (lang.t(Msg::Configuration)) }
             p { (lang.t(Msg::ConfigurationNote)) }
             (config(&s.config))
+            (super::admin::services::edit_forms(&visit, &event_id, &s.config))
             p {
                 a href=(paths::item(paths::EVENTS, &event_id)) { (lang.t(Msg::Event)) }
                 " · "
@@ -196,6 +212,7 @@ mod tests {
             name: "p".into(),
             tier: crate::auth::Tier::Partner,
             event_ids: vec!["e1".into()],
+            key_prefix: "mk_0".into(),
         });
         assert_eq!(
             admin_only(&partner).unwrap_err().status(),
