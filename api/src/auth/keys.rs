@@ -58,7 +58,7 @@ pub async fn lookup_hash(
     // Prepared once per connection: every partner request runs this.
     let stmt = client
         .prepare_cached(
-            "SELECT p.partner_id, p.name, p.tier, p.event_ids
+            "SELECT p.partner_id, p.name, p.tier, p.event_ids, k.key_prefix
              FROM api_keys k JOIN partners p USING (partner_id)
              WHERE k.key_hash = $1 AND p.revoked_at IS NULL
                AND (k.revoked_at IS NULL OR k.revoked_at > now())",
@@ -72,6 +72,8 @@ pub async fn lookup_hash(
         name: column(&row, "name")?,
         tier: parsed(&row, "tier")?,
         event_ids: column(&row, "event_ids")?,
+        key_prefix: column(&row, "key_prefix")?,
+        rate: None,
     }))
 }
 

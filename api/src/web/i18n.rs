@@ -212,6 +212,9 @@ messages! {
     MainNavigation => "Main", "주 메뉴";
     Overview => "Overview", "개요";
     Alerts => "Alerts", "알림";
+    Webhooks => "Webhooks", "웹훅";
+    EventTypes => "Event types", "이벤트 유형";
+    ApiKey => "API key", "API 키";
     Language => "Language", "언어";
     SignIn => "Sign in", "로그인";
     SignOut => "Sign out", "로그아웃";

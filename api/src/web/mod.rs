@@ -17,6 +17,7 @@ pub mod layout;
 mod live;
 mod overview;
 pub mod paths;
+mod portal;
 mod services;
 pub mod session;
 
@@ -111,6 +112,7 @@ pub fn routes(ctx: &Ctx) -> Route {
         (paths::item_at(paths::SERVICES).and(page()))
             .then(services::service_page)
             .boxed(),
+        portal::routes(&site),
         live::routes(&site),
     ])
 }
