@@ -248,10 +248,7 @@ async fn a_partner_manages_webhooks_in_the_portal_and_watches_deliveries_live() 
     b.screenshot("portal-webhooks-refused-1280").await;
     // The refusal is answered 422, which the console reports; nothing else.
     let errors = b.console_errors().await;
-    assert!(
-        errors.len() == 1 && errors[0].contains("422"),
-        "{errors:?}"
-    );
+    assert!(errors.len() == 1 && errors[0].contains("422"), "{errors:?}");
 
     // Created: the secret shown once, with snippets in three languages.
     let (ok_id, ok_secret) = create(&b, &hook("ok"), &["alert.raised"]).await;
@@ -296,11 +293,15 @@ async fn a_partner_manages_webhooks_in_the_portal_and_watches_deliveries_live() 
     let (down_id, _) = create(&b, &hook("down"), &["alert.raised"]).await;
     b.goto(&format!("/webhooks/{down_id}")).await;
     b.wait_live().await;
-    b.js("window.mustNotReload = true;").await;
-    b.js("document.querySelector('#event_type').value = 'alert.resolved';")
+    b.js("window.oldPage = true; document.querySelector('#event_type').value = 'alert.resolved';")
         .await;
     submit(&b, "test").await;
-    b.wait_live().await;
+    // The form's answer redirects back here: the page drawn anew, and live again.
+    b.wait_until(
+        "the page again after the form",
+        "return !window.oldPage && !!document.querySelector('.live-state[data-state=on]');",
+    )
+    .await;
     b.js("window.mustNotReload = true;").await;
     wait_for(
         "three failed attempts in the open log",

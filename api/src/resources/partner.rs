@@ -108,7 +108,7 @@ async fn attendance(event_id: String, partner: Partner, db: Client) -> Result<im
 /// The calling key as its partner sees it: which key, its tier, its grants and its limit.
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
-pub struct KeyInfo {
+pub struct OwnKey {
     /// The key's first characters, as listings show it.
     pub prefix: String,
     pub partner_name: String,
@@ -118,7 +118,7 @@ pub struct KeyInfo {
     pub rate_limit: RateUse,
 }
 
-impl KeyInfo {
+impl OwnKey {
     /// What a counted request of `partner` knows of its key.
     pub fn of(partner: &Partner) -> Result<Self, Problem> {
         let rate_limit = partner
@@ -136,9 +136,9 @@ impl KeyInfo {
 
 /// `GET /api/partner/key`: the calling key's prefix, tier, grants, rate limit and use.
 #[utoipa::path(get, path = "/api/partner/key", tag = "partner",
-    responses((status = 200, body = KeyInfo)))]
+    responses((status = 200, body = OwnKey)))]
 async fn key(partner: Partner) -> Result<impl Reply, Problem> {
-    Ok(warp::reply::json(&KeyInfo::of(&partner)?))
+    Ok(warp::reply::json(&OwnKey::of(&partner)?))
 }
 
 #[derive(utoipa::OpenApi)]

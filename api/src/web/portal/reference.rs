@@ -8,7 +8,7 @@ use warp::reply::Response;
 
 use super::partner;
 use super::texts::P;
-use crate::resources::partner::KeyInfo;
+use crate::resources::partner::OwnKey;
 use crate::web::i18n::Msg;
 use crate::web::layout::{self, Nav};
 use crate::web::session::Visit;
@@ -49,7 +49,7 @@ pub async fn catalogue_page(visit: Visit, site: Site) -> Response {
 /// `GET /key`.
 pub async fn key_page(visit: Visit, site: Site) -> Response {
     site.page(&visit, async |open: Open| {
-        let key = KeyInfo::of(partner(&open.session.viewer)?)?;
+        let key = OwnKey::of(partner(&open.session.viewer)?)?;
         let lang = visit.lang;
         let main = html! {
             h1 { (lang.t(Msg::ApiKey)) }
