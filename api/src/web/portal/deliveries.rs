@@ -136,8 +136,12 @@ pub async fn draw(
                 h2 { (lang.t(P::SendTest)) }
                 (form("test", html! {
                     p.note { (lang.t(P::SendTestHelp)) }
-                    (choice("event_type", lang.t(P::Type), lang.t(P::AnyType),
-                        EventType::ALL.iter().map(|t| (t.as_str(), t.as_str())), None))
+                    div.field {
+                        label for="event_type" { (lang.t(P::Type)) }
+                        select #event_type name="event_type" required {
+                            @for t in EventType::ALL { option value=(t.as_str()) { (t.as_str()) } }
+                        }
+                    }
                     (refusal("test-error", at("test")))
                     button type="submit" { (lang.t(P::Send)) }
                 }))
