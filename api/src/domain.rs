@@ -94,8 +94,6 @@ mod tests {
         texts_match(crate::auth::Tier::ALL, |v| v.as_str());
         texts_match(crate::read::events::Status::ALL, |v| v.as_str());
         texts_match(crate::read::alerts::AlertState::ALL, |v| v.as_str());
-        texts_match(crate::resources::webhooks::DeliveryState::ALL, |v| {
-            v.as_str()
-        });
+        texts_match(muster_webhooks::log::DeliveryState::ALL, |v| v.as_str());
     }
 }

@@ -20,8 +20,18 @@ pub type Route = BoxedFilter<(Response,)>;
 
 /// Serves `handler` (a function annotated with `#[utoipa::path]`) at its documented method and
 /// path, with what each input filter extracts as its arguments, in order. `handler(param)`
-/// names a route with one path parameter, which comes first (its type is the handler's).
+/// names a route with one path parameter, which comes first (its type is the handler's);
+/// `handler(a, b)` one with two, both text.
 macro_rules! route {
+    ($handler:ident($a:ident, $b:ident) $(, $input:expr)* $(,)?) => {
+        paste::paste! {
+            $crate::route::endpoint2::<[<__path_ $handler>]>()
+                $(.and($input))*
+                .then($handler)
+                .map($crate::route::respond)
+                .boxed()
+        }
+    };
     ($handler:ident($param:ident) $(, $input:expr)* $(,)?) => {
         paste::paste! {
             $crate::route::endpoint1::<[<__path_ $handler>], _>()
@@ -143,6 +153,15 @@ pub fn endpoint1<P: utoipa::Path + 'static, A: FromStr + Send + Sync + 'static>(
                 .parse::<A>()
                 .map_err(|_| warp::reject::not_found())
         })
+        .and(method::<P>())
+        .boxed()
+}
+
+/// The filter of the documented operation `P` with two path parameters, as text.
+pub fn endpoint2<P: utoipa::Path + 'static>() -> BoxedFilter<(String, String)> {
+    matching::<P>(2)
+        .map(|params: Vec<String>| (params[0].clone(), params[1].clone()))
+        .untuple_one()
         .and(method::<P>())
         .boxed()
 }

@@ -15,6 +15,7 @@ mod flight;
 mod ingest;
 mod insights;
 mod pipeline;
+mod portal;
 mod processors;
 mod projections;
 mod stream;

@@ -5,120 +5,15 @@
 use crate::common;
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use common::api::{Api, Auth, detail, start_api};
+use common::hooks::{self, Behaviour, Received, Receivers, check, hooks_env};
 use common::records::gate_down;
-use common::{Run, Worker, db, free_port, wait_for, worker_env};
+use common::{Run, Worker, db, free_port, wait_for};
 use muster_schemas::{Alert, AlertAction};
 use reqwest::Method;
 use serde_json::{Value, json};
-
-/// One request a receiver got, and what it answered.
-#[derive(Debug, Clone)]
-struct Received {
-    id: String,
-    timestamp: String,
-    signature: String,
-    body: String,
-    status: u16,
-}
-
-impl Received {
-    fn json(&self) -> Value {
-        serde_json::from_str(&self.body).unwrap()
-    }
-}
-
-/// How a receiver answers the n-th attempt (1-based) of a message.
-#[derive(Clone, Copy)]
-enum Behaviour {
-    /// 500, then 503 with `Retry-After: 1`, then 200.
-    FailTwiceThenOk,
-    Always(u16),
-    /// 200 after a pause.
-    Slow(Duration),
-}
-
-/// Each receiver's behaviour and what it got, by name (the last path segment).
-type Log = HashMap<String, (Behaviour, Vec<Received>)>;
-
-#[derive(Clone, Default)]
-struct Receivers(Arc<Mutex<Log>>);
-
-impl Receivers {
-    fn add(&self, name: &str, b: Behaviour) {
-        self.0.lock().unwrap().insert(name.into(), (b, Vec::new()));
-    }
-
-    fn got(&self, name: &str) -> Vec<Received> {
-        self.0.lock().unwrap()[name].1.clone()
-    }
-
-    async fn serve(self) -> u16 {
-        use warp::Filter;
-        let port = free_port();
-        let me = self.clone();
-        let route = warp::post()
-            .and(warp::path!("hook" / String))
-            .and(warp::header::headers_cloned())
-            .and(warp::body::bytes())
-            .then(
-                move |name: String, h: warp::http::HeaderMap, body: warp::hyper::body::Bytes| {
-                    let me = me.clone();
-                    async move {
-                        let header = |n: &str| {
-                            h.get(n)
-                                .and_then(|v| v.to_str().ok())
-                                .unwrap_or_default()
-                                .to_owned()
-                        };
-                        let id = header("webhook-id");
-                        let (behaviour, attempt) = {
-                            let map = me.0.lock().unwrap();
-                            let (b, got) = &map[&name];
-                            (*b, got.iter().filter(|r| r.id == id).count() + 1)
-                        };
-                        let (status, retry_after) = match behaviour {
-                            Behaviour::FailTwiceThenOk => match attempt {
-                                1 => (500, None),
-                                2 => (503, Some("1")),
-                                _ => (200, None),
-                            },
-                            Behaviour::Always(s) => (s, None),
-                            Behaviour::Slow(pause) => {
-                                tokio::time::sleep(pause).await;
-                                (200, None)
-                            }
-                        };
-                        me.0.lock()
-                            .unwrap()
-                            .get_mut(&name)
-                            .unwrap()
-                            .1
-                            .push(Received {
-                                id,
-                                timestamp: header("webhook-timestamp"),
-                                signature: header("webhook-signature"),
-                                body: String::from_utf8_lossy(&body).into_owned(),
-                                status,
-                            });
-                        let mut res = warp::http::Response::builder().status(status);
-                        if let Some(r) = retry_after {
-                            res = res.header("retry-after", r);
-                        }
-                        res.body(String::new()).unwrap()
-                    }
-                },
-            );
-        let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
-            .await
-            .unwrap();
-        tokio::spawn(warp::serve(route).incoming(listener).run());
-        port
-    }
-}
 
 /// Gate `G{n}` of `event` down (or up again), at `at`.
 fn alert(event: &str, n: i64, action: AlertAction, at: i64) -> Alert {
@@ -141,25 +36,6 @@ fn delivered(got: &[Received], event: &str) -> Vec<i64> {
         .collect();
     seqs.sort();
     seqs
-}
-
-fn hooks_env(run: &str, ops: u16) -> Vec<(&'static str, String)> {
-    let mut env = worker_env(&format!("w{run}"), ops);
-    env.extend([
-        (
-            "MUSTER__WEBHOOKS__ALLOW_NETWORKS",
-            "[\"127.0.0.1/32\"]".into(),
-        ),
-        (
-            "MUSTER__WEBHOOKS__RETRY_SCHEDULE_SECS",
-            "[0, 1, 1, 1, 1, 1]".into(),
-        ),
-        ("MUSTER__WEBHOOKS__JITTER", "0".into()),
-        ("MUSTER__WEBHOOKS__DISABLE_AFTER", "15s".into()),
-        ("MUSTER__WEBHOOKS__REQUEST_TIMEOUT", "10s".into()),
-        ("MUSTER__PROJECTIONS__BATCH_MAX_WAIT", "100ms".into()),
-    ]);
-    env
 }
 
 /// `muster api` and `muster webhooks` (with `hooks` settings, its ops endpoint on `ops`), and a
@@ -490,37 +366,18 @@ async fn partners_get_signed_ordered_deliveries_through_failures_kills_and_repla
     forged["body"] = json!(format!("{} ", again.body));
     forged["expect"] = json!(false);
     checks.push(forged);
-    let file = dir.join("signatures.json");
-    std::fs::write(&file, serde_json::to_vec(&checks).unwrap()).unwrap();
-    let python = std::env::var("MUSTER_PYTHON").unwrap_or_else(|_| "python3".into());
-    let script = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tests/third_party/verify_webhooks.py"
-    );
-    let out = std::process::Command::new(&python)
-        .args([script, file.to_str().unwrap()])
-        .output()
-        .unwrap();
+    let out = hooks::third_party(dir, "verify_webhooks.py", &checks);
     assert!(
-        out.status.success(),
-        "standardwebhooks refused a signature:\n{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
+        out.contains(&format!("{} verified", checks.len() - 1)),
+        "{out}"
     );
-    assert!(
-        String::from_utf8_lossy(&out.stdout).contains(&format!("{} verified", checks.len() - 1))
-    );
-}
 
-fn check(secret: &str, r: &Received) -> Value {
-    json!({
-        "secret": secret,
-        "id": r.id,
-        "timestamp": r.timestamp,
-        "signature": r.signature,
-        "body": r.body,
-        "expect": true,
-    })
+    // Every message any receiver got is valid against its type's schema in the catalogue.
+    let mut bodies = Vec::new();
+    for name in ["flaky", "gone", "down", "slow"] {
+        bodies.extend(receivers.got(name).into_iter().map(|r| r.body));
+    }
+    hooks::validate_messages(&api, &key, dir, &bodies).await;
 }
 
 /// An alert whose message holds a NUL (PostgreSQL refuses it in the delivery's jsonb), in the

@@ -2,8 +2,10 @@
 //!
 //! - [`subscriptions`]: subscriptions (URL, event types, retry schedule, a `whsec_` secret kept
 //!   encrypted and rotated with overlap), the delivery log and replays;
+//! - [`log`]: the delivery log (attempts, test sends, replays);
 //! - [`outbox`]: the derived topics become deliveries queued in PostgreSQL, exactly once, on the
 //!   runtime's projection worker;
+//! - [`payloads`]: each event type's message as a type, and the catalogue of their schemas;
 //! - [`dispatch`]: dispatchers claim due deliveries (`FOR UPDATE SKIP LOCKED`, with a lease so a
 //!   dead dispatcher's work comes back), sign and POST them, and schedule retries;
 //! - [`target`]: where a webhook may go (no loopback, private or link-local address unless
@@ -11,7 +13,9 @@
 
 pub mod config;
 pub mod dispatch;
+pub mod log;
 pub mod outbox;
+pub mod payloads;
 pub mod subscriptions;
 pub mod target;
 
@@ -106,11 +110,13 @@ pub static MIGRATIONS: Migrations = Migrations {
         // without this index it tested every due row's ordering before sorting them.
         "CREATE INDEX webhook_deliveries_due ON webhook_deliveries (next_attempt_at, seq)
             WHERE state = 'pending'",
+        // A test event sent from the portal, marked as such in the log.
+        "ALTER TABLE webhook_deliveries ADD COLUMN test boolean NOT NULL DEFAULT false",
     ],
 };
 
 /// The event types partners subscribe to (DESIGN.md §5).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 pub enum EventType {
     #[serde(rename = "attendance.updated")]
     AttendanceUpdated,

@@ -10,18 +10,30 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use muster_runtime::projection::{Projection, Rejected, Target, ts};
 use muster_schemas::{Alert, AlertAction, Codec, NormalizedMetrics, ServiceHealth, TopicRecord};
-use serde_json::{Value, json};
+use serde_json::Value;
 use tokio_postgres::Transaction;
 
 use crate::EventType;
+use crate::payloads::{
+    AlertChanged, AttendanceUpdated, Data, HealthChanged, Message, StatusChanged,
+};
 
-/// Something that happened to an event, before it is addressed to endpoints.
+/// Something that happened to an event, before it is addressed to endpoints (its data is
+/// numbered 0 until then).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Occurrence {
-    pub event_id: String,
-    pub kind: EventType,
     pub at: DateTime<Utc>,
-    pub data: Value,
+    pub data: Data,
+}
+
+impl Occurrence {
+    pub fn kind(&self) -> EventType {
+        self.data.kind()
+    }
+
+    pub fn event_id(&self) -> &str {
+        self.data.event_id()
+    }
 }
 
 /// What the outbox remembers per event to tell changes from repeats.
@@ -41,10 +53,13 @@ pub fn from_metrics(
     let mut out = Vec::new();
     if state.status.as_deref() != Some(m.status.as_str()) {
         out.push(Occurrence {
-            event_id: m.event_id.clone(),
-            kind: EventType::StatusChanged,
             at,
-            data: json!({"previous": state.status, "current": m.status}),
+            data: Data::StatusChanged(StatusChanged {
+                event_id: m.event_id.clone(),
+                sequence: 0,
+                previous: state.status.clone(),
+                current: m.status.clone(),
+            }),
         });
         state.status = Some(m.status.clone());
     }
@@ -53,15 +68,15 @@ pub fn from_metrics(
         .is_none_or(|last| at - last >= attendance_every);
     if due {
         out.push(Occurrence {
-            event_id: m.event_id.clone(),
-            kind: EventType::AttendanceUpdated,
             at,
-            data: json!({
-                "totalRegistered": m.total_registered,
-                "currentAttendees": m.current_attendees,
-                "attendanceRate": m.attendance_rate,
-                "capacity": m.capacity,
-                "status": m.status,
+            data: Data::AttendanceUpdated(AttendanceUpdated {
+                event_id: m.event_id.clone(),
+                sequence: 0,
+                total_registered: m.total_registered,
+                current_attendees: m.current_attendees,
+                attendance_rate: m.attendance_rate,
+                capacity: m.capacity,
+                status: m.status.clone(),
             }),
         });
         state.last_attendance_at = Some(at);
@@ -70,54 +85,49 @@ pub fn from_metrics(
 }
 
 pub fn from_alert(a: &Alert) -> Occurrence {
-    let kind = match a.action {
-        AlertAction::Raised => EventType::AlertRaised,
-        AlertAction::Resolved => EventType::AlertResolved,
+    let change = AlertChanged {
+        event_id: a.event_id.clone(),
+        sequence: 0,
+        alert_id: a.alert_id.clone(),
+        kind: a.kind,
+        subject: a.subject.clone(),
+        severity: a.severity,
+        message: a.message.clone(),
+        raised_at: ts(a.raised_at),
+        duration_ms: a.duration_ms,
     };
     Occurrence {
-        event_id: a.event_id.clone(),
-        kind,
         at: ts(a.at),
-        data: json!({
-            "alertId": a.alert_id,
-            "kind": a.kind.as_str(),
-            "subject": a.subject,
-            "severity": a.severity.as_str(),
-            "message": a.message,
-            "raisedAt": ts(a.raised_at),
-            "durationMs": a.duration_ms,
-        }),
+        data: match a.action {
+            AlertAction::Raised => Data::AlertRaised(change),
+            AlertAction::Resolved => Data::AlertResolved(change),
+        },
     }
 }
 
 pub fn from_health(h: &ServiceHealth) -> Occurrence {
     Occurrence {
-        event_id: h.event_id.clone(),
-        kind: EventType::HealthChanged,
         at: ts(h.at),
-        data: json!({
-            "serviceName": h.service_name,
-            "previous": h.previous.map(|p| p.as_str()),
-            "current": h.current.as_str(),
-            "reason": h.reason,
-            "consecutiveFailures": h.consecutive_failures,
+        data: Data::HealthChanged(HealthChanged {
+            event_id: h.event_id.clone(),
+            sequence: 0,
+            service_name: h.service_name.clone(),
+            previous: h.previous,
+            current: h.current,
+            reason: h.reason.clone(),
+            consecutive_failures: h.consecutive_failures,
         }),
     }
 }
 
-/// The message body partners receive, Standard Webhooks' shape: `type`, `timestamp`, `data`
-/// (with the event id and the endpoint's sequence number for that event).
+/// The message body partners receive for `o`, numbered `sequence` for its endpoint.
 pub fn payload(o: &Occurrence, sequence: i64) -> Value {
-    let mut data = o.data.clone();
-    if let Value::Object(map) = &mut data {
-        map.insert("eventId".into(), json!(o.event_id));
-        map.insert("sequence".into(), json!(sequence));
+    Message {
+        kind: o.kind(),
+        timestamp: o.at,
+        data: &o.data.numbered(sequence),
     }
-    json!({
-        "type": o.kind.as_str(),
-        "timestamp": o.at,
-        "data": data,
-    })
+    .to_json()
 }
 
 /// An endpoint as the outbox addresses it.
@@ -129,8 +139,8 @@ struct Subscriber {
 
 impl Subscriber {
     fn wants(&self, o: &Occurrence) -> bool {
-        self.event_ids.contains(&o.event_id)
-            && self.event_types.iter().any(|t| t == o.kind.as_str())
+        self.event_ids.iter().any(|e| e == o.event_id())
+            && self.event_types.iter().any(|t| t == o.kind().as_str())
     }
 }
 
@@ -264,7 +274,7 @@ async fn enqueue(tx: &Transaction<'_>, occurrences: &[Occurrence]) -> anyhow::Re
     // Sequence numbers: locked per (endpoint, event), bumped in memory, written back once.
     let mut next: BTreeMap<(String, String), i64> = BTreeMap::new();
     for (s, o) in &rows {
-        next.entry((s.endpoint_id.clone(), o.event_id.clone()))
+        next.entry((s.endpoint_id.clone(), o.event_id().to_owned()))
             .or_insert(0);
     }
     let (eps, evs): (Vec<String>, Vec<String>) = next.keys().cloned().unzip();
@@ -296,14 +306,14 @@ async fn enqueue(tx: &Transaction<'_>, occurrences: &[Occurrence]) -> anyhow::Re
     let mut payloads = Vec::with_capacity(rows.len());
     for (s, o) in rows {
         let seq = next
-            .get_mut(&(s.endpoint_id.clone(), o.event_id.clone()))
+            .get_mut(&(s.endpoint_id.clone(), o.event_id().to_owned()))
             .expect("every pair was inserted");
         *seq += 1;
         ids.push(crate::new_message_id());
         endpoints.push(s.endpoint_id.clone());
-        events.push(o.event_id.clone());
+        events.push(o.event_id().to_owned());
         seqs.push(*seq);
-        types.push(o.kind.as_str());
+        types.push(o.kind().as_str());
         ats.push(o.at);
         payloads.push(payload(o, *seq));
     }
@@ -345,7 +355,7 @@ mod tests {
     fn attendance_is_throttled_and_status_changes_once() {
         let every = chrono::Duration::seconds(30);
         let mut st = EventState::default();
-        let kinds = |v: Vec<Occurrence>| v.into_iter().map(|o| o.kind).collect::<Vec<_>>();
+        let kinds = |v: Vec<Occurrence>| v.into_iter().map(|o| o.kind()).collect::<Vec<_>>();
         assert_eq!(
             kinds(from_metrics(&m("live", 0, 1), &mut st, every)),
             [EventType::StatusChanged, EventType::AttendanceUpdated]
@@ -364,15 +374,15 @@ mod tests {
     #[test]
     fn payloads_carry_the_event_and_its_sequence() {
         let o = Occurrence {
-            event_id: "e1".into(),
-            kind: EventType::AlertRaised,
             at: ts(1_000),
-            data: json!({"alertId": "a"}),
+            data: Data::example(EventType::AlertRaised),
         };
         let p = payload(&o, 7);
         assert_eq!(p["type"], "alert.raised");
-        assert_eq!(p["data"]["eventId"], "e1");
+        assert_eq!(p["timestamp"], "1970-01-01T00:00:01Z");
+        assert_eq!(p["data"]["eventId"], o.event_id());
         assert_eq!(p["data"]["sequence"], 7);
-        assert_eq!(p["data"]["alertId"], "a");
+        assert_eq!(p["data"]["alertId"], "expo-2026:gate-down:G3");
+        assert!(p["data"]["durationMs"].is_null());
     }
 }

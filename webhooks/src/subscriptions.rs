@@ -1,4 +1,4 @@
-//! Subscriptions, their secrets, the delivery log and replays, in PostgreSQL. Secrets are
+//! Subscriptions and their secrets, in PostgreSQL (their delivery log is [`crate::log`]'s). Secrets are
 //! sealed with the platform key (`Secrets`) and shown only when made.
 
 use chrono::{DateTime, Utc};
@@ -23,6 +23,8 @@ pub enum StoreError {
     Pool(#[from] deadpool_postgres::PoolError),
     #[error("a stored secret does not open with this key: {0}")]
     Secret(String),
+    #[error("the log holds an unknown {0}")]
+    Stored(String),
 }
 
 /// `POST /api/partner/webhooks`.
@@ -36,6 +38,37 @@ pub struct NewEndpoint {
     pub event_types: Vec<String>,
     /// Seconds before each attempt, the first normally 0; the default is Svix's schedule.
     pub retry_schedule: Option<Vec<u32>>,
+}
+
+/// `PATCH /api/partner/webhooks/{id}`: the event types to deliver from now on.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct UpdateEndpoint {
+    /// As when creating: at least one, each a known type.
+    pub event_types: Vec<String>,
+}
+
+/// `event_types` checked (at least one, each known), sorted and without repeats: creating and
+/// changing an endpoint refuse the same lists with the same messages.
+pub fn check_types(event_types: &[String]) -> Result<Vec<String>, StoreError> {
+    if event_types.is_empty() {
+        return Err(StoreError::Invalid(
+            "eventTypes must name at least one".into(),
+        ));
+    }
+    for t in event_types {
+        if EventType::parse(t).is_none() {
+            let known: Vec<&str> = EventType::ALL.iter().map(|t| t.as_str()).collect();
+            return Err(StoreError::Invalid(format!(
+                "eventTypes: {t:?} is not one of {}",
+                known.join(", ")
+            )));
+        }
+    }
+    let mut types = event_types.to_vec();
+    types.sort();
+    types.dedup();
+    Ok(types)
 }
 
 /// A subscription as its partner sees it (never its secret, save when made or rotated).
@@ -64,43 +97,6 @@ pub struct EndpointWithSecret {
     pub endpoint: Endpoint,
     /// `whsec_…`: shown this once.
     pub secret: String,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct Delivery {
-    pub id: String,
-    /// The `webhook-id` header: the same on every attempt and on replays.
-    pub message_id: String,
-    pub event_id: String,
-    pub event_type: String,
-    pub sequence: i64,
-    pub occurred_at: DateTime<Utc>,
-    /// pending, delivered, failed or cancelled.
-    pub state: String,
-    pub attempts: i32,
-    pub next_attempt_at: Option<DateTime<Utc>>,
-    pub last_attempt_at: Option<DateTime<Utc>>,
-    pub last_status: Option<i32>,
-    pub last_error: Option<String>,
-    pub last_latency_ms: Option<i32>,
-    pub replay_of: Option<String>,
-}
-
-/// `POST …/{id}/replay`: one delivery, or every delivery that occurred in a window.
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct ReplayRequest {
-    pub delivery_id: Option<String>,
-    pub from: Option<DateTime<Utc>>,
-    pub to: Option<DateTime<Utc>>,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct Replayed {
-    /// New deliveries queued, each re-signed with the current secret when sent.
-    pub queued: i64,
 }
 
 /// What the API needs to manage subscriptions.
@@ -167,23 +163,7 @@ impl Store {
             .check_resolved(&new.url)
             .await
             .map_err(|e| StoreError::Invalid(format!("url: {e}")))?;
-        if new.event_types.is_empty() {
-            return Err(StoreError::Invalid(
-                "eventTypes must name at least one".into(),
-            ));
-        }
-        for t in &new.event_types {
-            if EventType::parse(t).is_none() {
-                let known: Vec<&str> = EventType::ALL.iter().map(|t| t.as_str()).collect();
-                return Err(StoreError::Invalid(format!(
-                    "eventTypes: {t:?} is not one of {}",
-                    known.join(", ")
-                )));
-            }
-        }
-        let mut types = new.event_types.clone();
-        types.sort();
-        types.dedup();
+        let types = check_types(&new.event_types)?;
         if let Some(s) = &new.retry_schedule {
             check_schedule(s).map_err(|e| StoreError::Invalid(format!("retrySchedule: {e}")))?;
         }
@@ -344,112 +324,28 @@ impl Store {
         Ok(self.endpoint(&row))
     }
 
-    /// The newest deliveries first, optionally of one state.
-    pub async fn deliveries(
+    /// Changes which event types an endpoint gets; deliveries already queued still go.
+    pub async fn update_types(
         &self,
         partner_id: &str,
         id: &str,
-        state: Option<&str>,
-        limit: i64,
-    ) -> Result<Vec<Delivery>, StoreError> {
-        self.get(partner_id, id).await?;
+        update: UpdateEndpoint,
+    ) -> Result<Endpoint, StoreError> {
+        let types = check_types(&update.event_types)?;
         let client = self.pool.get().await?;
-        let rows = client
-            .query(
-                "SELECT delivery_id, message_id, event_id, event_type, seq, occurred_at, state,
-                        attempts, next_attempt_at, last_attempt_at, last_status, last_error,
-                        last_latency_ms, replay_of
-                 FROM webhook_deliveries
-                 WHERE endpoint_id = $1 AND ($2::text IS NULL OR state = $2)
-                 ORDER BY created_at DESC, occurred_at DESC, seq DESC LIMIT $3",
-                &[&id, &state, &limit],
-            )
-            .await?;
-        Ok(rows
-            .iter()
-            .map(|r| Delivery {
-                id: r.get(0),
-                message_id: r.get(1),
-                event_id: r.get(2),
-                event_type: r.get(3),
-                sequence: r.get(4),
-                occurred_at: r.get(5),
-                state: r.get(6),
-                attempts: r.get(7),
-                next_attempt_at: r.get(8),
-                last_attempt_at: r.get(9),
-                last_status: r.get(10),
-                last_error: r.get(11),
-                last_latency_ms: r.get(12),
-                replay_of: r.get(13),
-            })
-            .collect())
-    }
-
-    /// Queues again one delivery, or those that occurred in `[from, to)`, as new deliveries
-    /// with the same message ids and payloads (signed afresh when sent).
-    pub async fn replay(
-        &self,
-        partner_id: &str,
-        id: &str,
-        req: ReplayRequest,
-    ) -> Result<Replayed, StoreError> {
-        self.get(partner_id, id).await?;
-        let (from, to) = match (&req.delivery_id, req.from, req.to) {
-            (Some(_), None, None) => (None, None),
-            (None, Some(f), t) => {
-                let t = t.unwrap_or_else(Utc::now);
-                if f >= t {
-                    return Err(StoreError::Invalid("from must be before to".into()));
-                }
-                (Some(f), Some(t))
-            }
-            _ => {
-                return Err(StoreError::Invalid(
-                    "give either deliveryId, or from (and optionally to)".into(),
-                ));
-            }
-        };
-        let client = self.pool.get().await?;
-        // One statement: the window is counted (up to one past the cap) and queued only when
-        // within the cap, so a refused replay queues nothing.
         let row = client
-            .query_one(
-                "WITH picked AS (
-                    SELECT delivery_id, message_id, endpoint_id, event_id, seq, event_type,
-                           occurred_at, payload
-                    FROM webhook_deliveries
-                    WHERE endpoint_id = $1 AND replay_of IS NULL
-                      AND (($2::text IS NOT NULL AND delivery_id = $2)
-                        OR ($2::text IS NULL AND occurred_at >= $3 AND occurred_at < $4))
-                    LIMIT $5::bigint + 1),
-                 queued AS (
-                    INSERT INTO webhook_deliveries (delivery_id, message_id, endpoint_id,
-                        event_id, seq, event_type, occurred_at, payload, state, next_attempt_at,
-                        replay_of)
-                    SELECT 'dlv_' || md5(random()::text || clock_timestamp()::text || delivery_id),
-                           message_id, endpoint_id, event_id, seq, event_type, occurred_at,
-                           payload, 'pending', now(), delivery_id
-                    FROM picked
-                    WHERE (SELECT count(*) FROM picked) <= $5::bigint
-                    RETURNING 1)
-                 SELECT (SELECT count(*) FROM picked), (SELECT count(*) FROM queued)",
-                &[&id, &req.delivery_id, &from, &to, &self.max_replay],
+            .query_opt(
+                &format!(
+                    "UPDATE webhook_endpoints SET event_types = $3
+                     WHERE partner_id = $1 AND endpoint_id = $2 AND deleted_at IS NULL
+                     RETURNING {ENDPOINT_COLUMNS}"
+                ),
+                &[&partner_id, &id, &types],
             )
-            .await?;
-        let (picked, queued): (i64, i64) = (row.get(0), row.get(1));
-        if picked > self.max_replay {
-            return Err(StoreError::Invalid(format!(
-                "the window holds more than {} deliveries, the most one replay may queue; \
-                 replay shorter windows",
-                self.max_replay
-            )));
-        }
-        if req.delivery_id.is_some() && queued == 0 {
-            return Err(StoreError::NotFound);
-        }
-        tracing::info!(endpoint = id, queued, "webhook deliveries replayed");
-        Ok(Replayed { queued })
+            .await?
+            .ok_or(StoreError::NotFound)?;
+        tracing::info!(endpoint = id, ?types, "webhook event types changed");
+        Ok(self.endpoint(&row))
     }
 
     /// How many deliveries each of a partner's live endpoints has in each state, for the

@@ -89,11 +89,11 @@ impl Auth {
                 }
             }
             Credential::Key(hash) => {
-                let partner = keys::lookup_hash(&self.pool, hash)
+                let mut partner = keys::lookup_hash(&self.pool, hash)
                     .await?
                     .ok_or_else(gone)?;
                 if usage == Use::Request {
-                    self.limits.check(&partner)?;
+                    partner.rate = Some(self.limits.check(&partner)?);
                 }
                 Ok(Viewer::Partner(partner))
             }

@@ -73,6 +73,7 @@ pub async fn lookup_hash(
         tier: parsed(&row, "tier")?,
         event_ids: column(&row, "event_ids")?,
         key_prefix: column(&row, "key_prefix")?,
+        rate: None,
     }))
 }
 

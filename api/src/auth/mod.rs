@@ -14,7 +14,7 @@ use warp::http::StatusCode;
 
 pub use credential::{Credential, Use};
 pub use keys::{Key, lookup};
-pub use rate::{Limits, RateLimits};
+pub use rate::{Limits, RateLimits, RateUse};
 pub use token::check_admin;
 
 use crate::domain::text_enum;
@@ -36,8 +36,11 @@ pub struct Partner {
     pub name: String,
     pub tier: Tier,
     pub event_ids: Vec<String>,
-    /// The prefix of the key it called with (the audit log's actor).
+    /// The first characters of the key this request came with (`mk_…`).
     pub key_prefix: String,
+    /// The key's rate limit and what this request left of it; `None` when the request was
+    /// not counted (a live update pushed to a page).
+    pub rate: Option<RateUse>,
 }
 
 impl Partner {
@@ -174,14 +177,14 @@ impl Auth {
             )
             .detail("send it in the x-api-key header"));
         };
-        let Some(partner) = lookup(&self.pool, &key).await? else {
+        let Some(mut partner) = lookup(&self.pool, &key).await? else {
             return Err(Problem::new(
                 StatusCode::UNAUTHORIZED,
                 "invalid-api-key",
                 "The API key is unknown or revoked",
             ));
         };
-        self.limits.check(&partner)?;
+        partner.rate = Some(self.limits.check(&partner)?);
         Ok(partner)
     }
 }

@@ -34,6 +34,18 @@ impl Default for RateLimits {
     }
 }
 
+/// A key's rate limit and its use, as the check of one request left it.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RateUse {
+    /// Requests per second the bucket refills with.
+    pub per_second: u32,
+    /// The most requests at once.
+    pub burst: u32,
+    /// Requests left in the bucket now (after this one).
+    pub remaining: u32,
+}
+
 type Limiter = RateLimiter<
     uuid::Uuid,
     DefaultKeyedStateStore<uuid::Uuid>,
@@ -50,6 +62,8 @@ pub struct Limits {
     premium: Arc<Limiter>,
     partner_burst: u32,
     premium_burst: u32,
+    partner_per_second: u32,
+    premium_per_second: u32,
 }
 
 fn quota(per_second: u32, burst: u32) -> Quota {
@@ -70,16 +84,23 @@ impl Limits {
             ),
             partner_burst: cfg.partner_burst.max(1),
             premium_burst: cfg.premium_burst.max(1),
+            partner_per_second: cfg.partner_per_second.max(1),
+            premium_per_second: cfg.premium_per_second.max(1),
         }
     }
 
-    pub fn check(&self, p: &Partner) -> Result<(), Problem> {
-        let (limiter, burst) = match p.tier {
-            Tier::Partner => (&self.partner, self.partner_burst),
-            Tier::Premium => (&self.premium, self.premium_burst),
+    /// Counts a request of `p`: what is left of its limit, or 429.
+    pub fn check(&self, p: &Partner) -> Result<RateUse, Problem> {
+        let (limiter, burst, per_second) = match p.tier {
+            Tier::Partner => (&self.partner, self.partner_burst, self.partner_per_second),
+            Tier::Premium => (&self.premium, self.premium_burst, self.premium_per_second),
         };
         match limiter.check_key(&p.id) {
-            Ok(_) => Ok(()),
+            Ok(state) => Ok(RateUse {
+                per_second,
+                burst,
+                remaining: state.remaining_burst_capacity(),
+            }),
             Err(not_until) => {
                 let wait = not_until.wait_time_from(DefaultClock::default().now());
                 let secs = wait.as_secs_f64().ceil().max(1.0) as u64;
@@ -117,11 +138,13 @@ mod tests {
             name: "p".into(),
             tier: Tier::Partner,
             event_ids: vec![],
-            key_prefix: "mk_0".into(),
+            key_prefix: "mk_0123".into(),
+            rate: None,
         };
-        for _ in 0..3 {
-            assert!(limits.check(&p).is_ok());
-        }
+        let left: Vec<u32> = (0..3)
+            .map(|_| limits.check(&p).unwrap().remaining)
+            .collect();
+        assert_eq!(left, [2, 1, 0]);
         let refused = limits.check(&p).unwrap_err();
         assert_eq!(refused.status(), StatusCode::TOO_MANY_REQUESTS);
         // Another partner has its own bucket.

@@ -5,7 +5,7 @@ use serde::Serialize;
 use utoipa::ToSchema;
 use warp::{Filter, Reply};
 
-use crate::auth::Partner;
+use crate::auth::{Partner, RateUse, Tier};
 use crate::problem::Problem;
 use crate::read::Client;
 use crate::read::events::{self, Event, Realtime, Status};
@@ -105,13 +105,50 @@ async fn attendance(event_id: String, partner: Partner, db: Client) -> Result<im
     }))
 }
 
+/// The calling key as its partner sees it: which key, its tier, its grants and its limit.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct OwnKey {
+    /// The key's first characters, as listings show it.
+    pub prefix: String,
+    pub partner_name: String,
+    pub tier: Tier,
+    /// The events this key may see and subscribe to.
+    pub events: Vec<String>,
+    pub rate_limit: RateUse,
+}
+
+impl OwnKey {
+    /// What a counted request of `partner` knows of its key.
+    pub fn of(partner: &Partner) -> Result<Self, Problem> {
+        let rate_limit = partner
+            .rate
+            .ok_or_else(|| Problem::internal("a key's route ran without its rate check"))?;
+        Ok(Self {
+            prefix: partner.key_prefix.clone(),
+            partner_name: partner.name.clone(),
+            tier: partner.tier,
+            events: partner.event_ids.clone(),
+            rate_limit,
+        })
+    }
+}
+
+/// `GET /api/partner/key`: the calling key's prefix, tier, grants, rate limit and use.
+#[utoipa::path(get, path = "/api/partner/key", tag = "partner",
+    responses((status = 200, body = OwnKey)))]
+async fn key(partner: Partner) -> Result<impl Reply, Problem> {
+    Ok(warp::reply::json(&OwnKey::of(&partner)?))
+}
+
 #[derive(utoipa::OpenApi)]
-#[openapi(paths(list, attendance))]
+#[openapi(paths(list, attendance, key))]
 pub struct Doc;
 
 pub fn routes(ctx: &Ctx) -> Route {
     any([
         route!(list, ctx.auth.partner(), ctx.db(), with(ctx.stale_after())),
         route!(attendance(event_id), ctx.auth.partner(), ctx.db()),
+        route!(key, ctx.auth.partner()),
     ])
 }

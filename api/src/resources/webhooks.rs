@@ -1,8 +1,13 @@
 //! `/api/partner/webhooks`: a partner's subscriptions, their delivery log and replays. The work
 //! is `muster_webhooks::subscriptions`'s; this maps it to HTTP.
 
+use muster_webhooks::EventType;
+use muster_webhooks::log::{
+    Delivery, DeliveryDetail, DeliveryFilter, DeliveryState, ReplayRequest, Replayed, TestEvent,
+};
+use muster_webhooks::payloads::{Catalogue, catalogue};
 use muster_webhooks::subscriptions::{
-    Delivery, Endpoint, EndpointWithSecret, NewEndpoint, ReplayRequest, Replayed, Store, StoreError,
+    Endpoint, EndpointWithSecret, NewEndpoint, Store, StoreError, UpdateEndpoint,
 };
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -13,7 +18,6 @@ use warp::{Filter, Reply};
 use crate::audit::{Action, Actor, record_after};
 use crate::auth::Partner;
 use crate::body;
-use crate::domain::text_enum;
 use crate::problem::Problem;
 use crate::problem::answers::{BadRequest, NotFound, Unprocessable};
 use crate::route::{Ctx, Route, any, location, route, with};
@@ -24,9 +28,11 @@ impl From<StoreError> for Problem {
             StoreError::Invalid(detail) => {
                 Problem::unprocessable("invalid-webhook", "The webhook is invalid", detail)
             }
-            StoreError::NotFound => {
-                Problem::new(StatusCode::NOT_FOUND, "not-found", "No such webhook")
-            }
+            StoreError::NotFound => Problem::new(
+                StatusCode::NOT_FOUND,
+                "not-found",
+                "No such webhook or delivery",
+            ),
             other => Problem::unavailable(&other),
         }
     }
@@ -51,28 +57,30 @@ pub struct RotateSecret {
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
 #[into_params(parameter_in = Query)]
 pub struct DeliveriesQuery {
     /// Only deliveries in this state.
     pub state: Option<DeliveryState>,
+    /// Only deliveries of this event type.
+    pub event_type: Option<EventType>,
     /// At most this many, newest first (default 100, at most 1000).
     #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<u32>,
 }
 
-text_enum!(
-    /// A delivery's state in the log.
-    pub enum DeliveryState {
-        Pending => "pending",
-        Delivered => "delivered",
-        Failed => "failed",
-        Cancelled => "cancelled",
+impl DeliveriesQuery {
+    pub fn filter(&self) -> DeliveryFilter {
+        DeliveryFilter {
+            state: self.state,
+            event_type: self.event_type,
+            limit: self.limit.unwrap_or(100).clamp(1, 1000) as i64,
+        }
     }
-);
+}
 
 /// The owner of a partner's subscriptions in the store.
-fn owner(partner: &Partner) -> String {
+pub fn owner(partner: &Partner) -> String {
     partner.id.to_string()
 }
 
@@ -95,6 +103,24 @@ struct WebhookId(
     /// The webhook's id
     String,
 );
+
+/// The `{id}` and `{deliveryId}` of one delivery's route.
+#[derive(IntoParams)]
+#[into_params(names("id", "deliveryId"), parameter_in = Path)]
+#[allow(dead_code)]
+struct DeliveryPath(
+    /// The webhook's id
+    String,
+    /// The delivery's id
+    String,
+);
+
+/// Every event type, with its description, the JSON Schema of its messages and an example.
+#[utoipa::path(get, path = "/api/partner/webhooks/event-types", tag = "webhooks",
+    responses((status = 200, body = Catalogue)))]
+async fn event_types(_partner: Partner) -> Result<Response, Problem> {
+    Ok(warp::reply::json(&catalogue()).into_response())
+}
 
 #[utoipa::path(post, path = "/api/partner/webhooks", tag = "webhooks",
     request_body = NewEndpoint,
@@ -138,6 +164,51 @@ async fn list(partner: Partner, store: Store) -> Result<Response, Problem> {
 async fn get(id: String, partner: Partner, store: Store) -> Result<Response, Problem> {
     let e = store.get(&owner(&partner), &id).await?;
     Ok(warp::reply::json(&e).into_response())
+}
+
+/// Changes the event types an endpoint gets (checked as when creating it).
+#[utoipa::path(patch, path = "/api/partner/webhooks/{id}", tag = "webhooks",
+    params(WebhookId),
+    request_body = UpdateEndpoint,
+    responses((status = 200, body = Endpoint), BadRequest, NotFound, Unprocessable))]
+async fn update(
+    id: String,
+    partner: Partner,
+    store: Store,
+    body: UpdateEndpoint,
+) -> Result<Response, Problem> {
+    let e = store.update_types(&owner(&partner), &id, body).await?;
+    Ok(warp::reply::json(&e).into_response())
+}
+
+/// Queues a test event: the type's example message, signed and delivered as any other and
+/// marked `test` in the log.
+#[utoipa::path(post, path = "/api/partner/webhooks/{id}/test", tag = "webhooks",
+    params(WebhookId),
+    request_body = TestEvent,
+    responses((status = 202, body = Delivery, description = "Queued"), BadRequest, NotFound))]
+async fn test(
+    id: String,
+    partner: Partner,
+    store: Store,
+    body: TestEvent,
+) -> Result<Response, Problem> {
+    let d = store.send_test(&owner(&partner), &id, body).await?;
+    Ok(warp::reply::with_status(warp::reply::json(&d), StatusCode::ACCEPTED).into_response())
+}
+
+/// One delivery with its payload and every attempt.
+#[utoipa::path(get, path = "/api/partner/webhooks/{id}/deliveries/{deliveryId}", tag = "webhooks",
+    params(DeliveryPath),
+    responses((status = 200, body = DeliveryDetail), NotFound))]
+async fn delivery(
+    id: String,
+    delivery_id: String,
+    partner: Partner,
+    store: Store,
+) -> Result<Response, Problem> {
+    let d = store.delivery(&owner(&partner), &id, &delivery_id).await?;
+    Ok(warp::reply::json(&d).into_response())
 }
 
 #[utoipa::path(delete, path = "/api/partner/webhooks/{id}", tag = "webhooks",
@@ -195,15 +266,7 @@ async fn deliveries(
     partner: Partner,
     store: Store,
 ) -> Result<Response, Problem> {
-    let limit = q.limit.unwrap_or(100).clamp(1, 1000) as i64;
-    let deliveries = store
-        .deliveries(
-            &owner(&partner),
-            &id,
-            q.state.map(DeliveryState::as_str),
-            limit,
-        )
-        .await?;
+    let deliveries = store.deliveries(&owner(&partner), &id, q.filter()).await?;
     Ok(warp::reply::json(&DeliveryList { deliveries }).into_response())
 }
 
@@ -228,8 +291,21 @@ async fn replay(
 
 #[derive(utoipa::OpenApi)]
 #[openapi(
-    paths(create, list, get, delete, rotate, enable, deliveries, replay),
-    components(schemas(DeliveryState))
+    paths(
+        event_types,
+        create,
+        list,
+        get,
+        update,
+        delete,
+        rotate,
+        enable,
+        test,
+        deliveries,
+        delivery,
+        replay
+    ),
+    components(schemas(DeliveryState, EventType))
 )]
 pub struct Doc;
 
@@ -237,9 +313,12 @@ pub fn routes(ctx: &Ctx) -> Route {
     let store = || with(ctx.state.webhooks.clone());
     let partner = || ctx.auth.partner();
     any([
+        // Before `get(id)`, whose `{id}` would take `event-types`.
+        route!(event_types, partner()),
         route!(create, partner(), store(), body::json()),
         route!(list, partner(), store()),
         route!(get(id), partner(), store()),
+        route!(update(id), partner(), store(), body::json()),
         route!(delete(id), partner(), store()),
         route!(rotate(id), partner(), store(), body::optional_json()),
         route!(enable(id), partner(), store()),
@@ -249,6 +328,8 @@ pub fn routes(ctx: &Ctx) -> Route {
             partner(),
             store()
         ),
+        route!(delivery(id, delivery_id), partner(), store()),
         route!(replay(id), partner(), store(), body::json()),
+        route!(test(id), partner(), store(), body::json()),
     ])
 }

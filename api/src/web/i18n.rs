@@ -216,6 +216,9 @@ messages! {
     Partners => "Partners", "파트너";
     AuditLog => "Audit log", "감사 로그";
     DeadLetters => "Dead letters", "데드 레터";
+    Webhooks => "Webhooks", "웹훅";
+    EventTypes => "Event types", "이벤트 유형";
+    ApiKey => "API key", "API 키";
     Language => "Language", "언어";
     SignIn => "Sign in", "로그인";
     SignOut => "Sign out", "로그아웃";

@@ -8,7 +8,7 @@ use warp::http::{HeaderValue, StatusCode, header};
 use warp::reply::Response;
 
 use super::assets::Asset;
-use super::i18n::{Lang, Msg};
+use super::i18n::{Lang, Msg, Text};
 use super::paths;
 use super::session::Visit;
 use crate::auth::Viewer;
@@ -23,22 +23,52 @@ pub enum Nav {
     Partners,
     Audit,
     DeadLetters,
+    Webhooks,
+    EventTypes,
+    Key,
+}
+
+/// Who a navigation entry is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum For {
+    Everyone,
+    Admin,
+    /// The partner portal: a partner's own webhooks and key.
+    Partner,
+}
+
+impl For {
+    fn shows(self, viewer: &Viewer) -> bool {
+        match self {
+            Self::Everyone => true,
+            Self::Admin => matches!(viewer, Viewer::Admin),
+            Self::Partner => matches!(viewer, Viewer::Partner(_)),
+        }
+    }
 }
 
 impl Nav {
-    /// Each entry with its page (its path's segment) and label, in order; `admin` entries only for the admin.
-    const ENTRIES: [(Nav, &'static str, Msg, bool); 6] = [
-        (Nav::Overview, "", Msg::Overview, false),
-        (Nav::Alerts, paths::ALERTS, Msg::Alerts, false),
-        (Nav::Services, paths::SERVICES, Msg::Services, true),
-        (Nav::Partners, paths::PARTNERS, Msg::Partners, true),
-        (Nav::Audit, paths::AUDIT, Msg::AuditLog, true),
+    /// Each entry with its page (its path's segment), label and audience, in order.
+    const ENTRIES: [(Nav, &'static str, Msg, For); 9] = [
+        (Nav::Overview, "", Msg::Overview, For::Everyone),
+        (Nav::Alerts, paths::ALERTS, Msg::Alerts, For::Everyone),
+        (Nav::Services, paths::SERVICES, Msg::Services, For::Admin),
+        (Nav::Partners, paths::PARTNERS, Msg::Partners, For::Admin),
+        (Nav::Audit, paths::AUDIT, Msg::AuditLog, For::Admin),
         (
             Nav::DeadLetters,
             paths::DEAD_LETTERS,
             Msg::DeadLetters,
-            true,
+            For::Admin,
         ),
+        (Nav::Webhooks, paths::WEBHOOKS, Msg::Webhooks, For::Partner),
+        (
+            Nav::EventTypes,
+            paths::EVENT_TYPES,
+            Msg::EventTypes,
+            For::Partner,
+        ),
+        (Nav::Key, paths::KEY, Msg::ApiKey, For::Partner),
     ];
 }
 
@@ -93,15 +123,14 @@ pub fn document(
 fn top(visit: &Visit, nav: Option<Nav>) -> Markup {
     let lang = visit.lang;
     let session = visit.session();
-    let admin = session.is_some_and(|s| matches!(s.viewer, Viewer::Admin));
     html! {
         header.top {
             a.brand href=(paths::HOME) { (lang.t(Msg::Product)) }
-            @if session.is_some() {
+            @if let Some(s) = session {
                 nav aria-label=(lang.t(Msg::MainNavigation)) {
                     ul {
-                        @for (entry, path, label, admin_only) in Nav::ENTRIES {
-                            @if admin || !admin_only {
+                        @for (entry, path, label, audience) in Nav::ENTRIES {
+                            @if audience.shows(&s.viewer) {
                                 li {
                                     a href=(paths::to(path)) aria-current=[(nav == Some(entry)).then_some("page")] {
                                         (lang.t(label))
@@ -172,7 +201,7 @@ pub fn nav_page(visit: &Visit, nav: Nav, main: Markup) -> Response {
 }
 
 /// A table's header row: a column per label.
-pub fn columns(lang: Lang, labels: &[Msg]) -> Markup {
+pub fn columns<T: Text>(lang: Lang, labels: &[T]) -> Markup {
     html! {
         thead { tr {
             @for label in labels { th scope="col" { (lang.t(*label)) } }

@@ -22,7 +22,7 @@ use warp::sse::Event as Sse;
 use super::i18n::Lang;
 use super::paths;
 use super::session::{Session, Signed, Visit};
-use super::{Site, alerts, board, event, overview, services};
+use super::{Site, alerts, board, event, overview, portal, services};
 use crate::auth::Viewer;
 use crate::feed::{Change, Since};
 use crate::problem::Problem;
@@ -87,7 +87,8 @@ pub fn routes(site: &Site) -> Route {
         live(
             paths::OVERVIEW_STREAM,
             site,
-            |q: &board::Query, site, lang, viewer| {
+            |q: &board::Query, site, lang, session| {
+                let viewer = &session.viewer;
                 Ok(Overview {
                     lang,
                     filters: q.filters(),
@@ -111,8 +112,8 @@ pub fn routes(site: &Site) -> Route {
         live(
             paths::EVENT_STREAM,
             site,
-            |q: &event::Query, site, lang, viewer| {
-                viewer.check(&q.event)?;
+            |q: &event::Query, site, lang, session| {
+                session.viewer.check(&q.event)?;
                 Ok(EventLive {
                     lang,
                     event_id: q.event.clone(),
@@ -122,19 +123,37 @@ pub fn routes(site: &Site) -> Route {
                 })
             },
         ),
-        live(paths::SERVICES, site, |_: &Resume, site, lang, viewer| {
-            services::admin_only(viewer)?;
+        live(paths::SERVICES, site, |_: &Resume, site, lang, session| {
+            services::admin_only(&session.viewer)?;
             Ok(Services {
                 lang,
                 site: site.clone(),
                 last: None,
             })
         }),
+        live(
+            paths::DELIVERIES_STREAM,
+            site,
+            |q: &portal::LogQuery, site, lang, session| {
+                let endpoint = q.endpoint.clone().ok_or_else(|| {
+                    Problem::bad_query("endpoint: the webhook whose log to stream")
+                })?;
+                portal::partner(&session.viewer)?;
+                Ok(portal::DeliveriesLive {
+                    lang,
+                    site: site.clone(),
+                    endpoint,
+                    query: q.clone(),
+                    csrf: session.csrf.clone(),
+                    last: None,
+                })
+            },
+        ),
     ])
 }
 
 /// How a stream's page is built from its query, for a viewer; a problem refuses the stream.
-type Build<Q, P> = fn(&Q, &Site, Lang, &Viewer) -> Result<P, Problem>;
+type Build<Q, P> = fn(&Q, &Site, Lang, &Session) -> Result<P, Problem>;
 
 /// `GET /live/{name}` with the page's own query `Q`: the stream of the page `page` builds.
 fn live<Q, P>(name: &'static str, site: &Site, page: Build<Q, P>) -> Route
@@ -153,8 +172,8 @@ where
         .then(
             move |q: Q, resume: Resume, visit: Visit, site: Site| async move {
                 let drawn = site.clone();
-                stream(site, visit, resume, move |lang, viewer| {
-                    page(&q, &drawn, lang, viewer)
+                stream(site, visit, resume, move |lang, session| {
+                    page(&q, &drawn, lang, session)
                 })
                 .await
             },
@@ -168,7 +187,7 @@ async fn stream<P: LivePage>(
     site: Site,
     visit: Visit,
     resume: Resume,
-    page: impl FnOnce(Lang, &Viewer) -> Result<P, Problem>,
+    page: impl FnOnce(Lang, &Session) -> Result<P, Problem>,
 ) -> Response {
     use warp::Reply;
     let session = match &visit.signed {
@@ -186,7 +205,7 @@ async fn stream<P: LivePage>(
     }
     let keep_alive = site.keep_alive;
     let live = Live {
-        page: match page(visit.lang, &session.viewer) {
+        page: match page(visit.lang, &session) {
             Ok(p) => p,
             Err(p) => return p.into_response(),
         },
@@ -456,8 +475,20 @@ impl LivePage for Services {
     }
 }
 
+/// A delivery log: attempts are not in the change feed, so it looks every
+/// [`portal::LOG_EVERY`] and sends the log when it reads differently.
+impl LivePage for portal::DeliveriesLive {
+    fn deadline(&self) -> Option<DateTime<Utc>> {
+        Some(Utc::now() + portal::LOG_EVERY)
+    }
+
+    async fn update(&mut self, at: Redraw<'_>) -> Result<Option<String>, Problem> {
+        self.redraw(at.viewer).await
+    }
+}
+
 /// `html` unless it is what was sent last (then nothing is sent); remembered as the last.
-fn unless_sent(last: &mut Option<String>, html: String) -> Option<String> {
+pub(crate) fn unless_sent(last: &mut Option<String>, html: String) -> Option<String> {
     if last.as_ref() == Some(&html) {
         return None;
     }

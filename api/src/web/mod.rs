@@ -18,6 +18,7 @@ pub mod layout;
 mod live;
 mod overview;
 pub mod paths;
+mod portal;
 mod services;
 pub mod session;
 
@@ -113,6 +114,7 @@ pub fn routes(ctx: &Ctx) -> Route {
             .then(services::service_page)
             .boxed(),
         admin::routes(&site),
+        portal::routes(&site),
         live::routes(&site),
     ])
 }

@@ -24,6 +24,11 @@ pub const GRANTS: &str = "grants";
 pub const ROTATE: &str = "rotate";
 pub const REVOKE: &str = "revoke";
 pub const REMOVE: &str = "remove";
+/// The partner portal: `/webhooks` (the list, `POST` creates), `/webhooks/{id}` (one
+/// endpoint with its delivery log; `POST` its forms), `/event-types`, `/key`.
+pub const WEBHOOKS: &str = "webhooks";
+pub const EVENT_TYPES: &str = "event-types";
+pub const KEY: &str = "key";
 pub const ASSETS: &str = "assets";
 /// `/live/{stream}`: a page's live stream.
 pub const LIVE: &str = "live";
@@ -32,7 +37,15 @@ pub const LIVE: &str = "live";
 /// their pages).
 pub const OVERVIEW_STREAM: &str = "overview";
 pub const EVENT_STREAM: &str = "event";
-const STREAMS: [&str; 4] = [OVERVIEW_STREAM, ALERTS, SERVICES, EVENT_STREAM];
+/// One webhook's delivery log.
+pub const DELIVERIES_STREAM: &str = "deliveries";
+const STREAMS: [&str; 5] = [
+    OVERVIEW_STREAM,
+    ALERTS,
+    SERVICES,
+    EVENT_STREAM,
+    DELIVERIES_STREAM,
+];
 
 /// The overview.
 pub const HOME: &str = "/";
@@ -102,6 +115,10 @@ pub fn templates() -> Vec<(String, &'static str)> {
         (format!("/{PARTNERS}/{{id}}/{GRANTS}"), "POST"),
         (format!("/{PARTNERS}/{{id}}/{ROTATE}"), "POST"),
         (format!("/{PARTNERS}/{{id}}/{REVOKE}"), "POST"),
+        (to(WEBHOOKS), "GET, POST"),
+        (format!("/{WEBHOOKS}/{{id}}"), "GET, POST"),
+        (to(EVENT_TYPES), "GET"),
+        (to(KEY), "GET"),
         (format!("/{ASSETS}/{{file}}"), "GET"),
     ];
     all.extend(STREAMS.map(|s| (format!("/{LIVE}/{s}"), "GET")));

@@ -212,7 +212,8 @@ mod tests {
             name: "p".into(),
             tier: crate::auth::Tier::Partner,
             event_ids: vec!["e1".into()],
-            key_prefix: "mk_0".into(),
+            key_prefix: "mk_0123".into(),
+            rate: None,
         });
         assert_eq!(
             admin_only(&partner).unwrap_err().status(),

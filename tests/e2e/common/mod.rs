@@ -5,6 +5,7 @@ pub mod api;
 pub mod browser;
 pub mod db;
 mod faults;
+pub mod hooks;
 pub mod kafka;
 pub mod process;
 pub mod records;
