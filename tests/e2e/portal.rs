@@ -332,6 +332,31 @@ async fn a_partner_manages_webhooks_in_the_portal_and_watches_deliveries_live() 
     .await;
     b.screenshot("portal-deliveries-1280").await;
 
+    // What the partner did on these pages is in the admin's audit log, as through the API.
+    let (status, audit) = api.admin(Method::GET, "/api/admin/audit", None).await;
+    assert_eq!(status, 200, "{audit}");
+    let done: Vec<(&str, &str)> = audit["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["actor"]["kind"] == "partner")
+        .map(|e| {
+            (
+                e["action"].as_str().unwrap(),
+                e["subject"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    for expected in [
+        ("webhook-create", ok_id.as_str()),
+        ("webhook-test", ok_id.as_str()),
+        ("webhook-replay", ok_id.as_str()),
+        ("webhook-create", down_id.as_str()),
+        ("webhook-test", down_id.as_str()),
+    ] {
+        assert!(done.contains(&expected), "{expected:?} in {done:?}");
+    }
+
     // The catalogue and the key.
     b.goto("/event-types").await;
     assert!(b.text("main").await.contains("service.health_changed"));

@@ -84,15 +84,90 @@ pub fn owner(partner: &Partner) -> String {
     partner.id.to_string()
 }
 
-/// Records a partner's change to its webhooks in the audit log, after the store committed it.
-async fn audited(
-    store: &Store,
-    partner: &Partner,
-    action: Action,
-    id: &str,
-    details: serde_json::Value,
-) {
-    record_after(&store.pool, &Actor::partner(partner), action, id, details).await;
+/// A partner's webhooks as its routes and its portal pages change them: each change goes
+/// through the store, then into the audit log (after the store committed it), here once.
+pub struct Hooks<'a> {
+    pub store: &'a Store,
+    pub partner: &'a Partner,
+}
+
+impl Hooks<'_> {
+    async fn audited(&self, action: Action, id: &str, details: serde_json::Value) {
+        let actor = Actor::partner(self.partner);
+        record_after(&self.store.pool, &actor, action, id, details).await;
+    }
+
+    fn owner(&self) -> String {
+        owner(self.partner)
+    }
+
+    pub async fn create(&self, new: NewEndpoint) -> Result<EndpointWithSecret, StoreError> {
+        let made = self.store.create(&self.owner(), new).await?;
+        let details = serde_json::json!({
+            "url": made.endpoint.url, "eventTypes": made.endpoint.event_types,
+        });
+        self.audited(Action::WebhookCreate, &made.endpoint.id, details)
+            .await;
+        Ok(made)
+    }
+
+    pub async fn update_types(
+        &self,
+        id: &str,
+        update: UpdateEndpoint,
+    ) -> Result<Endpoint, StoreError> {
+        let e = self.store.update_types(&self.owner(), id, update).await?;
+        let details = serde_json::json!({ "eventTypes": e.event_types });
+        self.audited(Action::WebhookUpdate, id, details).await;
+        Ok(e)
+    }
+
+    pub async fn send_test(&self, id: &str, test: TestEvent) -> Result<Delivery, StoreError> {
+        let event_type = test.event_type;
+        let d = self.store.send_test(&self.owner(), id, test).await?;
+        let details = serde_json::json!({ "eventType": event_type, "deliveryId": d.id });
+        self.audited(Action::WebhookTest, id, details).await;
+        Ok(d)
+    }
+
+    pub async fn delete(&self, id: &str) -> Result<(), StoreError> {
+        self.store.delete(&self.owner(), id).await?;
+        self.audited(Action::WebhookDelete, id, serde_json::json!({}))
+            .await;
+        Ok(())
+    }
+
+    pub async fn rotate(
+        &self,
+        id: &str,
+        grace_seconds: u32,
+    ) -> Result<EndpointWithSecret, StoreError> {
+        let e = self.store.rotate(&self.owner(), id, grace_seconds).await?;
+        let details = serde_json::json!({ "graceSeconds": grace_seconds });
+        self.audited(Action::WebhookRotate, id, details).await;
+        Ok(e)
+    }
+
+    pub async fn enable(&self, id: &str) -> Result<Endpoint, StoreError> {
+        let e = self.store.enable(&self.owner(), id).await?;
+        self.audited(Action::WebhookEnable, id, serde_json::json!({}))
+            .await;
+        Ok(e)
+    }
+
+    pub async fn replay(&self, id: &str, req: ReplayRequest) -> Result<Replayed, StoreError> {
+        let request = serde_json::json!({
+            "deliveryId": req.delivery_id, "from": req.from, "to": req.to,
+        });
+        let r = self.store.replay(&self.owner(), id, req).await?;
+        let details = serde_json::json!({ "request": request, "queued": r.queued });
+        self.audited(Action::WebhookReplay, id, details).await;
+        Ok(r)
+    }
+}
+
+fn hooks<'a>(store: &'a Store, partner: &'a Partner) -> Hooks<'a> {
+    Hooks { store, partner }
 }
 
 /// The `{id}` of a webhook's routes.
@@ -130,18 +205,7 @@ async fn event_types(_partner: Partner) -> Result<Response, Problem> {
         Unprocessable,
     ))]
 async fn create(partner: Partner, store: Store, body: NewEndpoint) -> Result<Response, Problem> {
-    let made = store.create(&owner(&partner), body).await?;
-    let details = serde_json::json!({
-        "url": made.endpoint.url, "eventTypes": made.endpoint.event_types,
-    });
-    audited(
-        &store,
-        &partner,
-        Action::WebhookCreate,
-        &made.endpoint.id,
-        details,
-    )
-    .await;
+    let made = hooks(&store, &partner).create(body).await?;
     let location = location!(get, made.endpoint.id);
     Ok(warp::reply::with_header(
         warp::reply::with_status(warp::reply::json(&made), StatusCode::CREATED),
@@ -177,7 +241,7 @@ async fn update(
     store: Store,
     body: UpdateEndpoint,
 ) -> Result<Response, Problem> {
-    let e = store.update_types(&owner(&partner), &id, body).await?;
+    let e = hooks(&store, &partner).update_types(&id, body).await?;
     Ok(warp::reply::json(&e).into_response())
 }
 
@@ -193,7 +257,7 @@ async fn test(
     store: Store,
     body: TestEvent,
 ) -> Result<Response, Problem> {
-    let d = store.send_test(&owner(&partner), &id, body).await?;
+    let d = hooks(&store, &partner).send_test(&id, body).await?;
     Ok(warp::reply::with_status(warp::reply::json(&d), StatusCode::ACCEPTED).into_response())
 }
 
@@ -215,15 +279,7 @@ async fn delivery(
     params(WebhookId),
     responses((status = 204, description = "Deleted; pending deliveries are cancelled"), NotFound))]
 async fn delete(id: String, partner: Partner, store: Store) -> Result<Response, Problem> {
-    store.delete(&owner(&partner), &id).await?;
-    audited(
-        &store,
-        &partner,
-        Action::WebhookDelete,
-        &id,
-        serde_json::json!({}),
-    )
-    .await;
+    hooks(&store, &partner).delete(&id).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
@@ -241,11 +297,9 @@ async fn rotate(
     store: Store,
     body: RotateSecret,
 ) -> Result<Response, Problem> {
-    let e = store
-        .rotate(&owner(&partner), &id, body.grace_seconds)
+    let e = hooks(&store, &partner)
+        .rotate(&id, body.grace_seconds)
         .await?;
-    let details = serde_json::json!({ "graceSeconds": body.grace_seconds });
-    audited(&store, &partner, Action::WebhookRotate, &id, details).await;
     Ok(warp::reply::json(&e).into_response())
 }
 
@@ -253,7 +307,7 @@ async fn rotate(
     params(WebhookId),
     responses((status = 200, body = Endpoint), NotFound))]
 async fn enable(id: String, partner: Partner, store: Store) -> Result<Response, Problem> {
-    let e = store.enable(&owner(&partner), &id).await?;
+    let e = hooks(&store, &partner).enable(&id).await?;
     Ok(warp::reply::json(&e).into_response())
 }
 
@@ -280,12 +334,7 @@ async fn replay(
     store: Store,
     body: ReplayRequest,
 ) -> Result<Response, Problem> {
-    let details = serde_json::json!({
-        "deliveryId": body.delivery_id, "from": body.from, "to": body.to,
-    });
-    let r = store.replay(&owner(&partner), &id, body).await?;
-    let details = serde_json::json!({ "request": details, "queued": r.queued });
-    audited(&store, &partner, Action::WebhookReplay, &id, details).await;
+    let r = hooks(&store, &partner).replay(&id, body).await?;
     Ok(warp::reply::with_status(warp::reply::json(&r), StatusCode::ACCEPTED).into_response())
 }
 

@@ -20,6 +20,7 @@ use super::i18n::Lang;
 use super::paths;
 use crate::auth::{Partner, Viewer};
 use crate::problem::Problem;
+use crate::resources::webhooks::Hooks;
 use crate::route::{Route, any, with};
 
 pub use deliveries::{DeliveriesLive, LOG_EVERY, LogQuery};
@@ -43,6 +44,14 @@ fn owner(viewer: &Viewer) -> Result<String, Problem> {
 
 fn store(site: &Site) -> &Store {
     &site.state.webhooks
+}
+
+/// The signed-in partner's webhooks, changed through the same audited calls as its JSON routes.
+fn hooks<'a>(site: &'a Site, viewer: &'a Viewer) -> Result<Hooks<'a>, Problem> {
+    Ok(Hooks {
+        store: store(site),
+        partner: partner(viewer)?,
+    })
 }
 
 /// A posted form's fields in order, repeated names kept (the event-type checkboxes).

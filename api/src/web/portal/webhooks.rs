@@ -11,7 +11,7 @@ use warp::http::StatusCode;
 use warp::reply::Response;
 
 use super::texts::P;
-use super::{Fields, field_of, owner, refusal, store, when};
+use super::{Fields, field_of, hooks, owner, refusal, store, when};
 use crate::web::i18n::Lang;
 use crate::web::layout::{self, Nav, columns, csrf_field, document};
 use crate::web::paths;
@@ -157,10 +157,7 @@ pub async fn create(fields: Fields, visit: Visit, site: Site) -> Response {
             retry_schedule: None,
         };
         let (url, types) = (new.url.clone(), new.event_types.clone());
-        match store(&site)
-            .create(&owner(&open.session.viewer)?, new)
-            .await
-        {
+        match hooks(&site, &open.session.viewer)?.create(new).await {
             Ok(made) => Ok(secret_page(&visit, &made, P::CreatedTitle)),
             Err(e) => {
                 let refused = Refused {
@@ -288,16 +285,15 @@ pub async fn act(id: String, fields: Fields, visit: Visit, site: Site) -> Respon
     }
     let id = layout::percent_decode(&id);
     site.page(&visit, async |open: Open| {
-        let owner = owner(&open.session.viewer)?;
-        let store = store(&site);
+        let hooks = hooks(&site, &open.session.viewer)?;
         let back = paths::item(paths::WEBHOOKS, &id);
         let action = fields.get("action").and_then(Action::parse);
         let done = match action {
             Some(Action::Test) => {
                 let t = fields.get("event_type").and_then(EventType::parse);
                 match t {
-                    Some(event_type) => store
-                        .send_test(&owner, &id, TestEvent { event_type })
+                    Some(event_type) => hooks
+                        .send_test(&id, TestEvent { event_type })
                         .await
                         .map(|_| ()),
                     None => Err(invalid("eventType: choose one of the event types")),
@@ -307,27 +303,27 @@ pub async fn act(id: String, fields: Fields, visit: Visit, site: Site) -> Respon
                 let update = UpdateEndpoint {
                     event_types: fields.all("event_types"),
                 };
-                store.update_types(&owner, &id, update).await.map(|_| ())
+                hooks.update_types(&id, update).await.map(|_| ())
             }
             Some(Action::Rotate) => {
                 let grace = fields
                     .get("grace_seconds")
                     .and_then(|g| g.parse::<u32>().ok())
                     .unwrap_or(0);
-                match store.rotate(&owner, &id, grace).await {
+                match hooks.rotate(&id, grace).await {
                     Ok(made) => return Ok(secret_page(&visit, &made, P::RotatedTitle)),
                     Err(e) => Err(e),
                 }
             }
-            Some(Action::Enable) => store.enable(&owner, &id).await.map(|_| ()),
+            Some(Action::Enable) => hooks.enable(&id).await.map(|_| ()),
             Some(Action::Delete) => {
-                store.delete(&owner, &id).await?;
+                hooks.delete(&id).await?;
                 return Ok(layout::redirect(&visit, &paths::to(paths::WEBHOOKS)));
             }
             Some(Action::Replay) => {
                 let req = replay_request(&fields);
                 match req {
-                    Ok(req) => store.replay(&owner, &id, req).await.map(|_| ()),
+                    Ok(req) => hooks.replay(&id, req).await.map(|_| ()),
                     Err(e) => Err(e),
                 }
             }
