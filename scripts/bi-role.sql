@@ -24,7 +24,8 @@
 --   * SELECT on exactly the tables in `readable` below; every other privilege it held on a table
 --     or sequence of schema public is revoked. Never partners, api_keys, services (the sealed
 --     credentials of registered services), webhook_* (endpoint secrets, partner payloads),
---     service_status, muster_migrations, the offsets tables.
+--     service_status, muster_migrations, the offsets tables, nor dead_letter_log (the admin's:
+--     upstreams' raw bodies as they arrived).
 --
 -- How it survives `muster replay <projection>`: a replay builds the tables in a fresh schema
 -- (replay_<name>), then drops the live tables and moves the rebuilt ones into public. The
