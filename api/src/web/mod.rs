@@ -13,6 +13,7 @@ pub mod assets;
 mod board;
 mod charts;
 mod event;
+pub mod form;
 pub mod i18n;
 pub mod layout;
 mod live;
@@ -23,6 +24,7 @@ mod services;
 pub mod session;
 
 use warp::Filter;
+use warp::filters::BoxedFilter;
 use warp::reply::Response;
 
 use self::session::{Session, Sessions, Signed, Visit};
@@ -72,6 +74,23 @@ impl Site {
         opened.await.unwrap_or_else(|p| layout::error(visit, &p))
     }
 
+    /// A page's request: a GET with the visit (its session, language, CSRF token) and the site.
+    pub fn page_request(&self) -> BoxedFilter<(Visit, Site)> {
+        warp::get()
+            .and(self.sessions.visit())
+            .and(with(self.clone()))
+            .boxed()
+    }
+
+    /// A form's request: a POST with its fields, the visit (whose CSRF token the form must
+    /// carry: [`form::csrf_refused`]) and the site.
+    pub fn form_request(&self) -> BoxedFilter<(form::Fields, Visit, Site)> {
+        form::form()
+            .and(self.sessions.visit())
+            .and(with(self.clone()))
+            .boxed()
+    }
+
     pub async fn db(&self) -> Result<Client, Problem> {
         Ok(self.state.pool.get().await?)
     }
@@ -89,12 +108,7 @@ pub fn routes(ctx: &Ctx) -> Route {
         state: ctx.state.clone(),
         keep_alive: ctx.cfg.feed.keep_alive,
     };
-    // A page: a GET with the visit (its session, language, CSRF token) and the site.
-    let page = || {
-        warp::get()
-            .and(site.sessions.visit())
-            .and(with(site.clone()))
-    };
+    let page = || site.page_request();
     any([
         assets::routes(),
         account::routes(&site),

@@ -9,7 +9,8 @@ use muster_webhooks::subscriptions::Endpoint;
 use warp::http::StatusCode;
 use warp::reply::Response;
 
-use super::{AdminMsg as M, Fields, csrf_refused};
+use super::AdminMsg as M;
+use crate::web::form::{Fields, csrf_refused};
 use crate::auth::Tier;
 use crate::problem::Problem;
 use crate::resources::partners::{

@@ -8,7 +8,8 @@ use warp::http::StatusCode;
 use warp::reply::Response;
 
 use super::partners::refusal;
-use super::{AdminMsg as M, Fields, csrf_refused};
+use super::AdminMsg as M;
+use crate::web::form::{Fields, csrf_refused};
 use crate::problem::Problem;
 use crate::resources::services::{register_service, remove_service};
 use crate::web::i18n::Msg;

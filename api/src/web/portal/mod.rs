@@ -54,53 +54,6 @@ fn hooks<'a>(site: &'a Site, viewer: &'a Viewer) -> Result<Hooks<'a>, Problem> {
     })
 }
 
-/// A posted form's fields in order, repeated names kept (the event-type checkboxes).
-#[derive(Debug, Default, Clone)]
-pub struct Fields(Vec<(String, String)>);
-
-impl Fields {
-    /// `application/x-www-form-urlencoded`, as browsers send it.
-    pub fn parse(body: &[u8]) -> Self {
-        let decode = |s: &str| {
-            percent_encoding::percent_decode_str(&s.replace('+', " "))
-                .decode_utf8_lossy()
-                .into_owned()
-        };
-        let text = String::from_utf8_lossy(body);
-        Self(
-            text.split('&')
-                .filter(|p| !p.is_empty())
-                .map(|p| {
-                    let (k, v) = p.split_once('=').unwrap_or((p, ""));
-                    (decode(k), decode(v))
-                })
-                .collect(),
-        )
-    }
-
-    pub fn get(&self, name: &str) -> Option<&str> {
-        self.0
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
-    }
-
-    pub fn all(&self, name: &str) -> Vec<String> {
-        self.0
-            .iter()
-            .filter(|(k, _)| k == name)
-            .map(|(_, v)| v.clone())
-            .collect()
-    }
-}
-
-/// A form body: small, urlencoded, read as [`Fields`].
-fn fields() -> impl Filter<Extract = (Fields,), Error = warp::Rejection> + Clone {
-    warp::body::content_length_limit(16 * 1024)
-        .and(warp::body::bytes())
-        .map(|b: bytes::Bytes| Fields::parse(&b))
-}
-
 /// Which field a refusal of the store is about, by the start of its message (`url: …`,
 /// `eventTypes …`); `None` for the form as a whole.
 pub fn field_of(e: &StoreError) -> Option<&'static str> {
@@ -127,17 +80,8 @@ fn when(lang: Lang, at: DateTime<Utc>) -> Markup {
 }
 
 pub fn routes(site: &Site) -> Route {
-    let page = || {
-        warp::get()
-            .and(site.sessions.visit())
-            .and(with(site.clone()))
-    };
-    let post = || {
-        warp::post()
-            .and(fields())
-            .and(site.sessions.visit())
-            .and(with(site.clone()))
-    };
+    let page = || site.page_request();
+    let post = || site.form_request();
     any([
         (paths::at(paths::WEBHOOKS).and(page()))
             .then(webhooks::list_page)
@@ -165,15 +109,6 @@ pub fn routes(site: &Site) -> Route {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn forms_keep_repeated_fields_and_decode_them() {
-        let f = Fields::parse(b"csrf=t&event_types=alert.raised&event_types=alert.resolved&url=http%3A%2F%2Fa.example%2Fh+x");
-        assert_eq!(f.get("csrf"), Some("t"));
-        assert_eq!(f.all("event_types"), ["alert.raised", "alert.resolved"]);
-        assert_eq!(f.get("url"), Some("http://a.example/h x"));
-        assert_eq!(f.get("missing"), None);
-    }
 
     #[test]
     fn refusals_name_their_field() {

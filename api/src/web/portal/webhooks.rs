@@ -11,7 +11,8 @@ use warp::http::StatusCode;
 use warp::reply::Response;
 
 use super::texts::P;
-use super::{Fields, field_of, hooks, owner, refusal, store, when};
+use super::{field_of, hooks, owner, refusal, store, when};
+use crate::web::form::{Fields, csrf_refused};
 use crate::web::i18n::Lang;
 use crate::web::layout::{self, Nav, columns, csrf_field, document};
 use crate::web::paths;
@@ -143,16 +144,12 @@ pub fn type_boxes(lang: Lang, checked: &[String], error: Option<&str>) -> Markup
 
 /// `POST /webhooks`: creates an endpoint, then shows its secret once.
 pub async fn create(fields: Fields, visit: Visit, site: Site) -> Response {
-    if !visit.csrf_ok(fields.get("csrf")) {
-        return layout::error_page(
-            &visit,
-            StatusCode::FORBIDDEN,
-            crate::web::i18n::Msg::ErrorCsrf,
-        );
+    if let Some(refused) = csrf_refused(&visit, &fields) {
+        return refused;
     }
     site.page(&visit, async |open: Open| {
         let new = NewEndpoint {
-            url: fields.get("url").unwrap_or_default().trim().to_owned(),
+            url: fields.get("url").to_owned(),
             event_types: fields.all("event_types"),
             retry_schedule: None,
         };
@@ -276,21 +273,17 @@ impl Action {
 
 /// `POST /webhooks/{id}`: one of the endpoint page's forms.
 pub async fn act(id: String, fields: Fields, visit: Visit, site: Site) -> Response {
-    if !visit.csrf_ok(fields.get("csrf")) {
-        return layout::error_page(
-            &visit,
-            StatusCode::FORBIDDEN,
-            crate::web::i18n::Msg::ErrorCsrf,
-        );
+    if let Some(refused) = csrf_refused(&visit, &fields) {
+        return refused;
     }
     let id = layout::percent_decode(&id);
     site.page(&visit, async |open: Open| {
         let hooks = hooks(&site, &open.session.viewer)?;
         let back = paths::item(paths::WEBHOOKS, &id);
-        let action = fields.get("action").and_then(Action::parse);
+        let action = Action::parse(fields.get("action"));
         let done = match action {
             Some(Action::Test) => {
-                let t = fields.get("event_type").and_then(EventType::parse);
+                let t = EventType::parse(fields.get("event_type"));
                 match t {
                     Some(event_type) => hooks
                         .send_test(&id, TestEvent { event_type })
@@ -306,13 +299,13 @@ pub async fn act(id: String, fields: Fields, visit: Visit, site: Site) -> Respon
                 hooks.update_types(&id, update).await.map(|_| ())
             }
             Some(Action::Rotate) => {
-                let grace = fields
-                    .get("grace_seconds")
-                    .and_then(|g| g.parse::<u32>().ok())
-                    .unwrap_or(0);
-                match hooks.rotate(&id, grace).await {
-                    Ok(made) => return Ok(secret_page(&visit, &made, P::RotatedTitle)),
-                    Err(e) => Err(e),
+                let grace = fields.opt("grace_seconds").map(str::parse::<u32>);
+                match grace.transpose() {
+                    Err(_) => Err(invalid("graceSeconds: a whole number of seconds")),
+                    Ok(grace) => match hooks.rotate(&id, grace.unwrap_or(0)).await {
+                        Ok(made) => return Ok(secret_page(&visit, &made, P::RotatedTitle)),
+                        Err(e) => Err(e),
+                    },
                 }
             }
             Some(Action::Enable) => hooks.enable(&id).await.map(|_| ()),
@@ -333,7 +326,7 @@ pub async fn act(id: String, fields: Fields, visit: Visit, site: Site) -> Respon
             Ok(()) => Ok(layout::redirect(&visit, &back)),
             Err(e) => {
                 let refused = super::deliveries::Shown {
-                    action: fields.get("action").map(str::to_owned),
+                    action: fields.opt("action").map(str::to_owned),
                     message: refusal_text(e)?,
                 };
                 super::deliveries::draw(
@@ -359,7 +352,7 @@ fn invalid(message: &str) -> muster_webhooks::subscriptions::StoreError {
 /// `datetime-local`, in UTC).
 fn replay_request(f: &Fields) -> Result<ReplayRequest, muster_webhooks::subscriptions::StoreError> {
     let time = |name: &str| -> Result<Option<chrono::DateTime<chrono::Utc>>, _> {
-        match f.get(name).filter(|v| !v.is_empty()) {
+        match f.opt(name) {
             None => Ok(None),
             Some(v) => chrono::NaiveDateTime::parse_from_str(v, "%Y-%m-%dT%H:%M")
                 .or_else(|_| chrono::NaiveDateTime::parse_from_str(v, "%Y-%m-%dT%H:%M:%S"))
@@ -368,10 +361,7 @@ fn replay_request(f: &Fields) -> Result<ReplayRequest, muster_webhooks::subscrip
         }
     };
     Ok(ReplayRequest {
-        delivery_id: f
-            .get("delivery_id")
-            .filter(|v| !v.is_empty())
-            .map(str::to_owned),
+        delivery_id: f.opt("delivery_id").map(str::to_owned),
         from: time("from")?,
         to: time("to")?,
     })
