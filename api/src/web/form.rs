@@ -65,7 +65,6 @@ pub fn csrf_refused(visit: &Visit, fields: &Fields) -> Option<Response> {
         .then(|| layout::error_page(visit, StatusCode::FORBIDDEN, super::i18n::Msg::ErrorCsrf))
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -10,12 +10,12 @@ use warp::http::StatusCode;
 use warp::reply::Response;
 
 use super::AdminMsg as M;
-use crate::web::form::{Fields, csrf_refused};
 use crate::auth::Tier;
 use crate::problem::Problem;
 use crate::resources::partners::{
     self as api, KnownEvent, NewPartner, PartnerInfo, Rotate, RotatedKey,
 };
+use crate::web::form::{Fields, csrf_refused};
 use crate::web::i18n::{Lang, Msg};
 use crate::web::layout::{self, Nav, csrf_field, document};
 use crate::web::services::admin_only;

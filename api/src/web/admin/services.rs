@@ -7,11 +7,11 @@ use muster_ingest::EventServiceConfig;
 use warp::http::StatusCode;
 use warp::reply::Response;
 
-use super::partners::refusal;
 use super::AdminMsg as M;
-use crate::web::form::{Fields, csrf_refused};
+use super::partners::refusal;
 use crate::problem::Problem;
 use crate::resources::services::{register_service, remove_service};
+use crate::web::form::{Fields, csrf_refused};
 use crate::web::i18n::Msg;
 use crate::web::layout::{self, Nav, csrf_field, document};
 use crate::web::services::admin_only;

@@ -21,7 +21,7 @@ use super::paths;
 use crate::auth::{Partner, Viewer};
 use crate::problem::Problem;
 use crate::resources::webhooks::Hooks;
-use crate::route::{Route, any, with};
+use crate::route::{Route, any};
 
 pub use deliveries::{DeliveriesLive, LOG_EVERY, LogQuery};
 
