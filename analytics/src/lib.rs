@@ -130,6 +130,8 @@ impl Slots {
 /// A query's answer: at most `max_rows` rows, and whether there were more.
 #[derive(Debug)]
 pub struct Answer {
+    /// The answer's columns, also when it has no rows.
+    pub schema: datafusion::arrow::datatypes::SchemaRef,
     pub batches: Vec<RecordBatch>,
     pub rows: usize,
     pub truncated: bool,
@@ -181,6 +183,28 @@ pub async fn projections(
         ctx.register_table(table, Arc::new(t))?;
     }
     Ok(ctx)
+}
+
+/// Every table `ctx` lets a query name (its default catalog and schema), with its columns,
+/// by name: what an analyst may ask about.
+pub async fn tables(
+    ctx: &SessionContext,
+) -> anyhow::Result<Vec<(String, datafusion::arrow::datatypes::SchemaRef)>> {
+    let options = ctx.copied_config();
+    let defaults = &options.options().catalog;
+    let schema = ctx
+        .catalog(&defaults.default_catalog)
+        .and_then(|c| c.schema(&defaults.default_schema))
+        .ok_or_else(|| anyhow::anyhow!("the session has no default schema"))?;
+    let mut names = schema.table_names();
+    names.sort();
+    let mut out = Vec::with_capacity(names.len());
+    for name in names {
+        if let Some(table) = schema.table(&name).await? {
+            out.push((name, table.schema()));
+        }
+    }
+    Ok(out)
 }
 
 /// Registers the archive at `url` as `archive_snapshots`, `archive_checkins` and
@@ -269,6 +293,7 @@ async fn collect(df: DataFrame, limits: &Limits) -> Result<Answer, QueryError> {
         .build_arc()
         .map_err(fail)?;
     let plan = state.create_physical_plan(&plan).await.map_err(fail)?;
+    let schema = plan.schema();
     // A sort sets this much aside to merge what it spilled (10 MB by default): within a
     // small pool, a smaller share, so that sorts spill rather than fail.
     let mut config = state.config().clone();
@@ -306,6 +331,7 @@ async fn collect(df: DataFrame, limits: &Limits) -> Result<Answer, QueryError> {
         }
     }
     Ok(Answer {
+        schema,
         batches,
         rows,
         truncated,
@@ -416,7 +442,13 @@ pub fn write(
         }
         Format::Csv => {
             let mut w = arrow_csv::WriterBuilder::new().with_header(true).build(out);
-            for b in &answer.batches {
+            // The header row also when no row matched.
+            let empty = RecordBatch::new_empty(answer.schema.clone());
+            for b in answer
+                .batches
+                .iter()
+                .chain(answer.batches.is_empty().then_some(&empty))
+            {
                 w.write(b)?;
             }
         }
@@ -428,10 +460,7 @@ pub fn write(
             w.finish()?;
         }
         Format::Parquet => {
-            let Some(first) = answer.batches.first() else {
-                anyhow::bail!("no rows to write as Parquet");
-            };
-            let mut w = parquet::arrow::ArrowWriter::try_new(out, first.schema(), None)?;
+            let mut w = parquet::arrow::ArrowWriter::try_new(out, answer.schema.clone(), None)?;
             for b in &answer.batches {
                 w.write(b)?;
             }

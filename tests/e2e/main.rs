@@ -7,6 +7,7 @@
 mod common;
 
 mod admin;
+mod analyst;
 mod analytics;
 mod api;
 mod archive;

@@ -77,6 +77,20 @@ pub(crate) async fn computed_at(
     Ok(store::latest_run(c).await?.map(|r| r.computed_at))
 }
 
+/// The forecasts of `events` as their viewer reads them: a partner's (`events` given) without
+/// the similar past events they stand on, which may be other partners'; the admin's (`None`,
+/// every event) whole. What the JSON route and the forecasts page both serve.
+pub async fn forecasts_of(
+    c: &tokio_postgres::Client,
+    events: Option<&[String]>,
+) -> Result<Vec<Forecast>, Problem> {
+    let all = store::forecasts(c, events).await?;
+    Ok(match events {
+        Some(_) => all.into_iter().map(Forecast::redacted).collect(),
+        None => all,
+    })
+}
+
 /// `GET /api/premium/events/{eventId}/forecast`.
 #[utoipa::path(get, path = "/api/premium/events/{eventId}/forecast", tag = "premium",
     params(EventId),
@@ -85,10 +99,7 @@ async fn forecast(event_id: String, partner: Partner, c: Client) -> Result<impl 
     partner.check(&event_id)?;
     let ids = [event_id.clone()];
     Ok(warp::reply::json(&EventForecast {
-        forecast: store::forecasts(&**c, Some(&ids))
-            .await?
-            .pop()
-            .map(Forecast::redacted),
+        forecast: forecasts_of(&c, Some(&ids)).await?.pop(),
         recommendations: store::recommendations(&**c, Some(&ids))
             .await?
             .into_iter()
@@ -132,25 +143,53 @@ async fn patterns(
     c: Client,
     cfg: InsightsConfig,
 ) -> Result<impl Reply, Problem> {
-    let run = store::latest_run(&**c).await?;
-    Ok(warp::reply::json(&Patterns {
-        min_events: cfg.partner_min_events,
-        patterns: store::patterns(&**c, q.event_type.as_deref(), cfg.partner_min_events).await?,
-        computed_at: run.as_ref().map(|r| r.computed_at),
-        backtest: run.map(|r| r.backtest),
-    }))
+    Ok(warp::reply::json(
+        &Patterns::read(&c, &cfg, q.event_type.as_deref()).await?,
+    ))
+}
+
+impl Patterns {
+    /// The patterns of `event_type` (every type when none) as a premium key reads them: cells
+    /// of fewer events than `partner_min_events` left out. What the JSON route and the
+    /// patterns page both serve.
+    pub async fn read(
+        c: &tokio_postgres::Client,
+        cfg: &InsightsConfig,
+        event_type: Option<&str>,
+    ) -> Result<Self, Problem> {
+        let run = store::latest_run(c).await?;
+        Ok(Self {
+            min_events: cfg.partner_min_events,
+            patterns: store::patterns(c, event_type, cfg.partner_min_events).await?,
+            computed_at: run.as_ref().map(|r| r.computed_at),
+            backtest: run.map(|r| r.backtest),
+        })
+    }
 }
 
 /// `GET /api/premium/analytics/roi`: revenue against cost of the partner's events.
 #[utoipa::path(get, path = "/api/premium/analytics/roi", tag = "premium",
     responses((status = 200, body = RoiSummary)))]
 async fn roi(partner: Partner, c: Client) -> Result<impl Reply, Problem> {
-    let events = store::roi(&**c, Some(&partner.event_ids)).await?;
-    Ok(warp::reply::json(&RoiSummary {
-        by_type: muster_analytics::insights::roi::by_type(&events),
-        events,
-        computed_at: computed_at(&c).await?,
-    }))
+    Ok(warp::reply::json(
+        &RoiSummary::read(&c, Some(&partner.event_ids)).await?,
+    ))
+}
+
+impl RoiSummary {
+    /// The ROI of `events` (every event when none, the admin's) and their sums per type: what
+    /// the JSON route and the forecasts page both serve.
+    pub async fn read(
+        c: &tokio_postgres::Client,
+        events: Option<&[String]>,
+    ) -> Result<Self, Problem> {
+        let events = store::roi(c, events).await?;
+        Ok(Self {
+            by_type: muster_analytics::insights::roi::by_type(&events),
+            events,
+            computed_at: computed_at(c).await?,
+        })
+    }
 }
 
 #[derive(utoipa::OpenApi)]

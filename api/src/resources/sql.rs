@@ -2,18 +2,18 @@
 //! to the partner's events (other events' ids in the insight tables redacted), within
 //! `[api.sql]`'s limits: time, rows, answer bytes, memory, and queries at once per key.
 
-use muster_analytics::{Limits, QueryError};
+use muster_analytics::{Answer, Limits, QueryError};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
-use warp::http::StatusCode;
-
+use warp::http::{HeaderValue, StatusCode, header};
+use warp::reply::Response;
 use warp::{Filter, Reply};
 
-use crate::auth::Partner;
+use crate::auth::{Partner, Viewer};
 use crate::config::SqlConfig;
 use crate::problem::Problem;
 use crate::problem::answers::BadRequest;
-use crate::route::{Ctx, Route, route, with};
+use crate::route::{Ctx, Route, any, route, with};
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -92,6 +92,144 @@ impl From<QueryError> for Problem {
     }
 }
 
+/// A Parquet file's bytes, as the OpenAPI document describes them.
+#[derive(ToSchema)]
+#[schema(value_type = String, format = Binary)]
+#[allow(dead_code)]
+pub struct ParquetFile(Vec<u8>);
+
+/// A query's answer as the routes and pages get it, with the limits it ran within.
+pub struct Ran {
+    pub answer: Answer,
+    pub limits: Limits,
+}
+
+impl Sql {
+    /// The tables `viewer` may query, each with its columns (name and type): the projections,
+    /// a partner's restricted to its events, as [`Sql::run`] sees them.
+    pub async fn tables(
+        pool: &deadpool_postgres::Pool,
+        viewer: &Viewer,
+    ) -> Result<Vec<Table>, Problem> {
+        let ctx = muster_analytics::projections(pool, scope(viewer))
+            .await
+            .map_err(QueryError::Setup)?;
+        let tables = muster_analytics::tables(&ctx)
+            .await
+            .map_err(QueryError::Setup)?;
+        Ok(tables
+            .into_iter()
+            .map(|(name, schema)| Table {
+                name,
+                columns: schema
+                    .fields()
+                    .iter()
+                    .map(|f| (f.name().clone(), f.data_type().to_string()))
+                    .collect(),
+            })
+            .collect())
+    }
+
+    /// Runs one read-only `query` as `viewer` within `[api.sql]`'s limits (at most `max_rows`
+    /// rows when given) and a slot of the viewer's key: what `POST /api/premium/sql`, its
+    /// downloads and the SQL page all call.
+    pub async fn run(
+        &self,
+        pool: &deadpool_postgres::Pool,
+        viewer: &Viewer,
+        query: &str,
+        max_rows: Option<usize>,
+    ) -> Result<Ran, Problem> {
+        // Checked before anything is opened, so a write costs no database round trip.
+        muster_analytics::check_read_only(query)?;
+        // The admin's slots are those its Flight SQL sessions count under too.
+        let key = match viewer {
+            Viewer::Admin => "admin".to_owned(),
+            Viewer::Partner(p) => p.id.to_string(),
+        };
+        let _slot = self.slots.try_acquire(&key)?;
+        let ctx = muster_analytics::projections(pool, scope(viewer))
+            .await
+            .map_err(QueryError::Setup)?;
+        let limits = self.cfg.limits(max_rows);
+        let answer = muster_analytics::query(&ctx, query, &limits).await?;
+        Ok(Ran { answer, limits })
+    }
+}
+
+/// The events a viewer's queries are restricted to (`None`: every event, the admin).
+fn scope(viewer: &Viewer) -> Option<Vec<String>> {
+    viewer.event_ids().map(<[String]>::to_vec)
+}
+
+/// A table a query may name, and its columns' names and types.
+pub struct Table {
+    pub name: String,
+    pub columns: Vec<(String, String)>,
+}
+
+/// The column names of an answer.
+pub fn columns(answer: &Answer) -> Vec<String> {
+    answer
+        .schema
+        .fields()
+        .iter()
+        .map(|f| f.name().clone())
+        .collect()
+}
+
+/// A download's file format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Download {
+    Csv,
+    Parquet,
+}
+
+muster_schemas::text_values!(Download {
+    Csv => "csv",
+    Parquet => "parquet",
+});
+
+impl Download {
+    pub fn content_type(self) -> &'static str {
+        match self {
+            Self::Csv => "text/csv; charset=utf-8",
+            Self::Parquet => "application/vnd.apache.parquet",
+        }
+    }
+
+    /// An answer as this file, to be saved (`content-disposition: attachment`) as
+    /// `muster-query.{csv,parquet}`.
+    pub fn file(self, ran: &Ran) -> Result<Response, Problem> {
+        let format = match self {
+            Self::Csv => muster_analytics::Format::Csv,
+            Self::Parquet => muster_analytics::Format::Parquet,
+        };
+        let mut buf = Vec::new();
+        muster_analytics::write(&ran.answer, format, &mut buf).map_err(Problem::from)?;
+        let mut res = Response::new(buf.into());
+        let h = res.headers_mut();
+        h.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static(self.content_type()),
+        );
+        let disposition = format!("attachment; filename=\"muster-query.{}\"", self.as_str());
+        if let Ok(v) = HeaderValue::from_str(&disposition) {
+            h.insert(header::CONTENT_DISPOSITION, v);
+        }
+        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        h.insert(
+            "x-muster-truncated",
+            HeaderValue::from_static(if ran.answer.truncated {
+                "true"
+            } else {
+                "false"
+            }),
+        );
+        Ok(res)
+    }
+}
+
 #[utoipa::path(post, path = "/api/premium/sql", tag = "premium",
     request_body = SqlRequest,
     responses(
@@ -112,43 +250,117 @@ async fn run(
     sql: Sql,
     body: SqlRequest,
 ) -> Result<impl Reply, Problem> {
-    // Checked before anything is opened, so a write costs no database round trip.
-    muster_analytics::check_read_only(&body.query)?;
-    let _slot = sql.slots.try_acquire(&partner.id.to_string())?;
-    let ctx = muster_analytics::projections(&pool, Some(partner.event_ids.clone()))
-        .await
-        .map_err(QueryError::Setup)?;
-    let limits: Limits = sql.cfg.limits(body.max_rows.map(|n| n as usize));
-    let answer = muster_analytics::query(&ctx, &body.query, &limits).await?;
-    let columns = answer.batches.first().map_or_else(Vec::new, |b| {
-        b.schema()
-            .fields()
-            .iter()
-            .map(|f| f.name().clone())
-            .collect()
-    });
-    let rows = muster_analytics::json_rows_within(&answer.batches, limits.max_bytes)?;
+    let ran = sql
+        .run(
+            &pool,
+            &Viewer::Partner(partner),
+            &body.query,
+            max_rows(&body),
+        )
+        .await?;
+    let rows = muster_analytics::json_rows_within(&ran.answer.batches, ran.limits.max_bytes)?;
     Ok(warp::reply::json(&SqlAnswer {
-        columns,
+        columns: columns(&ran.answer),
         rows,
-        truncated: answer.truncated,
+        truncated: ran.answer.truncated,
     }))
 }
 
+fn max_rows(body: &SqlRequest) -> Option<usize> {
+    body.max_rows.map(|n| n as usize)
+}
+
+/// The same query as `POST /api/premium/sql`, answered as a CSV file (a header row, then
+/// the rows); `x-muster-truncated: true` when more rows matched than were written.
+#[utoipa::path(post, path = "/api/premium/sql/csv", tag = "premium",
+    request_body = SqlRequest,
+    responses(
+        (status = 200, body = String, content_type = "text/csv",
+            description = "The answer as CSV, as an attachment",
+            headers(("x-muster-truncated" = bool, description = "More rows matched than were written"))),
+        BadRequest,
+        (status = 403, body = Problem, content_type = "application/problem+json",
+            description = "Not premium, or the query would write"),
+        (status = 413, body = Problem, content_type = "application/problem+json",
+            description = "The answer is larger than the API's limit"),
+        (status = 422, body = Problem, content_type = "application/problem+json",
+            description = "Past the time or memory limit"),
+        (status = 429, body = Problem, content_type = "application/problem+json",
+            description = "Past the key's rate limit or its queries at once"),
+    ))]
+async fn csv(
+    partner: Partner,
+    pool: deadpool_postgres::Pool,
+    sql: Sql,
+    body: SqlRequest,
+) -> Result<Response, Problem> {
+    download(Download::Csv, partner, &pool, &sql, &body).await
+}
+
+/// The same query as `POST /api/premium/sql`, answered as a Parquet file.
+#[utoipa::path(post, path = "/api/premium/sql/parquet", tag = "premium",
+    request_body = SqlRequest,
+    responses(
+        (status = 200, body = ParquetFile, content_type = "application/vnd.apache.parquet",
+            description = "The answer as Parquet, as an attachment",
+            headers(("x-muster-truncated" = bool, description = "More rows matched than were written"))),
+        BadRequest,
+        (status = 403, body = Problem, content_type = "application/problem+json",
+            description = "Not premium, or the query would write"),
+        (status = 413, body = Problem, content_type = "application/problem+json",
+            description = "The answer is larger than the API's limit"),
+        (status = 422, body = Problem, content_type = "application/problem+json",
+            description = "Past the time or memory limit"),
+        (status = 429, body = Problem, content_type = "application/problem+json",
+            description = "Past the key's rate limit or its queries at once"),
+    ))]
+async fn parquet(
+    partner: Partner,
+    pool: deadpool_postgres::Pool,
+    sql: Sql,
+    body: SqlRequest,
+) -> Result<Response, Problem> {
+    download(Download::Parquet, partner, &pool, &sql, &body).await
+}
+
+async fn download(
+    format: Download,
+    partner: Partner,
+    pool: &deadpool_postgres::Pool,
+    sql: &Sql,
+    body: &SqlRequest,
+) -> Result<Response, Problem> {
+    let ran = sql
+        .run(pool, &Viewer::Partner(partner), &body.query, max_rows(body))
+        .await?;
+    format.file(&ran)
+}
+
 #[derive(utoipa::OpenApi)]
-#[openapi(paths(run))]
+#[openapi(paths(run, csv, parquet))]
 pub struct Doc;
 
+impl Sql {
+    pub fn of(ctx: &Ctx) -> Self {
+        Self {
+            cfg: ctx.cfg.sql.clone(),
+            slots: ctx.guards.queries.clone(),
+        }
+    }
+}
+
 pub fn routes(ctx: &Ctx) -> Route {
-    let sql = Sql {
-        cfg: ctx.cfg.sql.clone(),
-        slots: ctx.guards.queries.clone(),
+    let sql = Sql::of(ctx);
+    let input = || {
+        ctx.auth
+            .premium()
+            .and(with(ctx.state.pool.clone()))
+            .and(with(sql.clone()))
+            .and(crate::body::json())
     };
-    route!(
-        run,
-        ctx.auth.premium(),
-        with(ctx.state.pool.clone()),
-        with(sql),
-        crate::body::json()
-    )
+    any([
+        route!(run, input()),
+        route!(csv, input()),
+        route!(parquet, input()),
+    ])
 }

@@ -219,6 +219,9 @@ messages! {
     Webhooks => "Webhooks", "웹훅";
     EventTypes => "Event types", "이벤트 유형";
     ApiKey => "API key", "API 키";
+    Sql => "SQL", "SQL";
+    Patterns => "Patterns", "패턴";
+    Forecasts => "Forecasts", "예측";
     Language => "Language", "언어";
     SignIn => "Sign in", "로그인";
     SignOut => "Sign out", "로그아웃";

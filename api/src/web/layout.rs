@@ -11,7 +11,7 @@ use super::assets::Asset;
 use super::i18n::{Lang, Msg, Text};
 use super::paths;
 use super::session::Visit;
-use crate::auth::Viewer;
+use crate::auth::{Tier, Viewer};
 use crate::problem::Problem;
 
 /// The entries of the main navigation; `None` for a page outside it (sign-in, errors).
@@ -26,6 +26,9 @@ pub enum Nav {
     Webhooks,
     EventTypes,
     Key,
+    Sql,
+    Patterns,
+    Forecasts,
 }
 
 /// Who a navigation entry is for.
@@ -35,6 +38,8 @@ enum For {
     Admin,
     /// The partner portal: a partner's own webhooks and key.
     Partner,
+    /// The analyst pages: the admin and premium partners.
+    Analyst,
 }
 
 impl For {
@@ -43,13 +48,17 @@ impl For {
             Self::Everyone => true,
             Self::Admin => matches!(viewer, Viewer::Admin),
             Self::Partner => matches!(viewer, Viewer::Partner(_)),
+            Self::Analyst => match viewer {
+                Viewer::Admin => true,
+                Viewer::Partner(p) => p.tier == Tier::Premium,
+            },
         }
     }
 }
 
 impl Nav {
     /// Each entry with its page (its path's segment), label and audience, in order.
-    const ENTRIES: [(Nav, &'static str, Msg, For); 9] = [
+    const ENTRIES: [(Nav, &'static str, Msg, For); 12] = [
         (Nav::Overview, "", Msg::Overview, For::Everyone),
         (Nav::Alerts, paths::ALERTS, Msg::Alerts, For::Everyone),
         (Nav::Services, paths::SERVICES, Msg::Services, For::Admin),
@@ -69,6 +78,14 @@ impl Nav {
             For::Partner,
         ),
         (Nav::Key, paths::KEY, Msg::ApiKey, For::Partner),
+        (Nav::Sql, paths::SQL, Msg::Sql, For::Analyst),
+        (Nav::Patterns, paths::PATTERNS, Msg::Patterns, For::Analyst),
+        (
+            Nav::Forecasts,
+            paths::FORECASTS,
+            Msg::Forecasts,
+            For::Analyst,
+        ),
     ];
 }
 

@@ -9,6 +9,7 @@
 mod account;
 mod admin;
 mod alerts;
+mod analyst;
 pub mod assets;
 mod board;
 mod charts;
@@ -40,6 +41,8 @@ pub struct Site {
     pub state: crate::AppState,
     /// How often a quiet live stream sends a comment (`[api.feed] keep_alive`).
     pub keep_alive: std::time::Duration,
+    /// `[api.sql]` and the per-key query slots, shared with `POST /api/premium/sql`.
+    pub sql: crate::resources::sql::Sql,
 }
 
 /// What a signed-in page is drawn from.
@@ -107,6 +110,7 @@ pub fn routes(ctx: &Ctx) -> Route {
         stale_after: ctx.stale_after(),
         state: ctx.state.clone(),
         keep_alive: ctx.cfg.feed.keep_alive,
+        sql: crate::resources::sql::Sql::of(ctx),
     };
     let page = || site.page_request();
     any([
@@ -129,6 +133,7 @@ pub fn routes(ctx: &Ctx) -> Route {
             .boxed(),
         admin::routes(&site),
         portal::routes(&site),
+        analyst::routes(&site),
         live::routes(&site),
     ])
 }

@@ -29,6 +29,13 @@ pub const REMOVE: &str = "remove";
 pub const WEBHOOKS: &str = "webhooks";
 pub const EVENT_TYPES: &str = "event-types";
 pub const KEY: &str = "key";
+/// The analyst pages (the admin and premium partners): `/sql` (the query box; `POST` runs it)
+/// and `POST /sql/download` (its answer as a file).
+pub const SQL: &str = "sql";
+pub const DOWNLOAD: &str = "download";
+/// `/patterns?eventType=…` (attendance by weekday × hour) and `/forecasts` (forecasts, ROI).
+pub const PATTERNS: &str = "patterns";
+pub const FORECASTS: &str = "forecasts";
 pub const ASSETS: &str = "assets";
 /// `/live/{stream}`: a page's live stream.
 pub const LIVE: &str = "live";
@@ -53,6 +60,14 @@ pub const HOME: &str = "/";
 /// The route filter of `/{page}` exactly.
 pub fn at(page: &'static str) -> impl Filter<Extract = (), Error = warp::Rejection> + Clone {
     warp::path(page).and(warp::path::end())
+}
+
+/// The route filter of `/{page}/{sub}` exactly.
+pub fn sub_at(
+    page: &'static str,
+    sub: &'static str,
+) -> impl Filter<Extract = (), Error = warp::Rejection> + Clone {
+    warp::path(page).and(warp::path(sub)).and(warp::path::end())
 }
 
 /// The route filter of `/{page}/{id}`, extracting the id as it arrived (percent-encoded).
@@ -119,6 +134,10 @@ pub fn templates() -> Vec<(String, &'static str)> {
         (format!("/{WEBHOOKS}/{{id}}"), "GET, POST"),
         (to(EVENT_TYPES), "GET"),
         (to(KEY), "GET"),
+        (to(SQL), "GET, POST"),
+        (format!("/{SQL}/{DOWNLOAD}"), "POST"),
+        (to(PATTERNS), "GET"),
+        (to(FORECASTS), "GET"),
         (format!("/{ASSETS}/{{file}}"), "GET"),
     ];
     all.extend(STREAMS.map(|s| (format!("/{LIVE}/{s}"), "GET")));
