@@ -897,6 +897,8 @@ async fn schemathesis_finds_no_server_error_or_schema_violation() {
         if let Some(m) = method {
             cmd.args(["--include-method", m]);
         }
+        // A rotation would end the key under test (its own test is in tests/e2e/portal.rs).
+        cmd.args(["--exclude-path", "/api/partner/key/rotate"]);
         let out = cmd
             .output()
             .unwrap_or_else(|err| panic!("cannot run {}: {err}", st.display()));

@@ -382,3 +382,69 @@ async fn a_partner_manages_webhooks_in_the_portal_and_watches_deliveries_live() 
     // No console error on any page (finish checks).
     b.finish().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_partner_rotates_its_own_key_and_the_old_one_stops_after_the_grace() {
+    let r = Run::begin();
+    let event = format!("pr{}", r.id);
+    let (_api_worker, api, _hooks_worker, key) = start(&r, &[&event]).await;
+
+    let rotate = |key: String, body: Value| {
+        let api = &api;
+        async move {
+            api.call(
+                Method::POST,
+                "/api/partner/key/rotate",
+                Auth::Key(&key),
+                Some(body),
+            )
+            .await
+        }
+    };
+    // With a grace period both keys work; the new one is shown once, with its own prefix.
+    let (status, first) = rotate(key.clone(), json!({"graceSeconds": 3600})).await;
+    assert_eq!(status, 200, "{first}");
+    let second_key = first["apiKey"].as_str().unwrap().to_owned();
+    assert_ne!(second_key, key);
+    assert!(second_key.starts_with(first["keyPrefix"].as_str().unwrap()));
+    for k in [&key, &second_key] {
+        let (status, own) = api.get(Auth::Key(k), "/api/partner/key").await;
+        assert_eq!(status, 200, "{own}");
+        assert_eq!(
+            own["events"],
+            json!([event]),
+            "the grants go with the partner"
+        );
+    }
+    // Without one, every earlier key stops at once.
+    let (status, again) = rotate(second_key.clone(), json!({})).await;
+    assert_eq!(status, 200, "{again}");
+    let third_key = again["apiKey"].as_str().unwrap().to_owned();
+    for k in [&key, &second_key] {
+        assert_eq!(api.get(Auth::Key(k), "/api/partner/key").await.0, 401);
+    }
+    assert_eq!(
+        api.get(Auth::Key(&third_key), "/api/partner/key").await.0,
+        200
+    );
+    // A bad body is refused and rotates nothing.
+    let (status, _) = rotate(third_key.clone(), json!({"graceSeconds": "soon"})).await;
+    assert_eq!(status, 400);
+    assert_eq!(
+        api.get(Auth::Key(&third_key), "/api/partner/key").await.0,
+        200
+    );
+
+    // Both rotations are audited as the partner's own, never with a key.
+    let (status, audit) = api
+        .admin(Method::GET, "/api/admin/audit?action=partner-rotate", None)
+        .await;
+    assert_eq!(status, 200, "{audit}");
+    let entries = audit["entries"].as_array().unwrap();
+    assert_eq!(entries.len(), 2, "{audit}");
+    assert!(
+        entries.iter().all(|e| e["actor"]["kind"] == "partner"),
+        "{audit}"
+    );
+    assert!(!audit.to_string().contains(&third_key));
+}

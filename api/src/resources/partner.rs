@@ -5,11 +5,15 @@ use serde::Serialize;
 use utoipa::ToSchema;
 use warp::{Filter, Reply};
 
+use crate::audit::Actor;
 use crate::auth::{Partner, RateUse, Tier};
+use crate::body;
 use crate::problem::Problem;
+use crate::problem::answers::BadRequest;
 use crate::read::Client;
 use crate::read::events::{self, Event, Realtime, Status};
 use crate::read::series::{self, MinutePoint};
+use crate::resources::partners::{Rotate, RotatedKey, rotate_key};
 use crate::route::{Ctx, EventId, Route, any, route, with};
 
 /// One event a partner may see, with its latest numbers (absent before the first snapshot).
@@ -141,8 +145,23 @@ async fn key(partner: Partner) -> Result<impl Reply, Problem> {
     Ok(warp::reply::json(&OwnKey::of(&partner)?))
 }
 
+/// `POST /api/partner/key/rotate`: a new key for the calling partner, shown this once; its
+/// current keys keep working for `graceSeconds` (default 0), so its systems can switch.
+#[utoipa::path(post, path = "/api/partner/key/rotate", tag = "partner",
+    request_body = Option<Rotate>,
+    responses(
+        (status = 200, body = RotatedKey, description = "The new key, shown this once"),
+        BadRequest,
+    ))]
+async fn rotate(partner: Partner, mut db: Client, body: Rotate) -> Result<impl Reply, Problem> {
+    let by = Actor::partner(&partner);
+    Ok(warp::reply::json(
+        &rotate_key(&mut db, partner.id, body, &by).await?,
+    ))
+}
+
 #[derive(utoipa::OpenApi)]
-#[openapi(paths(list, attendance, key))]
+#[openapi(paths(list, attendance, key, rotate))]
 pub struct Doc;
 
 pub fn routes(ctx: &Ctx) -> Route {
@@ -150,5 +169,6 @@ pub fn routes(ctx: &Ctx) -> Route {
         route!(list, ctx.auth.partner(), ctx.db(), with(ctx.stale_after())),
         route!(attendance(event_id), ctx.auth.partner(), ctx.db()),
         route!(key, ctx.auth.partner()),
+        route!(rotate, ctx.auth.partner(), ctx.db(), body::optional_json()),
     ])
 }

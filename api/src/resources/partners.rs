@@ -320,14 +320,18 @@ pub async fn create_partner(db: &mut Client, body: NewPartner) -> Result<Created
     request_body = Option<Rotate>,
     responses((status = 200, body = RotatedKey), NotFound, Unprocessable))]
 async fn rotate(id: uuid::Uuid, mut db: Client, body: Rotate) -> Result<impl Reply, Problem> {
-    Ok(warp::reply::json(&rotate_key(&mut db, id, body).await?))
+    Ok(warp::reply::json(
+        &rotate_key(&mut db, id, body, &Actor::Admin).await?,
+    ))
 }
 
-/// A new key for an active partner, the previous ones ending after the grace.
+/// A new key for an active partner, the previous ones ending after the grace; `by` the admin
+/// or the partner itself (`POST /api/partner/key/rotate`).
 pub async fn rotate_key(
     db: &mut Client,
     id: uuid::Uuid,
     body: Rotate,
+    by: &Actor,
 ) -> Result<RotatedKey, Problem> {
     // One transaction: the old keys' grace and the new key land together, or neither does
     // (a failure in between must not leave a partner with every key revoked).
@@ -339,7 +343,7 @@ pub async fn rotate_key(
     let details = serde_json::json!({
         "keyPrefix": key.prefix, "graceSeconds": body.grace_seconds,
     });
-    audit::record(&tx, &Actor::Admin, Action::PartnerRotate, &partner, details).await?;
+    audit::record(&tx, by, Action::PartnerRotate, &partner, details).await?;
     tx.commit().await?;
     tracing::info!(partner = %id, grace_seconds = body.grace_seconds, "API key rotated");
     Ok(RotatedKey {

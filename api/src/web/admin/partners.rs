@@ -10,6 +10,7 @@ use warp::http::StatusCode;
 use warp::reply::Response;
 
 use super::AdminMsg as M;
+use crate::audit::Actor;
 use crate::auth::Tier;
 use crate::problem::Problem;
 use crate::resources::partners::{
@@ -413,7 +414,7 @@ pub async fn rotate(id: String, fields: Fields, visit: Visit, site: Site) -> Res
             })?,
         };
         let RotatedKey { api_key, .. } =
-            api::rotate_key(&mut open.db, uuid, Rotate { grace_seconds }).await?;
+            api::rotate_key(&mut open.db, uuid, Rotate { grace_seconds }, &Actor::Admin).await?;
         let name = api::partners(&open.db)
             .await?
             .into_iter()
