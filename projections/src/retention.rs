@@ -38,26 +38,28 @@ pub async fn apply(
             Span::Minutes => cfg.minutes,
             Span::Hours => cfg.hours,
         };
-        let cutoff = now - chrono::Duration::from_std(keep).context("retention out of range")?;
-        let n = client
-            .execute(
-                &format!("DELETE FROM public.{table} WHERE bucket < $1"),
-                &[&cutoff],
-            )
-            .await
-            .with_context(|| format!("retention on {table}"))?;
-        if n > 0 {
-            tracing::info!(table, deleted = n, %cutoff, "retention");
-            metrics::counter!("muster_retention_deleted_total", "table" => table).increment(n);
-        }
-        out.push((table, n));
+        out.push((table, prune(client, table, "bucket", keep, now).await?));
     }
     let table = crate::dead_letter_log::TABLE;
-    let cutoff =
-        now - chrono::Duration::from_std(cfg.dead_letters).context("retention out of range")?;
+    out.push((
+        table,
+        prune(client, table, "failed_at", cfg.dead_letters, now).await?,
+    ));
+    Ok(out)
+}
+
+/// Deletes the rows of `table` whose `column` (their own time) is older than `keep`.
+async fn prune(
+    client: &tokio_postgres::Client,
+    table: &'static str,
+    column: &str,
+    keep: Duration,
+    now: chrono::DateTime<chrono::Utc>,
+) -> anyhow::Result<u64> {
+    let cutoff = now - chrono::Duration::from_std(keep).context("retention out of range")?;
     let n = client
         .execute(
-            &format!("DELETE FROM public.{table} WHERE failed_at < $1"),
+            &format!("DELETE FROM public.{table} WHERE {column} < $1"),
             &[&cutoff],
         )
         .await
@@ -66,8 +68,7 @@ pub async fn apply(
         tracing::info!(table, deleted = n, %cutoff, "retention");
         metrics::counter!("muster_retention_deleted_total", "table" => table).increment(n);
     }
-    out.push((table, n));
-    Ok(out)
+    Ok(n)
 }
 
 /// Every `cfg.every`: the buckets past their retention, and the change log's rows older than
