@@ -447,4 +447,55 @@ async fn a_partner_rotates_its_own_key_and_the_old_one_stops_after_the_grace() {
         "{audit}"
     );
     assert!(!audit.to_string().contains(&third_key));
+
+    // From the key page: a bad grace is refused next to its field and rotates nothing; a good
+    // one shows the new key once and moves the session to it, so the page keeps working
+    // after the old key ends (no grace here: it ends at once).
+    let b = Browser::start(&api.base, DESKTOP).await;
+    b.sign_in(&third_key).await;
+    b.goto("/key").await;
+    b.js("document.querySelector('#grace').type = 'text'; document.querySelector('#grace').value = 'soon';")
+        .await;
+    b.find("form[action='/key'] button[type=submit]")
+        .await
+        .click()
+        .await
+        .unwrap();
+    b.wait_until(
+        "the refusal",
+        "return !!document.querySelector('#grace-error');",
+    )
+    .await;
+    assert!(b.text("#grace-error").await.contains("whole number"));
+    let errors = b.console_errors().await;
+    assert!(errors.len() == 1 && errors[0].contains("422"), "{errors:?}");
+    assert_eq!(
+        api.get(Auth::Key(&third_key), "/api/partner/key").await.0,
+        200
+    );
+    b.find("#grace").await.clear().await.unwrap();
+    b.find("#grace").await.send_keys("0").await.unwrap();
+    b.find("form[action='/key'] button[type=submit]")
+        .await
+        .click()
+        .await
+        .unwrap();
+    b.wait_until(
+        "the new key",
+        "return !!document.querySelector('code#secret');",
+    )
+    .await;
+    let fourth_key = b.text("code#secret").await;
+    assert_ne!(fourth_key, third_key);
+    b.screenshot("portal-key-rotated-1280").await;
+    assert_eq!(
+        api.get(Auth::Key(&third_key), "/api/partner/key").await.0,
+        401
+    );
+    let (status, own) = api.get(Auth::Key(&fourth_key), "/api/partner/key").await;
+    assert_eq!(status, 200, "{own}");
+    b.goto("/key").await;
+    assert_eq!(b.path().await, "/key", "the session moved to the new key");
+    assert!(b.text("dl.key").await.contains(&fourth_key[..11]));
+    b.finish().await;
 }

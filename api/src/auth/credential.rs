@@ -26,6 +26,11 @@ impl Credential {
         }
     }
 
+    /// The credential of a partner key just made (a rotation), not looked up again.
+    pub fn of_new_key(key: &str) -> Self {
+        Self::Key(keys::hash(key))
+    }
+
     pub fn from_parts(kind: &str, hash: Vec<u8>) -> Option<Self> {
         match kind {
             "admin" => Some(Self::Admin(hash)),

@@ -45,6 +45,23 @@ pub struct Rotate {
     pub grace_seconds: u32,
 }
 
+impl Rotate {
+    /// A rotation as a page's form gives it: the grace in seconds, empty for none.
+    pub fn from_form(grace: &str) -> Result<Self, Problem> {
+        let grace_seconds = match grace.trim() {
+            "" => 0,
+            g => g.parse().map_err(|_| {
+                Problem::unprocessable(
+                    "invalid-rotation",
+                    "The rotation is invalid",
+                    "the grace must be a whole number of seconds",
+                )
+            })?,
+        };
+        Ok(Self { grace_seconds })
+    }
+}
+
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct RotatedKey {

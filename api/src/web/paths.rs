@@ -133,7 +133,7 @@ pub fn templates() -> Vec<(String, &'static str)> {
         (to(WEBHOOKS), "GET, POST"),
         (format!("/{WEBHOOKS}/{{id}}"), "GET, POST"),
         (to(EVENT_TYPES), "GET"),
-        (to(KEY), "GET"),
+        (to(KEY), "GET, POST"),
         (to(SQL), "GET, POST"),
         (format!("/{SQL}/{DOWNLOAD}"), "POST"),
         (to(PATTERNS), "GET"),

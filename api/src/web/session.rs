@@ -307,6 +307,21 @@ impl Sessions {
         Ok((id, expires))
     }
 
+    /// Moves `session` to `credential` (a partner rotating the key it signed in with): the
+    /// cookie stays, the grace of the old key no longer bounds the session.
+    pub async fn rebind(&self, session: &Session, credential: &Credential) -> Result<(), Problem> {
+        let (kind, credential_hash) = credential.parts();
+        let client = self.pool.get().await?;
+        client
+            .execute(
+                "UPDATE web_sessions SET credential_kind = $2, credential_hash = $3
+                 WHERE session_hash = $1",
+                &[&session.id_hash, &kind, &credential_hash],
+            )
+            .await?;
+        Ok(())
+    }
+
     /// Ends `session`: its cookie no longer opens anything.
     pub async fn close(&self, session: &Session) -> Result<(), Problem> {
         self.delete(&session.id_hash).await

@@ -403,18 +403,13 @@ pub async fn rotate(id: String, fields: Fields, visit: Visit, site: Site) -> Res
     site.page(&visit, async |mut open: Open| {
         admin_only(&open.session.viewer)?;
         let uuid = partner_id(&id)?;
-        let grace_seconds = match fields.get("grace") {
-            "" => 0,
-            g => g.parse().map_err(|_| {
-                Problem::unprocessable(
-                    "invalid-rotation",
-                    "The rotation is invalid",
-                    "the grace must be a whole number of seconds",
-                )
-            })?,
-        };
-        let RotatedKey { api_key, .. } =
-            api::rotate_key(&mut open.db, uuid, Rotate { grace_seconds }, &Actor::Admin).await?;
+        let RotatedKey { api_key, .. } = api::rotate_key(
+            &mut open.db,
+            uuid,
+            Rotate::from_form(fields.get("grace"))?,
+            &Actor::Admin,
+        )
+        .await?;
         let name = api::partners(&open.db)
             .await?
             .into_iter()

@@ -183,7 +183,7 @@ fn answer(visit: &Visit, ran: &Ran) -> Result<Markup, Problem> {
     Ok(html! {
         section.sql-result aria-labelledby="result" {
             h2 #result { (lang.t(A::Answer)) }
-            p.shown id="row-count" { (ran.answer.rows) " " (lang.t(A::Rows)) }
+            p.shown id="row-count" { (ran.answer.rows) " " (lang.t(if ran.answer.rows == 1 { A::OneRow } else { A::Rows })) }
             @if ran.answer.truncated {
                 p.note id="truncated" role="status" { (lang.t(A::Truncated)) }
             }

@@ -12,6 +12,7 @@ messages! {
     DownloadParquet => "Download Parquet", "Parquet 내려받기";
     Answer => "Answer", "결과";
     Rows => "rows", "행";
+    OneRow => "row", "행";
     Truncated => "More rows matched: only the first are shown (the API's row limit).", "더 많은 행이 일치했습니다. 처음 일부만 보입니다 (API 행 한도).";
     NoRows => "No row matched.", "일치하는 행이 없습니다.";
     Tables => "Tables", "테이블";

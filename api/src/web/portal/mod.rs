@@ -103,6 +103,9 @@ pub fn routes(site: &Site) -> Route {
         (paths::at(paths::KEY).and(page()))
             .then(reference::key_page)
             .boxed(),
+        (paths::at(paths::KEY).and(post()))
+            .then(reference::rotate)
+            .boxed(),
     ])
 }
 

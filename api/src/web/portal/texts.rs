@@ -79,6 +79,15 @@ messages! {
     Limit => "Rate limit", "요청 한도";
     PerSecond => "requests per second, bursts of", "회/초, 순간 최대";
     Remaining => "Left in the bucket now", "지금 남은 요청";
+    RotateKey => "Rotate the key", "키 교체";
+    RotateKeyHelp => "A new key is shown once. This session moves to it; your systems may keep using the current key for the grace you choose, then it stops working.", "새 키는 한 번만 보여 줍니다. 이 세션은 새 키로 옮겨 갑니다. 기존 키는 고른 유예 시간 동안만 동작합니다.";
+    KeyGrace => "Grace for the current key (seconds)", "기존 키 유예 시간 (초)";
+    NewKey => "Your new API key", "새 API 키";
+    KeyOnce => "Copy it now: it is not shown again.", "지금 복사하세요. 다시 보여 주지 않습니다.";
+    OldKeyUntil => "The previous key keeps working for", "기존 키가 동작하는 시간";
+    Seconds => "seconds", "초";
+    ToKey => "Back to the key", "키 정보로";
+    SessionNotMoved => "This session could not move to the new key: sign in again with it before the grace ends.", "이 세션을 새 키로 옮기지 못했습니다. 유예 시간이 끝나기 전에 새 키로 다시 로그인하세요.";
     }
 }
 
