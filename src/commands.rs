@@ -1,5 +1,5 @@
-//! The one-shot subcommands: list, replay, insights once, SQL; and the API's state, which the
-//! API role and the API benchmark build.
+//! The one-shot subcommands: list, test and create SQL processors, replay, insights once, SQL;
+//! and the API's state, which the API role and the API benchmark build.
 
 use anyhow::Context;
 use muster_runtime::Env;
@@ -11,6 +11,50 @@ pub fn list_processors(cfg: &Config) -> anyhow::Result<()> {
     for p in muster_processors::registry(&cfg.processors)? {
         println!("{:<28} {}", p.name(), p.description());
     }
+    Ok(())
+}
+
+/// `muster process test [DIR]`: the report on standard output; exit status 1 on any failure.
+pub async fn process_test(
+    dir: Option<std::path::PathBuf>,
+    update: bool,
+    only: Vec<String>,
+) -> anyhow::Result<()> {
+    use muster_processors::sql::golden;
+    let folder = dir.map_or(golden::Folder::BuiltIn, golden::Folder::Dir);
+    let report = golden::run(&folder, &golden::Options { update, only }).await?;
+    println!("{report}");
+    if !report.passed() {
+        std::process::exit(1);
+    }
+    Ok(())
+}
+
+/// `muster process new NAME --input STREAM [--dir DIR]`.
+pub async fn process_new(
+    dir: &std::path::Path,
+    name: &str,
+    input: muster_processors::sql::Stream,
+) -> anyhow::Result<()> {
+    let created = muster_processors::sql::golden::create(dir, name, input).await?;
+    println!("wrote {}", created.sql.display());
+    if let Some(path) = &created.input {
+        println!(
+            "wrote {} (the built-in sample of the {} stream)",
+            path.display(),
+            input.table()
+        );
+    }
+    println!(
+        "wrote {} ({} rows from the sample)",
+        created.expected.display(),
+        created.rows
+    );
+    println!(
+        "next: edit the query, then `muster process test {dir}`; `--update` accepts its new \
+         output. Add {dir} to processors.sql_dirs to run it.",
+        dir = dir.display()
+    );
     Ok(())
 }
 

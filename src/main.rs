@@ -51,7 +51,10 @@ enum Command {
     /// Poll registered event-management services into the raw topics.
     Ingest,
     /// Normalize and window raw topics into derived topics (exactly-once).
+    #[command(args_conflicts_with_subcommands = true)]
     Process {
+        #[command(subcommand)]
+        action: Option<ProcessAction>,
         /// List the registered processors and exit.
         #[arg(long)]
         list: bool,
@@ -131,6 +134,35 @@ enum Command {
     Bench(bench::Bench),
 }
 
+/// Working on SQL processors, offline: no Kafka, registry or database needed.
+#[derive(Subcommand)]
+enum ProcessAction {
+    /// Run each SQL processor of a folder on its golden input and compare with the expected
+    /// rows (`golden/<stream>.input.json`, `golden/<name>.expected.json`); exits non-zero on
+    /// any difference.
+    Test {
+        /// A folder like those in `processors.sql_dirs` (default: the built-in processors).
+        dir: Option<PathBuf>,
+        /// Rewrite the expected files from the queries' output (review the change like code).
+        #[arg(long)]
+        update: bool,
+        /// Only these processors (repeatable; default: every one in the folder).
+        #[arg(long)]
+        only: Vec<String>,
+    },
+    /// Write a commented skeleton `NAME.sql` and its golden files, ready to edit and test.
+    New {
+        /// The processor's name: lower-case letters, digits and '_'.
+        name: String,
+        /// The stream it reads: checkins or normalized.
+        #[arg(long)]
+        input: muster_processors::sql::Stream,
+        /// The folder to write into (one of `processors.sql_dirs` to run it).
+        #[arg(long, default_value = ".")]
+        dir: PathBuf,
+    },
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
@@ -138,10 +170,28 @@ async fn main() -> anyhow::Result<()> {
     if let Command::Simulate(args) = cli.command {
         return simulate::run(*args, shutdown::on_signals()).await;
     }
+    if let Command::Process {
+        action: Some(action),
+        ..
+    } = cli.command
+    {
+        return match action {
+            ProcessAction::Test { dir, update, only } => {
+                commands::process_test(dir, update, only).await
+            }
+            ProcessAction::New { name, input, dir } => {
+                commands::process_new(&dir, &name, input).await
+            }
+        };
+    }
     let mut cfg = Config::load(&cli.config)?;
     let roles: &[Role] = match cli.command {
         Command::Ingest => &[Role::Ingest],
-        Command::Process { list: false, only } => {
+        Command::Process {
+            action: None,
+            list: false,
+            only,
+        } => {
             replace_unless_empty(&mut cfg.processors.only, only);
             &[Role::Process]
         }
@@ -153,7 +203,11 @@ async fn main() -> anyhow::Result<()> {
         Command::Webhooks => &[Role::Webhooks],
         Command::Insights { once: false } => &[Role::Insights],
         Command::All => &Role::ALL,
-        Command::Process { list: true, .. } => return commands::list_processors(&cfg),
+        Command::Process {
+            action: None,
+            list: true,
+            ..
+        } => return commands::list_processors(&cfg),
         Command::Insights { once: true } => return commands::insights_once(&cfg).await,
         Command::Config => {
             print!("{}", cfg.redacted_toml()?);
@@ -192,7 +246,12 @@ async fn main() -> anyhow::Result<()> {
             return commands::sql(&cfg, &query, format, output.as_deref(), &limits).await;
         }
         Command::Bench(b) => return bench::run(b, cfg).await,
-        Command::Simulate(_) => unreachable!("handled above"),
+        Command::Simulate(_)
+        | Command::Process {
+            action: Some(_), ..
+        } => {
+            unreachable!("handled above")
+        }
     };
     roles::run(roles, cfg).await
 }

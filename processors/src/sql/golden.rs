@@ -1,162 +1,386 @@
-//! Golden files pin every SQL processor's output: `processors/sql/golden/<stream>.input.json`
-//! goes in, `<name>.expected.json` must come out. `UPDATE_GOLDEN=1 cargo test` rewrites them;
-//! review the diff like code.
+//! Golden files pin every SQL processor's output, with no Kafka, registry or database: the
+//! rows in `golden/<stream>.input.json` go through the query, and `golden/<name>.expected.json`
+//! must come out. `muster process test [DIR]` and `cargo test -p muster-processors` both run
+//! [`run`]; `--update` (or `UPDATE_GOLDEN=1 cargo test`) rewrites the expected files, to be
+//! reviewed like code.
 
-use std::path::PathBuf;
+mod diff;
+mod skeleton;
+#[cfg(test)]
+mod tests;
 
-use muster_schemas::{NormalizedMetrics, RawCheckin};
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use datafusion::arrow::record_batch::RecordBatch;
+use muster_schemas::{NormalizedMetrics, RawCheckin, camel_case};
+
+pub use diff::RowDiff;
+pub use skeleton::{Created, create};
 
 use super::streams::{self, Stream};
-use super::{SqlProcessor, load};
+use super::{BUILT_IN, SqlDefinition, SqlProcessor};
 use crate::config::ProcessorsConfig;
 
-fn golden_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("sql/golden")
+/// Where SQL files and their `golden/` folder are.
+#[derive(Debug, Clone)]
+pub enum Folder {
+    /// The SQL processors built into this binary, with their golden files.
+    BuiltIn,
+    /// A folder like those in `processors.sql_dirs`.
+    Dir(PathBuf),
 }
 
-fn input_batch(stream: Stream) -> datafusion::arrow::record_batch::RecordBatch {
-    let path = golden_dir().join(format!("{}.input.json", stream.table()));
-    let text = std::fs::read_to_string(&path).unwrap();
-    match stream {
-        Stream::Checkins => {
-            let rows: Vec<RawCheckin> = serde_json::from_str(&text).unwrap();
-            streams::checkins_batch(&rows).unwrap()
+impl Folder {
+    fn sql_files(&self) -> anyhow::Result<Vec<(String, String)>> {
+        let mut out = Vec::new();
+        match self {
+            Self::BuiltIn => {
+                for f in BUILT_IN.files() {
+                    if f.path().extension().is_some_and(|e| e == "sql") {
+                        let text = f
+                            .contents_utf8()
+                            .context("a built-in SQL file is not UTF-8")?;
+                        out.push((self.show(&f.path().to_string_lossy()), text.to_owned()));
+                    }
+                }
+            }
+            Self::Dir(dir) => {
+                let entries = std::fs::read_dir(dir)
+                    .with_context(|| format!("cannot read the folder {}", dir.display()))?;
+                let mut paths: Vec<PathBuf> =
+                    entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
+                paths.sort();
+                for path in paths {
+                    if path.extension().is_some_and(|e| e == "sql") {
+                        let text = std::fs::read_to_string(&path)
+                            .with_context(|| format!("reading {}", path.display()))?;
+                        out.push((path.display().to_string(), text));
+                    }
+                }
+            }
         }
-        Stream::Normalized => {
-            let rows: Vec<NormalizedMetrics> = serde_json::from_str(&text).unwrap();
-            streams::normalized_batch(&rows).unwrap()
+        out.sort();
+        Ok(out)
+    }
+
+    /// A file under the folder, `None` if it does not exist.
+    fn read(&self, rel: &str) -> anyhow::Result<Option<String>> {
+        match self {
+            Self::BuiltIn => BUILT_IN
+                .get_file(rel)
+                .map(|f| {
+                    f.contents_utf8()
+                        .map(str::to_owned)
+                        .context("a built-in golden file is not UTF-8")
+                })
+                .transpose(),
+            Self::Dir(dir) => match std::fs::read_to_string(dir.join(rel)) {
+                Ok(t) => Ok(Some(t)),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+                Err(e) => Err(e).with_context(|| format!("reading {}", self.show(rel))),
+            },
+        }
+    }
+
+    fn writable(&self) -> anyhow::Result<&Path> {
+        match self {
+            Self::Dir(dir) => Ok(dir),
+            Self::BuiltIn => anyhow::bail!(
+                "the built-in processors are compiled into muster: update their golden files \
+                 in the source tree with `muster process test processors/sql --update`"
+            ),
+        }
+    }
+
+    fn write(&self, rel: &str, text: &str) -> anyhow::Result<()> {
+        let path = self.writable()?.join(rel);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent)
+                .with_context(|| format!("creating {}", parent.display()))?;
+        }
+        std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))
+    }
+
+    /// How a file under the folder is named in messages.
+    fn show(&self, rel: &str) -> String {
+        match self {
+            Self::BuiltIn => format!("processors/sql/{rel}"),
+            Self::Dir(dir) => dir.join(rel).display().to_string(),
+        }
+    }
+
+    fn describe(&self) -> String {
+        match self {
+            Self::BuiltIn => "the built-in SQL processors".to_owned(),
+            Self::Dir(dir) => dir.display().to_string(),
         }
     }
 }
 
-async fn run(p: &SqlProcessor) -> Vec<serde_json::Value> {
-    let out = p.query(input_batch(p.def.input)).await.unwrap();
-    p.rows_as_json(&out).unwrap()
+fn input_file(stream: Stream) -> String {
+    format!("golden/{}.input.json", stream.table())
 }
 
-fn processors() -> Vec<SqlProcessor> {
-    load(&ProcessorsConfig::default()).unwrap()
+fn expected_file(name: &str) -> String {
+    format!("golden/{name}.expected.json")
 }
 
-fn by_name(name: &str) -> SqlProcessor {
-    processors()
-        .into_iter()
-        .find(|p| p.def.name == name)
-        .unwrap()
+/// What `muster process test` was asked to do.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    /// Rewrite the expected files from the queries' output instead of comparing.
+    pub update: bool,
+    /// Only these processors (default: every one in the folder).
+    pub only: Vec<String>,
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn every_sql_processor_matches_its_golden_file() {
-    let update = std::env::var_os("UPDATE_GOLDEN").is_some();
-    let all = processors();
-    assert!(all.len() >= 3, "built-in SQL processors are embedded");
-    for p in &all {
-        let got = run(p).await;
-        let path = golden_dir().join(format!("{}.expected.json", p.def.name));
-        if update {
-            std::fs::write(&path, serde_json::to_string_pretty(&got).unwrap() + "\n").unwrap();
+/// One processor's result.
+#[derive(Debug)]
+pub struct Outcome {
+    pub name: String,
+    pub origin: String,
+    pub verdict: Verdict,
+}
+
+#[derive(Debug)]
+pub enum Verdict {
+    Passed {
+        rows: usize,
+    },
+    /// `--update` wrote the expected file (`changed`: its rows differ from before).
+    Updated {
+        rows: usize,
+        changed: bool,
+    },
+    Failed(Failure),
+}
+
+#[derive(Debug)]
+pub enum Failure {
+    Differs(RowDiff),
+    /// A golden file is missing: (its path, what to do).
+    Missing {
+        path: String,
+        fix: String,
+    },
+    /// The file does not parse or plan, or the query fails on the input.
+    Broken(String),
+}
+
+/// Every processor's outcome, printable as the command's output.
+#[derive(Debug)]
+pub struct Report {
+    pub folder: String,
+    pub outcomes: Vec<Outcome>,
+}
+
+impl Report {
+    pub fn failed(&self) -> usize {
+        self.outcomes
+            .iter()
+            .filter(|o| matches!(o.verdict, Verdict::Failed(_)))
+            .count()
+    }
+
+    pub fn passed(&self) -> bool {
+        self.failed() == 0
+    }
+
+    /// The outcome of one processor.
+    pub fn get(&self, name: &str) -> Option<&Outcome> {
+        self.outcomes.iter().find(|o| o.name == name)
+    }
+}
+
+/// Runs every SQL processor of `folder` (or those in `opts.only`) against its golden files.
+/// Errors only when the folder itself is unusable; each processor's problem is its outcome.
+pub async fn run(folder: &Folder, opts: &Options) -> anyhow::Result<Report> {
+    if opts.update {
+        folder.writable()?;
+    }
+    let files = folder.sql_files()?;
+    anyhow::ensure!(
+        !files.is_empty(),
+        "no .sql files in {} (`muster process new NAME --input checkins --dir DIR` writes one)",
+        folder.describe()
+    );
+    let mut outcomes = Vec::new();
+    for (origin, text) in files {
+        let def = SqlDefinition::parse(&origin, &text);
+        let name = match &def {
+            Ok(d) => d.name.clone(),
+            Err(_) => Path::new(&origin)
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_else(|| origin.clone()),
+        };
+        if !opts.only.is_empty() && !opts.only.contains(&name) {
             continue;
         }
-        let expected: serde_json::Value =
-            serde_json::from_str(&std::fs::read_to_string(&path).unwrap_or_else(|_| {
-                panic!("{} missing: run UPDATE_GOLDEN=1 cargo test", path.display())
-            }))
-            .unwrap();
-        assert_eq!(
-            serde_json::Value::Array(got),
-            expected,
-            "{} differs from its golden file",
-            p.def.name
+        let verdict = match def {
+            Ok(def) => check(folder, def, opts.update).await,
+            Err(e) => Verdict::Failed(Failure::Broken(format!("{e:#}"))),
+        };
+        outcomes.push(Outcome {
+            name,
+            origin,
+            verdict,
+        });
+    }
+    for name in &opts.only {
+        anyhow::ensure!(
+            outcomes.iter().any(|o| &o.name == name),
+            "no SQL processor named {name:?} in {}",
+            folder.describe()
         );
-        // The derived Avro schema parses.
-        apache_avro::Schema::parse_str(p.avro_schema()).unwrap();
+    }
+    Ok(Report {
+        folder: folder.describe(),
+        outcomes,
+    })
+}
+
+async fn check(folder: &Folder, def: SqlDefinition, update: bool) -> Verdict {
+    let origin = def.origin.clone();
+    let p = match SqlProcessor::new(def, ProcessorsConfig::default().allowed_lateness) {
+        Ok(p) => p,
+        Err(e) => return Verdict::Failed(Failure::Broken(format!("{e:#}"))),
+    };
+    match compare(folder, &p, update).await {
+        Ok(v) => v,
+        Err(e) => Verdict::Failed(Failure::Broken(format!("{origin}: {e:#}"))),
     }
 }
 
-/// An oracle independent of SQL: counts per (event, gate, minute) computed by hand.
-#[tokio::test(flavor = "multi_thread")]
-async fn tumbling_gate_counts_equal_a_hand_count() {
-    let text = std::fs::read_to_string(golden_dir().join("checkins.input.json")).unwrap();
-    let rows: Vec<RawCheckin> = serde_json::from_str(&text).unwrap();
-    let mut expected = std::collections::BTreeMap::new();
-    for r in &rows {
-        let minute = r.scanned_at.div_euclid(60_000) * 60_000;
-        let e = expected
-            .entry((r.event_id.clone(), r.gate_id.clone(), minute))
-            .or_insert((0, 0));
-        match r.direction.as_str() {
-            "in" => e.0 += 1,
-            _ => e.1 += 1,
+async fn compare(folder: &Folder, p: &SqlProcessor, update: bool) -> anyhow::Result<Verdict> {
+    let input_rel = input_file(p.def.input);
+    let input = match folder.read(&input_rel)? {
+        Some(text) => text,
+        None if update => {
+            let sample = Folder::BuiltIn
+                .read(&input_rel)?
+                .context("the built-in sample input is missing")?;
+            folder.write(&input_rel, &sample)?;
+            sample
+        }
+        None => {
+            return Ok(Verdict::Failed(Failure::Missing {
+                path: folder.show(&input_rel),
+                fix: format!(
+                    "write {} input rows there, or run with --update to start from the \
+                     built-in sample (then review it)",
+                    p.def.input.table()
+                ),
+            }));
+        }
+    };
+    let batch = input_batch(p.def.input, &input)
+        .with_context(|| format!("reading {}", folder.show(&input_rel)))?;
+    let got = p.rows_as_json(&p.query(batch).await?)?;
+    // The derived Avro schema must parse, as the registry will parse it.
+    apache_avro::Schema::parse_str(p.avro_schema()).context("the derived Avro schema")?;
+    let expected_rel = expected_file(&p.def.name);
+    let expected = folder
+        .read(&expected_rel)?
+        .map(|t| {
+            serde_json::from_str::<Vec<serde_json::Value>>(&t)
+                .with_context(|| format!("{} is not a JSON array", folder.show(&expected_rel)))
+        })
+        .transpose()?;
+    if update {
+        let changed = expected.as_ref() != Some(&got);
+        if changed {
+            folder.write(&expected_rel, &(serde_json::to_string_pretty(&got)? + "\n"))?;
+        }
+        return Ok(Verdict::Updated {
+            rows: got.len(),
+            changed,
+        });
+    }
+    let Some(expected) = expected else {
+        return Ok(Verdict::Failed(Failure::Missing {
+            path: folder.show(&expected_rel),
+            fix: "run with --update to write the query's current output there, then review it"
+                .to_owned(),
+        }));
+    };
+    let columns: Vec<String> = p
+        .output_arrow_schema()
+        .fields()
+        .iter()
+        .map(|f| camel_case(f.name()))
+        .collect();
+    let diff = RowDiff::new(&columns, &expected, &got);
+    Ok(if diff.is_empty() {
+        Verdict::Passed { rows: got.len() }
+    } else {
+        Verdict::Failed(Failure::Differs(diff))
+    })
+}
+
+/// A golden input file (topic records as JSON, as in the built-in samples) as an Arrow batch.
+fn input_batch(stream: Stream, text: &str) -> anyhow::Result<RecordBatch> {
+    match stream {
+        Stream::Checkins => {
+            streams::checkins_batch(&serde_json::from_str::<Vec<RawCheckin>>(text)?)
+        }
+        Stream::Normalized => {
+            streams::normalized_batch(&serde_json::from_str::<Vec<NormalizedMetrics>>(text)?)
         }
     }
-    let got = run(&by_name("gate_throughput_1m")).await;
-    assert_eq!(got.len(), expected.len());
-    for (row, ((event, gate, minute), (ins, outs))) in got.iter().zip(&expected) {
-        let start =
-            chrono::DateTime::parse_from_rfc3339(row["windowStart"].as_str().unwrap()).unwrap();
-        let end = chrono::DateTime::parse_from_rfc3339(row["windowEnd"].as_str().unwrap()).unwrap();
-        assert_eq!(
-            (
-                row["eventId"].as_str().unwrap(),
-                row["gateId"].as_str().unwrap()
-            ),
-            (event.as_str(), gate.as_str())
-        );
-        assert_eq!(start.timestamp_millis(), *minute);
-        assert_eq!(end.timestamp_millis() - start.timestamp_millis(), 60_000);
-        assert_eq!(
-            (
-                row["entries"].as_i64().unwrap(),
-                row["exits"].as_i64().unwrap()
-            ),
-            (*ins, *outs)
-        );
-    }
 }
 
-/// Each entry counts in the three 15-minute windows that cover it.
-#[tokio::test(flavor = "multi_thread")]
-async fn hopping_windows_count_each_entry_three_times() {
-    let got = run(&by_name("gate_entries_15m_hop_5m")).await;
-    let total: i64 = got.iter().map(|r| r["entries"].as_i64().unwrap()).sum();
-    let text = std::fs::read_to_string(golden_dir().join("checkins.input.json")).unwrap();
-    let rows: Vec<RawCheckin> = serde_json::from_str(&text).unwrap();
-    let entries = rows.iter().filter(|r| r.direction.as_str() == "in").count() as i64;
-    assert_eq!(total, 3 * entries);
+fn plural(n: usize) -> &'static str {
+    if n == 1 { "" } else { "s" }
 }
 
-#[test]
-fn implausible_times_are_refused_and_lateness_is_judged_against_arrival_time() {
-    let now = 1_764_547_200_000;
-    assert_eq!(streams::implausible_time(now, now + 5), None);
-    let reason = streams::implausible_time(-3_250_000_000_000_000, -3_250_000_000_000_000);
-    assert!(reason.unwrap().contains("implausible event time"));
-    assert!(
-        streams::implausible_time(now, i64::MAX)
-            .unwrap()
-            .contains("arrival")
-    );
-    assert_eq!(streams::too_late(1_000, 61_000, 60_000), None);
-    let reason = streams::too_late(1_000, 61_001, 60_000).unwrap();
-    assert!(reason.contains("60.0 s after"), "{reason}");
-}
-
-#[test]
-fn bad_definitions_are_refused_with_the_file_named() {
-    for (file, text, refusal) in [
-        ("x.sql", "-- name: a\nSELECT 1", "x.sql: missing `-- input"),
-        (
-            "y.sql",
-            "-- name: a\n-- input: checkins\n-- output: t\nSELECT 1",
-            "version suffix",
-        ),
-        (
-            "z.sql",
-            "-- name: a\n-- input: nope\n-- output: t.v1\nSELECT 1",
-            "unknown input stream",
-        ),
-    ] {
-        let e = super::SqlDefinition::parse(file, text).unwrap_err();
-        assert!(e.to_string().contains(refusal), "{e}");
+impl fmt::Display for Report {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let width = self
+            .outcomes
+            .iter()
+            .map(|o| o.name.len())
+            .max()
+            .unwrap_or(0);
+        let (mut passed, mut updated) = (0, 0);
+        for o in &self.outcomes {
+            let name = &o.name;
+            match &o.verdict {
+                Verdict::Passed { rows } => {
+                    passed += 1;
+                    writeln!(f, "ok      {name:<width$}  {rows} row{}", plural(*rows))?;
+                }
+                Verdict::Updated { rows, changed } => {
+                    updated += 1;
+                    let what = if *changed { "rewritten" } else { "unchanged" };
+                    writeln!(
+                        f,
+                        "update  {name:<width$}  {rows} row{}, expected file {what}",
+                        plural(*rows)
+                    )?;
+                }
+                Verdict::Failed(failure) => {
+                    writeln!(f, "FAIL    {name:<width$}  {}", o.origin)?;
+                    match failure {
+                        Failure::Differs(d) => write!(f, "{d}")?,
+                        Failure::Missing { path, fix } => {
+                            writeln!(f, "    {path} is missing: {fix}")?
+                        }
+                        Failure::Broken(e) => writeln!(f, "    {e}")?,
+                    }
+                }
+            }
+        }
+        let mut summary = vec![];
+        if updated > 0 {
+            summary.push(format!("{updated} updated"));
+        }
+        if passed > 0 || updated == 0 {
+            summary.push(format!("{passed} passed"));
+        }
+        summary.push(format!("{} failed", self.failed()));
+        write!(f, "{}", summary.join(", "))
     }
 }

@@ -13,8 +13,7 @@
 //! ```
 
 mod avro;
-#[cfg(test)]
-mod golden;
+pub mod golden;
 mod streams;
 
 use std::path::Path;
