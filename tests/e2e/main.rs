@@ -13,6 +13,7 @@ mod api;
 mod archive;
 mod bi_role;
 mod flight;
+mod golden;
 mod ingest;
 mod insights;
 mod pipeline;

@@ -86,8 +86,8 @@ fn text(name: &str, input: Stream) -> String {
     let (description, columns, query) = match input {
         Stream::Checkins => (
             "entries and exits per gate per 10 minutes (event time), partial counts per micro-batch",
-            "event_id, gate_id, participant (a pseudonym), direction ('in' or 'out'),\n\
-             -- scanned_at (event time) and received_at (when muster received it).",
+            "--   event_id, gate_id, participant (a pseudonym), direction ('in' or 'out'),\n\
+             --   scanned_at (event time) and received_at (when muster received it).",
             "SELECT
     event_id,
     gate_id,
@@ -102,9 +102,9 @@ ORDER BY event_id, gate_id, window_start
         ),
         Stream::Normalized => (
             "attendance per event per 15 minutes, samples and peak, partial per micro-batch",
-            "event_id, observed_at (event time), fetched_at (when muster fetched it),\n\
-             -- total_registered, current_attendees, checked_in, checked_out, attendance_rate\n\
-             -- (0 to 1) and status.",
+            "--   event_id, observed_at (event time), fetched_at (when muster fetched it),\n\
+             --   total_registered, current_attendees, checked_in, checked_out,\n\
+             --   attendance_rate (0 to 1) and status.",
             "SELECT
     event_id,
     date_bin(INTERVAL '15 minutes', observed_at) AS window_start,
@@ -125,16 +125,17 @@ ORDER BY event_id, window_start
 -- input: {table}
 -- output: {topic}
 --
--- The query runs (DataFusion SQL) on each micro-batch of the {table} stream, a table named
--- {table} with the columns {columns}
+-- The query runs (DataFusion SQL) on each micro-batch of the {table} stream, as a table
+-- named {table} with the columns
+{columns}
 -- A batch holds only part of a window, so emit partial aggregates (counts, sums, max, min)
 -- with window_start and window_end in every row; whatever reads the topic merges the
 -- partials of a window. The event_id column becomes the Kafka key.
 --
 -- Check it with `muster process test <this folder>`. After changing the query, review the
--- difference it prints, then `muster process test <this folder> --update` rewrites
--- golden/{name}.expected.json. To change the output columns of a running processor, only add
--- nullable columns, or write a new topic (.v2).
+-- difference it prints; `muster process test <this folder> --update` then rewrites
+-- golden/{name}.expected.json. A running processor's output may only gain nullable
+-- columns; for any other change, write a new topic (.v2).
 {query}"
     )
 }
