@@ -221,7 +221,7 @@ pub async fn run(folder: &Folder, opts: &Options) -> anyhow::Result<Report> {
         }
         let verdict = match def {
             Ok(def) => check(folder, def, opts.update).await,
-            Err(e) => Verdict::Failed(Failure::Broken(format!("{e:#}"))),
+            Err(e) => Verdict::Failed(Failure::Broken(chain(&e))),
         };
         outcomes.push(Outcome {
             name,
@@ -246,11 +246,11 @@ async fn check(folder: &Folder, def: SqlDefinition, update: bool) -> Verdict {
     let origin = def.origin.clone();
     let p = match SqlProcessor::new(def, ProcessorsConfig::default().allowed_lateness) {
         Ok(p) => p,
-        Err(e) => return Verdict::Failed(Failure::Broken(format!("{e:#}"))),
+        Err(e) => return Verdict::Failed(Failure::Broken(chain(&e))),
     };
     match compare(folder, &p, update).await {
         Ok(v) => v,
-        Err(e) => Verdict::Failed(Failure::Broken(format!("{origin}: {e:#}"))),
+        Err(e) => Verdict::Failed(Failure::Broken(format!("{origin}: {}", chain(&e)))),
     }
 }
 
@@ -330,6 +330,22 @@ fn input_batch(stream: Stream, text: &str) -> anyhow::Result<RecordBatch> {
             streams::normalized_batch(&serde_json::from_str::<Vec<NormalizedMetrics>>(text)?)
         }
     }
+}
+
+/// An error and its causes on one line, without the repeats of libraries (DataFusion) whose
+/// messages already include their source's.
+fn chain(e: &anyhow::Error) -> String {
+    let mut out = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if !out.contains(&text) {
+            if !out.is_empty() {
+                out.push_str(": ");
+            }
+            out.push_str(&text);
+        }
+    }
+    out
 }
 
 fn plural(n: usize) -> &'static str {
