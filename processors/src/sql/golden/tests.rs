@@ -385,3 +385,31 @@ fn bad_definitions_are_refused_with_the_file_named() {
         assert!(e.to_string().contains(refusal), "{e}");
     }
 }
+
+#[test]
+fn the_diff_pairs_duplicate_keys_in_order_and_notices_a_new_order() {
+    use super::RowDiff;
+    use serde_json::json;
+    let cols = ["gateId".to_owned(), "n".to_owned()];
+    let a = json!({"gateId": "G1", "n": 1});
+    let b = json!({"gateId": "G1", "n": 2});
+    let c = json!({"gateId": "G2", "n": 3});
+    let same = RowDiff::new(&cols, &[a.clone(), c.clone()], &[a.clone(), c.clone()]);
+    assert!(same.is_empty());
+    let reordered = RowDiff::new(&cols, &[a.clone(), c.clone()], &[c.clone(), a.clone()]);
+    assert_eq!(reordered.reordered_at, Some(0));
+    assert!(
+        reordered
+            .to_string()
+            .contains("another order (first at row 1)")
+    );
+    // Two rows for G1 expected, one produced: the first pairs up, the second is missing.
+    let d = RowDiff::new(&cols, &[a.clone(), b.clone(), c.clone()], &[a.clone(), c]);
+    assert_eq!(
+        (d.changed.len(), d.missing.len(), d.unexpected.len()),
+        (0, 1, 0)
+    );
+    assert!(d.to_string().contains("missing     gateId=G1 n=2"), "{d}");
+    let d = RowDiff::new(&cols, &[a.clone()], &[a, b]);
+    assert!(d.to_string().contains("unexpected  gateId=G1 n=2"), "{d}");
+}
