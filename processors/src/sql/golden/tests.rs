@@ -410,6 +410,6 @@ fn the_diff_pairs_duplicate_keys_in_order_and_notices_a_new_order() {
         (0, 1, 0)
     );
     assert!(d.to_string().contains("missing     gateId=G1 n=2"), "{d}");
-    let d = RowDiff::new(&cols, &[a.clone()], &[a, b]);
+    let d = RowDiff::new(&cols, std::slice::from_ref(&a), &[a.clone(), b]);
     assert!(d.to_string().contains("unexpected  gateId=G1 n=2"), "{d}");
 }
