@@ -5,6 +5,7 @@
 #   scripts/demo.sh [--events N]   start (default 5 events, one of them serving bad bodies);
 #                                  MUSTER_ADMIN_TOKEN defaults to a random one, kept in
 #                                  .muster/demo/admin-token and printed
+#                                  MUSTER_DEMO_BUILD=0 skips the build (the test command's smoke run)
 #   scripts/demo.sh stop           stop muster and the simulator (services keep running;
 #                                  `scripts/services.sh down` stops those)
 set -euo pipefail
@@ -34,9 +35,13 @@ esac
 scripts/build-deps.sh
 scripts/services.sh up
 eval "$(scripts/services.sh env)"
-echo "==> building muster (first build takes a few minutes)"
-cargo build --bin muster
 bin="${CARGO_TARGET_DIR:-target}/debug/muster"
+# MUSTER_DEMO_BUILD=0: use the binary already built (the test command's smoke run of this script).
+if [ "${MUSTER_DEMO_BUILD:-1}" != 0 ]; then
+  echo "==> building muster (first build takes a few minutes)"
+  cargo build --bin muster
+fi
+[ -x "$bin" ] || { echo "no muster binary at $bin" >&2; exit 1; }
 stop
 
 # muster first: the simulator registers its services through the admin API, like a real
@@ -73,7 +78,7 @@ partner_ok() { [ -s "$state/partner-key" ] && curl -fsS -o /dev/null -H "x-api-k
 if ! partner_ok; then
   grants=$(curl -fsS -H "authorization: Bearer $MUSTER_ADMIN_TOKEN" "$api/api/admin/services" | python3 -c '
 import json, sys
-ids = sorted(s["eventId"] for s in json.load(sys.stdin))
+ids = sorted(s["eventId"] for s in json.load(sys.stdin)["services"])
 print(json.dumps(ids[:-1] or ids))')
   curl -fsS -X POST -H "authorization: Bearer $MUSTER_ADMIN_TOKEN" -H 'content-type: application/json' \
     -d "{\"name\": \"Demo partner\", \"tier\": \"premium\", \"eventIds\": $grants}" \

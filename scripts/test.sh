@@ -80,4 +80,16 @@ shift_args=()
 [ "${1:-}" = "--" ] && shift && shift_args=("$@")
 cargo nextest run --workspace "${shift_args[@]}"
 
+if [ ${#shift_args[@]} -eq 0 ]; then
+    # The README's first command, with the binary the tests just built: its shell glue (the
+    # partner it makes through the admin API) broke once unnoticed when an answer's shape changed.
+    step "the demo starts, and its partner key reads its events"
+    MUSTER_DEMO_BUILD=0 scripts/demo.sh --events 3 >"$MUSTER_HOME/logs/demo-smoke.log" 2>&1 \
+        || { tail -40 "$MUSTER_HOME/logs/demo-smoke.log"; scripts/demo.sh stop; exit 1; }
+    demo_ok=$(curl -fsS -H "x-api-key: $(cat .muster/demo/partner-key)" \
+        "http://${MUSTER_API_ADDR:-127.0.0.1:8080}/api/partner/events" | grep -o '"eventId"' | wc -l)
+    scripts/demo.sh stop
+    [ "$demo_ok" -ge 1 ] || { echo "the demo's partner sees no event" >&2; exit 1; }
+fi
+
 step "all green in $((SECONDS - started)) s"
