@@ -117,6 +117,11 @@ pub mod answers {
         Unprocessable => 422;
         RateLimited => 429;
         Unavailable => 503;
+        /// The analyst SQL routes' refusals.
+        NotPremiumOrWrites => 403, "Not premium, or the query would write";
+        AnswerTooLarge => 413, "The answer is larger than the API's limit";
+        PastQueryLimits => 422, "Past the time or memory limit";
+        QueryRateLimited => 429, "Past the key's rate limit or its queries at once";
     );
 }
 

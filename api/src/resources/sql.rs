@@ -12,7 +12,9 @@ use warp::{Filter, Reply};
 use crate::auth::{Partner, Viewer};
 use crate::config::SqlConfig;
 use crate::problem::Problem;
-use crate::problem::answers::BadRequest;
+use crate::problem::answers::{
+    AnswerTooLarge, BadRequest, NotPremiumOrWrites, PastQueryLimits, QueryRateLimited,
+};
 use crate::route::{Ctx, Route, any, route, with};
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -234,15 +236,7 @@ impl Download {
     request_body = SqlRequest,
     responses(
         (status = 200, body = SqlAnswer),
-        BadRequest,
-        (status = 403, body = Problem, content_type = "application/problem+json",
-            description = "Not premium, or the query would write"),
-        (status = 413, body = Problem, content_type = "application/problem+json",
-            description = "The answer is larger than the API's limit"),
-        (status = 422, body = Problem, content_type = "application/problem+json",
-            description = "Past the time or memory limit"),
-        (status = 429, body = Problem, content_type = "application/problem+json",
-            description = "Past the key's rate limit or its queries at once"),
+        BadRequest, NotPremiumOrWrites, AnswerTooLarge, PastQueryLimits, QueryRateLimited,
     ))]
 async fn run(
     partner: Partner,
@@ -278,15 +272,7 @@ fn max_rows(body: &SqlRequest) -> Option<usize> {
         (status = 200, body = String, content_type = "text/csv",
             description = "The answer as CSV, as an attachment",
             headers(("x-muster-truncated" = bool, description = "More rows matched than were written"))),
-        BadRequest,
-        (status = 403, body = Problem, content_type = "application/problem+json",
-            description = "Not premium, or the query would write"),
-        (status = 413, body = Problem, content_type = "application/problem+json",
-            description = "The answer is larger than the API's limit"),
-        (status = 422, body = Problem, content_type = "application/problem+json",
-            description = "Past the time or memory limit"),
-        (status = 429, body = Problem, content_type = "application/problem+json",
-            description = "Past the key's rate limit or its queries at once"),
+        BadRequest, NotPremiumOrWrites, AnswerTooLarge, PastQueryLimits, QueryRateLimited,
     ))]
 async fn csv(
     partner: Partner,
@@ -304,15 +290,7 @@ async fn csv(
         (status = 200, body = ParquetFile, content_type = "application/vnd.apache.parquet",
             description = "The answer as Parquet, as an attachment",
             headers(("x-muster-truncated" = bool, description = "More rows matched than were written"))),
-        BadRequest,
-        (status = 403, body = Problem, content_type = "application/problem+json",
-            description = "Not premium, or the query would write"),
-        (status = 413, body = Problem, content_type = "application/problem+json",
-            description = "The answer is larger than the API's limit"),
-        (status = 422, body = Problem, content_type = "application/problem+json",
-            description = "Past the time or memory limit"),
-        (status = 429, body = Problem, content_type = "application/problem+json",
-            description = "Past the key's rate limit or its queries at once"),
+        BadRequest, NotPremiumOrWrites, AnswerTooLarge, PastQueryLimits, QueryRateLimited,
     ))]
 async fn parquet(
     partner: Partner,
