@@ -9,7 +9,7 @@ use crate::common;
 
 use common::api::{ADMIN, Api, Auth, each, start_api};
 use common::browser::{Browser, DESKTOP, PHONE};
-use common::{Run, Services, db};
+use common::{Run, Services, Worker, db, free_port, wait_for};
 use reqwest::Method;
 use serde_json::Value;
 
@@ -277,6 +277,18 @@ async fn the_dashboard_search_box_filters_the_list_as_you_type() {
     )
     .await;
     assert_eq!(shown().await, rows(&[&c.book, &c.park]));
+    // A row matched by what it does not show says where: the park by its venue.
+    let park_row = format!("#row-{} th", c.park);
+    assert!(
+        b.text(&park_row).await.contains("Venue: 서울 올림픽공원"),
+        "{}",
+        b.text(&park_row).await
+    );
+    assert!(
+        !b.text(&format!("#row-{} th", c.book))
+            .await
+            .contains("Venue")
+    );
     b.wait_until(
         "the search in the address",
         "return new URLSearchParams(location.search).get('q') === '서울';",
@@ -322,4 +334,47 @@ async fn the_dashboard_search_box_filters_the_list_as_you_type() {
         "q-error"
     );
     b.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_api_refuses_a_database_whose_ctype_hides_korean_from_search() {
+    let (s, run, dir, _) = Run::begin().parts();
+    // A database of the C ctype, as a cluster initialised without a locale makes them.
+    let (server, _) = s.database.rsplit_once('/').unwrap();
+    let name = format!("muster_search_c_{run}");
+    let psql = |sql: String| {
+        let out = std::process::Command::new("psql")
+            .args([&format!("{server}/postgres"), "-qc", &sql])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{sql}: {out:?}");
+    };
+    psql(format!(
+        "CREATE DATABASE {name} TEMPLATE template0 ENCODING 'UTF8' LOCALE 'C'"
+    ));
+    let env = [
+        ("MUSTER_DATABASE_URL", format!("{server}/{name}")),
+        ("MUSTER_API_ADDR", format!("127.0.0.1:{}", free_port())),
+        ("MUSTER_ADMIN_TOKEN", ADMIN.to_owned()),
+        ("MUSTER__OPS__ADDR", format!("127.0.0.1:{}", free_port())),
+    ];
+    let mut api = Worker::start("api", &["api"], &env, &dir);
+    let status = wait_for(
+        "the API to refuse the database",
+        std::time::Duration::from_secs(60),
+        || {
+            let status = api.try_status();
+            async move { status }
+        },
+    )
+    .await;
+    psql(format!("DROP DATABASE {name} WITH (FORCE)"));
+    assert!(!status.success());
+    let log = api.log();
+    assert!(
+        log.contains(&format!(
+            "database {name}: its LC_CTYPE C leaves Korean out"
+        )) && log.contains("LC_CTYPE 'C.UTF-8'"),
+        "{log}"
+    );
 }

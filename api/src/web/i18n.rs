@@ -241,6 +241,8 @@ messages! {
     AnyType => "Any type", "모든 유형";
     AnyStatus => "Any status", "모든 상태";
     Search => "Search name, venue, type or id", "이름, 장소, 유형, ID 검색";
+    Venue => "Venue", "장소";
+    EventId => "Id", "ID";
     Apply => "Apply", "적용";
     Filters => "Filters", "필터";
     Occupancy => "Occupancy", "수용률";

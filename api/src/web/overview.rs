@@ -17,7 +17,7 @@ use super::layout::{self, Nav, choice};
 use super::paths;
 use super::session::Visit;
 use crate::read::events::Status;
-use crate::read::search::{self, Search};
+use crate::read::search::{self, MatchedField, Search};
 
 /// `GET /`.
 pub async fn page(query: Query, visit: Visit, site: Site) -> Response {
@@ -249,6 +249,16 @@ pub fn row(lang: Lang, now: DateTime<Utc>, r: &Row, live: bool) -> Markup {
             th scope="row" {
                 a href=(paths::item(paths::EVENTS, &e.event_id)) { (e.name) }
                 span.type { (e.event_type) }
+                // A search that matched what the row does not show says where it matched.
+                @match (e.matched, &e.venue) {
+                    (Some(MatchedField::Venue), Some(venue)) => {
+                        span.sub.matched { (lang.t(Msg::Venue)) ": " (venue) }
+                    }
+                    (Some(MatchedField::Id), _) => {
+                        span.sub.matched { (lang.t(Msg::EventId)) ": " (e.event_id) }
+                    }
+                    _ => {}
+                }
             }
             td data-label=(lang.t(Msg::Status)) {
                 span class=(format!("status status-{}", e.status.as_str())) {
