@@ -9,7 +9,8 @@ use crate::common;
 
 use common::api::{ADMIN, Api, Auth, each, start_api};
 use common::browser::{Browser, DESKTOP, PHONE};
-use common::{Run, Services, Worker, db, free_port, wait_for};
+use common::{Run, Services, Worker, db, free_port, producer, send, wait_for, worker_env};
+use muster_schemas::CatalogueEntry;
 use reqwest::Method;
 use serde_json::Value;
 
@@ -361,7 +362,7 @@ async fn the_api_refuses_a_database_whose_ctype_hides_korean_from_search() {
     let mut api = Worker::start("api", &["api"], &env, &dir);
     let status = wait_for(
         "the API to refuse the database",
-        std::time::Duration::from_secs(60),
+        std::time::Duration::from_secs(120),
         || {
             let status = api.try_status();
             async move { status }
@@ -377,4 +378,54 @@ async fn the_api_refuses_a_database_whose_ctype_hides_korean_from_search() {
         )) && log.contains("LC_CTYPE 'C.UTF-8'"),
         "{log}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_event_registered_through_the_catalogue_topic_is_found_by_its_korean_venue() {
+    let (s, run, dir, codec) = Run::begin().parts();
+    let env = worker_env(&format!("s{run}"), free_port());
+    let _project = Worker::start(
+        "project-catalogue",
+        &["project", "--only", "event_catalogue"],
+        &env,
+        &dir,
+    );
+    let (_api_worker, api) = start_api(&dir, &env).await;
+    let p = producer(&s);
+    let event = format!("busan{run}");
+    let entry = CatalogueEntry {
+        event_id: event.clone(),
+        service_name: "test".into(),
+        name: "부산불꽃축제".into(),
+        event_type: "festival".into(),
+        venue: Some("광안리해수욕장".into()),
+        capacity: Some(5000),
+        starts_at: None,
+        ends_at: None,
+        utc_offset_minutes: Some(540),
+        ticket_price: None,
+        cost_total: None,
+        other_income: None,
+        currency: None,
+        removed: false,
+        at: chrono::Utc::now().timestamp_millis(),
+    };
+    // Re-sent until the projection, which reads the topic from its start, has it.
+    let body = wait_for(
+        "the catalogue entry to be found by a part of its venue",
+        std::time::Duration::from_secs(90),
+        || {
+            let (p, codec, entry, api) = (&p, &codec, &entry, &api);
+            async move {
+                send(p, codec, entry).await;
+                let (_, body) = search(api, Auth::None, "/api/public/events", "광안리").await;
+                (!hits(&body).is_empty()).then_some(body)
+            }
+        },
+    )
+    .await;
+    assert_eq!(hits(&body), [hit(&event, "venue")], "{body}");
+    assert_eq!(body["events"][0]["venue"], "광안리해수욕장");
+    let (_, body) = search(&api, Auth::None, "/api/public/events", "불꽃").await;
+    assert_eq!(hits(&body), [hit(&event, "name")], "{body}");
 }
