@@ -78,20 +78,6 @@ impl std::str::FromStr for ChangeKind {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn change_kinds_read_back_as_serde_writes_them() {
-        for k in ChangeKind::ALL {
-            assert_eq!(serde_json::to_value(k).unwrap(), k.as_str());
-            assert_eq!(k.as_str().parse::<ChangeKind>().unwrap(), *k);
-        }
-        assert!("nope".parse::<ChangeKind>().is_err());
-    }
-}
-
 /// The full-text document of an `event_catalogue` row (name, venue, type, id, weighted in that
 /// order; configuration `simple`, which splits on spaces and lowercases, so Korean and English
 /// alike), with `$alias` before each column (`""` or `"c."`). Its index (the catalogue's
@@ -116,4 +102,18 @@ macro_rules! catalogue_search_doc {
             "event_id), 'D'))"
         )
     };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn change_kinds_read_back_as_serde_writes_them() {
+        for k in ChangeKind::ALL {
+            assert_eq!(serde_json::to_value(k).unwrap(), k.as_str());
+            assert_eq!(k.as_str().parse::<ChangeKind>().unwrap(), *k);
+        }
+        assert!("nope".parse::<ChangeKind>().is_err());
+    }
 }

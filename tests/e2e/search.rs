@@ -170,7 +170,7 @@ async fn search_finds_korean_and_english_partial_words_ranked_with_the_field_mat
 
     // Blank is no filter: every event, by id, without a matched field.
     let (_, body) = search(&api, Auth::None, public, "  ").await;
-    let mut all = vec![&c.book, &c.park, &c.conf, &c.meetup, &c.after, &c.pct];
+    let mut all = [&c.book, &c.park, &c.conf, &c.meetup, &c.after, &c.pct];
     all.sort();
     assert_eq!(
         hits(&body),
@@ -321,7 +321,7 @@ async fn the_dashboard_search_box_filters_the_list_as_you_type() {
     b.goto("/?q=서울").await;
     assert_eq!(shown().await, rows(&[&c.book, &c.park]));
     b.resize(PHONE).await;
-    b.screenshot("search-390").await;
+    b.screenshot("search-ko-390").await;
 
     // An over-long search is refused next to the field, not silently cut.
     b.resize(DESKTOP).await;
