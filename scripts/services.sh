@@ -49,6 +49,10 @@ DB_USER=muster
 DB_PASSWORD=muster
 DB_NAME=muster
 REGISTRY_DB=apicurio
+# Search (pg_trgm) needs a UTF-8 ctype: under C, Korean letters are not letters to it. The
+# cluster is created with it, and databases are created with it whatever the cluster's default.
+DB_LOCALE=C.UTF-8
+DB_CREATE_OPTIONS="TEMPLATE template0 ENCODING 'UTF8' LOCALE '$DB_LOCALE'"
 
 # Apicurio Registry >= 3.3 is compiled for Java 21. Its JVM is the first Java >= 21 of:
 # $MUSTER_REGISTRY_JAVA, $JAVA_HOME, PATH, /usr/lib/jvm/* (the polyglot image has a Temurin 25 there).
@@ -175,7 +179,7 @@ pg_install() {
   [ -n "$PG_VER" ] || die "no PostgreSQL server found after installing"
   if ! pg_lsclusters -h 2>/dev/null | awk -v v="$PG_VER" '$1 == v && $2 == "main"' | grep -q .; then
     log "postgres: creating cluster $PG_VER/main"
-    as_root pg_createcluster "$PG_VER" main --port "$PG_PORT" >&2
+    as_root pg_createcluster "$PG_VER" main --port "$PG_PORT" --locale "$DB_LOCALE" --encoding UTF8 >&2
   fi
 }
 
@@ -226,9 +230,15 @@ SQL
   for db in "$DB_NAME" "$REGISTRY_DB"; do
     if ! psql_admin -d postgres -tAc "SELECT 1 FROM pg_database WHERE datname = '$db'" | grep -q 1; then
       log "postgres: creating database $db"
-      psql_admin -d postgres -c "CREATE DATABASE $db OWNER $DB_USER"
+      psql_admin -d postgres -c "CREATE DATABASE $db OWNER $DB_USER $DB_CREATE_OPTIONS"
     fi
   done
+  local ctype
+  ctype=$(psql_admin -d postgres -tAc "SELECT datctype FROM pg_database WHERE datname = '$DB_NAME'")
+  case "$ctype" in
+    C | POSIX) log "postgres: WARNING database $DB_NAME has LC_CTYPE $ctype, which search cannot" \
+      "use (the API refuses to start); '$0 reset' recreates it with $DB_LOCALE (its data is lost)" ;;
+  esac
 }
 
 pg_stop() {

@@ -51,7 +51,8 @@ admin_url="${MUSTER_DATABASE_URL%/*}/postgres"
 for db in $(psql -qAt "$admin_url" -c "SELECT datname FROM pg_database WHERE datname LIKE 'muster\_test%'"); do
     psql -q "$admin_url" -c "DROP DATABASE IF EXISTS $db WITH (FORCE)"
 done
-psql -q "$admin_url" -c "CREATE DATABASE muster_test"
+# A UTF-8 ctype, whatever the cluster's default: search (pg_trgm) needs it.
+psql -q "$admin_url" -c "CREATE DATABASE muster_test TEMPLATE template0 ENCODING 'UTF8' LOCALE 'C.UTF-8'"
 export MUSTER_DATABASE_URL="${MUSTER_DATABASE_URL%/*}/muster_test"
 
 step "third-party client (Python confluent-kafka) for the interoperability test"

@@ -194,6 +194,7 @@ impl Feed {
         let filter = events::Filter {
             ids: Some(&ids),
             event_type: None,
+            search: None,
         };
         let events: HashMap<String, Event> = events::list(db, filter, self.inner.stale_after)
             .await?

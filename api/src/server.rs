@@ -160,6 +160,7 @@ fn request_id() -> impl Filter<Extract = (String,), Error = Infallible> + Clone 
 
 pub async fn run(mut cfg: ApiConfig, state: AppState, shutdown: Shutdown) -> anyhow::Result<()> {
     cfg.validate()?;
+    crate::read::search::check_database(&state.pool).await?;
     let listener = tokio::net::TcpListener::bind(cfg.addr)
         .await
         .map_err(|e| anyhow::anyhow!("api cannot listen on {}: {e}", cfg.addr))?;

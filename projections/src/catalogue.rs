@@ -39,6 +39,17 @@ impl TopicProjection for EventCatalogue {
             version_at timestamptz NOT NULL);
          CREATE INDEX ON {schema}.event_catalogue (event_type) WHERE NOT removed",
         "ALTER TABLE {schema}.event_catalogue ADD COLUMN other_income double precision",
+        // Search (the API's `q=`): trigram indexes for partial words (`ILIKE`), the
+        // full-text document for whole words. pg_trgm is a trusted extension: the database's
+        // owner may create it; elsewhere an administrator creates it first.
+        concat!(
+            "CREATE EXTENSION IF NOT EXISTS pg_trgm;
+             CREATE INDEX ON {schema}.event_catalogue USING gin (name gin_trgm_ops,
+                venue gin_trgm_ops, event_type gin_trgm_ops, event_id gin_trgm_ops);
+             CREATE INDEX ON {schema}.event_catalogue USING gin (",
+            muster_schemas::catalogue_search_doc!(""),
+            ")"
+        ),
     ];
 
     /// The latest version per event wins; a removal keeps the row, marked, so analytics of

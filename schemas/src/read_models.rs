@@ -78,6 +78,32 @@ impl std::str::FromStr for ChangeKind {
     }
 }
 
+/// The full-text document of an `event_catalogue` row (name, venue, type, id, weighted in that
+/// order; configuration `simple`, which splits on spaces and lowercases, so Korean and English
+/// alike), with `$alias` before each column (`""` or `"c."`). Its index (the catalogue's
+/// migration) and the API's search both spell it with this macro: PostgreSQL uses an
+/// expression index only for the same expression. Part of a released migration: never change
+/// it; a new document is a new macro and a new migration step.
+#[macro_export]
+macro_rules! catalogue_search_doc {
+    ($alias:literal) => {
+        concat!(
+            "(setweight(to_tsvector('simple', ",
+            $alias,
+            "name), 'A') || ",
+            "setweight(to_tsvector('simple', coalesce(",
+            $alias,
+            "venue, '')), 'B') || ",
+            "setweight(to_tsvector('simple', ",
+            $alias,
+            "event_type), 'C') || ",
+            "setweight(to_tsvector('simple', ",
+            $alias,
+            "event_id), 'D'))"
+        )
+    };
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

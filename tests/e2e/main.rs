@@ -20,6 +20,7 @@ mod pipeline;
 mod portal;
 mod processors;
 mod projections;
+mod search;
 mod stream;
 mod third_party;
 mod web;

@@ -8,6 +8,7 @@ use serde::Serialize;
 use tokio_postgres::Row;
 use utoipa::ToSchema;
 
+use super::search::{MatchedField, Search};
 use super::{Client, column, parsed};
 use crate::domain::text_enum;
 use crate::problem::Problem;
@@ -83,6 +84,7 @@ pub struct Event {
     pub event_id: String,
     pub name: String,
     pub event_type: String,
+    pub venue: Option<String>,
     pub capacity: Option<i64>,
     pub starts_at: Option<DateTime<Utc>>,
     pub ends_at: Option<DateTime<Utc>>,
@@ -91,6 +93,8 @@ pub struct Event {
     pub status: Status,
     /// Absent until the event's first snapshot is projected.
     pub realtime: Option<Realtime>,
+    /// The field a search matched (`None` without one).
+    pub matched: Option<MatchedField>,
 }
 
 impl Event {
@@ -110,33 +114,76 @@ impl Event {
     }
 }
 
-/// Which events to read: `ids` (all when `None`) of `event_type` (any when `None`).
+/// Which events to read: `ids` (all when `None`) of `event_type` (any when `None`) that
+/// `search` matches (all when `None`; see [`Search`]). The ids apply first, so a partner's
+/// search never reaches an event it was not granted.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Filter<'a> {
     pub ids: Option<&'a [String]>,
     pub event_type: Option<&'a str>,
+    pub search: Option<&'a Search>,
 }
 
-/// The catalogue's events (removed ones left out) with their snapshots, by event id.
+/// The catalogue's events (removed ones left out) with their snapshots: by event id, or
+/// ranked best first when searched (see [`Search`] and [`MatchedField`]).
 pub async fn list(
     client: &Client,
     filter: Filter<'_>,
     stale_after: Duration,
 ) -> Result<Vec<Event>, Problem> {
+    // `hit` holds the search's rank and matched field (nothing without a search). The `WHERE`
+    // asks for the same matches in the forms the indexes serve (trigram `ILIKE`, the
+    // full-text document); an exact id contains itself.
     let stmt = client
-        .prepare_cached(
-            "SELECT c.event_id, c.name, c.event_type, c.capacity, c.starts_at, c.ends_at,
-                    c.utc_offset_minutes, r.status, r.total_registered, r.current_attendees, r.attendance_rate,
-                    r.observed_at, r.fetched_at
+        .prepare_cached(concat!(
+            "SELECT c.event_id, c.name, c.event_type, c.venue, c.capacity, c.starts_at, c.ends_at,
+                    c.utc_offset_minutes, r.status, r.total_registered, r.current_attendees,
+                    r.attendance_rate, r.observed_at, r.fetched_at, hit.matched_field
              FROM event_catalogue c LEFT JOIN event_realtime r USING (event_id)
+             LEFT JOIN LATERAL (
+                SELECT lower(c.event_id) = lower($3) AS exact,
+                       ts_rank(d.doc, d.words) AS rank,
+                       greatest(word_similarity($3, c.name), word_similarity($3, c.venue),
+                                word_similarity($3, c.event_type),
+                                word_similarity($3, c.event_id)) AS similarity,
+                       CASE
+                         WHEN lower(c.event_id) = lower($3) THEN 'id'
+                         WHEN c.name ILIKE $4 OR to_tsvector('simple', c.name) @@ d.words
+                           THEN 'name'
+                         WHEN c.venue ILIKE $4
+                              OR to_tsvector('simple', coalesce(c.venue, '')) @@ d.words
+                           THEN 'venue'
+                         WHEN c.event_type ILIKE $4
+                              OR to_tsvector('simple', c.event_type) @@ d.words THEN 'type'
+                         WHEN c.event_id ILIKE $4 OR to_tsvector('simple', c.event_id) @@ d.words
+                           THEN 'id'
+                         ELSE (SELECT v.f FROM (VALUES (1, 'name', word_similarity($3, c.name)),
+                                 (2, 'venue', word_similarity($3, c.venue)),
+                                 (3, 'type', word_similarity($3, c.event_type)),
+                                 (4, 'id', word_similarity($3, c.event_id))) v(o, f, s)
+                               ORDER BY v.s DESC NULLS LAST, v.o LIMIT 1)
+                       END AS matched_field
+                FROM (SELECT plainto_tsquery('simple', $3) AS words, ",
+            muster_schemas::catalogue_search_doc!("c."),
+            " AS doc) d
+             ) hit ON $3::text IS NOT NULL
              WHERE NOT c.removed
                AND ($1::text[] IS NULL OR c.event_id = ANY($1))
                AND ($2::text IS NULL OR c.event_type = $2)
-             ORDER BY c.event_id",
-        )
+               AND ($3::text IS NULL
+                    OR c.name ILIKE $4 OR c.venue ILIKE $4 OR c.event_type ILIKE $4
+                    OR c.event_id ILIKE $4
+                    OR ",
+            muster_schemas::catalogue_search_doc!("c."),
+            " @@ plainto_tsquery('simple', $3))
+             ORDER BY hit.exact DESC NULLS LAST, hit.rank DESC NULLS LAST,
+                      hit.similarity DESC NULLS LAST, c.event_id"
+        ))
         .await?;
+    let text = filter.search.map(Search::text);
+    let pattern = filter.search.map(Search::pattern);
     let rows = client
-        .query(&stmt, &[&filter.ids, &filter.event_type])
+        .query(&stmt, &[&filter.ids, &filter.event_type, &text, &pattern])
         .await?;
     let now = Utc::now();
     rows.iter()
@@ -144,16 +191,24 @@ pub async fn list(
             let realtime = Realtime::from_row(r)?;
             let (starts_at, ends_at) = (column(r, "starts_at")?, column(r, "ends_at")?);
             let latest = realtime.as_ref().map(|s| (s.status, s.fetched_at));
+            let matched = column::<Option<&str>>(r, "matched_field")?
+                .map(|f| {
+                    f.parse()
+                        .map_err(|e| Problem::internal(format!("column matched_field: {e}")))
+                })
+                .transpose()?;
             Ok(Event {
                 event_id: column(r, "event_id")?,
                 name: column(r, "name")?,
                 event_type: column(r, "event_type")?,
+                venue: column(r, "venue")?,
                 capacity: column(r, "capacity")?,
                 utc_offset_minutes: column(r, "utc_offset_minutes")?,
                 status: derived_status(now, starts_at, ends_at, latest, stale_after),
                 starts_at,
                 ends_at,
                 realtime,
+                matched,
             })
         })
         .collect()

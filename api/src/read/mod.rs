@@ -6,6 +6,7 @@ pub mod alerts;
 pub mod dead_letters;
 pub mod events;
 pub mod health;
+pub mod search;
 pub mod series;
 
 use tokio_postgres::types::FromSql;

@@ -12,8 +12,10 @@ use crate::problem::Problem;
 use crate::problem::answers::BadRequest;
 use crate::read::Client;
 use crate::read::events::{self, Event, Realtime, Status};
+use crate::read::search::MatchedField;
 use crate::read::series::{self, MinutePoint};
 use crate::resources::partners::{Rotate, RotatedKey, rotate_key};
+use crate::resources::public::SearchQuery;
 use crate::route::{Ctx, EventId, Route, any, route, with};
 
 /// One event a partner may see, with its latest numbers (absent before the first snapshot).
@@ -24,6 +26,7 @@ pub struct PartnerEvent {
     pub name: String,
     #[serde(rename = "type")]
     pub event_type: String,
+    pub venue: Option<String>,
     pub capacity: Option<i64>,
     /// The status every list shows (see the public list): `pending` before the first
     /// snapshot, `stale` when the latest is old.
@@ -32,6 +35,9 @@ pub struct PartnerEvent {
     pub current_attendees: Option<i64>,
     pub attendance_rate: Option<f64>,
     pub fetched_at: Option<DateTime<Utc>>,
+    /// With `q`: the field that matched.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub matched_field: Option<MatchedField>,
 }
 
 /// Also what the partner stream sends with each change.
@@ -42,12 +48,14 @@ impl From<&Event> for PartnerEvent {
             event_id: e.event_id.clone(),
             name: e.name.clone(),
             event_type: e.event_type.clone(),
+            venue: e.venue.clone(),
             capacity: e.capacity,
             status: e.status,
             total_registered: realtime.map(|r| r.total_registered),
             current_attendees: realtime.map(|r| r.current_attendees),
             attendance_rate: realtime.map(|r| r.attendance_rate),
             fetched_at: realtime.map(|r| r.fetched_at),
+            matched_field: e.matched,
         }
     }
 }
@@ -57,17 +65,22 @@ pub struct PartnerEvents {
     pub events: Vec<PartnerEvent>,
 }
 
-/// `GET /api/partner/events`: the partner's events with their latest numbers.
+/// `GET /api/partner/events`: the partner's events with their latest numbers; with `q`,
+/// those of them it matches, best first (an event not granted is never searched).
 #[utoipa::path(get, path = "/api/partner/events", tag = "partner",
-    responses((status = 200, body = PartnerEvents)))]
+    params(SearchQuery),
+    responses((status = 200, body = PartnerEvents), BadRequest))]
 async fn list(
+    query: SearchQuery,
     partner: Partner,
     db: Client,
     stale_after: chrono::Duration,
 ) -> Result<impl Reply, Problem> {
+    let search = query.search()?;
     let filter = events::Filter {
         ids: Some(&partner.event_ids),
         event_type: None,
+        search: search.as_ref(),
     };
     let events = events::list(&db, filter, stale_after)
         .await?
@@ -166,7 +179,13 @@ pub struct Doc;
 
 pub fn routes(ctx: &Ctx) -> Route {
     any([
-        route!(list, ctx.auth.partner(), ctx.db(), with(ctx.stale_after())),
+        route!(
+            list,
+            warp::query::<SearchQuery>(),
+            ctx.auth.partner(),
+            ctx.db(),
+            with(ctx.stale_after())
+        ),
         route!(attendance(event_id), ctx.auth.partner(), ctx.db()),
         route!(key, ctx.auth.partner()),
         route!(rotate, ctx.auth.partner(), ctx.db(), body::optional_json()),

@@ -1,12 +1,34 @@
-//! `GET /api/public/events`: the catalogue with each event's live numbers, for anyone.
+//! `GET /api/public/events`: the catalogue with each event's live numbers, for anyone, and
+//! the search every event list takes (`q=`).
 
 use chrono::{DateTime, Utc};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
+use utoipa::IntoParams;
 use warp::Filter;
 
 use crate::problem::Problem;
-use crate::problem::answers::Unavailable;
+use crate::problem::answers::{BadRequest, Unavailable};
+use crate::read::search::{MatchedField, Search};
 use crate::read::{self, Client, events};
+
+/// The query of an event list.
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct SearchQuery {
+    /// Only events whose name, venue, type or id match this text (English or Korean; partial
+    /// words match: `conf` finds `Conference`, `서울` finds `서울국제도서전`), ranked best
+    /// first: an exact id, then full-text rank, then trigram similarity. Blank is no filter;
+    /// longer than 200 characters is a 400.
+    #[param(max_length = 200, pattern = r"^[^\x00]*$")]
+    pub q: Option<String>,
+}
+
+impl SearchQuery {
+    pub fn search(&self) -> Result<Option<Search>, Problem> {
+        Search::parse(self.q.as_deref())
+    }
+}
 use crate::route::{Ctx, Route, route, with};
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -16,6 +38,7 @@ pub struct PublicEvent {
     pub name: String,
     #[serde(rename = "type")]
     pub event_type: String,
+    pub venue: Option<String>,
     pub status: events::Status,
     pub total_registered: Option<i64>,
     pub current_attendees: Option<i64>,
@@ -24,6 +47,9 @@ pub struct PublicEvent {
     pub observed_at: Option<DateTime<Utc>>,
     pub starts_at: Option<DateTime<Utc>>,
     pub ends_at: Option<DateTime<Utc>>,
+    /// With `q`: the field that matched.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub matched_field: Option<MatchedField>,
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -31,10 +57,21 @@ pub struct PublicEvents {
     pub events: Vec<PublicEvent>,
 }
 
+/// The events, by id; with `q`, those it matches, best first.
 #[utoipa::path(get, path = "/api/public/events", tag = "public",
-    responses((status = 200, body = PublicEvents), Unavailable))]
-async fn list(db: Client, stale_after: chrono::Duration) -> Result<impl warp::Reply, Problem> {
-    let events = read::events::list(&db, events::Filter::default(), stale_after)
+    params(SearchQuery),
+    responses((status = 200, body = PublicEvents), BadRequest, Unavailable))]
+async fn list(
+    query: SearchQuery,
+    db: Client,
+    stale_after: chrono::Duration,
+) -> Result<impl warp::Reply, Problem> {
+    let search = query.search()?;
+    let filter = events::Filter {
+        search: search.as_ref(),
+        ..Default::default()
+    };
+    let events = read::events::list(&db, filter, stale_after)
         .await?
         .into_iter()
         .map(|e| PublicEvent {
@@ -45,9 +82,11 @@ async fn list(db: Client, stale_after: chrono::Duration) -> Result<impl warp::Re
             event_id: e.event_id,
             name: e.name,
             event_type: e.event_type,
+            venue: e.venue,
             status: e.status,
             starts_at: e.starts_at,
             ends_at: e.ends_at,
+            matched_field: e.matched,
         })
         .collect();
     Ok(warp::reply::json(&PublicEvents { events }))
@@ -58,5 +97,10 @@ async fn list(db: Client, stale_after: chrono::Duration) -> Result<impl warp::Re
 pub struct Doc;
 
 pub fn routes(ctx: &Ctx) -> Route {
-    route!(list, ctx.db(), with(ctx.stale_after()))
+    route!(
+        list,
+        warp::query::<SearchQuery>(),
+        ctx.db(),
+        with(ctx.stale_after())
+    )
 }

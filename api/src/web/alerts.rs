@@ -94,6 +94,7 @@ pub async fn load(
     let filter = events::Filter {
         ids: viewer.event_ids(),
         event_type: None,
+        search: None,
     };
     let events: HashMap<String, Event> = events::list(db, filter, stale_after)
         .await?

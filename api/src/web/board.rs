@@ -13,6 +13,7 @@ use crate::auth::Viewer;
 use crate::problem::Problem;
 use crate::read::alerts::{self, Alert};
 use crate::read::events::{self, Event, Status};
+use crate::read::search::Search;
 use crate::read::{Client, series};
 use crate::resources::dashboard::build::summary;
 use crate::resources::dashboard::view::Summary;
@@ -81,7 +82,10 @@ pub struct Query {
 pub struct Filters {
     pub event_type: Option<String>,
     pub status: Option<Status>,
-    pub search: Option<String>,
+    /// The API's search (`q=` of the event lists), the same query.
+    pub search: Option<Search>,
+    /// Why `q` was refused (shown by the field; the board is then not searched).
+    pub search_error: Option<String>,
     pub sort: Sort,
     pub descending: bool,
 }
@@ -99,10 +103,15 @@ impl Query {
             .as_deref()
             .and_then(|s| s.parse().ok())
             .unwrap_or_default();
+        let (search, search_error) = match Search::parse(self.q.as_deref()) {
+            Ok(search) => (search, None),
+            Err(refused) => (None, refused.detail),
+        };
         Filters {
             event_type: text(&self.event_type),
             status: self.status.as_deref().and_then(|s| s.parse().ok()),
-            search: text(&self.q),
+            search,
+            search_error,
             sort,
             // Numbers read best biggest first; names and times from the top.
             descending: match self.dir.as_deref() {
@@ -126,7 +135,7 @@ impl Filters {
             parts.push(format!("status={}", s.as_str()));
         }
         if let Some(q) = &self.search {
-            parts.push(format!("q={}", enc(q)));
+            parts.push(format!("q={}", enc(q.text())));
         }
         parts.push(format!("sort={}", sort.as_str()));
         parts.push(format!("dir={}", if descending { "desc" } else { "asc" }));
@@ -135,10 +144,7 @@ impl Filters {
 
     fn keeps(&self, e: &Event) -> bool {
         self.status.is_none_or(|s| e.status == s)
-            && self.search.as_deref().is_none_or(|q| {
-                let q = q.to_lowercase();
-                e.name.to_lowercase().contains(&q) || e.event_id.to_lowercase().contains(&q)
-            })
+            && self.event_type.as_ref().is_none_or(|t| &e.event_type == t)
     }
 }
 
@@ -182,27 +188,27 @@ pub async fn load(
     stale_after: chrono::Duration,
     spark: Option<&[String]>,
 ) -> Result<Board, Problem> {
-    let all = events::list(
-        db,
-        events::Filter {
-            ids: viewer.event_ids(),
-            event_type: None,
-        },
-        stale_after,
-    )
-    .await?;
+    let mine = events::Filter {
+        ids: viewer.event_ids(),
+        ..Default::default()
+    };
+    let all = events::list(db, mine, stale_after).await?;
     let mut types: Vec<String> = all.iter().map(|e| e.event_type.clone()).collect();
     types.sort();
     types.dedup();
     let visible = all.len();
-    let shown: Vec<Event> = all
+    let candidates = match &filters.search {
+        None => all,
+        Some(search) => {
+            let searched = events::Filter {
+                search: Some(search),
+                ..mine
+            };
+            events::list(db, searched, stale_after).await?
+        }
+    };
+    let shown: Vec<Event> = candidates
         .into_iter()
-        .filter(|e| {
-            filters
-                .event_type
-                .as_ref()
-                .is_none_or(|t| &e.event_type == t)
-        })
         .filter(|e| filters.keeps(e))
         .collect();
     let ids: Vec<String> = shown.iter().map(|e| e.event_id.clone()).collect();
@@ -343,6 +349,7 @@ mod tests {
                 event_id: name.into(),
                 name: name.into(),
                 event_type: "festival".into(),
+                venue: None,
                 capacity: Some(100),
                 starts_at: None,
                 ends_at: None,
@@ -356,6 +363,7 @@ mod tests {
                     observed_at: now,
                     fetched_at: now,
                 }),
+                matched: None,
             },
             active_alerts: alerts,
             worst: None,

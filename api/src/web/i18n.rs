@@ -240,7 +240,9 @@ messages! {
     Status => "Status", "상태";
     AnyType => "Any type", "모든 유형";
     AnyStatus => "Any status", "모든 상태";
-    Search => "Search by name", "이름으로 검색";
+    Search => "Search name, venue, type or id", "이름, 장소, 유형, ID 검색";
+    Venue => "Venue", "장소";
+    EventId => "Id", "ID";
     Apply => "Apply", "적용";
     Filters => "Filters", "필터";
     Occupancy => "Occupancy", "수용률";

@@ -17,6 +17,7 @@ use super::layout::{self, Nav, choice};
 use super::paths;
 use super::session::Visit;
 use crate::read::events::Status;
+use crate::read::search::{self, MatchedField, Search};
 
 /// `GET /`.
 pub async fn page(query: Query, visit: Visit, site: Site) -> Response {
@@ -68,7 +69,12 @@ fn filter_form(visit: &Visit, f: &Filters, board: &Board) -> Markup {
             hx-trigger="change, input changed delay:300ms from:#q, submit" {
             div.field {
                 label for="q" { (lang.t(Msg::Search)) }
-                input #q type="search" name="q" value=[f.search.as_deref()] autocomplete="off";
+                input #q type="search" name="q" value=[f.search.as_ref().map(Search::text)]
+                    maxlength=(search::MAX_CHARS) enterkeyhint="search" autocomplete="off"
+                    aria-describedby=[f.search_error.as_ref().map(|_| "q-error")];
+                @if let Some(why) = &f.search_error {
+                    p.error.field-error #q-error role="alert" { (why) }
+                }
             }
             (choice("type", lang.t(Msg::Type), lang.t(Msg::AnyType),
                 board.types.iter().map(|t| (t.as_str(), t.as_str())), f.event_type.as_deref()))
@@ -243,6 +249,16 @@ pub fn row(lang: Lang, now: DateTime<Utc>, r: &Row, live: bool) -> Markup {
             th scope="row" {
                 a href=(paths::item(paths::EVENTS, &e.event_id)) { (e.name) }
                 span.type { (e.event_type) }
+                // A search that matched what the row does not show says where it matched.
+                @match (e.matched, &e.venue) {
+                    (Some(MatchedField::Venue), Some(venue)) => {
+                        span.sub.matched { (lang.t(Msg::Venue)) ": " (venue) }
+                    }
+                    (Some(MatchedField::Id), _) => {
+                        span.sub.matched { (lang.t(Msg::EventId)) ": " (e.event_id) }
+                    }
+                    _ => {}
+                }
             }
             td data-label=(lang.t(Msg::Status)) {
                 span class=(format!("status status-{}", e.status.as_str())) {

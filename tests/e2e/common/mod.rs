@@ -106,7 +106,10 @@ fn test_database(base: &str) -> String {
             .args([
                 &format!("{server}/postgres"),
                 "-qc",
-                &format!("CREATE DATABASE {name}"),
+                // A UTF-8 ctype whatever the cluster's default: search needs it (pg_trgm).
+                &format!(
+                    "CREATE DATABASE {name} TEMPLATE template0 ENCODING 'UTF8' LOCALE 'C.UTF-8'"
+                ),
             ])
             .output()
             .expect("running psql to create the test module's database");

@@ -161,6 +161,7 @@ mod tests {
             event_id: id.into(),
             name: id.into(),
             event_type: "conference".into(),
+            venue: None,
             capacity: None,
             starts_at: None,
             ends_at: None,
@@ -174,6 +175,7 @@ mod tests {
                 observed_at: Utc::now(),
                 fetched_at: Utc::now(),
             }),
+            matched: None,
         }
     }
 

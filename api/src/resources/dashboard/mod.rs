@@ -18,6 +18,7 @@ use crate::problem::Problem;
 use crate::problem::answers::{BadRequest, Forbidden, NotFound};
 use crate::range::{Resolution, span};
 use crate::read::events::{self, Event, Status};
+use crate::read::search::Search;
 use crate::read::series::{self, Range};
 use crate::read::{Client, alerts};
 use crate::route::{Ctx, EventId, Route, any, route, with};
@@ -51,9 +52,11 @@ async fn dashboard(
     settings: Settings,
 ) -> Result<impl Reply, Problem> {
     let (since, to, resolution) = window(query.time_range.as_deref())?;
+    let search = Search::parse(query.q.as_deref())?;
     let filter = events::Filter {
         ids: viewer.event_ids(),
         event_type: query.event_type.as_deref(),
+        search: search.as_ref(),
     };
     let mut events = events::list(&db, filter, settings.stale_after).await?;
     if let Some(status) = query.status {
@@ -134,6 +137,7 @@ async fn event_insights(
     let filter = events::Filter {
         ids: Some(&ids),
         event_type: None,
+        search: None,
     };
     let events = events::list(&db, filter, settings.stale_after).await?;
     if events.is_empty() {
@@ -175,6 +179,7 @@ async fn analytics_summary(
     let filter = events::Filter {
         ids: Some(&partner.event_ids),
         event_type: None,
+        search: None,
     };
     let events = events::list(&db, filter, settings.stale_after).await?;
     let since = Utc::now() - Duration::hours(24);

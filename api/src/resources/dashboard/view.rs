@@ -139,6 +139,10 @@ pub struct DashboardQuery {
     pub event_type: Option<String>,
     /// Only events with this status.
     pub status: Option<Status>,
+    /// Only events this text matches, as `q` of `GET /api/public/events` (at most 200
+    /// characters).
+    #[param(max_length = 200, pattern = r"^[^\x00]*$")]
+    pub q: Option<String>,
 }
 
 #[derive(Debug, Deserialize, IntoParams)]

@@ -73,6 +73,7 @@ pub async fn core(
     let filter = events::Filter {
         ids: Some(&ids),
         event_type: None,
+        search: None,
     };
     let Some(event) = events::list(db, filter, stale_after).await?.pop() else {
         return Err(Problem::not_found(
