@@ -398,6 +398,7 @@ fn the_diff_pairs_duplicate_keys_in_order_and_notices_a_new_order() {
     assert!(same.is_empty());
     let reordered = RowDiff::new(&cols, &[a.clone(), c.clone()], &[c.clone(), a.clone()]);
     assert_eq!(reordered.reordered_at, Some(0));
+    assert!(reordered.is_empty(), "another order is no failure");
     assert!(
         reordered
             .to_string()
