@@ -15,6 +15,7 @@
 mod avro;
 pub mod golden;
 mod streams;
+pub mod table;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -43,6 +44,8 @@ pub struct SqlDefinition {
     pub output: &'static str,
     pub sql: String,
     pub origin: String,
+    /// The `-- table:` lines, checked against the query when it is planned.
+    pub table: Option<table::TableHeader>,
 }
 
 impl SqlDefinition {
@@ -87,6 +90,7 @@ impl SqlDefinition {
             output: Box::leak(output.into_boxed_str()),
             sql: text.to_owned(),
             origin: origin.to_owned(),
+            table: table::TableHeader::parse(origin, text)?,
         })
     }
 }
@@ -134,6 +138,7 @@ pub struct SqlProcessor {
     ctx: SessionContext,
     output_schema: SchemaRef,
     avro_schema: String,
+    table: Option<table::TableSpec>,
     allowed_lateness_ms: i64,
 }
 
@@ -146,17 +151,28 @@ impl SqlProcessor {
             .with_context(|| format!("{}: the query does not plan", def.origin))?;
         let avro_schema = avro::schema_for(&def.name, &output_schema)
             .with_context(|| format!("{}: the output cannot be written as Avro", def.origin))?;
+        let table = def
+            .table
+            .as_ref()
+            .map(|h| h.resolve(&output_schema))
+            .transpose()?;
         Ok(Self {
             def,
             ctx,
             output_schema,
             avro_schema,
+            table,
             allowed_lateness_ms: allowed_lateness.as_millis() as i64,
         })
     }
 
     pub fn avro_schema(&self) -> &str {
         &self.avro_schema
+    }
+
+    /// The table the processor declares, checked against its query.
+    pub fn table(&self) -> Option<&table::TableSpec> {
+        self.table.as_ref()
     }
 
     pub fn output_arrow_schema(&self) -> SchemaRef {

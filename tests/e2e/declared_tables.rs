@@ -1,0 +1,182 @@
+//! A folder processor with a `-- table:` header, added to a running system: its table's rows
+//! equal the test's own computation over the check-ins it sent, after a kill -9 of the
+//! processor and of the projection mid-stream, and after `muster replay`.
+
+use crate::common;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use common::{Run, Worker, free_port, producer, send, wait_for, worker_env};
+use muster_schemas::{Direction, RawCheckin};
+
+const TABLE: &str = "gate_flow_10m";
+const TEN_MINUTES: i64 = 600_000;
+
+/// One row of the table: (entries, exits, first scan, last scan), by (event, gate, window).
+type Rows = BTreeMap<(String, String, i64), (i64, i64, i64, i64)>;
+
+fn sql() -> String {
+    format!(
+        "-- name: {TABLE}\n\
+         -- description: entries and exits per gate per 10 minutes\n\
+         -- input: checkins\n\
+         -- output: muster.test-gate-flow-10m.v1\n\
+         -- table: {TABLE}\n\
+         -- key: event_id, gate_id, window_start\n\
+         -- merge: entries = sum, exits = sum, first_scan = min, last_scan = max\n\
+         SELECT event_id, gate_id, date_bin(INTERVAL '10 minutes', scanned_at) AS window_start,\n\
+             CAST(sum(CASE WHEN direction = 'in' THEN 1 ELSE 0 END) AS BIGINT) AS entries,\n\
+             CAST(sum(CASE WHEN direction = 'out' THEN 1 ELSE 0 END) AS BIGINT) AS exits,\n\
+             min(scanned_at) AS first_scan, max(scanned_at) AS last_scan\n\
+         FROM checkins\n\
+         GROUP BY event_id, gate_id, date_bin(INTERVAL '10 minutes', scanned_at)\n"
+    )
+}
+
+/// The table as the test computes it from the check-ins it sent.
+fn expected(sent: &[RawCheckin]) -> Rows {
+    let mut rows = Rows::new();
+    for c in sent {
+        let window = c.scanned_at.div_euclid(TEN_MINUTES) * TEN_MINUTES;
+        let row = rows
+            .entry((c.event_id.clone(), c.gate_id.clone(), window))
+            .or_insert((0, 0, i64::MAX, i64::MIN));
+        match c.direction {
+            Direction::In => row.0 += 1,
+            Direction::Out => row.1 += 1,
+        }
+        row.2 = row.2.min(c.scanned_at);
+        row.3 = row.3.max(c.scanned_at);
+    }
+    rows
+}
+
+async fn table(client: &tokio_postgres::Client) -> Rows {
+    client
+        .query(
+            &format!(
+                "SELECT event_id, gate_id, (extract(epoch FROM window_start) * 1000)::bigint,
+                    entries, exits, (extract(epoch FROM first_scan) * 1000)::bigint,
+                    (extract(epoch FROM last_scan) * 1000)::bigint FROM {TABLE}"
+            ),
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                (r.get(0), r.get(1), r.get(2)),
+                (r.get(3), r.get(4), r.get(5), r.get(6)),
+            )
+        })
+        .collect()
+}
+
+/// Waits until the table holds `want`, with what it holds in the panic.
+async fn wait_for_rows(client: &tokio_postgres::Client, want: &Rows, what: &str) {
+    let mut last = Rows::new();
+    let got = tokio::time::timeout(Duration::from_secs(180), async {
+        loop {
+            last = table(client).await;
+            if &last == want {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    })
+    .await;
+    assert!(
+        got.is_ok(),
+        "{what}: the table never matched.\nwant {want:?}\ngot  {last:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_declared_table_merges_exactly_once_across_kills_and_a_replay() {
+    let (s, run, dir, codec) = Run::begin().parts();
+    let sql_dir = dir.join("sql");
+    std::fs::create_dir_all(&sql_dir).unwrap();
+    std::fs::write(sql_dir.join("gate_flow.sql"), sql()).unwrap();
+    let config = dir.join("declared.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[processors]\nsql_dirs = [{:?}]\nbatch_max_records = 50\n\n[projections]\nbatch_max_records = 20\n",
+            sql_dir.display().to_string()
+        ),
+    )
+    .unwrap();
+    let config = config.to_str().unwrap();
+    // The test's topics are its own: read them from their start.
+    let env = || {
+        let mut env = worker_env(&format!("d{run}"), free_port());
+        env.push(("MUSTER__KAFKA__AUTO_OFFSET_RESET", "earliest".to_owned()));
+        env
+    };
+    let process = ["--config", config, "process", "--only", TABLE];
+    let project = ["--config", config, "project", "--only", TABLE];
+    let mut processor = Worker::start("process-1", &process, &env(), &dir);
+    let mut projection = Worker::start("project-1", &project, &env(), &dir);
+    let client = common::db::connect(&s.database).await;
+    let db = &client;
+
+    let now = chrono::Utc::now().timestamp_millis();
+    let checkin = |i: usize| RawCheckin {
+        event_id: format!("e{}-{run}", i % 3),
+        gate_id: format!("G{}", i % 4),
+        participant: format!("p{i}"),
+        direction: if i.is_multiple_of(5) {
+            Direction::Out
+        } else {
+            Direction::In
+        },
+        // Spread over the last 4 minutes (within the allowed lateness), across windows.
+        scanned_at: now - 240_000 + (i as i64 * 97) % 240_000,
+        received_at: now,
+        delivery_id: format!("d{i}"),
+    };
+    let p = producer(&s);
+    let mut sent = Vec::new();
+    let n = 1500;
+    for i in 0..n {
+        let c = checkin(i);
+        send(&p, &codec, &c).await;
+        sent.push(c);
+        if i == n / 3 {
+            // Mid-stream: the table has started filling; the processor dies without a word.
+            wait_for("the first rows", Duration::from_secs(120), || async move {
+                (!table(db).await.is_empty()).then_some(())
+            })
+            .await;
+            processor.kill_hard();
+            processor = Worker::start("process-2", &process, &env(), &dir);
+        }
+        if i == 2 * n / 3 {
+            let before = &table(db).await;
+            wait_for("more rows", Duration::from_secs(120), || async move {
+                (table(db).await != *before).then_some(())
+            })
+            .await;
+            projection.kill_hard();
+            projection = Worker::start("project-2", &project, &env(), &dir);
+        }
+    }
+    let want = expected(&sent);
+    wait_for_rows(&client, &want, "after the kills").await;
+    processor.assert_running();
+    projection.assert_running();
+
+    // The table is a read model like the others: rebuilt from its topic and swapped in.
+    let replay_env = env();
+    let out = common::process::run_ok(&["--config", config, "replay", TABLE], &replay_env);
+    assert!(
+        out.contains(&format!("{TABLE}: identical to the live table")),
+        "{out}"
+    );
+    assert!(out.contains("swapped in"), "{out}");
+    wait_for_rows(&client, &want, "after the replay").await;
+    let listed = common::process::run_ok(&["--config", config, "replay", "--list"], &replay_env);
+    assert!(listed.contains(TABLE), "{listed}");
+}
