@@ -179,4 +179,35 @@ async fn a_declared_table_merges_exactly_once_across_kills_and_a_replay() {
     wait_for_rows(&client, &want, "after the replay").await;
     let listed = common::process::run_ok(&["--config", config, "replay", "--list"], &replay_env);
     assert!(listed.contains(TABLE), "{listed}");
+
+    // Queryable like the other read models: `muster sql`, and a partner's scoped view.
+    let total = common::process::run_ok(
+        &[
+            "sql",
+            &format!("SELECT sum(entries + exits) AS n FROM {TABLE}"),
+            "--format",
+            "csv",
+        ],
+        &[],
+    );
+    assert_eq!(total, format!("n\n{n}\n"));
+    let pool = muster_runtime::DatabaseConfig {
+        url: s.database.clone(),
+        ..Default::default()
+    }
+    .pool()
+    .unwrap();
+    let granted = format!("e0-{run}");
+    let ctx = muster_analytics::projections(&pool, Some(vec![granted.clone()]))
+        .await
+        .unwrap();
+    let seen = muster_analytics::query(
+        &ctx,
+        &format!("SELECT DISTINCT event_id FROM {TABLE}"),
+        &muster_analytics::Limits::default(),
+    )
+    .await
+    .unwrap();
+    let seen = muster_analytics::to_json_rows(&seen.batches).unwrap();
+    assert_eq!(seen, [serde_json::json!({ "event_id": granted })]);
 }
