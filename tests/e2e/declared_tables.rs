@@ -7,6 +7,7 @@ use crate::common;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use common::kafka::send_bytes;
 use common::{Run, Worker, free_port, producer, send, wait_for, worker_env};
 use muster_schemas::{Direction, RawCheckin};
 
@@ -119,6 +120,7 @@ async fn a_declared_table_merges_exactly_once_across_kills_and_a_replay() {
     let project = ["--config", config, "project", "--only", TABLE];
     let mut processor = Worker::start("process-1", &process, &env(), &dir);
     let mut projection = Worker::start("project-1", &project, &env(), &dir);
+    let project_port = free_port();
     let client = common::db::connect(&s.database).await;
     let db = &client;
 
@@ -160,13 +162,39 @@ async fn a_declared_table_merges_exactly_once_across_kills_and_a_replay() {
             })
             .await;
             projection.kill_hard();
-            projection = Worker::start("project-2", &project, &env(), &dir);
+            let mut env = env();
+            env.push(("MUSTER__OPS__ADDR", format!("127.0.0.1:{project_port}")));
+            projection = Worker::start("project-2", &project, &env, &dir);
         }
     }
+    // A record the projection cannot read is set aside as a dead letter; the rest applies.
+    let output = common::topics().name("muster.test-gate-flow-10m.v1");
+    let bad_at = send_bytes(&p, &output, &format!("e0-{run}"), b"not avro").await;
+    let (output, stage) = (&output, &format!("project:{TABLE}"));
     let want = expected(&sent);
     wait_for_rows(&client, &want, "after the kills").await;
+    let reason: String = wait_for("the dead letter", Duration::from_secs(60), || async move {
+        db.query_opt(
+            "SELECT reason FROM dead_letters WHERE stage = $1 AND source_topic = $2
+               AND source_partition = $3 AND source_offset = $4",
+            &[stage, output, &bad_at.0, &bad_at.1],
+        )
+        .await
+        .unwrap()
+        .map(|r| r.get(0))
+    })
+    .await;
+    assert!(!reason.is_empty());
     processor.assert_running();
     projection.assert_running();
+    // It shows on the worker's metrics like the hand-written projections.
+    let metrics = common::scrape(&format!("http://127.0.0.1:{project_port}")).await;
+    assert!(
+        metrics.contains(&format!(
+            "muster_projection_records_total{{projection=\"{TABLE}\"}}"
+        )),
+        "{metrics}"
+    );
 
     // The table is a read model like the others: rebuilt from its topic and swapped in.
     let replay_env = env();

@@ -11,6 +11,9 @@
 //! -- output: muster.windows.gate-throughput-1m.v1
 //! SELECT ...
 //! ```
+//!
+//! It may also declare a table its partial rows merge into (`-- table:`, `-- key:`,
+//! `-- merge:`, see [`table`]), which `muster project` then keeps.
 
 mod avro;
 pub mod golden;
