@@ -239,3 +239,112 @@ async fn a_declared_table_merges_exactly_once_across_kills_and_a_replay() {
     let seen = muster_analytics::to_json_rows(&seen.batches).unwrap();
     assert_eq!(seen, [serde_json::json!({ "event_id": granted })]);
 }
+
+/// At start, a query that adds a nullable column adds it to the table; one that changes a
+/// column's type is refused with a message, and nothing is written.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_declared_table_gains_nullable_columns_and_refuses_other_changes() {
+    let (s, _, dir, _) = Run::begin().parts();
+    let sql_dir = dir.join("sql");
+    std::fs::create_dir_all(&sql_dir).unwrap();
+    let file = sql_dir.join("flow.sql");
+    let write = |columns: &str| {
+        std::fs::write(
+            &file,
+            format!(
+                "-- name: flow\n-- input: checkins\n-- output: muster.test-flow.v1\n\
+                 -- table: flow\n-- key: event_id, window_start\n\
+                 -- merge: entries = sum, last_scan = max\n\
+                 SELECT event_id, date_bin(INTERVAL '10 minutes', scanned_at) AS window_start,\n\
+                 {columns}\nFROM checkins GROUP BY 1, 2\n"
+            ),
+        )
+        .unwrap()
+    };
+    let config = dir.join("flow.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[processors]\nsql_dirs = [{:?}]\n",
+            sql_dir.display().to_string()
+        ),
+    )
+    .unwrap();
+    let migrate = ["--config", config.to_str().unwrap(), "migrate"];
+    let client = common::db::connect(&s.database).await;
+    let columns = || async {
+        client
+            .query(
+                "SELECT column_name || ' ' || data_type FROM information_schema.columns
+                 WHERE table_schema = 'public' AND table_name = 'flow' ORDER BY ordinal_position",
+                &[],
+            )
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| r.get::<_, String>(0))
+            .collect::<Vec<_>>()
+    };
+
+    write("CAST(count(*) AS BIGINT) AS entries");
+    // Without the merge rule's column in the query: refused at load, naming the file and line.
+    let e = common::process::run_failing(&migrate, &[]);
+    assert!(
+        e.contains(&format!(
+            "{}:6: merged column last_scan is not a column of the query",
+            file.display()
+        )),
+        "{e}"
+    );
+    write("CAST(count(*) AS BIGINT) AS entries, CAST(NULL AS TIMESTAMP) AS last_scan");
+    common::process::run_ok(&migrate, &[]);
+    let v1 = columns().await;
+    assert_eq!(
+        v1,
+        [
+            "event_id text",
+            "window_start timestamp with time zone",
+            "entries bigint",
+            "last_scan timestamp with time zone"
+        ]
+    );
+
+    // A new nullable column is added.
+    write(
+        "CAST(count(*) AS BIGINT) AS entries, CAST(NULL AS TIMESTAMP) AS last_scan, \
+         CAST(NULL AS BIGINT) AS exits",
+    );
+    std::fs::write(
+        &file,
+        std::fs::read_to_string(&file)
+            .unwrap()
+            .replace("last_scan = max", "last_scan = max, exits = sum"),
+    )
+    .unwrap();
+    common::process::run_ok(&migrate, &[]);
+    let v2 = columns().await;
+    assert_eq!(v2[..4], v1[..]);
+    assert_eq!(v2[4], "exits bigint");
+
+    // A changed type is refused before anything is written.
+    std::fs::write(
+        &file,
+        std::fs::read_to_string(&file).unwrap().replace(
+            "CAST(count(*) AS BIGINT) AS entries",
+            "CAST(count(*) AS DOUBLE) AS entries",
+        ),
+    )
+    .unwrap();
+    let e = common::process::run_failing(&migrate, &[]);
+    assert!(
+        e.contains("table flow: column entries changed type from bigint to double precision"),
+        "{e}"
+    );
+    assert_eq!(columns().await, v2);
+    let recorded: serde_json::Value = client
+        .query_one("SELECT spec FROM declared_tables WHERE name = 'flow'", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(recorded["columns"][2]["type"], "bigint");
+}
