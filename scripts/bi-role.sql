@@ -39,7 +39,8 @@
 -- Tables that appear later: patterns in `readable` (insight_% for the analytics read models)
 -- cover every table of that name that exists when the script runs; re-run it after a
 -- `muster migrate` that adds tables. A new projection's table is added to the list here (the
--- test tests/bi_role.rs fails while a projection table is missing from it).
+-- test tests/bi_role.rs fails while a projection table is missing from it); the tables SQL
+-- processors declare are read from their catalogue, declared_tables.
 
 \set ON_ERROR_STOP on
 \set QUIET on
@@ -80,6 +81,13 @@ INSERT INTO readable VALUES
   ('event\_catalogue'),
   -- the analytics read models, present and future
   ('insight\_%');
+-- the tables SQL processors declare (`-- table:`), from their catalogue: known only at run
+-- time, so re-run the script after a processor with a new table has started once
+SELECT to_regclass('public.declared_tables') IS NOT NULL AS has_declared \gset
+\if :has_declared
+INSERT INTO readable
+  SELECT replace(name, '_', '\_') FROM public.declared_tables ON CONFLICT DO NOTHING;
+\endif
 
 SELECT format('CREATE ROLE %I', :'role')
 WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = :'role') \gexec

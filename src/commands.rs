@@ -58,9 +58,9 @@ pub async fn process_new(
     Ok(())
 }
 
-/// `muster replay --list`.
-pub fn list_projections() -> anyhow::Result<()> {
-    for p in muster_projections::registry() {
+/// `muster replay --list`: the hand-written projections and the declared tables.
+pub fn list_projections(cfg: &Config) -> anyhow::Result<()> {
+    for p in muster_projections::all(&cfg.processors)? {
         println!(
             "{:<16} {} ← {}",
             p.name(),
@@ -78,9 +78,9 @@ pub async fn replay(
     dry_run: bool,
     accept_truncated: bool,
 ) -> anyhow::Result<()> {
-    let projection = muster_projections::find(name)?;
+    let projection = muster_projections::find_in(muster_projections::all(&cfg.processors)?, name)?;
     let pool = cfg.database.pool()?;
-    crate::roles::migrate(&pool).await?;
+    crate::roles::migrate(&pool, &cfg.processors).await?;
     let codec = cfg.codec()?;
     let bar = indicatif::ProgressBar::new(0);
     bar.set_style(
@@ -134,7 +134,7 @@ pub async fn replay(
 /// `muster insights --once`: one run, and what it found.
 pub async fn insights_once(cfg: &Config) -> anyhow::Result<()> {
     let pool = cfg.database.pool()?;
-    crate::roles::migrate(&pool).await?;
+    crate::roles::migrate(&pool, &cfg.processors).await?;
     let Some(r) = muster_analytics::insights::job::run_once(
         &cfg.insights,
         &pool,

@@ -87,7 +87,8 @@ enum Command {
     /// Rebuild a projection from the start of its topics into fresh tables, compare them with
     /// the live ones, and swap them in while the live projection keeps serving.
     Replay {
-        /// The projection (see `muster replay --list`).
+        /// The projection: a hand-written one, or a declared table by its name (see `muster
+        /// replay --list`).
         #[arg(required_unless_present = "list")]
         projection: Option<String>,
         /// List the projections and exit.
@@ -214,11 +215,11 @@ async fn main() -> anyhow::Result<()> {
             return Ok(());
         }
         Command::Migrate => {
-            roles::migrate(&cfg.database.pool()?).await?;
+            roles::migrate(&cfg.database.pool()?, &cfg.processors).await?;
             println!("migrations applied");
             return Ok(());
         }
-        Command::Replay { list: true, .. } => return commands::list_projections(),
+        Command::Replay { list: true, .. } => return commands::list_projections(&cfg),
         Command::Replay {
             projection,
             dry_run,

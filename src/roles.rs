@@ -59,7 +59,9 @@ impl Role {
         match self {
             Role::Ingest => muster_ingest::spawn(env, cfg.ingest.clone()),
             Role::Process => muster_processors::spawn(env, cfg.processors.clone()),
-            Role::Project => muster_projections::spawn(env, cfg.projections.clone()),
+            Role::Project => {
+                muster_projections::spawn(env, cfg.projections.clone(), &cfg.processors)
+            }
             Role::Webhooks => {
                 muster_webhooks::spawn(env, cfg.webhooks.clone(), cfg.projections.batches())
             }
@@ -79,21 +81,26 @@ impl Role {
     }
 }
 
-/// Every component's migrations, whichever roles run: any process may be the first.
-pub async fn migrate(pool: &deadpool_postgres::Pool) -> anyhow::Result<()> {
+/// Every component's migrations, whichever roles run: any process may be the first. The
+/// tables the SQL processors of `processors` declare are created or migrated too.
+pub async fn migrate(
+    pool: &deadpool_postgres::Pool,
+    processors: &muster_processors::ProcessorsConfig,
+) -> anyhow::Result<()> {
     let mut client = pool
         .get()
         .await
         .context("connecting to PostgreSQL (is it running? see scripts/services.sh)")?;
     let all: Vec<&Migrations> = Role::ALL.iter().filter_map(|r| r.migrations()).collect();
     muster_runtime::migrate::apply(&mut client, &all).await?;
-    muster_projections::migrate(&mut client).await
+    muster_projections::migrate(&mut client).await?;
+    muster_projections::migrate_declared(&mut client, processors).await
 }
 
 /// Runs the workers of `roles` until SIGTERM, or until one fails.
 pub async fn run(roles: &[Role], cfg: Config) -> anyhow::Result<()> {
     let env = cfg.env(muster_runtime::shutdown::on_signals())?;
-    migrate(&env.pool).await?;
+    migrate(&env.pool, &cfg.processors).await?;
     // `/readyz` names PostgreSQL or Kafka when either is down, in every role.
     muster_runtime::probe::spawn(
         env.health.clone(),

@@ -12,6 +12,7 @@ use std::num::NonZeroUsize;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use anyhow::Context;
 use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::datatypes::DataType;
 use datafusion::error::DataFusionError;
@@ -161,8 +162,10 @@ pub async fn projections(
     let ctx = SessionContext::new_with_config(
         datafusion::prelude::SessionConfig::new().with_information_schema(true),
     );
+    let declared = declared_tables(pool).await?;
     let mut tables: Vec<&str> = muster_schemas::read_models::TABLES.to_vec();
     tables.extend(insights::tables::TABLES);
+    tables.extend(declared.iter().map(String::as_str));
     tables.sort();
     tables.dedup();
     let events = events.map(Arc::new);
@@ -183,6 +186,28 @@ pub async fn projections(
         ctx.register_table(table, Arc::new(t))?;
     }
     Ok(ctx)
+}
+
+/// The tables SQL processors declare (`-- table:`), from their catalogue: read models known
+/// only at run time. Their key holds `event_id`, so partners' views are scoped like the others.
+async fn declared_tables(pool: &deadpool_postgres::Pool) -> anyhow::Result<Vec<String>> {
+    let client = pool.get().await.context("connecting to PostgreSQL")?;
+    let catalogue = muster_schemas::read_models::DECLARED_CATALOGUE;
+    let exists: bool = client
+        .query_one("SELECT to_regclass($1) IS NOT NULL", &[&catalogue])
+        .await
+        .context("looking for the declared tables")?
+        .get(0);
+    if !exists {
+        return Ok(Vec::new());
+    }
+    Ok(client
+        .query(&format!("SELECT name FROM {catalogue} ORDER BY name"), &[])
+        .await
+        .context("listing the declared tables")?
+        .iter()
+        .map(|r| r.get(0))
+        .collect())
 }
 
 /// Every table `ctx` lets a query name (its default catalog and schema), with its columns,

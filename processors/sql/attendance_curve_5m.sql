@@ -2,6 +2,9 @@
 -- description: attendance per event per 5 minutes: samples, sum, peak and low, to merge into averages and peaks
 -- input: normalized
 -- output: muster.windows.attendance-5m.v1
+-- table: attendance_curve_5m
+-- key: event_id, window_start
+-- merge: window_end = max, samples = sum, sum_attendees = sum, peak_attendees = max, low_attendees = min, registered = max
 SELECT
     event_id,
     date_bin(INTERVAL '5 minutes', observed_at) AS window_start,

@@ -2,6 +2,9 @@
 -- description: entries per gate in 15-minute windows every 5 minutes (hopping), partial counts
 -- input: checkins
 -- output: muster.windows.gate-entries-15m-hop-5m.v1
+-- table: gate_entries_15m_hop_5m
+-- key: event_id, gate_id, window_start
+-- merge: window_end = max, entries = sum
 SELECT
     event_id,
     gate_id,

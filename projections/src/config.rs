@@ -63,6 +63,10 @@ pub struct RetentionConfig {
     /// How often the retention pass runs.
     #[serde(with = "humantime_serde")]
     pub every: Duration,
+    /// Rows of the tables SQL processors declare (`-- table:`) whose time column is older
+    /// than this are deleted.
+    #[serde(with = "humantime_serde")]
+    pub tables: Duration,
     /// Dead letters (`dead_letter_log`, the admin's dead-letter page) older than this are
     /// deleted (the topic keeps them for its own retention).
     #[serde(with = "humantime_serde")]
@@ -75,6 +79,7 @@ impl Default for RetentionConfig {
             minutes: Duration::from_secs(14 * 86_400),
             hours: Duration::from_secs(400 * 86_400),
             every: Duration::from_secs(600),
+            tables: Duration::from_secs(400 * 86_400),
             dead_letters: Duration::from_secs(30 * 86_400),
         }
     }

@@ -10,6 +10,7 @@ pub mod archive;
 pub mod catalogue;
 pub mod config;
 pub mod dead_letter_log;
+pub mod declared;
 pub mod realtime;
 mod registry;
 pub mod replay;
@@ -19,7 +20,7 @@ pub mod service_health;
 
 pub use config::ProjectionsConfig;
 pub use muster_runtime::projection::{Applier, Projection};
-pub use registry::{find, registry, spawn};
+pub use registry::{all, find, find_in, registry, spawn};
 
 /// Every step of `p`'s migrations with `schema` filled in.
 pub fn steps(p: &dyn Projection, schema: &str) -> Vec<String> {
@@ -27,6 +28,15 @@ pub fn steps(p: &dyn Projection, schema: &str) -> Vec<String> {
         .iter()
         .map(|s| muster_runtime::projection::sql(s, schema))
         .collect()
+}
+
+/// Creates or migrates the tables the SQL processors of `processors` declare (after
+/// [`migrate`], which creates their catalogue).
+pub async fn migrate_declared(
+    client: &mut tokio_postgres::Client,
+    processors: &muster_processors::ProcessorsConfig,
+) -> anyhow::Result<()> {
+    declared::migrate(client, &declared::load(processors)?).await
 }
 
 /// Applies the runtime's and every projection's migrations to the live (`public`) tables.
@@ -37,6 +47,7 @@ pub async fn migrate(client: &mut tokio_postgres::Client) -> anyhow::Result<()> 
             &muster_runtime::projection::MIGRATIONS,
             &archive::MIGRATIONS,
             &muster_runtime::dead_letters::MIGRATIONS,
+            &declared::ddl::MIGRATIONS,
         ],
     )
     .await?;

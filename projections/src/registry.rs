@@ -9,6 +9,7 @@ use muster_runtime::projection::{self, Projection};
 use muster_runtime::{Env, Workers};
 
 use crate::config::ProjectionsConfig;
+use muster_processors::ProcessorsConfig;
 
 /// Every projection muster knows.
 pub fn registry() -> Vec<Arc<dyn Projection>> {
@@ -23,9 +24,24 @@ pub fn registry() -> Vec<Arc<dyn Projection>> {
     ]
 }
 
-/// Looks a projection up by name, with the known names in the error.
+/// The registry's projections and one per table the SQL processors declare (`-- table:`).
+pub fn all(processors: &ProcessorsConfig) -> anyhow::Result<Vec<Arc<dyn Projection>>> {
+    let mut all = registry();
+    all.extend(
+        crate::declared::load(processors)?
+            .into_iter()
+            .map(|t| t as Arc<dyn Projection>),
+    );
+    Ok(all)
+}
+
+/// Looks a projection of the registry up by name.
 pub fn find(name: &str) -> anyhow::Result<Arc<dyn Projection>> {
-    let all = registry();
+    find_in(registry(), name)
+}
+
+/// Looks a projection up by name among `all`, with the known names in the error.
+pub fn find_in(all: Vec<Arc<dyn Projection>>, name: &str) -> anyhow::Result<Arc<dyn Projection>> {
     let known: Vec<&str> = all.iter().map(|p| p.name()).collect();
     let known = known.join(", ");
     all.into_iter()
@@ -33,9 +49,9 @@ pub fn find(name: &str) -> anyhow::Result<Arc<dyn Projection>> {
         .with_context(|| format!("no projection named {name:?} (known: {known})"))
 }
 
-/// `muster project`: the registry's projections (or `cfg.only`), the retention task and, when
-/// `cfg.archive.url` is set, the archive.
-pub fn spawn(env: &Env, cfg: ProjectionsConfig) -> Workers {
+/// `muster project`: the registry's projections and the declared tables of `processors` (or
+/// `cfg.only`), the retention task and, when `cfg.archive.url` is set, the archive.
+pub fn spawn(env: &Env, cfg: ProjectionsConfig, processors: &ProcessorsConfig) -> Workers {
     let mut workers = Workers::default();
     if cfg.archive.url.is_some() {
         let (env, archive) = (env.clone(), cfg.archive.clone());
@@ -43,16 +59,24 @@ pub fn spawn(env: &Env, cfg: ProjectionsConfig) -> Workers {
             crate::archive::run(&env, archive).await
         });
     }
-    let env = env.clone();
-    workers.spawn("project", async move { run(&env, cfg).await });
+    let (env, processors) = (env.clone(), processors.clone());
+    workers.spawn("project", async move { run(&env, cfg, &processors).await });
     workers
 }
 
-/// Runs the registry's projections (or `cfg.only`) and the retention task.
-async fn run(env: &Env, cfg: ProjectionsConfig) -> anyhow::Result<()> {
+/// Runs the projections (or `cfg.only`) and the retention task.
+async fn run(
+    env: &Env,
+    cfg: ProjectionsConfig,
+    processors: &ProcessorsConfig,
+) -> anyhow::Result<()> {
+    let declared = crate::declared::load(processors)?;
+    let pruned: Vec<(&'static str, String)> =
+        declared.iter().filter_map(|t| t.retention()).collect();
     let mut all = registry();
+    all.extend(declared.into_iter().map(|t| t as Arc<dyn Projection>));
     for name in &cfg.only {
-        find(name).context("projections.only")?;
+        find_in(all.clone(), name).context("projections.only")?;
     }
     if !cfg.only.is_empty() {
         all.retain(|p| cfg.only.iter().any(|n| n == p.name()));
@@ -64,9 +88,9 @@ async fn run(env: &Env, cfg: ProjectionsConfig) -> anyhow::Result<()> {
             env.pool.clone(),
             env.shutdown.clone(),
         );
-        tokio::spawn(
-            async move { crate::retention::run(retention, change_log, pool, shutdown).await },
-        )
+        tokio::spawn(async move {
+            crate::retention::run(retention, &pruned, change_log, pool, shutdown).await
+        })
     };
     projection::run(env, all, cfg.batches()).await?;
     retention.await.context("the retention task panicked")?

@@ -1,7 +1,8 @@
 //! Deletes time-series buckets past their retention, on a timer in `muster project`. Buckets
 //! are judged by their own time, not by when they were written, so a replay that re-inserts
 //! old buckets has them removed again at the next pass. The change log is pruned by age in
-//! the same pass, and the dead-letter log (`dead_letter_log`) by its records' time.
+//! the same pass, the dead-letter log (`dead_letter_log`) by its records' time, and the
+//! tables SQL processors declare by their time column (`window_start` unless `-- time:` says).
 
 use std::time::Duration;
 
@@ -25,11 +26,12 @@ enum Span {
     Hours,
 }
 
-/// One pass: deletes what is older than the retention, relative to `now`. Returns rows
-/// deleted per table.
+/// One pass: deletes what is older than the retention, relative to `now`; `declared` are the
+/// declared tables with their time columns. Returns rows deleted per table.
 pub async fn apply(
     client: &tokio_postgres::Client,
     cfg: &RetentionConfig,
+    declared: &[(&'static str, String)],
     now: chrono::DateTime<chrono::Utc>,
 ) -> anyhow::Result<Vec<(&'static str, u64)>> {
     let mut out = Vec::new();
@@ -39,6 +41,9 @@ pub async fn apply(
             Span::Hours => cfg.hours,
         };
         out.push((table, prune(client, table, "bucket", keep, now).await?));
+    }
+    for (table, column) in declared {
+        out.push((table, prune(client, table, column, cfg.tables, now).await?));
     }
     let table = crate::dead_letter_log::TABLE;
     out.push((
@@ -59,7 +64,11 @@ async fn prune(
     let cutoff = now - chrono::Duration::from_std(keep).context("retention out of range")?;
     let n = client
         .execute(
-            &format!("DELETE FROM public.{table} WHERE {column} < $1"),
+            &format!(
+                "DELETE FROM public.{} WHERE {} < $1",
+                crate::declared::ddl::quote(table),
+                crate::declared::ddl::quote(column)
+            ),
             &[&cutoff],
         )
         .await
@@ -75,6 +84,7 @@ async fn prune(
 /// `change_log`.
 pub async fn run(
     cfg: RetentionConfig,
+    declared: &[(&'static str, String)],
     change_log: Duration,
     pool: deadpool_postgres::Pool,
     shutdown: Shutdown,
@@ -82,7 +92,7 @@ pub async fn run(
     loop {
         match pool.get().await {
             Ok(client) => {
-                if let Err(e) = apply(&client, &cfg, chrono::Utc::now()).await {
+                if let Err(e) = apply(&client, &cfg, declared, chrono::Utc::now()).await {
                     tracing::warn!(error = %format!("{e:#}"), "retention pass failed; next one will retry");
                 }
                 match changes::prune(&client, change_log).await {

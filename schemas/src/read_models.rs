@@ -6,6 +6,10 @@
 /// offered to SQL or partners; not in [`TABLES`].
 pub const ADMIN_TABLES: &[&str] = &["dead_letter_log"];
 
+/// The catalogue of the tables SQL processors declare (`-- table:`): those are read models
+/// too, known only at run time, so readers list them from here (`name`).
+pub const DECLARED_CATALOGUE: &str = "declared_tables";
+
 pub const TABLES: &[&str] = &[
     "alerts",
     "event_catalogue",

@@ -181,7 +181,7 @@ pub(super) async fn seed(pool: &deadpool_postgres::Pool, event: &str) -> anyhow:
 pub async fn run(args: Args, mut cfg: Config) -> anyhow::Result<()> {
     let env = cfg.env(Shutdown::new())?;
     let pool = env.pool.clone();
-    crate::roles::migrate(&pool).await?;
+    crate::roles::migrate(&pool, &cfg.processors).await?;
     let run = format!("{:08x}", rand::random::<u32>());
     let event = format!("bench-api-{run}");
     seed(&pool, &event)

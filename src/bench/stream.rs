@@ -356,7 +356,7 @@ pub async fn run(args: Args, cfg: Config) -> anyhow::Result<()> {
     );
     let env = cfg.env(Shutdown::new())?;
     let pool = env.pool.clone();
-    crate::roles::migrate(&pool).await?;
+    crate::roles::migrate(&pool, &cfg.processors).await?;
     let run = format!("{:08x}", rand::random::<u32>());
     let event = format!("bench-stream-{run}");
     super::api::seed(&pool, &event)

@@ -27,7 +27,7 @@ pub struct Args {
 
 pub async fn run(args: Args, mut cfg: Config) -> anyhow::Result<()> {
     let pool = cfg.database.pool()?;
-    crate::roles::migrate(&pool).await?;
+    crate::roles::migrate(&pool, &cfg.processors).await?;
     let secrets = cfg.security.secrets()?;
     let hits = Arc::new(AtomicU64::new(0));
     let counter = hits.clone();

@@ -216,7 +216,12 @@ async fn the_bi_role_reads_projections_only_and_never_writes() {
     assert_eq!(score, 7);
     // Save the admin's own (the dead-letter log: upstreams' raw bodies), refused below.
     let admin_only = muster_schemas::read_models::ADMIN_TABLES;
-    for p in muster_projections::registry() {
+    // The declared tables too (the built-in processors declare some): listed from their
+    // catalogue. Loading them plans the SQL, which blocks: off this single-threaded runtime.
+    let all = std::thread::spawn(|| muster_projections::all(&Default::default()).unwrap())
+        .join()
+        .unwrap();
+    for p in all {
         for table in p.tables().iter().filter(|t| !admin_only.contains(*t)) {
             bi.query_one(&format!("SELECT count(*) FROM {table}"), &[])
                 .await

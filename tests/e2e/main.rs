@@ -12,6 +12,7 @@ mod analytics;
 mod api;
 mod archive;
 mod bi_role;
+mod declared_tables;
 mod flight;
 mod golden;
 mod ingest;

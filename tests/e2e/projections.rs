@@ -234,8 +234,9 @@ async fn retention_deletes_only_buckets_past_it() {
         hours: Duration::from_secs(400 * 86_400),
         every: Duration::from_secs(60),
         dead_letters: Duration::from_secs(30 * 86_400),
+        tables: Duration::from_secs(400 * 86_400),
     };
-    muster_projections::retention::apply(&client, &cfg, now)
+    muster_projections::retention::apply(&client, &cfg, &[], now)
         .await
         .unwrap();
     for (table, kept_age) in [("event_series_minute", 1), ("event_series_hour", 20)] {

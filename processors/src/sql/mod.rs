@@ -11,10 +11,14 @@
 //! -- output: muster.windows.gate-throughput-1m.v1
 //! SELECT ...
 //! ```
+//!
+//! It may also declare a table its partial rows merge into (`-- table:`, `-- key:`,
+//! `-- merge:`, see [`table`]), which `muster project` then keeps.
 
 mod avro;
 pub mod golden;
 mod streams;
+pub mod table;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -43,6 +47,8 @@ pub struct SqlDefinition {
     pub output: &'static str,
     pub sql: String,
     pub origin: String,
+    /// The `-- table:` lines, checked against the query when it is planned.
+    pub table: Option<table::TableHeader>,
 }
 
 impl SqlDefinition {
@@ -87,6 +93,7 @@ impl SqlDefinition {
             output: Box::leak(output.into_boxed_str()),
             sql: text.to_owned(),
             origin: origin.to_owned(),
+            table: table::TableHeader::parse(origin, text)?,
         })
     }
 }
@@ -134,6 +141,7 @@ pub struct SqlProcessor {
     ctx: SessionContext,
     output_schema: SchemaRef,
     avro_schema: String,
+    table: Option<table::TableSpec>,
     allowed_lateness_ms: i64,
 }
 
@@ -146,17 +154,28 @@ impl SqlProcessor {
             .with_context(|| format!("{}: the query does not plan", def.origin))?;
         let avro_schema = avro::schema_for(&def.name, &output_schema)
             .with_context(|| format!("{}: the output cannot be written as Avro", def.origin))?;
+        let table = def
+            .table
+            .as_ref()
+            .map(|h| h.resolve(&output_schema))
+            .transpose()?;
         Ok(Self {
             def,
             ctx,
             output_schema,
             avro_schema,
+            table,
             allowed_lateness_ms: allowed_lateness.as_millis() as i64,
         })
     }
 
     pub fn avro_schema(&self) -> &str {
         &self.avro_schema
+    }
+
+    /// The table the processor declares, checked against its query.
+    pub fn table(&self) -> Option<&table::TableSpec> {
+        self.table.as_ref()
     }
 
     pub fn output_arrow_schema(&self) -> SchemaRef {

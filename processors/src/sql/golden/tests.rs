@@ -181,6 +181,14 @@ async fn a_changed_window_shows_missing_and_unexpected_rows() {
         "max(current_attendees) AS peak_attendees",
         "max(current_attendees) AS peak_attendees, 1 AS version",
     );
+    // Its declared table needs a merge rule for the new column too.
+    let file = scratch.0.join("attendance_curve_5m.sql");
+    let text = std::fs::read_to_string(&file).unwrap();
+    std::fs::write(
+        &file,
+        text.replace("registered = max", "registered = max, version = last"),
+    )
+    .unwrap();
     changed_copy(
         &scratch,
         "gate_entries_15m_hop_5m",
