@@ -6,6 +6,7 @@
 pub mod flight;
 pub mod insights;
 pub mod pg;
+mod read_only;
 
 use std::collections::HashMap;
 use std::num::NonZeroUsize;
@@ -391,10 +392,10 @@ pub fn check_read_only(sql: &str) -> Result<(), QueryError> {
         )));
     }
     let ok = match &statements[0] {
-        DfStatement::Statement(s) => {
-            matches!(**s, Statement::Query(_))
-                || s.to_string().to_ascii_uppercase().starts_with("SHOW ")
-        }
+        DfStatement::Statement(s) => match &**s {
+            Statement::Query(_) => !read_only::selects_into(s),
+            s => s.to_string().to_ascii_uppercase().starts_with("SHOW "),
+        },
         _ => false,
     };
     if ok {
@@ -494,6 +495,9 @@ pub fn write(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod fuzz_tests;
 
 #[cfg(test)]
 mod tests {

@@ -67,8 +67,10 @@ pub fn verify(
         .trim()
         .parse()
         .map_err(|_| SignatureError::BadTimestamp)?;
-    if (now - ts).abs() > tolerance_secs {
-        return Err(SignatureError::OutsideTolerance(now - ts));
+    // Saturating: a timestamp near i64::MIN or i64::MAX is far outside, not an overflow.
+    let skew = now.saturating_sub(ts);
+    if skew.unsigned_abs() > tolerance_secs.max(0).unsigned_abs() {
+        return Err(SignatureError::OutsideTolerance(skew));
     }
     for candidate in signature_header.split_whitespace() {
         let Some(b64) = candidate.strip_prefix("v1,") else {
@@ -85,6 +87,9 @@ pub fn verify(
     }
     Err(SignatureError::Mismatch)
 }
+
+#[cfg(test)]
+mod fuzz_tests;
 
 #[cfg(test)]
 mod tests {

@@ -159,6 +159,9 @@ impl Resolve for Policy {
 }
 
 #[cfg(test)]
+mod fuzz_tests;
+
+#[cfg(test)]
 mod tests {
     use super::*;
 

@@ -1,6 +1,8 @@
 //! Normalizers turn an upstream body into muster's metrics. There is one per upstream
 //! `dataSchema`; the raw record names its schema, and the registry below picks the normalizer.
 
+#[cfg(test)]
+mod fuzz_tests;
 mod processor;
 mod s_attend_v1;
 pub mod storable;

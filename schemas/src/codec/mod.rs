@@ -19,6 +19,8 @@ use crate::topics::Topics;
 
 mod error;
 mod fast;
+#[cfg(test)]
+mod fuzz_tests;
 mod registration;
 
 pub use error::CodecError;
