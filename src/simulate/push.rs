@@ -21,25 +21,18 @@ pub async fn register_all(
     let url = format!("{}/api/admin/services", api.trim_end_matches('/'));
     let mut secrets = HashMap::new();
     for r in registrations {
-        let mut delay = Duration::from_millis(500);
-        let answer = loop {
-            match http.post(&url).bearer_auth(token).json(r).send().await {
-                Ok(a) => break a,
-                Err(e) if delay < Duration::from_secs(30) => {
-                    tracing::info!(error = %e, "muster's API is not answering yet; retrying");
-                    tokio::time::sleep(delay).await;
-                    delay *= 2;
-                }
-                Err(e) => return Err(e).context("registering with muster"),
-            }
-        };
-        let status = answer.status();
-        let body: Value = answer.json().await.unwrap_or_default();
-        anyhow::ensure!(
-            status.is_success(),
-            "registering {} answered {status}: {body}",
-            r.event_id
-        );
+        let (mut status, mut body) = register(&http, &url, token, r).await?;
+        if status == reqwest::StatusCode::OK && body["webhookSecret"].is_null() {
+            // Registered by an earlier run, whose secret is gone with it: the service is
+            // registered afresh, so that its check-ins can be signed again.
+            http.delete(format!("{url}/{}", r.event_id))
+                .bearer_auth(token)
+                .send()
+                .await
+                .and_then(reqwest::Response::error_for_status)
+                .context("removing a service registered by an earlier run")?;
+            (status, body) = register(&http, &url, token, r).await?;
+        }
         if let Some(secret) = body["webhookSecret"].as_str() {
             secrets.insert(r.event_id.clone(), secret.to_owned());
         }
@@ -122,4 +115,33 @@ pub async fn send(
         .send()
         .await?;
     Ok(answer.status())
+}
+
+/// Registers one service: the answer's status and body (with the webhook secret when new).
+async fn register(
+    http: &reqwest::Client,
+    url: &str,
+    token: &str,
+    r: &EventServiceConfig,
+) -> anyhow::Result<(reqwest::StatusCode, Value)> {
+    let mut delay = Duration::from_millis(500);
+    let answer = loop {
+        match http.post(url).bearer_auth(token).json(r).send().await {
+            Ok(a) => break a,
+            Err(e) if delay < Duration::from_secs(30) => {
+                tracing::info!(error = %e, "muster's API is not answering yet; retrying");
+                tokio::time::sleep(delay).await;
+                delay *= 2;
+            }
+            Err(e) => return Err(e).context("registering with muster"),
+        }
+    };
+    let status = answer.status();
+    let body: Value = answer.json().await.unwrap_or_default();
+    anyhow::ensure!(
+        status.is_success(),
+        "registering {} answered {status}: {body}",
+        r.event_id
+    );
+    Ok((status, body))
 }
