@@ -90,7 +90,7 @@ async fn a_premium_partner_queries_its_own_events_and_downloads_the_answer() {
 
     let b = Browser::start(&api.base, DESKTOP).await;
     b.sign_in(&key).await;
-    b.find("nav a[href='/sql']").await.click().await.unwrap();
+    b.click("nav a[href='/sql']").await;
     b.wait_until("the SQL page", "return location.pathname === '/sql';")
         .await;
     assert_eq!(b.text("h1").await, "SQL");

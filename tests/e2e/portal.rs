@@ -185,17 +185,11 @@ async fn create(b: &Browser, url: &str, types: &[&str]) -> (String, String) {
     b.goto("/webhooks").await;
     b.find("#url").await.send_keys(url).await.unwrap();
     for t in types {
-        b.find(&format!("input[name=event_types][value='{t}']"))
-            .await
-            .click()
-            .await
-            .unwrap();
+        b.click(&format!("input[name=event_types][value='{t}']"))
+            .await;
     }
-    b.find("form[action='/webhooks'] button[type=submit]")
-        .await
-        .click()
-        .await
-        .unwrap();
+    b.click("form[action='/webhooks'] button[type=submit]")
+        .await;
     b.wait_until(
         "the new secret",
         "return !!document.querySelector('#secret');",
@@ -229,16 +223,10 @@ async fn a_partner_manages_webhooks_in_the_portal_and_watches_deliveries_live() 
         .send_keys("http://10.1.2.3/hook")
         .await
         .unwrap();
-    b.find("input[name=event_types][value='alert.raised']")
-        .await
-        .click()
-        .await
-        .unwrap();
-    b.find("form[action='/webhooks'] button[type=submit]")
-        .await
-        .click()
-        .await
-        .unwrap();
+    b.click("input[name=event_types][value='alert.raised']")
+        .await;
+    b.click("form[action='/webhooks'] button[type=submit]")
+        .await;
     b.wait_until(
         "the refusal",
         "return !!document.querySelector('#url-error');",
@@ -279,11 +267,7 @@ async fn a_partner_manages_webhooks_in_the_portal_and_watches_deliveries_live() 
         "return !!document.querySelector('#delivery-table tr.delivery[data-state=delivered] button.replay');",
     )
     .await;
-    b.find("#delivery-table button.replay")
-        .await
-        .click()
-        .await
-        .unwrap();
+    b.click("#delivery-table button.replay").await;
     let again = got(&receivers, "ok", 2).await;
     assert_eq!(again[1].id, received[0].id);
     b.screenshot("portal-webhook-1280").await;
@@ -456,11 +440,7 @@ async fn a_partner_rotates_its_own_key_and_the_old_one_stops_after_the_grace() {
     b.goto("/key").await;
     b.js("document.querySelector('#grace').type = 'text'; document.querySelector('#grace').value = 'soon';")
         .await;
-    b.find("form[action='/key'] button[type=submit]")
-        .await
-        .click()
-        .await
-        .unwrap();
+    b.click("form[action='/key'] button[type=submit]").await;
     b.wait_until(
         "the refusal",
         "return !!document.querySelector('#grace-error');",
@@ -475,11 +455,7 @@ async fn a_partner_rotates_its_own_key_and_the_old_one_stops_after_the_grace() {
     );
     b.find("#grace").await.clear().await.unwrap();
     b.find("#grace").await.send_keys("0").await.unwrap();
-    b.find("form[action='/key'] button[type=submit]")
-        .await
-        .click()
-        .await
-        .unwrap();
+    b.click("form[action='/key'] button[type=submit]").await;
     b.wait_until(
         "the new key",
         "return !!document.querySelector('code#secret');",

@@ -336,11 +336,7 @@ async fn signing_out_ends_the_session_and_its_cookie_opens_nothing() {
     };
     assert_eq!(with_cookie().send().await.unwrap().status(), 200);
 
-    b.find("form[action='/sign-out'] button")
-        .await
-        .click()
-        .await
-        .unwrap();
+    b.click("form[action='/sign-out'] button").await;
     b.wait_until(
         "the sign-in form",
         "return location.pathname === '/sign-in';",
@@ -814,11 +810,7 @@ async fn the_event_page_shows_its_day_as_charts_with_tables_and_updates_live() {
     assert_eq!(b.text("#attendance-title").await, "하루 동안의 입장 인원");
     assert!(b.text("#gate-table thead").await.contains("게이트"));
     assert!(b.text("#zone").await.contains("이벤트 현지 시간대"));
-    b.find("form.lang button[value=en]")
-        .await
-        .click()
-        .await
-        .unwrap();
+    b.click("form.lang button[value=en]").await;
     b.wait_until(
         "the page in English",
         "return document.documentElement.lang === 'en';",

@@ -120,16 +120,9 @@ async fn the_admin_registers_grants_and_reads_dead_letters_and_the_audit_log() {
         .send_keys("Festival Co")
         .await
         .unwrap();
-    b.find(&format!("input[name=event][value='{good}']"))
-        .await
-        .click()
-        .await
-        .unwrap();
-    b.find("form[action='/partners'] button[type=submit]")
-        .await
-        .click()
-        .await
-        .unwrap();
+    b.click(&format!("input[name=event][value='{good}']")).await;
+    b.click("form[action='/partners'] button[type=submit]")
+        .await;
     b.wait_until("the new key", "return !!document.querySelector('#key');")
         .await;
     let key = b.js("return document.querySelector('#key').value;").await;
@@ -144,16 +137,8 @@ async fn the_admin_registers_grants_and_reads_dead_letters_and_the_audit_log() {
 
     // Granting the second (malformed) event on the partner's page.
     b.goto(&partner_page).await;
-    b.find(&format!("input[name=event][value='{bad}']"))
-        .await
-        .click()
-        .await
-        .unwrap();
-    b.find("form[action$='/grants'] button[type=submit]")
-        .await
-        .click()
-        .await
-        .unwrap();
+    b.click(&format!("input[name=event][value='{bad}']")).await;
+    b.click("form[action$='/grants'] button[type=submit]").await;
     b.wait_until(
         "the partner page with both grants",
         &format!(
@@ -217,11 +202,7 @@ async fn the_admin_registers_grants_and_reads_dead_letters_and_the_audit_log() {
 
     // Removing the malformed service from its page: gone, and audited.
     b.goto(&format!("/services/{bad}")).await;
-    b.find("form[action$='/remove'] button[type=submit]")
-        .await
-        .click()
-        .await
-        .unwrap();
+    b.click("form[action$='/remove'] button[type=submit]").await;
     b.wait_until(
         "the list after removal",
         "return location.pathname === '/services';",
