@@ -180,11 +180,16 @@ pub struct TransactionalLoop {
 impl TransactionalLoop {
     /// Joins `group` on the topics whose base names are `topics` (behind
     /// `kafka.topic_prefix`) with a fresh transactional producer. The transactional id is
-    /// unique per instance; zombie fencing comes from the consumer group generation (KIP-447),
-    /// which `send_offsets_to_transaction` checks.
+    /// `group` and `instance`, unique per worker; zombie fencing comes from the consumer group
+    /// generation (KIP-447), which `send_offsets_to_transaction` checks. A worker passes the
+    /// same `instance` to every session: the new producer's `init_transactions` then aborts
+    /// the transaction a failed session left open (say, with the broker down) at once. Under a
+    /// new id it stayed open until `transaction.timeout.ms`, and read_committed consumers
+    /// downstream read nothing past it meanwhile.
     pub fn new(
         kafka: &KafkaConfig,
         group: &str,
+        instance: &str,
         topics: &[String],
         cfg: ProcessorsConfig,
     ) -> anyhow::Result<Self> {
@@ -201,7 +206,7 @@ impl TransactionalLoop {
             .producer()
             .set(
                 "transactional.id",
-                format!("{}.{}", kafka.group(group), muster_runtime::unique_suffix()),
+                format!("{}.{instance}", kafka.group(group)),
             )
             .set(
                 "transaction.timeout.ms",

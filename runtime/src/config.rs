@@ -33,6 +33,18 @@ pub struct KafkaConfig {
     pub options: BTreeMap<String, String>,
     /// How long topics keep records.
     pub retention: crate::topics::Retention,
+    /// A consumer group member the broker has not heard from for this long is removed from the
+    /// group (`session.timeout.ms`; heartbeats every third of it). A member whose process died,
+    /// or whose consumer was dropped while the broker was down, stays in the group until then,
+    /// and the next rebalance waits for it: librdkafka's 45 s default held fresh data back for
+    /// 45 s after a broker restart. At least the broker's `group.min.session.timeout.ms` (6 s).
+    #[serde(with = "humantime_serde")]
+    pub session_timeout: Duration,
+    /// Longest wait between two reconnection attempts to a broker (`reconnect.backoff.max.ms`).
+    /// librdkafka's 10 s default grows during an outage, so clients came back up to 10 s after
+    /// the broker did; reconnecting to a broker that is down costs one refused connection.
+    #[serde(with = "humantime_serde")]
+    pub reconnect_backoff_max: Duration,
 }
 
 impl Default for KafkaConfig {
@@ -46,6 +58,8 @@ impl Default for KafkaConfig {
             auto_offset_reset: OffsetReset::Earliest,
             options: BTreeMap::new(),
             retention: Default::default(),
+            session_timeout: Duration::from_secs(6),
+            reconnect_backoff_max: Duration::from_secs(1),
         }
     }
 }
@@ -61,6 +75,8 @@ impl std::fmt::Debug for KafkaConfig {
             .field("auto_offset_reset", &self.auto_offset_reset)
             .field("options", &self.redacted_options())
             .field("retention", &self.retention)
+            .field("session_timeout", &self.session_timeout)
+            .field("reconnect_backoff_max", &self.reconnect_backoff_max)
             .finish()
     }
 }
@@ -102,6 +118,10 @@ impl KafkaConfig {
     fn build(&self, settings: &[(&str, &str)]) -> ClientConfig {
         let mut c = ClientConfig::new();
         c.set("bootstrap.servers", &self.brokers);
+        c.set(
+            "reconnect.backoff.max.ms",
+            self.reconnect_backoff_max.as_millis().to_string(),
+        );
         for (k, v) in settings {
             c.set(*k, *v);
         }
@@ -129,8 +149,12 @@ impl KafkaConfig {
     /// A consumer that commits nothing by itself and only sees committed transactions.
     pub fn consumer(&self, group: &str) -> ClientConfig {
         let group = self.group(group);
+        let session = self.session_timeout.as_millis();
+        let (session, heartbeat) = (session.to_string(), (session / 3).to_string());
         self.build(&[
             ("group.id", &group),
+            ("session.timeout.ms", &session),
+            ("heartbeat.interval.ms", &heartbeat),
             ("enable.auto.commit", "false"),
             ("auto.offset.reset", self.auto_offset_reset.as_str()),
             ("isolation.level", "read_committed"),
