@@ -71,12 +71,15 @@ async fn run(env: &Env, cfg: ProcessorsConfig) -> anyhow::Result<()> {
         let (cfg, env) = (cfg.clone(), env.clone());
         tasks.spawn(async move {
             let part = format!("processors.{}", p.name());
-            // One transactional id for every session (see `TransactionalLoop::new`).
+            // One transactional id and group member for every session (see
+            // `TransactionalLoop::new`).
             let instance = muster_runtime::unique_suffix();
             // Failures restart it from the last committed offsets.
             Supervisor {
                 part: &part,
-                backoff: Backoff::constant(Duration::from_secs(2)),
+                // A failed commit (a session lost to a broker restart, a fenced producer) is
+                // retried at once with new clients; a dependency that stays down backs off.
+                backoff: Backoff::doubling(),
                 counter: Some((
                     "muster_processor_restarts_total",
                     "processor",

@@ -162,6 +162,22 @@ impl KafkaConfig {
         ])
     }
 
+    /// A [`consumer`](Self::consumer) that is a static member of the group (KIP-345) as
+    /// `instance`, which the caller keeps for every consumer it creates in turn. A consumer that
+    /// rejoins after losing its session (the broker was restarted: it reloads the group with
+    /// the old member and the rejoin comes under a new member id) or a worker's next session
+    /// then takes the old member's place at once; a dynamic member waited `session_timeout`
+    /// for the old one to expire. The price: a static member does not leave the group when it
+    /// stops, so its partitions wait `session_timeout` for another member.
+    pub fn static_consumer(&self, group: &str, instance: &str) -> ClientConfig {
+        let mut c = self.consumer(group);
+        c.set(
+            "group.instance.id",
+            format!("{}.{instance}", self.group(group)),
+        );
+        c
+    }
+
     /// A [`consumer`](Self::consumer), created.
     pub fn stream_consumer(
         &self,
