@@ -21,6 +21,10 @@
 # Maven's default local repository (~/.m2) is used for the fetches.
 #
 # Overridable: MUSTER_KAFKA_VERSION, MUSTER_APICURIO_VERSION, MUSTER_WAIT_TIMEOUT (s, per service).
+# A second, isolated set (the fault runs of scripts/faults.sh restart its broker and database
+# without disturbing tests on the first) takes its own MUSTER_HOME, ports and Debian cluster:
+#   MUSTER_PG_PORT, MUSTER_PG_CLUSTER (default main), MUSTER_KAFKA_PORT,
+#   MUSTER_KAFKA_CONTROLLER_PORT, MUSTER_REGISTRY_PORT, MUSTER_REGISTRY_MGMT_PORT
 set -euo pipefail
 
 SCRIPT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -39,11 +43,12 @@ WAIT_TIMEOUT="${MUSTER_WAIT_TIMEOUT:-180}"
 STOP_TIMEOUT="${MUSTER_STOP_TIMEOUT:-30}"
 
 HOST=127.0.0.1
-PG_PORT=5432
-KAFKA_PORT=9092
-KAFKA_CONTROLLER_PORT=9093
-REGISTRY_PORT=8081
-REGISTRY_MGMT_PORT=9081 # Quarkus management interface (health/metrics)
+PG_PORT="${MUSTER_PG_PORT:-5432}"
+PG_CLUSTER="${MUSTER_PG_CLUSTER:-main}" # the Debian cluster (pg_createcluster) on PG_PORT
+KAFKA_PORT="${MUSTER_KAFKA_PORT:-9092}"
+KAFKA_CONTROLLER_PORT="${MUSTER_KAFKA_CONTROLLER_PORT:-9093}"
+REGISTRY_PORT="${MUSTER_REGISTRY_PORT:-8081}"
+REGISTRY_MGMT_PORT="${MUSTER_REGISTRY_MGMT_PORT:-9081}" # Quarkus management interface (health/metrics)
 
 DB_USER=muster
 DB_PASSWORD=muster
@@ -177,16 +182,17 @@ pg_install() {
   fi
   PG_VER=$(pg_version)
   [ -n "$PG_VER" ] || die "no PostgreSQL server found after installing"
-  if ! pg_lsclusters -h 2>/dev/null | awk -v v="$PG_VER" '$1 == v && $2 == "main"' | grep -q .; then
-    log "postgres: creating cluster $PG_VER/main"
-    as_root pg_createcluster "$PG_VER" main --port "$PG_PORT" --locale "$DB_LOCALE" --encoding UTF8 >&2
+  if ! pg_lsclusters -h 2>/dev/null | awk -v v="$PG_VER" -v c="$PG_CLUSTER" '$1 == v && $2 == c' | grep -q .; then
+    log "postgres: creating cluster $PG_VER/$PG_CLUSTER"
+    as_root pg_createcluster "$PG_VER" "$PG_CLUSTER" --port "$PG_PORT" --locale "$DB_LOCALE" --encoding UTF8 >&2
   fi
 }
 
 pg_running() {
   [ -n "${PG_VER:-}" ] || PG_VER=$(pg_version)
   [ -n "$PG_VER" ] || return 1
-  pg_lsclusters -h 2>/dev/null | awk -v v="$PG_VER" '$1 == v && $2 == "main" && $4 == "online"' | grep -q .
+  pg_lsclusters -h 2>/dev/null | awk -v v="$PG_VER" -v c="$PG_CLUSTER" '$1 == v && $2 == c && $4 == "online"' |
+    grep -q .
 }
 
 psql_admin() { as_postgres psql -X -q -v ON_ERROR_STOP=1 -h /var/run/postgresql -p "$PG_PORT" "$@"; }
@@ -194,12 +200,12 @@ psql_admin() { as_postgres psql -X -q -v ON_ERROR_STOP=1 -h /var/run/postgresql 
 pg_start() {
   pg_install
   if pg_running; then
-    log "postgres $PG_VER/main: already running"
+    log "postgres $PG_VER/$PG_CLUSTER: already running"
   else
-    log "postgres $PG_VER/main: starting"
-    as_root pg_ctlcluster "$PG_VER" main start >&2 || {
+    log "postgres $PG_VER/$PG_CLUSTER: starting"
+    as_root pg_ctlcluster "$PG_VER" "$PG_CLUSTER" start >&2 || {
       log "pg_ctlcluster failed; last 50 lines of the cluster log:"
-      tail -n 50 "/var/log/postgresql/postgresql-$PG_VER-main.log" >&2 2>/dev/null || true
+      tail -n 50 "/var/log/postgresql/postgresql-$PG_VER-$PG_CLUSTER.log" >&2 2>/dev/null || true
       exit 1
     }
   fi
@@ -209,7 +215,7 @@ pg_start() {
     sleep 0.5
   done
   pg_isready -q -h "$HOST" -p "$PG_PORT" ||
-    fail_with_log "postgres" "/var/log/postgresql/postgresql-$PG_VER-main.log"
+    fail_with_log "postgres" "/var/log/postgresql/postgresql-$PG_VER-$PG_CLUSTER.log"
   pg_bootstrap
 }
 
@@ -245,10 +251,10 @@ pg_stop() {
   PG_VER=$(pg_version)
   if [ -z "$PG_VER" ]; then log "postgres: not installed"; return 0; fi
   if pg_running; then
-    log "postgres $PG_VER/main: stopping"
-    as_root pg_ctlcluster "$PG_VER" main stop -m fast >&2 || true
+    log "postgres $PG_VER/$PG_CLUSTER: stopping"
+    as_root pg_ctlcluster "$PG_VER" "$PG_CLUSTER" stop -m fast >&2 || true
   else
-    log "postgres $PG_VER/main: not running"
+    log "postgres $PG_VER/$PG_CLUSTER: not running"
   fi
 }
 
@@ -284,7 +290,9 @@ kafka_tool() { kafka_java "$ASSETS/tools-log4j2.properties" -Xmx256m -XX:TieredS
 
 kafka_configure() {
   mkdir -p "$KAFKA_DATA"
-  sed "s#@KAFKA_LOG_DIR@#$KAFKA_DATA#" "$ASSETS/server.properties.template" >"$KAFKA_CONF"
+  sed -e "s#@KAFKA_LOG_DIR@#$KAFKA_DATA#" -e "s#@HOST@#$HOST#g" -e "s#@KAFKA_PORT@#$KAFKA_PORT#g" \
+    -e "s#@KAFKA_CONTROLLER_PORT@#$KAFKA_CONTROLLER_PORT#g" \
+    "$ASSETS/server.properties.template" >"$KAFKA_CONF"
   if [ ! -f "$KAFKA_DATA/meta.properties" ]; then
     local cid
     cid=$(kafka_tool kafka.tools.StorageTool random-uuid | tail -n 1)

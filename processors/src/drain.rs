@@ -34,8 +34,9 @@ pub async fn drain(
 ) -> anyhow::Result<Drained> {
     let mut kafka = kafka.clone();
     kafka.auto_offset_reset = muster_runtime::config::OffsetReset::Earliest;
-    let group = format!("bench.{}.{}", p.name(), muster_runtime::unique_suffix());
-    let tx = TransactionalLoop::new(&kafka, &group, &[input.to_owned()], cfg.clone())?;
+    let suffix = muster_runtime::unique_suffix();
+    let group = format!("bench.{}.{suffix}", p.name());
+    let tx = TransactionalLoop::new(&kafka, &group, &suffix, &[input.to_owned()], cfg.clone())?;
     let mut done = 0;
     let mut started = None;
     let mut spent = Drained::default();

@@ -180,16 +180,22 @@ pub struct TransactionalLoop {
 impl TransactionalLoop {
     /// Joins `group` on the topics whose base names are `topics` (behind
     /// `kafka.topic_prefix`) with a fresh transactional producer. The transactional id is
-    /// unique per instance; zombie fencing comes from the consumer group generation (KIP-447),
-    /// which `send_offsets_to_transaction` checks.
+    /// `group` and `instance`, unique per worker, as is its consumer's static membership (see
+    /// `KafkaConfig::static_consumer`); zombie fencing comes from the consumer group
+    /// generation (KIP-447), which `send_offsets_to_transaction` checks. A worker passes the
+    /// same `instance` to every session: the new producer's `init_transactions` then aborts
+    /// the transaction a failed session left open (say, with the broker down) at once. Under a
+    /// new id it stayed open until `transaction.timeout.ms`, and read_committed consumers
+    /// downstream read nothing past it meanwhile.
     pub fn new(
         kafka: &KafkaConfig,
         group: &str,
+        instance: &str,
         topics: &[String],
         cfg: ProcessorsConfig,
     ) -> anyhow::Result<Self> {
         let consumer: StreamConsumer<LoopContext> = kafka
-            .consumer(group)
+            .static_consumer(group, instance)
             .create_with_context(LoopContext::new(kafka.auto_offset_reset))
             .context("creating the Kafka consumer")?;
         let topics: Vec<String> = topics.iter().map(|t| kafka.topics().name(t)).collect();
@@ -201,7 +207,7 @@ impl TransactionalLoop {
             .producer()
             .set(
                 "transactional.id",
-                format!("{}.{}", kafka.group(group), muster_runtime::unique_suffix()),
+                format!("{}.{instance}", kafka.group(group)),
             )
             .set(
                 "transaction.timeout.ms",

@@ -71,10 +71,15 @@ async fn run(env: &Env, cfg: ProcessorsConfig) -> anyhow::Result<()> {
         let (cfg, env) = (cfg.clone(), env.clone());
         tasks.spawn(async move {
             let part = format!("processors.{}", p.name());
+            // One transactional id and group member for every session (see
+            // `TransactionalLoop::new`).
+            let instance = muster_runtime::unique_suffix();
             // Failures restart it from the last committed offsets.
             Supervisor {
                 part: &part,
-                backoff: Backoff::constant(Duration::from_secs(2)),
+                // A failed commit (a session lost to a broker restart, a fenced producer) is
+                // retried at once with new clients; a dependency that stays down backs off.
+                backoff: Backoff::doubling(),
                 counter: Some((
                     "muster_processor_restarts_total",
                     "processor",
@@ -82,15 +87,7 @@ async fn run(env: &Env, cfg: ProcessorsConfig) -> anyhow::Result<()> {
                 )),
             }
             .run(&env.health, &env.shutdown, || {
-                run_clients(
-                    &p,
-                    &cfg,
-                    &env.kafka,
-                    &env.codec,
-                    &env.health,
-                    &part,
-                    &env.shutdown,
-                )
+                run_clients(&p, &instance, &cfg, &env, &part)
             })
             .await;
         });
@@ -103,17 +100,15 @@ async fn run(env: &Env, cfg: ProcessorsConfig) -> anyhow::Result<()> {
 
 async fn run_clients(
     p: &Arc<dyn Processor>,
+    instance: &str,
     cfg: &ProcessorsConfig,
-    kafka: &KafkaConfig,
-    codec: &Codec,
-    health: &muster_runtime::Health,
+    env: &Env,
     part: &str,
-    shutdown: &Shutdown,
 ) -> anyhow::Result<()> {
     let group = format!("processors.{}", p.name());
-    let tx = TransactionalLoop::new(kafka, &group, &p.inputs(), cfg.clone())?;
-    health.ready(part);
-    let result = batches(p, kafka, codec, shutdown, &tx).await;
+    let tx = TransactionalLoop::new(&env.kafka, &group, instance, &p.inputs(), cfg.clone())?;
+    env.health.ready(part);
+    let result = batches(p, &env.kafka, &env.codec, &env.shutdown, &tx).await;
     // Never leave a commit running behind a restart: the next clients would read the offsets
     // it has not added yet, and process its batch a second time.
     let flushed = tx.flush().await;

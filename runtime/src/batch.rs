@@ -8,6 +8,7 @@ use std::time::Duration;
 use anyhow::Context;
 use muster_schemas::SourceOffset;
 use rdkafka::consumer::{ConsumerContext, StreamConsumer};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::Message;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use tokio::time::Instant;
@@ -102,6 +103,24 @@ impl Default for BatchBounds {
     }
 }
 
+/// Whether a consumer error only reports a lost connection, which librdkafka recovers from by
+/// itself. Such errors are waited through, not returned: a caller that dropped its consumer
+/// over one while the broker was down left a member behind that the broker no longer hears
+/// from, and the next consumer's join waited for that member's session to time out.
+pub fn is_transient(e: &KafkaError) -> bool {
+    matches!(
+        e,
+        KafkaError::MessageConsumption(
+            RDKafkaErrorCode::AllBrokersDown
+                | RDKafkaErrorCode::BrokerTransportFailure
+                | RDKafkaErrorCode::Resolve
+                | RDKafkaErrorCode::CoordinatorNotAvailable
+                | RDKafkaErrorCode::CoordinatorLoadInProgress
+                | RDKafkaErrorCode::NotCoordinator
+        )
+    )
+}
+
 /// Gathers one batch. `admit` runs after each `recv()`, before the new record is added, and
 /// says whether to add it: rebalance callbacks run inside `recv()`, so this is where a caller
 /// drops records of partitions it no longer owns (from the batch) or records it has already
@@ -117,6 +136,10 @@ pub async fn gather<C: ConsumerContext + 'static>(
     while batch.len() < bounds.max_records && bytes < bounds.max_bytes {
         let msg = match tokio::time::timeout_at(deadline, consumer.recv()).await {
             Err(_) => break,
+            Ok(Err(e)) if is_transient(&e) => {
+                tracing::warn!(error = %e, "Kafka unreachable; the consumer reconnects by itself");
+                continue;
+            }
             Ok(r) => r.context("reading from Kafka")?,
         };
         let record = InRecord::from_message(&msg);

@@ -33,6 +33,18 @@ pub struct KafkaConfig {
     pub options: BTreeMap<String, String>,
     /// How long topics keep records.
     pub retention: crate::topics::Retention,
+    /// A consumer group member the broker has not heard from for this long is removed from the
+    /// group (`session.timeout.ms`; heartbeats every third of it). A member whose process died,
+    /// or whose consumer was dropped while the broker was down, stays in the group until then,
+    /// and the next rebalance waits for it: librdkafka's 45 s default held fresh data back for
+    /// 45 s after a broker restart. At least the broker's `group.min.session.timeout.ms` (6 s).
+    #[serde(with = "humantime_serde")]
+    pub session_timeout: Duration,
+    /// Longest wait between two reconnection attempts to a broker (`reconnect.backoff.max.ms`).
+    /// librdkafka's 10 s default grows during an outage, so clients came back up to 10 s after
+    /// the broker did; reconnecting to a broker that is down costs one refused connection.
+    #[serde(with = "humantime_serde")]
+    pub reconnect_backoff_max: Duration,
 }
 
 impl Default for KafkaConfig {
@@ -46,6 +58,8 @@ impl Default for KafkaConfig {
             auto_offset_reset: OffsetReset::Earliest,
             options: BTreeMap::new(),
             retention: Default::default(),
+            session_timeout: Duration::from_secs(6),
+            reconnect_backoff_max: Duration::from_secs(1),
         }
     }
 }
@@ -61,6 +75,8 @@ impl std::fmt::Debug for KafkaConfig {
             .field("auto_offset_reset", &self.auto_offset_reset)
             .field("options", &self.redacted_options())
             .field("retention", &self.retention)
+            .field("session_timeout", &self.session_timeout)
+            .field("reconnect_backoff_max", &self.reconnect_backoff_max)
             .finish()
     }
 }
@@ -102,6 +118,10 @@ impl KafkaConfig {
     fn build(&self, settings: &[(&str, &str)]) -> ClientConfig {
         let mut c = ClientConfig::new();
         c.set("bootstrap.servers", &self.brokers);
+        c.set(
+            "reconnect.backoff.max.ms",
+            self.reconnect_backoff_max.as_millis().to_string(),
+        );
         for (k, v) in settings {
             c.set(*k, *v);
         }
@@ -129,13 +149,33 @@ impl KafkaConfig {
     /// A consumer that commits nothing by itself and only sees committed transactions.
     pub fn consumer(&self, group: &str) -> ClientConfig {
         let group = self.group(group);
+        let session = self.session_timeout.as_millis();
+        let (session, heartbeat) = (session.to_string(), (session / 3).to_string());
         self.build(&[
             ("group.id", &group),
+            ("session.timeout.ms", &session),
+            ("heartbeat.interval.ms", &heartbeat),
             ("enable.auto.commit", "false"),
             ("auto.offset.reset", self.auto_offset_reset.as_str()),
             ("isolation.level", "read_committed"),
             ("partition.assignment.strategy", "cooperative-sticky"),
         ])
+    }
+
+    /// A [`consumer`](Self::consumer) that is a static member of the group (KIP-345) as
+    /// `instance`, which the caller keeps for every consumer it creates in turn. A consumer that
+    /// rejoins after losing its session (the broker was restarted: it reloads the group with
+    /// the old member and the rejoin comes under a new member id) or a worker's next session
+    /// then takes the old member's place at once; a dynamic member waited `session_timeout`
+    /// for the old one to expire. The price: a static member does not leave the group when it
+    /// stops, so its partitions wait `session_timeout` for another member.
+    pub fn static_consumer(&self, group: &str, instance: &str) -> ClientConfig {
+        let mut c = self.consumer(group);
+        c.set(
+            "group.instance.id",
+            format!("{}.{instance}", self.group(group)),
+        );
+        c
     }
 
     /// A [`consumer`](Self::consumer), created.

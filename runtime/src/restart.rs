@@ -28,12 +28,13 @@ impl Backoff {
         }
     }
 
-    /// 2 s, 4 s, 8 s, then every 10 s while a dependency stays down; from 2 s again after a
-    /// session that ran a minute.
+    /// 0.5 s, 1 s, 2 s, then every 4 s while a dependency stays down; from 0.5 s again after
+    /// a session that ran a minute. The cap is how late a worker may notice that PostgreSQL or
+    /// Kafka is back: a 10 s cap kept projections idle for up to 10 s after a restart.
     pub const fn doubling() -> Self {
         Self {
-            first: Duration::from_secs(2),
-            max: Duration::from_secs(10),
+            first: Duration::from_millis(500),
+            max: Duration::from_secs(4),
             reset_after: Duration::from_secs(60),
         }
     }
@@ -92,8 +93,8 @@ mod tests {
     #[test]
     fn doubling_backoff_caps_and_constant_stays() {
         let b = Backoff::doubling();
-        let secs: Vec<u64> = (0..6).map(|f| b.delay(f).as_secs()).collect();
-        assert_eq!(secs, [2, 4, 8, 10, 10, 10]);
+        let ms: Vec<u128> = (0..6).map(|f| b.delay(f).as_millis()).collect();
+        assert_eq!(ms, [500, 1000, 2000, 4000, 4000, 4000]);
         let c = Backoff::constant(Duration::from_secs(2));
         assert_eq!(c.delay(0), c.delay(40));
     }

@@ -55,6 +55,7 @@ pub async fn run(env: &Env, all: Vec<Arc<dyn Projection>>, batches: Batches) -> 
             projection: p,
             batches,
             env: env.clone(),
+            instance: crate::unique_suffix(),
         };
         tasks.spawn(async move { w.run().await });
     }
@@ -68,6 +69,9 @@ struct Worker {
     projection: Arc<dyn Projection>,
     batches: Batches,
     env: Env,
+    /// Its static group membership, the same for every session (see
+    /// `KafkaConfig::static_consumer`).
+    instance: String,
 }
 
 impl Worker {
@@ -94,8 +98,18 @@ impl Worker {
     /// Starts the consumer group where PostgreSQL says, not where Kafka's committed offsets
     /// (only a hint) say: they may have expired, or never been written, and `auto.offset.reset`
     /// would then skip or repeat records. Kafka accepts this only while no other process of
-    /// the group is running, which is fine: a running member keeps the hints current.
-    async fn seed_group_offsets(&self, consumer: &StreamConsumer) {
+    /// the group is running, which is fine: a running member keeps the hints current. The
+    /// commit comes from a dynamic consumer of its own: under the worker's static membership,
+    /// a commit while the previous session's member is still in the group would fence the
+    /// instance, which librdkafka treats as fatal.
+    async fn seed_group_offsets(&self, kafka: &crate::KafkaConfig, group: &str) {
+        let consumer: StreamConsumer = match kafka.consumer(group).create() {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::warn!(error = %e, "creating the consumer that seeds offsets");
+                return;
+            }
+        };
         let name = self.projection.name();
         let stored = match self.env.pool.get().await {
             Ok(client) => offsets::all(&client, name)
@@ -136,8 +150,12 @@ impl Worker {
         if self.projection.reads_from_start() {
             kafka.auto_offset_reset = crate::config::OffsetReset::Earliest;
         }
-        let consumer = kafka.stream_consumer(&format!("projections.{name}"))?;
-        self.seed_group_offsets(&consumer).await;
+        let group = format!("projections.{name}");
+        let consumer: StreamConsumer = kafka
+            .static_consumer(&group, &self.instance)
+            .create()
+            .with_context(|| format!("creating the Kafka consumer of {}", kafka.group(&group)))?;
+        self.seed_group_offsets(&kafka, &group).await;
         let topics: Vec<String> = self
             .projection
             .topics()
