@@ -232,9 +232,14 @@ impl Processor for SqlProcessor {
 
     fn description(&self) -> String {
         format!(
-            "{} → {} (SQL, {}){}",
+            "{} → {}{} (SQL, {}){}",
             self.def.input.topic(),
             self.def.output,
+            self.def
+                .table
+                .as_ref()
+                .map(|t| format!(" → table {}", t.table()))
+                .unwrap_or_default(),
             self.def.origin,
             if self.def.description.is_empty() {
                 String::new()

@@ -153,6 +153,11 @@ pub fn is_identifier(s: &str) -> bool {
 }
 
 impl TableHeader {
+    /// The table's name, for listings.
+    pub fn table(&self) -> &str {
+        &self.name
+    }
+
     /// The table lines of a file's header (its leading comments); `None` without `-- table:`.
     pub fn parse(origin: &str, text: &str) -> anyhow::Result<Option<Self>> {
         let mut lines: Vec<(usize, &str, &str)> = Vec::new();
