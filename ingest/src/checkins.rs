@@ -56,30 +56,6 @@ struct Checkin {
     scanned_at: chrono::DateTime<chrono::FixedOffset>,
 }
 
-/// How far ahead of muster's clock a scan may be (gate clocks drift; a day is no drift).
-const MAX_AHEAD: chrono::TimeDelta = chrono::TimeDelta::days(1);
-
-/// Why a scan time cannot be true, if it cannot: before 2000, or more than [`MAX_AHEAD`]
-/// after `now`. Refused at the door, the sender learns it; published, it would only become a
-/// dead letter downstream.
-fn implausible_scan(
-    at: chrono::DateTime<chrono::FixedOffset>,
-    now: chrono::DateTime<chrono::Utc>,
-) -> Option<String> {
-    let earliest = chrono::DateTime::from_timestamp(946_684_800, 0).unwrap_or_default();
-    if at < earliest {
-        Some(format!("scannedAt {} is before 2000", at.to_rfc3339()))
-    } else if at > now + MAX_AHEAD {
-        Some(format!(
-            "scannedAt {} is more than a day ahead of muster's clock ({})",
-            at.to_rfc3339(),
-            now.to_rfc3339()
-        ))
-    } else {
-        None
-    }
-}
-
 /// Parses a single check-in or an array of them; the first bad one is named by its index.
 fn parse(body: &[u8]) -> Result<Vec<Checkin>, String> {
     let now = chrono::Utc::now();
@@ -115,7 +91,14 @@ fn parse(body: &[u8]) -> Result<Vec<Checkin>, String> {
                     ));
                 }
             }
-            if let Some(why) = implausible_scan(c.scanned_at, now) {
+            // Refused at the door, the sender learns it; published, it would only become a
+            // dead letter downstream.
+            let clock = Some((now.timestamp_millis(), "muster's clock"));
+            if let Some(why) = muster_schemas::time::implausible(
+                "scannedAt",
+                c.scanned_at.timestamp_millis(),
+                clock,
+            ) {
                 return Err(format!("check-in [{i}]: {why}"));
             }
             Ok(c)

@@ -10,6 +10,7 @@ pub mod codec;
 pub mod read_models;
 pub mod records;
 mod text;
+pub mod time;
 pub mod topics;
 
 pub use codec::{Codec, CodecError};

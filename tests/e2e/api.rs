@@ -34,14 +34,7 @@ async fn status_of(api: &Api, key: Option<&str>, path: &str) -> u16 {
 async fn seed(s: &Services, events: &[&str]) {
     let client = db::connect(&s.database).await;
     for e in events {
-        client
-            .execute(
-                "INSERT INTO event_catalogue (event_id, service_name, name, event_type,
-                    removed, version_at) VALUES ($1, 'svc', $1, 'festival', false, now())",
-                &[e],
-            )
-            .await
-            .unwrap();
+        db::insert_catalogue(&client, e).await;
         db::insert_realtime(&client, e, 420).await;
         client
             .execute(

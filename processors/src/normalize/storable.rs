@@ -9,10 +9,7 @@ use super::Metrics;
 pub const MAX_COUNT: i64 = 1_000_000_000_000;
 /// Gates pass fewer people per minute than this; beyond it the value is noise or an overflow.
 pub const MAX_THROUGHPUT: f64 = 1e9;
-/// Snapshot times before 2000-01-01T00:00:00Z are clocks that were never set.
-pub const EARLIEST: i64 = 946_684_800_000;
-/// How far a snapshot's own time may be after its fetch time (clock skew, time zones).
-pub const MAX_AHEAD_MS: i64 = 24 * 60 * 60 * 1000;
+pub use muster_schemas::time::{EARLIEST, MAX_AHEAD_MS};
 
 /// The first value of a normalized snapshot that cannot be stored, named by its field.
 /// `fetched_at` (set by ingest) is the reference for the snapshot's time, so a replay decides
@@ -62,22 +59,8 @@ fn count(field: &str, value: i64) -> Result<(), String> {
 }
 
 fn time(field: &str, millis: i64, fetched_at: Option<i64>) -> Result<(), String> {
-    let shown = || {
-        chrono::DateTime::from_timestamp_millis(millis)
-            .map_or_else(|| format!("{millis} ms"), |t| t.to_rfc3339())
-    };
-    if millis < EARLIEST {
-        return Err(format!("{field} {} is before 2000", shown()));
-    }
-    if let Some(f) = fetched_at
-        && millis > f.saturating_add(MAX_AHEAD_MS)
-    {
-        return Err(format!(
-            "{field} {} is more than a day after the fetch",
-            shown()
-        ));
-    }
-    Ok(())
+    let reference = fetched_at.map(|f| (f, "the fetch"));
+    muster_schemas::time::implausible(field, millis, reference).map_or(Ok(()), Err)
 }
 
 #[cfg(test)]

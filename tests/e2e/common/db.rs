@@ -25,6 +25,18 @@ pub async fn forget_services(database: &str, prefix: &str) {
         .unwrap();
 }
 
+/// `event` in the catalogue, a festival named as its id.
+pub async fn insert_catalogue(client: &Client, event: &str) {
+    client
+        .execute(
+            "INSERT INTO event_catalogue (event_id, service_name, name, event_type,
+                removed, version_at) VALUES ($1, 'svc', $1, 'festival', false, now())",
+            &[&event],
+        )
+        .await
+        .unwrap();
+}
+
 /// A live `event_realtime` row of `event` observed now: 1000 registered, `current` attending.
 pub async fn insert_realtime(client: &Client, event: &str, current: i64) {
     client
