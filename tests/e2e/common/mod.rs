@@ -150,12 +150,16 @@ pub fn run_id() -> String {
     uuid::Uuid::new_v4().simple().to_string()[..8].to_owned()
 }
 
+/// A free loopback port for a worker to listen on, below Linux's ephemeral range (32768 and
+/// up): a port the kernel handed out only to be closed can be given at once to one of the many
+/// outgoing Kafka and PostgreSQL connections, and the worker then fails to bind it.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .expect("binding an ephemeral port")
-        .local_addr()
-        .unwrap()
-        .port()
+    loop {
+        let port = rand::random_range(20_000..32_000);
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
 }
 
 pub fn scratch_dir(run: &str) -> PathBuf {
