@@ -91,6 +91,11 @@ if [ ${#shift_args[@]} -eq 0 ]; then
         "http://${MUSTER_API_ADDR:-127.0.0.1:8080}/api/partner/events" | grep -o '"eventId"' | wc -l)
     scripts/demo.sh stop
     [ "$demo_ok" -ge 1 ] || { echo "the demo's partner sees no event" >&2; exit 1; }
+
+    # RELIABILITY.md holds a full run (scripts/faults.sh --report RELIABILITY.md all).
+    step "the fault suite, short form: each fault under load, then nothing lost or doubled"
+    scripts/faults.sh --short all \
+        || { echo "a fault run failed: see the newest run in ${MUSTER_HOME:-$HOME/.cache/muster}/faults/runs" >&2; exit 1; }
 fi
 
 step "all green in $((SECONDS - started)) s"

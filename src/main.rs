@@ -7,6 +7,7 @@
 mod bench;
 mod commands;
 mod config;
+mod reconcile;
 mod roles;
 mod simulate;
 
@@ -133,6 +134,10 @@ enum Command {
     /// Measure throughput against a baseline taken in the same run.
     #[command(subcommand)]
     Bench(bench::Bench),
+    /// Check that nothing was lost or doubled from a simulator's answers through the topics
+    /// and read models to its webhook receivers (the fault suite runs it after each fault);
+    /// exits non-zero if something was.
+    Reconcile(reconcile::Args),
 }
 
 /// Working on SQL processors, offline: no Kafka, registry or database needed.
@@ -247,6 +252,7 @@ async fn main() -> anyhow::Result<()> {
             return commands::sql(&cfg, &query, format, output.as_deref(), &limits).await;
         }
         Command::Bench(b) => return bench::run(b, cfg).await,
+        Command::Reconcile(args) => return reconcile::run(args, cfg).await,
         Command::Simulate(_)
         | Command::Process {
             action: Some(_), ..

@@ -2,11 +2,13 @@
 //! Each event answers `GET /events/{id}/health` and `GET /events/{id}/analytics/realtime` (with
 //! the auth it was given), and can register itself with muster's admin API and push signed
 //! check-ins. What each service served and saw is at `GET /events/{id}/served` and
-//! `GET /events/{id}/stats`; `POST /events/{id}/mode` changes how it behaves.
+//! `GET /events/{id}/stats`; `POST /events/{id}/mode` changes how it behaves. Webhook
+//! receivers for partners' endpoints are at `/hooks/{name}` (see [`receiver`]).
 
 mod auth;
 mod model;
 mod push;
+mod receiver;
 
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
@@ -81,6 +83,8 @@ pub enum Mode {
     Failing,
     Slow,
     Unhealthy,
+    /// Holds every request without answering, longer than any client waits.
+    Hang,
 }
 
 /// What a service saw, for tests.
@@ -92,6 +96,9 @@ pub struct Stats {
     /// Times (epoch ms) of those that were a collection's first attempt (`x-muster-attempt`
     /// 1 or absent): one per collection, whatever its retries.
     pub collections: Vec<i64>,
+    /// The `timestamp`s (epoch ms) of the snapshots answered with a 200: what ingest must
+    /// publish exactly once each.
+    pub answered: Vec<i64>,
     pub health: u64,
     pub unauthorized: u64,
     pub failed: u64,
@@ -294,6 +301,7 @@ async fn serve(
         .and(warp::body::form())
         .and(with_state)
         .map(auth::issue_token);
+    let hooks = receiver::Receivers::default().routes();
     warp::serve(
         services
             .or(health)
@@ -301,7 +309,8 @@ async fn serve(
             .or(served)
             .or(stats)
             .or(set_mode)
-            .or(token),
+            .or(token)
+            .or(hooks),
     )
     .incoming(listener)
     .graceful(async move { shutdown.cancelled().await })
@@ -358,7 +367,7 @@ async fn realtime(id: String, headers: HeaderMap, state: State) -> warp::reply::
         }
         sim.requests += 1;
         let now = chrono::Utc::now();
-        if matches!(sim.mode, Mode::Failing | Mode::Unhealthy) {
+        if matches!(sim.mode, Mode::Failing | Mode::Unhealthy | Mode::Hang) {
             sim.stats.failed += 1;
             (sim.mode, Value::Null)
         } else {
@@ -386,14 +395,30 @@ async fn realtime(id: String, headers: HeaderMap, state: State) -> warp::reply::
             (sim.mode, body)
         }
     };
+    let answer = |body: Value| {
+        if let Some(at) = body["timestamp"]
+            .as_str()
+            .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+        {
+            with_sim(&state, &id, |sim| {
+                sim.stats.answered.push(at.timestamp_millis());
+                Value::Null
+            });
+        }
+        reply(StatusCode::OK, body)
+    };
     match mode {
+        Mode::Hang => {
+            tokio::time::sleep(Duration::from_secs(600)).await;
+            reply(StatusCode::GATEWAY_TIMEOUT, Value::Null)
+        }
         Mode::Failing | Mode::Unhealthy => reply(
             StatusCode::INTERNAL_SERVER_ERROR,
             json!({"error": "simulated failure"}),
         ),
         Mode::Slow => {
             tokio::time::sleep(Duration::from_secs(3)).await;
-            reply(StatusCode::OK, body)
+            answer(body)
         }
         Mode::Malformed => match body {
             Value::String(html) => {
@@ -401,7 +426,7 @@ async fn realtime(id: String, headers: HeaderMap, state: State) -> warp::reply::
             }
             other => reply(StatusCode::OK, other),
         },
-        Mode::Healthy => reply(StatusCode::OK, body),
+        Mode::Healthy => answer(body),
     }
 }
 

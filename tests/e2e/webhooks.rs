@@ -182,18 +182,23 @@ async fn partners_get_signed_ordered_deliveries_through_failures_kills_and_repla
         !got.iter().any(|r| r.body.contains(&other)),
         "an event the partner was not granted was delivered"
     );
-    // Each message: exactly three attempts (500, 503, 200), one success; first attempts in
-    // sequence order per event.
+    // Each message: exactly three attempts (500, 503, 200), one success; first attempts and
+    // successes in sequence order per event (a message waits while an earlier one is retried).
     let mut attempts: HashMap<String, Vec<u16>> = HashMap::new();
     let mut first_seen: Vec<(String, i64)> = Vec::new();
+    let mut succeeded: Vec<(String, i64)> = Vec::new();
     for r in got.iter().filter(|r| !r.body.contains(&probe)) {
         let statuses = attempts.entry(r.id.clone()).or_default();
+        let b = r.json();
+        let at = (
+            b["data"]["eventId"].as_str().unwrap().to_owned(),
+            b["data"]["sequence"].as_i64().unwrap(),
+        );
         if statuses.is_empty() {
-            let b = r.json();
-            first_seen.push((
-                b["data"]["eventId"].as_str().unwrap().to_owned(),
-                b["data"]["sequence"].as_i64().unwrap(),
-            ));
+            first_seen.push(at.clone());
+        }
+        if r.status == 200 {
+            succeeded.push(at);
         }
         statuses.push(r.status);
     }
@@ -210,6 +215,15 @@ async fn partners_get_signed_ordered_deliveries_through_failures_kills_and_repla
         assert!(
             order.is_sorted(),
             "first attempts out of order for {e}: {order:?}"
+        );
+        let order: Vec<i64> = succeeded
+            .iter()
+            .filter(|(ev, _)| ev == e)
+            .map(|(_, s)| *s)
+            .collect();
+        assert!(
+            order.is_sorted(),
+            "successes out of order for {e}: {order:?}"
         );
     }
     let b = got.last().unwrap().json();

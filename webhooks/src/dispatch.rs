@@ -3,9 +3,10 @@
 //! `FOR UPDATE SKIP LOCKED` and leases them, so a dispatcher that dies mid-flight only delays
 //! its deliveries until the lease runs out (they are then attempted again: at least once).
 //!
-//! Order: a delivery's first attempt waits until every earlier delivery (by sequence) of the
-//! same event to the same endpoint has had its first attempt; retries do not wait, and the
-//! sequence number in the payload lets a receiver put late ones in place.
+//! Order: a delivery waits until every earlier delivery (by sequence) of the same event to the
+//! same endpoint is no longer pending (delivered, or failed for good), so a receiver gets an
+//! event's messages in sequence order; a receiver failing for one event holds back only that
+//! event's later messages. A gap in the sequence numbers shows a message that failed for good.
 
 use std::time::{Duration, Instant};
 
@@ -144,7 +145,7 @@ impl Dispatcher {
                       AND (d.attempts > 0 OR NOT EXISTS (
                             SELECT 1 FROM webhook_deliveries e
                             WHERE e.endpoint_id = d.endpoint_id AND e.event_id = d.event_id
-                              AND e.state = 'pending' AND e.attempts = 0
+                              AND e.state = 'pending'
                               AND (e.seq, e.created_at) < (d.seq, d.created_at)))
                     ORDER BY d.next_attempt_at, d.seq
                     LIMIT $1 FOR UPDATE OF d SKIP LOCKED)

@@ -112,6 +112,10 @@ pub static MIGRATIONS: Migrations = Migrations {
             WHERE state = 'pending'",
         // A test event sent from the portal, marked as such in the log.
         "ALTER TABLE webhook_deliveries ADD COLUMN test boolean NOT NULL DEFAULT false",
+        // A message waits while an earlier one of its (endpoint, event) is pending, retries
+        // included, so what a receiver answers 2xx to arrives in sequence order.
+        "CREATE INDEX webhook_deliveries_pending_order
+            ON webhook_deliveries (endpoint_id, event_id, seq) WHERE state = 'pending'",
     ],
 };
 
