@@ -177,6 +177,18 @@ impl Replay<'_> {
                     });
                 }
             }
+            if self.mode == Mode::DryRun {
+                let differences = self
+                    .compare_at_live(&consumer, &applier, bounds, &lows, &schema, &key)
+                    .await?;
+                self.discard(&schema, &key).await?;
+                return Ok(ReplayReport {
+                    records: done,
+                    elapsed: started.elapsed(),
+                    differences,
+                    swapped: false,
+                });
+            }
             let position = positions(&consumer, &lows)?;
             if self.mode == Mode::Discard {
                 self.discard(&schema, &key).await?;
@@ -242,87 +254,14 @@ impl Replay<'_> {
         let name = self.projection.name();
         let mut client = self.pool.get().await.context("connecting to PostgreSQL")?;
         let tx = client.transaction().await?;
-        let live = tx
-            .query(
-                "SELECT topic, partition, next_offset FROM projection_offsets
-                 WHERE projection = $1 ORDER BY topic, partition FOR UPDATE",
-                &[&name],
-            )
-            .await?;
-        for row in &live {
-            let (topic, p, next): (String, i32, i64) = (row.get(0), row.get(1), row.get(2));
+        for ((topic, p), next) in offsets_of(&tx, name, true).await? {
             let at = position.get(&(topic.clone(), p)).copied().unwrap_or(0);
             if at < next {
                 tracing::info!(%topic, partition = p, replay = at, live = next, "replay behind the live projection");
                 return Ok(None);
             }
         }
-        let mut differences = Vec::new();
-        // The events of tables that differ: what readers see of them changes at the swap.
-        let mut touched = BTreeSet::new();
-        for table in self.projection.tables() {
-            // Sums of floats depend on the order they were added in (batches differ between
-            // the live run and the replay), so floats are compared to 9 decimals.
-            let cols: Vec<String> = tx
-                .query(
-                    "SELECT column_name, data_type FROM information_schema.columns
-                     WHERE table_schema = 'public' AND table_name = $1
-                       AND column_name <> 'updated_at' ORDER BY ordinal_position",
-                    &[table],
-                )
-                .await?
-                .iter()
-                .map(|r| {
-                    let (name, ty): (String, String) = (r.get(0), r.get(1));
-                    if ty == "double precision" {
-                        format!("round(\"{name}\"::numeric, 9)")
-                    } else {
-                        format!("\"{name}\"")
-                    }
-                })
-                .collect();
-            let cols = cols.join(", ");
-            let n: i64 = tx
-                .query_one(
-                    &format!(
-                        "SELECT (SELECT count(*) FROM (SELECT {cols} FROM {schema}.{table}
-                                  EXCEPT ALL SELECT {cols} FROM public.{table}) a)
-                              + (SELECT count(*) FROM (SELECT {cols} FROM public.{table}
-                                  EXCEPT ALL SELECT {cols} FROM {schema}.{table}) b)"
-                    ),
-                    &[],
-                )
-                .await
-                .with_context(|| format!("comparing {table}"))?
-                .get(0);
-            differences.push(((*table).to_owned(), n));
-            if n > 0 {
-                // Every table a projection announces for has an event id.
-                for row in tx
-                    .query(
-                        &format!(
-                            "SELECT event_id FROM {schema}.{table}
-                             UNION SELECT event_id FROM public.{table}"
-                        ),
-                        &[],
-                    )
-                    .await
-                    .with_context(|| format!("listing the events of {table}"))?
-                {
-                    touched.insert(row.get::<_, String>(0));
-                }
-            }
-        }
-        if self.mode == Mode::DryRun {
-            tx.rollback().await?;
-            self.discard(schema, key).await?;
-            return Ok(Some(ReplayReport {
-                records: 0,
-                elapsed: Duration::ZERO,
-                differences,
-                swapped: false,
-            }));
-        }
+        let (differences, touched) = self.compare(&tx, schema).await?;
         for table in self.projection.tables() {
             // The rebuilt table replaces the live one, so it gets the live one's privileges
             // (e.g. the BI role's SELECT, scripts/bi-role.sql), or readers would lose it.
@@ -383,6 +322,149 @@ impl Replay<'_> {
             swapped: true,
         }))
     }
+
+    /// Rows that differ between the rebuilt and the live tables, per table, and the events
+    /// they belong to.
+    async fn compare(
+        &self,
+        tx: &tokio_postgres::Transaction<'_>,
+        schema: &str,
+    ) -> anyhow::Result<(Vec<(String, i64)>, BTreeSet<String>)> {
+        let mut differences = Vec::new();
+        // The events of tables that differ: what readers see of them changes at the swap.
+        let mut touched = BTreeSet::new();
+        for table in self.projection.tables() {
+            // Sums of floats depend on the order they were added in (batches differ between
+            // the live run and the replay), so floats are compared to 9 decimals.
+            let cols: Vec<String> = tx
+                .query(
+                    "SELECT column_name, data_type FROM information_schema.columns
+                     WHERE table_schema = 'public' AND table_name = $1
+                       AND column_name <> 'updated_at' ORDER BY ordinal_position",
+                    &[table],
+                )
+                .await?
+                .iter()
+                .map(|r| {
+                    let (name, ty): (String, String) = (r.get(0), r.get(1));
+                    if ty == "double precision" {
+                        format!("round(\"{name}\"::numeric, 9)")
+                    } else {
+                        format!("\"{name}\"")
+                    }
+                })
+                .collect();
+            let cols = cols.join(", ");
+            let n: i64 = tx
+                .query_one(
+                    &format!(
+                        "SELECT (SELECT count(*) FROM (SELECT {cols} FROM {schema}.{table}
+                                  EXCEPT ALL SELECT {cols} FROM public.{table}) a)
+                              + (SELECT count(*) FROM (SELECT {cols} FROM public.{table}
+                                  EXCEPT ALL SELECT {cols} FROM {schema}.{table}) b)"
+                    ),
+                    &[],
+                )
+                .await
+                .with_context(|| format!("comparing {table}"))?
+                .get(0);
+            differences.push(((*table).to_owned(), n));
+            if n > 0 {
+                // Every table a projection announces for has an event id.
+                for row in tx
+                    .query(
+                        &format!(
+                            "SELECT event_id FROM {schema}.{table}
+                             UNION SELECT event_id FROM public.{table}"
+                        ),
+                        &[],
+                    )
+                    .await
+                    .with_context(|| format!("listing the events of {table}"))?
+                {
+                    touched.insert(row.get::<_, String>(0));
+                }
+            }
+        }
+        Ok((differences, touched))
+    }
+
+    /// A dry run's comparison, at exactly the live offsets: those locked (the live worker
+    /// waits), the rebuild brought to them. Compared while either was ahead of the other, the
+    /// records only one had applied showed as differences under load. A rebuild ahead of the
+    /// live projection waits for it to pass.
+    async fn compare_at_live(
+        &self,
+        consumer: &StreamConsumer,
+        applier: &Applier<'_>,
+        bounds: BatchBounds,
+        lows: &BTreeMap<(String, i32), i64>,
+        schema: &str,
+        key: &str,
+    ) -> anyhow::Result<Vec<(String, i64)>> {
+        let name = self.projection.name();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let mut client = self.pool.get().await.context("connecting to PostgreSQL")?;
+            let tx = client.transaction().await?;
+            let live = offsets_of(&tx, name, true).await?;
+            let replayed = offsets_of(&tx, key, false).await?;
+            if replayed
+                .iter()
+                .any(|(k, n)| live.get(k).is_none_or(|l| n > l))
+            {
+                drop(tx);
+                anyhow::ensure!(
+                    Instant::now() < deadline,
+                    "the live projection {name} did not reach the rebuild's offsets in 60 s: is it running?"
+                );
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                continue;
+            }
+            loop {
+                let position = positions(consumer, lows)?;
+                if live
+                    .iter()
+                    .all(|(k, n)| position.get(k).is_none_or(|at| at >= n))
+                {
+                    break;
+                }
+                let batch = gather(consumer, bounds, |_, r| {
+                    live.get(&(r.topic.clone(), r.partition))
+                        .is_some_and(|n| r.offset < *n)
+                })
+                .await?;
+                if !batch.is_empty() {
+                    applier.apply(self.pool, batch).await?;
+                }
+            }
+            let (differences, _) = self.compare(&tx, schema).await?;
+            tx.rollback().await?;
+            return Ok(differences);
+        }
+    }
+}
+
+/// A projection's stored offsets (`lock`: `FOR UPDATE`, holding its worker back).
+async fn offsets_of(
+    tx: &tokio_postgres::Transaction<'_>,
+    projection: &str,
+    lock: bool,
+) -> anyhow::Result<BTreeMap<(String, i32), i64>> {
+    let lock = if lock { " FOR UPDATE" } else { "" };
+    Ok(tx
+        .query(
+            &format!(
+                "SELECT topic, partition, next_offset FROM projection_offsets
+                 WHERE projection = $1 ORDER BY topic, partition{lock}"
+            ),
+            &[&projection],
+        )
+        .await
+        .with_context(|| format!("reading the offsets of {projection}"))?
+        .iter()
+        .map(|r| ((r.get(0), r.get(1)), r.get(2)))
+        .collect())
 }
 
 /// Where the consumer is on each partition; a partition not fetched yet is at its start.
