@@ -4,11 +4,13 @@
 mod analytics;
 mod api;
 mod ingest;
+mod kstreams;
 mod process;
 mod project;
 mod stream;
 mod webhooks;
 
+use anyhow::Context;
 use clap::Subcommand;
 
 use crate::config::Config;
@@ -21,6 +23,10 @@ pub enum Bench {
     /// Records/s of the normalizer and a windowed SQL processor, each against a raw
     /// consume→produce loop over the same records on the same broker.
     Process(process::Args),
+    /// Records/s and end-to-end latency of the normalizer and the gate window processor
+    /// against the same jobs as a Kafka Streams application (bench/kafka-streams/), same run,
+    /// same broker, same input.
+    KafkaStreams(kstreams::Args),
     /// Records/s the projections apply to PostgreSQL against a plain COPY of the same rows,
     /// and a replay's records/s against the live loop's over the same topic.
     Project(project::Args),
@@ -47,10 +53,26 @@ pub async fn run(bench: Bench, mut cfg: Config) -> anyhow::Result<()> {
     match bench {
         Bench::Ingest(args) => ingest::run(args, cfg).await,
         Bench::Process(args) => process::run(args, cfg).await,
+        Bench::KafkaStreams(args) => kstreams::run(args, cfg).await,
         Bench::Project(args) => project::run(args, cfg).await,
         Bench::Api(args) => api::run(args, cfg).await,
         Bench::Webhooks(args) => webhooks::run(args, cfg).await,
         Bench::Stream(args) => stream::run(args, cfg).await,
         Bench::Analytics(args) => analytics::run(args, cfg).await,
     }
+}
+
+/// Seconds of CPU (user + system) process `pid` has used so far, from `/proc`.
+fn cpu_seconds(pid: u32) -> anyhow::Result<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    // After the command name in parentheses: state is field 3, utime 14, stime 15.
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .context("a /proc stat line")?
+        .1
+        .split_whitespace()
+        .collect();
+    let ticks: u64 = fields[11].parse::<u64>()? + fields[12].parse::<u64>()?;
+    // The kernel reports in USER_HZ, 100 on Linux.
+    Ok(ticks as f64 / 100.0)
 }

@@ -32,25 +32,18 @@ pub async fn run(args: Args, cfg: Config) -> anyhow::Result<()> {
     codec.register::<RawCheckin>().await?;
 
     eprintln!("producing {n} snapshots and {n} check-ins ...");
-    let events: Vec<SimEvent> = (0..50).map(|i| SimEvent::nth("bench-", i, 600.0)).collect();
+    let events = bench_events();
     let now = chrono::Utc::now();
     produce(
         &cfg,
         &snapshots,
         n,
         |i| {
-            let e = &events[i % events.len()];
-            let at = now + chrono::Duration::milliseconds(i as i64 * 10);
-            RawSnapshot {
-                event_id: e.id.clone(),
-                service_name: "bench".into(),
-                source: SnapshotSource::Poll,
-                data_schema: "s-attend/v1".into(),
-                fetched_at: at.timestamp_millis(),
-                http_status: 200,
-                body: e.snapshot(at).to_string(),
-                capacity: None,
-            }
+            snapshot(
+                &events,
+                i,
+                now + chrono::Duration::milliseconds(i as i64 * 10),
+            )
         },
         &codec,
     )
@@ -59,22 +52,7 @@ pub async fn run(args: Args, cfg: Config) -> anyhow::Result<()> {
         &cfg,
         &checkins,
         n,
-        |i| {
-            let at = now.timestamp_millis() + i as i64 * 5;
-            RawCheckin {
-                event_id: events[i % events.len()].id.clone(),
-                gate_id: format!("G{}", i % 4 + 1),
-                participant: format!("{:064x}", i),
-                direction: if i % 3 == 0 {
-                    Direction::Out
-                } else {
-                    Direction::In
-                },
-                scanned_at: at,
-                received_at: at + 800,
-                delivery_id: "bench".into(),
-            }
-        },
+        |i| checkin(&events, i, now.timestamp_millis() + i as i64 * 5),
         &codec,
     )
     .await?;
@@ -135,6 +113,47 @@ pub async fn run(args: Args, cfg: Config) -> anyhow::Result<()> {
         .await
         .context("deleting the benchmark topics")?;
     Ok(())
+}
+
+/// The simulated events the benchmark records are about.
+pub(super) fn bench_events() -> Vec<SimEvent> {
+    (0..50).map(|i| SimEvent::nth("bench-", i, 600.0)).collect()
+}
+
+/// The `i`-th benchmark snapshot, fetched `at`.
+pub(super) fn snapshot(
+    events: &[SimEvent],
+    i: usize,
+    at: chrono::DateTime<chrono::Utc>,
+) -> RawSnapshot {
+    let e = &events[i % events.len()];
+    RawSnapshot {
+        event_id: e.id.clone(),
+        service_name: "bench".into(),
+        source: SnapshotSource::Poll,
+        data_schema: "s-attend/v1".into(),
+        fetched_at: at.timestamp_millis(),
+        http_status: 200,
+        body: e.snapshot(at).to_string(),
+        capacity: None,
+    }
+}
+
+/// The `i`-th benchmark check-in, scanned at `at_ms` and received 800 ms later.
+pub(super) fn checkin(events: &[SimEvent], i: usize, at_ms: i64) -> RawCheckin {
+    RawCheckin {
+        event_id: events[i % events.len()].id.clone(),
+        gate_id: format!("G{}", i % 4 + 1),
+        participant: format!("{:064x}", i),
+        direction: if i.is_multiple_of(3) {
+            Direction::Out
+        } else {
+            Direction::In
+        },
+        scanned_at: at_ms,
+        received_at: at_ms + 800,
+        delivery_id: "bench".into(),
+    }
 }
 
 pub(super) async fn produce<R: TopicRecord>(

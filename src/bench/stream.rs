@@ -97,19 +97,9 @@ impl ApiProcess {
         }
     }
 
-    /// Seconds of CPU (user + system) the process has used so far, from `/proc`.
+    /// Seconds of CPU (user + system) the process has used so far.
     fn cpu_seconds(&self) -> anyhow::Result<f64> {
-        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.child.id()))?;
-        // After the command name in parentheses: state is field 3, utime 14, stime 15.
-        let fields: Vec<&str> = stat
-            .rsplit_once(')')
-            .context("a /proc stat line")?
-            .1
-            .split_whitespace()
-            .collect();
-        let ticks: u64 = fields[11].parse::<u64>()? + fields[12].parse::<u64>()?;
-        // The kernel reports in USER_HZ, 100 on Linux.
-        Ok(ticks as f64 / 100.0)
+        super::cpu_seconds(self.child.id())
     }
 }
 
