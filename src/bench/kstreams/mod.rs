@@ -486,6 +486,12 @@ fn print(args: &Args, cfg: &Config, rows: &[Row]) {
         let name = r.job.processor();
         let [m, k] = &r.drained;
         line(name, "records/s", m.records_per_s, k.records_per_s);
+        line(
+            name,
+            "records/s, second half",
+            m.second_half_per_s,
+            k.second_half_per_s,
+        );
         let per_10k = |s: &Seen| s.cpu_s * 10_000.0 / args.records as f64;
         line(name, "CPU s / 10k records", per_10k(m), per_10k(k));
         let [lm, lk] = &r.live;

@@ -8,7 +8,8 @@
 //!   total (the latest replaces the previous).
 //!
 //! Records/s is the input covered between the first and the last visible output divided by
-//! the time between them (start-up before the first output is not counted on either side).
+//! the time between them (start-up before the first output is not counted on either side);
+//! also over the second half of the input alone (from the output that covered half of it).
 //! End-to-end latency of an input record is from the time stamped in it when the bench handed
 //! it to its producer (`fetchedAt`, `scannedAt`) until the first visible output covering it,
 //! both read from the same wall clock.
@@ -60,6 +61,8 @@ pub fn window_key(event_id: &str, gate_id: &str, scanned_at: i64) -> WindowKey {
 #[derive(Debug, Default)]
 pub struct Seen {
     pub records_per_s: f64,
+    /// Over the second half of the input only: the steady state, after a JVM's warm-up.
+    pub second_half_per_s: f64,
     pub latencies_ms: Vec<i64>,
     pub dead_letters: u64,
     /// Normalize: the sum of `currentAttendees`; window: entries and exits at the end. Both
@@ -116,6 +119,7 @@ impl Watch {
         let mut covered = 0u64;
         let mut first: Option<(Instant, u64)> = None;
         let mut last = None;
+        let mut half = None;
         let mut windows: HashMap<WindowKey, (i64, i64)> = HashMap::new();
         while covered < self.target {
             let msg = tokio::time::timeout(Duration::from_secs(90), consumer.recv())
@@ -179,6 +183,9 @@ impl Watch {
             if covered > before {
                 first.get_or_insert((at, covered));
                 last = Some((at, covered));
+                if covered * 2 >= self.target {
+                    half.get_or_insert((at, covered));
+                }
             }
         }
         if self.job == Job::Window {
@@ -186,8 +193,12 @@ impl Watch {
                 .values()
                 .fold((0, 0), |(i, o), (e, x)| (i + e, o + x));
         }
-        let ((t0, c0), (t1, c1)) = (first.context("no output")?, last.context("no output")?);
-        seen.records_per_s = (c1 - c0) as f64 / (t1 - t0).as_secs_f64().max(1e-9);
+        let rate = |(t0, c0): (Instant, u64), (t1, c1): (Instant, u64)| {
+            (c1 - c0) as f64 / (t1 - t0).as_secs_f64().max(1e-9)
+        };
+        let last = last.context("no output")?;
+        seen.records_per_s = rate(first.context("no output")?, last);
+        seen.second_half_per_s = rate(half.context("no output")?, last);
         Ok(seen)
     }
 }

@@ -21,6 +21,7 @@ import org.apache.kafka.streams.kstream.Consumed;
 import org.apache.kafka.streams.kstream.Grouped;
 import org.apache.kafka.streams.kstream.KStream;
 import org.apache.kafka.streams.kstream.Materialized;
+import org.apache.kafka.streams.kstream.Named;
 import org.apache.kafka.streams.kstream.Produced;
 import org.apache.kafka.streams.kstream.TimeWindows;
 import org.apache.kafka.streams.processor.api.FixedKeyProcessor;
@@ -113,13 +114,14 @@ public final class KStreamsBench {
     return dl;
   }
 
-  private static void branchOut(KStream<String, Outcome> outcomes, Map<String, String> args,
-      KStream<String, byte[]>[] ok) {
-    Produced<String, byte[]> produced = Produced.with(Serdes.String(), Serdes.ByteArray());
-    outcomes.split()
-        .branch((k, o) -> o.deadLetter() != null,
-            Branched.withConsumer(s -> s.mapValues(Outcome::deadLetter).to(need(args, "dead-letters"), produced)))
-        .defaultBranch(Branched.withConsumer(s -> ok[0] = s.mapValues(Outcome::output)));
+  /** Sends the dead letters to their topic and returns the outputs. */
+  private static KStream<String, byte[]> deadLettersOut(KStream<String, Outcome> outcomes, Map<String, String> args) {
+    Map<String, KStream<String, Outcome>> fates = outcomes.split(Named.as("fate-"))
+        .branch((k, o) -> o.deadLetter() != null, Branched.as("dead"))
+        .defaultBranch(Branched.as("ok"));
+    fates.get("fate-dead").mapValues(Outcome::deadLetter)
+        .to(need(args, "dead-letters"), Produced.with(Serdes.String(), Serdes.ByteArray()));
+    return fates.get("fate-ok").mapValues(Outcome::output);
   }
 
   /** processors/src/normalize/processor.rs: raw snapshot in, normalized metrics or a dead letter out. */
@@ -209,10 +211,7 @@ public final class KStreamsBench {
         return new Outcome(wire.encode(outId, n), null);
       }
     });
-    @SuppressWarnings("unchecked")
-    KStream<String, byte[]>[] ok = new KStream[1];
-    branchOut(outcomes, args, ok);
-    ok[0].to(need(args, "output"), Produced.with(Serdes.String(), Serdes.ByteArray()));
+    deadLettersOut(outcomes, args).to(need(args, "output"), Produced.with(Serdes.String(), Serdes.ByteArray()));
   }
 
   /** Separates the event, the gate and the direction of a check-in on its way to the window. */
@@ -268,9 +267,6 @@ public final class KStreamsBench {
         ctx.forward(record.withValue(new Outcome(value.getBytes(StandardCharsets.UTF_8), null)).withTimestamp(scanned));
       }
     });
-    @SuppressWarnings("unchecked")
-    KStream<String, byte[]>[] ok = new KStream[1];
-    branchOut(outcomes, args, ok);
 
     Serde<long[]> counts = Serdes.serdeFrom(
         (topic, c) -> ByteBuffer.allocate(16).putLong(c[0]).putLong(c[1]).array(),
@@ -278,7 +274,7 @@ public final class KStreamsBench {
           var buf = ByteBuffer.wrap(b);
           return new long[] {buf.getLong(), buf.getLong()};
         });
-    ok[0]
+    deadLettersOut(outcomes, args)
         .map((k, v) -> {
           String s = new String(v, StandardCharsets.UTF_8);
           int last = s.lastIndexOf(SEP);

@@ -15,7 +15,9 @@ import java.util.Set;
  * A line-by-line mirror of muster's {@code s-attend/v1} normalizer
  * (processors/src/normalize/{mod,s_attend_v1,storable}.rs): missing fields default to 0 or
  * empty, present fields of the wrong type are errors, and what no stage downstream could store
- * is refused. Every refusal becomes a dead letter, as in muster.
+ * is refused. Every refusal becomes a dead letter, as in muster. Known difference at the edges:
+ * a key repeated in a body is refused here whatever the key (Jackson's strict duplicate
+ * detection), where serde refuses only a known field twice; error texts differ in wording.
  */
 final class Normalizer {
   static final String SCHEMA = "s-attend/v1";
