@@ -281,7 +281,12 @@ public final class KStreamsBench {
           return KeyValue.pair(s.substring(0, last), s.substring(last + 1));
         })
         .groupByKey(Grouped.with("gates", Serdes.String(), Serdes.String()))
-        .windowedBy(TimeWindows.ofSizeAndGrace(Duration.ofMinutes(1), Duration.ofMillis(allowedLateness)))
+        // Lateness is decided above by muster's rule (arrival time against scan time). Kafka
+        // Streams' own grace is measured in stream time, the latest scan time its task has seen:
+        // while a backlog is read, partitions run ahead of one another and a grace of the
+        // allowed lateness left 22,627 of 100,000 check-ins uncounted in a first run, so it
+        // is set beyond any backlog here.
+        .windowedBy(TimeWindows.ofSizeAndGrace(Duration.ofMinutes(1), Duration.ofDays(1)))
         .aggregate(() -> new long[2], (key, direction, c) -> {
           if (direction.equals("in")) {
             c[0]++;
