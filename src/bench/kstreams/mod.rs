@@ -503,3 +503,34 @@ fn print(args: &Args, cfg: &Config, rows: &[Row]) {
         );
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percentiles_pick_the_nearest_rank() {
+        let v: Vec<i64> = (1..=100).collect();
+        assert_eq!(percentile(&v, 0.5), 51.0);
+        assert_eq!(percentile(&v, 0.99), 99.0);
+        assert!(percentile(&[], 0.99).is_nan());
+    }
+
+    #[test]
+    fn windows_start_on_the_minute_as_date_bin_and_kafka_streams_do() {
+        let (_, _, start) = watch::window_key("e", "G1", 1_795_482_959_999);
+        assert_eq!(start, 1_795_482_900_000);
+        let (_, _, start) = watch::window_key("e", "G1", 1_795_482_960_000);
+        assert_eq!(start, 1_795_482_960_000);
+    }
+
+    #[test]
+    fn one_record_in_a_hundred_is_bad_on_both_inputs() {
+        assert_eq!((0..10_000).filter(|&i| is_bad(i)).count(), 100);
+        let events = bench_events();
+        let late = bench_checkin(&events, 99, 1_795_482_900_000, Duration::from_secs(300));
+        assert!(late.received_at - late.scanned_at > 300_000);
+        let on_time = bench_checkin(&events, 98, 1_795_482_900_000, Duration::from_secs(300));
+        assert_eq!(on_time.received_at - on_time.scanned_at, 800);
+    }
+}
