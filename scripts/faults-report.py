@@ -95,7 +95,8 @@ def report(results_jsonl, command):
             continue
         c = r.get("reconcile") or {}
         w = c.get("webhooks") or {}
-        diff = sum(n for _, n in c.get("projectionDifferences", []))
+        compared = c.get("projectionDifferences") or []
+        diff = sum(n for _, n in compared) if compared else "at the end"
         lost = c.get("answeredLost", "?")
         if c.get("lostWithIngest"):
             lost = f"{lost} (+{c['lostWithIngest']} in flight at the kill)"
@@ -117,8 +118,14 @@ def report(results_jsonl, command):
         for name, m in sorted(s["workers"].items()):
             out.append(f"| {name} | {m['warmMiB']} | {m['endMiB']} | {m['peakMiB']} "
                        f"| {m['slopeMiBPerHour']} |")
-        out += ["", f"Errors logged by the workers: {s['errors']}. Reconcile at the end: "
-                    f"{s['verdict']}."]
+        c = s.get("reconcile") or {}
+        differing = sum(n for _, n in c.get("projectionDifferences", []))
+        out += ["", f"Errors logged by the workers during the soak: {s['errors']}. Reconcile at "
+                    f"the end: {s['verdict']} ({c.get('answered', '?')} answers, "
+                    f"{c.get('raw', '?')} raw snapshots, "
+                    f"{len(c.get('projectionDifferences', []))} tables compared with a rebuild, "
+                    f"{differing} rows differing; webhooks: "
+                    f"{(c.get('webhooks') or {}).get('queued', '?')} queued)."]
     print("\n".join(out))
 
 
