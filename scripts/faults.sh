@@ -138,7 +138,7 @@ supervise() {
       wait "$child" || echo "[faults] $kind ended ($?); starting it again" >>"$run/$kind.log"
       sleep 0.5
     done
-  ) &
+  ) 2>>"$run/$kind.log" &  # the shell's "Killed" notices go with the worker's log
   pids+=($!)
 }
 workers=(api ingest process project webhooks insights)
