@@ -19,7 +19,7 @@ use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::{Offset, TopicPartitionList};
 
 use crate::config::ProjectionsConfig;
-use muster_runtime::projection::{Applier, Projection, changes};
+use muster_runtime::projection::{Applier, Projection, changes, offsets};
 
 /// Where a replay is, for a progress bar.
 #[derive(Debug, Clone, Copy)]
@@ -254,7 +254,7 @@ impl Replay<'_> {
         let name = self.projection.name();
         let mut client = self.pool.get().await.context("connecting to PostgreSQL")?;
         let tx = client.transaction().await?;
-        for ((topic, p), next) in offsets_of(&tx, name, true).await? {
+        for ((topic, p), next) in offsets::locked(&tx, name).await? {
             let at = position.get(&(topic.clone(), p)).copied().unwrap_or(0);
             if at < next {
                 tracing::info!(%topic, partition = p, replay = at, live = next, "replay behind the live projection");
@@ -410,8 +410,8 @@ impl Replay<'_> {
         loop {
             let mut client = self.pool.get().await.context("connecting to PostgreSQL")?;
             let tx = client.transaction().await?;
-            let live = offsets_of(&tx, name, true).await?;
-            let replayed = offsets_of(&tx, key, false).await?;
+            let live = offsets::locked(&tx, name).await?;
+            let replayed = offsets::all(&*self.pool.get().await?, key).await?;
             if replayed
                 .iter()
                 .any(|(k, n)| live.get(k).is_none_or(|l| n > l))
@@ -446,28 +446,6 @@ impl Replay<'_> {
             return Ok(differences);
         }
     }
-}
-
-/// A projection's stored offsets (`lock`: `FOR UPDATE`, holding its worker back).
-async fn offsets_of(
-    tx: &tokio_postgres::Transaction<'_>,
-    projection: &str,
-    lock: bool,
-) -> anyhow::Result<BTreeMap<(String, i32), i64>> {
-    let lock = if lock { " FOR UPDATE" } else { "" };
-    Ok(tx
-        .query(
-            &format!(
-                "SELECT topic, partition, next_offset FROM projection_offsets
-                 WHERE projection = $1 ORDER BY topic, partition{lock}"
-            ),
-            &[&projection],
-        )
-        .await
-        .with_context(|| format!("reading the offsets of {projection}"))?
-        .iter()
-        .map(|r| ((r.get(0), r.get(1)), r.get(2)))
-        .collect())
 }
 
 /// Where the consumer is on each partition; a partition not fetched yet is at its start.

@@ -270,11 +270,9 @@ async fn simulated_events(simulator: &str) -> anyhow::Result<Vec<String>> {
         .collect())
 }
 
-/// A simulated snapshot's `timestamp`, epoch ms.
+/// A raw snapshot's body's `timestamp`, epoch ms (see [`crate::simulate::snapshot_time`]).
 fn body_timestamp(body: &str) -> Option<i64> {
-    let v: serde_json::Value = serde_json::from_str(body).ok()?;
-    let at = chrono::DateTime::parse_from_rfc3339(v["timestamp"].as_str()?).ok()?;
-    Some(at.timestamp_millis())
+    crate::simulate::snapshot_time(&serde_json::from_str(body).ok()?)
 }
 
 /// Every projection rebuilt from its topics beside the live one, and compared.

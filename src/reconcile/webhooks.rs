@@ -7,6 +7,7 @@ use std::fmt;
 use anyhow::Context;
 use muster_runtime::KafkaConfig;
 use muster_schemas::{Alert, AlertAction, Codec};
+use muster_webhooks::EventType;
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Default, Serialize)]
@@ -121,7 +122,7 @@ pub async fn check(
     let ids: Vec<String> = endpoints.iter().map(|r| r.get(0)).collect();
     let queued = db
         .query(
-            "SELECT message_id, endpoint_id, event_id, seq, event_type,
+            "SELECT message_id, endpoint_id, event_id, event_type,
                     (extract(epoch FROM occurred_at) * 1000)::bigint,
                     coalesce(payload->'data'->>'alertId', ''), state,
                     count(*) OVER (PARTITION BY endpoint_id, event_type, occurred_at,
@@ -133,25 +134,26 @@ pub async fn check(
         .await
         .context("reading the queued deliveries")?;
     report.queued = queued.len();
+    let queued_ids: HashSet<&str> = queued.iter().map(|q| q.get(0)).collect();
     let mut by_alert: HashSet<(String, String, String, String, i64)> = HashSet::new();
     // Delivered messages: their endpoint, event, and whether they occurred before the cut.
     let mut delivered: HashMap<String, (String, String, bool)> = HashMap::new();
     for q in &queued {
         let (message, endpoint, event): (String, String, String) = (q.get(0), q.get(1), q.get(2));
-        let state: &str = q.get(7);
-        report.queued_twice += usize::from(q.get::<_, i64>(8) > 1);
+        let state: &str = q.get(6);
+        report.queued_twice += usize::from(q.get::<_, i64>(7) > 1);
         // what occurred since the cut may still be on its way
-        let settled = q.get::<_, i64>(5) < cut;
+        let settled = q.get::<_, i64>(4) < cut;
         if settled && state != "delivered" {
             report.undelivered += 1;
             detail(details, || format!("{state}: {message} of {event}"));
         }
         by_alert.insert((
             endpoint.clone(),
-            q.get(4),
+            q.get(3),
             event.clone(),
-            q.get(6),
             q.get(5),
+            q.get(4),
         ));
         if state == "delivered" {
             delivered.insert(message, (endpoint, event, settled));
@@ -163,9 +165,10 @@ pub async fn check(
             (e.get(0), e.get(2), e.get(3), e.get(4));
         for a in alerts.iter().map(|a| &a.record) {
             let kind = match a.action {
-                AlertAction::Raised => "alert.raised",
-                AlertAction::Resolved => "alert.resolved",
-            };
+                AlertAction::Raised => EventType::AlertRaised,
+                AlertAction::Resolved => EventType::AlertResolved,
+            }
+            .as_str();
             let wanted = a.at > created + SETTLE_MS
                 && a.at < cut
                 && types.iter().any(|t| t == kind)
@@ -195,7 +198,7 @@ pub async fn check(
                 Some((ep, _, _)) if *ep != endpoint => report.received_unknown += 1,
                 Some(_) => {}
                 // received, but not (yet) marked delivered: known if queued at all
-                None if queued.iter().any(|q| q.get::<_, &str>(0) == r.webhook_id) => {}
+                None if queued_ids.contains(r.webhook_id.as_str()) => {}
                 None => {
                     report.received_unknown += 1;
                     detail(details, || {

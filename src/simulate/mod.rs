@@ -396,12 +396,9 @@ async fn realtime(id: String, headers: HeaderMap, state: State) -> warp::reply::
         }
     };
     let answer = |body: Value| {
-        if let Some(at) = body["timestamp"]
-            .as_str()
-            .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
-        {
+        if let Some(at) = snapshot_time(&body) {
             with_sim(&state, &id, |sim| {
-                sim.stats.answered.push(at.timestamp_millis());
+                sim.stats.answered.push(at);
                 Value::Null
             });
         }
@@ -428,6 +425,12 @@ async fn realtime(id: String, headers: HeaderMap, state: State) -> warp::reply::
         },
         Mode::Healthy => answer(body),
     }
+}
+
+/// A simulated snapshot's `timestamp` (epoch ms): what tells its answers apart.
+pub fn snapshot_time(body: &Value) -> Option<i64> {
+    let at = chrono::DateTime::parse_from_rfc3339(body["timestamp"].as_str()?).ok()?;
+    Some(at.timestamp_millis())
 }
 
 fn registration(

@@ -206,21 +206,19 @@ async fn partners_get_signed_ordered_deliveries_through_failures_kills_and_repla
     for (id, statuses) in &attempts {
         assert_eq!(statuses, &[500, 503, 200], "{id}");
     }
-    for e in [&e1, &e2] {
-        let order: Vec<i64> = first_seen
-            .iter()
+    let sequences = |of: &[(String, i64)], e: &str| -> Vec<i64> {
+        of.iter()
             .filter(|(ev, _)| ev == e)
             .map(|(_, s)| *s)
-            .collect();
+            .collect()
+    };
+    for e in [&e1, &e2] {
+        let order = sequences(&first_seen, e);
         assert!(
             order.is_sorted(),
             "first attempts out of order for {e}: {order:?}"
         );
-        let order: Vec<i64> = succeeded
-            .iter()
-            .filter(|(ev, _)| ev == e)
-            .map(|(_, s)| *s)
-            .collect();
+        let order = sequences(&succeeded, e);
         assert!(
             order.is_sorted(),
             "successes out of order for {e}: {order:?}"

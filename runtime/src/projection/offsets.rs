@@ -39,21 +39,34 @@ pub async fn lock(
     Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
 }
 
+const SELECT_ALL: &str =
+    "SELECT topic, partition, next_offset FROM projection_offsets WHERE projection = $1";
+
+fn per_partition(rows: &[tokio_postgres::Row]) -> BTreeMap<(String, i32), i64> {
+    rows.iter()
+        .map(|r| ((r.get(0), r.get(1)), r.get(2)))
+        .collect()
+}
+
 /// Every stored offset of `projection`, per (topic, partition).
 pub async fn all(
     client: &tokio_postgres::Client,
     projection: &str,
 ) -> Result<BTreeMap<(String, i32), i64>, tokio_postgres::Error> {
-    let rows = client
-        .query(
-            "SELECT topic, partition, next_offset FROM projection_offsets WHERE projection = $1",
-            &[&projection],
-        )
-        .await?;
-    Ok(rows
-        .iter()
-        .map(|r| ((r.get(0), r.get(1)), r.get(2)))
-        .collect())
+    Ok(per_partition(
+        &client.query(SELECT_ALL, &[&projection]).await?,
+    ))
+}
+
+/// [`all`], locked until `tx` ends: the projection's worker cannot store (apply) meanwhile.
+pub async fn locked(
+    tx: &Transaction<'_>,
+    projection: &str,
+) -> Result<BTreeMap<(String, i32), i64>, tokio_postgres::Error> {
+    Ok(per_partition(
+        &tx.query(&format!("{SELECT_ALL} FOR UPDATE"), &[&projection])
+            .await?,
+    ))
 }
 
 pub async fn store(
