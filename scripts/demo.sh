@@ -18,7 +18,12 @@ stop() {
   for name in muster simulator; do
     if [ -f "$state/$name.pid" ] && kill -0 "$(cat "$state/$name.pid")" 2>/dev/null; then
       kill -TERM "$(cat "$state/$name.pid")"
-      for _ in $(seq 50); do kill -0 "$(cat "$state/$name.pid")" 2>/dev/null || break; sleep 0.2; done
+      for _ in $(seq 100); do kill -0 "$(cat "$state/$name.pid")" 2>/dev/null || break; sleep 0.2; done
+      # One that does not stop in 20 s would keep its consumer-group memberships and port.
+      if kill -0 "$(cat "$state/$name.pid")" 2>/dev/null; then
+        echo "$name did not stop within 20 s; killing it" >&2
+        kill -KILL "$(cat "$state/$name.pid")" 2>/dev/null || true
+      fi
       echo "stopped $name"
     fi
     rm -f "$state/$name.pid"
@@ -51,15 +56,26 @@ stop
 [ -s "$state/admin-token" ] || od -An -tx1 -N24 /dev/urandom | tr -d ' \n' >"$state/admin-token"
 export MUSTER_ADMIN_TOKEN="${MUSTER_ADMIN_TOKEN:-$(cat "$state/admin-token")}"
 export MUSTER_DEVELOPMENT="${MUSTER_DEVELOPMENT:-true}"
+api="http://${MUSTER_API_ADDR:-127.0.0.1:8080}"
+if curl -fsS -o /dev/null --max-time 2 "$api/healthz" 2>/dev/null; then
+  echo "something already answers at $api (another muster?); stop it first" >&2
+  exit 1
+fi
 "$bin" all >"$state/muster.log" 2>&1 &
 echo $! >"$state/muster.pid"
-api="http://${MUSTER_API_ADDR:-127.0.0.1:8080}"
 for _ in $(seq 120); do
   curl -fsS "$api/readyz" >/dev/null 2>&1 && break
   kill -0 "$(cat "$state/muster.pid")" 2>/dev/null || { tail -30 "$state/muster.log"; exit 1; }
   sleep 0.5
 done
-curl -fsS "$api/readyz" >/dev/null || { echo "muster did not become ready:"; tail -30 "$state/muster.log"; exit 1; }
+if ! curl -fsS "$api/readyz" >/dev/null; then
+  echo "muster did not become ready; the parts not ready:"
+  curl -sS "$api/readyz" | python3 -c 'import json, sys
+for name, part in json.load(sys.stdin)["parts"].items():
+    if part["state"] != "ready": print(" ", name, part)' || true
+  tail -30 "$state/muster.log"
+  exit 1
+fi
 
 "$bin" simulate --events "$events" --malformed 1 --interval 2 --auth mixed \
   --register-with "$api" --push-checkins >"$state/simulator.log" 2>&1 &
