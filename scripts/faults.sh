@@ -203,8 +203,10 @@ pg_ver() { pg_lsclusters -h | awk -v c="$MUSTER_PG_CLUSTER" '$2 == c { print $1;
 
 # Each fault: inject it, wait for its end, echo the epoch time it ended.
 kill_worker() {
-  [ "$1" != ingest ] || now_ms >>"$run/ingest-kills"
   kill -KILL "$(cat "$run/$1.pid")"
+  # Taken after the signal, not before: a snapshot answered between the two instants may have
+  # died with ingest too (one answered 2 ms after a time taken before the kill was counted lost).
+  [ "$1" != ingest ] || now_ms >>"$run/ingest-kills"
   now
 }
 fault_broker_restart() {
