@@ -240,6 +240,7 @@ pub async fn app_state(cfg: &Config, env: &Env) -> anyhow::Result<muster_api::Ap
             cfg.database.connection()?,
             env.pool.clone(),
             chrono::Duration::seconds(cfg.api.stale_after_secs as i64),
+            env.health.clone(),
             env.shutdown.clone(),
         ),
     })

@@ -8,21 +8,25 @@
 //! nothing that is still kept.
 
 mod listen;
+pub mod memory;
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use muster_runtime::Shutdown;
+use muster_runtime::readiness::PartState;
+use muster_runtime::{Health, Shutdown};
 use tokio::sync::broadcast;
 use tokio_postgres::Statement;
 
 pub use muster_schemas::read_models::ChangeKind;
 
+use self::memory::{Memory, Snapshot};
+use crate::auth::{Keys, live_keys};
 use crate::config::FeedConfig;
 use crate::problem::Problem;
 use crate::read::events::{self, Event};
-use crate::read::{Client, column, parsed};
+use crate::read::{Client, column, parsed, series};
 
 /// One row of the change log, with the event as it is now.
 #[derive(Debug, Clone, PartialEq)]
@@ -68,7 +72,17 @@ struct Inner {
     pool: deadpool_postgres::Pool,
     stale_after: chrono::Duration,
     cfg: FeedConfig,
+    memory: Arc<Memory>,
+    health: Health,
 }
+
+/// Notified (`NOTIFY muster_reload`) by whoever wrote read models without the change log (a
+/// restore, a hand fix, a test's seed): every listener reloads its whole in-memory view.
+pub const RELOAD_CHANNEL: &str = "muster_reload";
+
+/// The readiness part of the in-memory view: degraded (answering from PostgreSQL) until the
+/// listener has loaded it, and whenever it lost its session.
+const MEMORY_PART: &str = "api.memory";
 
 /// A page of the log and its bounds, the same snapshot: the bounds say whether the page can
 /// be trusted to follow on from the id it was read after.
@@ -89,12 +103,14 @@ struct Page {
 
 impl Feed {
     /// Starts the listener (until `shutdown`) on a connection of its own made with `db`.
-    /// `stale_after` is the API's: changes carry the status every list shows.
+    /// `stale_after` is the API's: changes carry the status every list shows. The listener
+    /// keeps the in-memory view and reports it as `api.memory` in `health`.
     pub fn start(
         cfg: FeedConfig,
         db: tokio_postgres::Config,
         pool: deadpool_postgres::Pool,
         stale_after: chrono::Duration,
+        health: Health,
         shutdown: Shutdown,
     ) -> Self {
         let (sender, _) = broadcast::channel(cfg.capacity.max(1));
@@ -104,10 +120,100 @@ impl Feed {
                 pool,
                 stale_after,
                 cfg,
+                memory: Arc::new(Memory::new(stale_after)),
+                health,
             }),
         };
+        feed.memory_serves(false, "not loaded yet");
         tokio::spawn(listen::run(feed.clone(), sender, db, shutdown));
         feed
+    }
+
+    /// The in-memory view the listener keeps.
+    pub fn memory(&self) -> &Memory {
+        &self.inner.memory
+    }
+
+    /// Key checks through the in-memory view, then PostgreSQL.
+    pub fn keys(&self) -> Keys {
+        Keys::new(self.inner.pool.clone(), self.inner.memory.clone())
+    }
+
+    /// Reports whether the view serves (`ready`) or routes read PostgreSQL (`degraded`, and
+    /// why).
+    fn memory_serves(&self, serves: bool, why: &str) {
+        let state = if serves {
+            PartState::Ready
+        } else {
+            PartState::Degraded {
+                reason: format!("answering from PostgreSQL: {why}"),
+            }
+        };
+        self.inner.health.set(MEMORY_PART, state);
+        metrics::gauge!("muster_api_memory_fresh").set(if serves { 1.0 } else { 0.0 });
+    }
+
+    /// Everything the view holds, read from PostgreSQL.
+    async fn snapshot(&self) -> Result<Snapshot, Problem> {
+        let db = self.inner.pool.get().await?;
+        let events = events::list(&db, events::Filter::default(), self.inner.stale_after).await?;
+        Ok(Snapshot {
+            keys: live_keys(&self.inner.memory, &db).await?,
+            events,
+            minutes: series::last_hours(&db, None).await?,
+        })
+    }
+
+    /// Loads the whole view from PostgreSQL, replacing what it held.
+    async fn load(&self) -> Result<(), Problem> {
+        let started = std::time::Instant::now();
+        let snapshot = self.snapshot().await?;
+        self.inner.memory.load(snapshot);
+        self.count_memory();
+        metrics::counter!("muster_api_memory_loads_total").increment(1);
+        let (events, keys) = self.inner.memory.sizes();
+        let load_ms = started.elapsed().as_millis() as u64;
+        tracing::info!(events, keys, load_ms, "in-memory view loaded");
+        Ok(())
+    }
+
+    /// Reloads the keys (a notification said they changed).
+    async fn reload_keys(&self) -> Result<(), Problem> {
+        let db = self.inner.pool.get().await?;
+        self.inner
+            .memory
+            .replace_keys(live_keys(&self.inner.memory, &db).await?);
+        self.count_memory();
+        Ok(())
+    }
+
+    /// Takes `changes` (as [`Self::resolve`] read them) into the view: their events, and the
+    /// last hour of those whose series changed.
+    async fn remember(&self, db: &Client, changes: &[Arc<Change>]) -> Result<(), Problem> {
+        let memory = &self.inner.memory;
+        memory.events_changed(
+            changes
+                .iter()
+                .map(|c| (c.event_id.as_str(), c.event.as_ref())),
+        );
+        let mut moved: Vec<String> = changes
+            .iter()
+            .filter(|c| c.kind == ChangeKind::Series)
+            .map(|c| c.event_id.clone())
+            .collect();
+        moved.sort_unstable();
+        moved.dedup();
+        if !moved.is_empty() {
+            let minutes = series::last_hours(db, Some(&moved)).await?;
+            memory.minutes_changed(&moved, minutes);
+        }
+        Ok(())
+    }
+
+    fn count_memory(&self) {
+        let (events, keys) = self.inner.memory.sizes();
+        metrics::gauge!("muster_api_memory_events").set(events as f64);
+        metrics::gauge!("muster_api_memory_keys").set(keys as f64);
     }
 
     /// Every change the listener reads from now on, in log order. A receiver more than

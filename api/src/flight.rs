@@ -18,6 +18,7 @@ pub enum Caller {
 
 pub struct Authorizer {
     pub pool: deadpool_postgres::Pool,
+    pub keys: crate::auth::Keys,
     pub admin_token: Option<String>,
     pub cfg: FlightConfig,
     /// The partner routes' rate limits: a Flight SQL call counts as a request.
@@ -29,6 +30,7 @@ pub struct Authorizer {
 impl Authorizer {
     pub fn new(
         pool: deadpool_postgres::Pool,
+        keys: crate::auth::Keys,
         admin_token: Option<String>,
         mut cfg: FlightConfig,
         guards: &crate::server::Guards,
@@ -42,6 +44,7 @@ impl Authorizer {
         }
         Self {
             pool,
+            keys,
             admin_token,
             cfg,
             rate: guards.rate.clone(),
@@ -51,7 +54,8 @@ impl Authorizer {
 
     /// The partner holding `key`, if it is a live key of a live partner.
     async fn partner(&self, key: &str) -> Result<Option<Partner>, Refused> {
-        crate::auth::lookup(&self.pool, key)
+        self.keys
+            .lookup(key)
             .await
             .map_err(|p| Refused::Unavailable(p.title))
     }

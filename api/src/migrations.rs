@@ -42,5 +42,14 @@ pub static MIGRATIONS: Migrations = Migrations {
          CREATE INDEX audit_log_action ON audit_log (action, id);
          CREATE INDEX audit_log_actor ON audit_log (actor_partner_id, id);
          CREATE INDEX audit_log_at ON audit_log (at)",
+        // Every change to keys or partners wakes each `muster api` process's listener
+        // (`crate::auth::KEYS_CHANNEL`), which reloads its in-memory keys: a revocation
+        // reaches every process at commit, whichever route or tool wrote it.
+        "CREATE FUNCTION muster_keys_changed() RETURNS trigger LANGUAGE plpgsql AS $$
+         BEGIN PERFORM pg_notify('muster_keys', ''); RETURN NULL; END $$;
+         CREATE TRIGGER api_keys_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE
+            ON api_keys FOR EACH STATEMENT EXECUTE FUNCTION muster_keys_changed();
+         CREATE TRIGGER partners_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE
+            ON partners FOR EACH STATEMENT EXECUTE FUNCTION muster_keys_changed()",
     ],
 };

@@ -23,7 +23,8 @@ use crate::route::{Route, Template, route, with};
 #[allow(dead_code)]
 fn healthz() {}
 
-/// Readiness of Kafka, the registry and PostgreSQL.
+/// Readiness of Kafka, the registry, PostgreSQL and the in-memory view: `degraded` (still 200)
+/// names a part that serves the slower way, such as the view answering from PostgreSQL.
 #[utoipa::path(get, path = "/readyz", tag = "ops",
     responses((status = 200, body = Object), (status = 503, body = Object)))]
 #[allow(dead_code)]

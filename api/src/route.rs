@@ -239,6 +239,15 @@ impl Ctx {
         })
     }
 
+    /// The hot reads, from the in-memory view or PostgreSQL.
+    pub fn reader(&self) -> crate::read::Reader {
+        crate::read::Reader::new(
+            self.state.feed.clone(),
+            self.state.pool.clone(),
+            self.stale_after(),
+        )
+    }
+
     /// How old an event's latest numbers may be before it shows as stale.
     pub fn stale_after(&self) -> chrono::Duration {
         chrono::Duration::seconds(self.cfg.stale_after_secs as i64)

@@ -58,7 +58,7 @@ fn guarded_routes(
     guards: Guards,
 ) -> impl Filter<Extract = (impl warp::Reply,), Error = Infallible> + Clone {
     let auth = Auth::new(
-        state.pool.clone(),
+        state.feed.keys(),
         guards.rate.clone(),
         cfg.admin_token().map(str::to_owned),
     );
@@ -171,6 +171,7 @@ pub async fn run(mut cfg: ApiConfig, state: AppState, shutdown: Shutdown) -> any
             tracing::info!(%addr, "flight sql listening");
             let auth = crate::flight::Authorizer::new(
                 state.pool.clone(),
+                state.feed.keys(),
                 cfg.admin_token().map(str::to_owned),
                 cfg.flight.clone(),
                 &guards,

@@ -32,8 +32,13 @@ pub fn routes(
     let readyz = warp::path!("readyz").and(warp::get()).map(move || {
         let parts = health.snapshot();
         let ready = health.is_ready();
+        let status = match (ready, health.is_degraded()) {
+            (false, _) => "not-ready",
+            (true, true) => "degraded",
+            (true, false) => "ready",
+        };
         let body = serde_json::json!({
-            "status": if ready { "ready" } else { "not-ready" },
+            "status": status,
             "parts": parts,
         });
         let code = if ready {

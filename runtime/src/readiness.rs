@@ -1,4 +1,5 @@
-//! Readiness of a worker's parts. Each part reports itself; `/readyz` is ready when all are.
+//! Readiness of a worker's parts. Each part reports itself; `/readyz` is ready when all are
+//! (a degraded part still serves, the slower way, so it counts as ready and is named).
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
@@ -10,7 +11,21 @@ use serde::Serialize;
 pub enum PartState {
     Starting,
     Ready,
-    Failing { reason: String },
+    /// Serving, but not the way it should (e.g. the API reading PostgreSQL because its
+    /// in-memory view lost the change feed): ready, and `/readyz` says why.
+    Degraded {
+        reason: String,
+    },
+    Failing {
+        reason: String,
+    },
+}
+
+impl PartState {
+    /// Whether the part serves (ready, or degraded).
+    pub fn serves(&self) -> bool {
+        matches!(self, Self::Ready | Self::Degraded { .. })
+    }
 }
 
 /// Shared, cheap to clone.
@@ -49,7 +64,16 @@ impl Health {
             .read()
             .expect("health lock poisoned")
             .values()
-            .all(|s| *s == PartState::Ready)
+            .all(PartState::serves)
+    }
+
+    /// Whether some part is degraded (all may still be ready).
+    pub fn is_degraded(&self) -> bool {
+        self.parts
+            .read()
+            .expect("health lock poisoned")
+            .values()
+            .any(|s| matches!(s, PartState::Degraded { .. }))
     }
 }
 
@@ -65,6 +89,16 @@ mod tests {
         assert!(!h.is_ready());
         h.ready("kafka");
         assert!(h.is_ready());
+        h.set(
+            "memory",
+            PartState::Degraded {
+                reason: "reading PostgreSQL".into(),
+            },
+        );
+        assert!(
+            h.is_ready() && h.is_degraded(),
+            "a degraded part still serves"
+        );
         h.failing("pg", "connection refused");
         assert!(!h.is_ready());
     }

@@ -59,6 +59,10 @@ async fn premium_sql(api: &Api, key: &str, body: Value) -> (u16, Value) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn partners_see_only_their_events_with_keys_that_rotate_revoke_and_rate_limit() {
     let (s, run, dir, _) = Run::begin().parts();
+    // Read models are seeded before the API starts: it loads its in-memory view from them
+    // (a projection's commit would reach it through the change feed; a seed does not).
+    let (a1, a2, b1) = (format!("pa{run}"), format!("pa2{run}"), format!("pb{run}"));
+    seed(&s, &[&a1, &a2, &b1]).await;
     let (_worker, api) = start_api(
         &dir,
         &[
@@ -67,8 +71,6 @@ async fn partners_see_only_their_events_with_keys_that_rotate_revoke_and_rate_li
         ],
     )
     .await;
-    let (a1, a2, b1) = (format!("pa{run}"), format!("pa2{run}"), format!("pb{run}"));
-    seed(&s, &[&a1, &a2, &b1]).await;
 
     // The admin creates two partners; each key is shown once.
     let (status, a) = api
@@ -535,8 +537,6 @@ fn close(a: &Value, b: f64) -> bool {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_dashboard_insights_and_summaries_equal_the_projections_and_respect_each_tier() {
     let (s, run, dir, _) = Run::begin().parts();
-    let (_worker, api) =
-        start_api(&dir, &[("MUSTER__API__RATE_LIMITS__PARTNER_BURST", "500")]).await;
     let (a1, a2, p1) = (format!("da{run}"), format!("db{run}"), format!("dp{run}"));
     let (fest, conf) = (format!("festival-{run}"), format!("conference-{run}"));
     seed_history(
@@ -572,6 +572,8 @@ async fn the_dashboard_insights_and_summaries_equal_the_projections_and_respect_
         ],
     )
     .await;
+    let (_worker, api) =
+        start_api(&dir, &[("MUSTER__API__RATE_LIMITS__PARTNER_BURST", "500")]).await;
     let key_a = api.partner_key("partner", &[&a1, &a2]).await;
     let key_p = api.partner_key("premium", &[&p1, &a1]).await;
 
@@ -1115,7 +1117,6 @@ async fn premium_sql_never_shows_another_events_id_through_the_insight_tables() 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_partner_list_shows_the_same_derived_status_as_the_public_list_and_the_dashboard() {
     let (s, run, dir, _) = Run::begin().parts();
-    let (_worker, api) = start_api::<&str>(&dir, &[]).await;
     let (fresh, stale, pending) = (format!("sf{run}"), format!("ss{run}"), format!("sp{run}"));
     seed(&s, &[&fresh, &stale, &pending]).await;
     let db = db::connect(&s.database).await;
@@ -1131,6 +1132,7 @@ async fn the_partner_list_shows_the_same_derived_status_as_the_public_list_and_t
     )
     .await
     .unwrap();
+    let (_worker, api) = start_api::<&str>(&dir, &[]).await;
     let key = api
         .partner_key("partner", &[&fresh, &stale, &pending])
         .await;

@@ -17,6 +17,7 @@ mod flight;
 mod golden;
 mod ingest;
 mod insights;
+mod memory;
 mod pipeline;
 mod portal;
 mod processors;

@@ -114,8 +114,9 @@ async fn catalogue(s: &Services, run: &str) -> Catalogue {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn search_finds_korean_and_english_partial_words_ranked_with_the_field_matched() {
     let (s, run, dir, _) = Run::begin().parts();
-    let (_api_worker, api) = start_api(&dir, &[] as &[(&str, &str)]).await;
+    // Seeded before the API starts, which loads its in-memory view from the read models.
     let c = catalogue(&s, &run).await;
+    let (_api_worker, api) = start_api(&dir, &[] as &[(&str, &str)]).await;
     let public = "/api/public/events";
 
     // Korean: `서울` is a whole word of the park's venue (full-text rank) and a part of the
@@ -216,8 +217,9 @@ async fn search_finds_korean_and_english_partial_words_ranked_with_the_field_mat
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_partner_never_finds_an_event_it_was_not_granted() {
     let (s, run, dir, _) = Run::begin().parts();
-    let (_api_worker, api) = start_api(&dir, &[] as &[(&str, &str)]).await;
+    // Seeded before the API starts, which loads its in-memory view from the read models.
     let c = catalogue(&s, &run).await;
+    let (_api_worker, api) = start_api(&dir, &[] as &[(&str, &str)]).await;
     let key = api.partner_key("partner", &[&c.book, &c.conf]).await;
     let mine = "/api/partner/events";
 
@@ -246,8 +248,9 @@ async fn a_partner_never_finds_an_event_it_was_not_granted() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_dashboard_search_box_filters_the_list_as_you_type() {
     let (s, run, dir, _) = Run::begin().parts();
-    let (_api_worker, api) = start_api(&dir, &[] as &[(&str, &str)]).await;
+    // Seeded before the API starts, which loads its in-memory view from the read models.
     let c = catalogue(&s, &run).await;
+    let (_api_worker, api) = start_api(&dir, &[] as &[(&str, &str)]).await;
     let b = Browser::start(&api.base, DESKTOP).await;
     b.sign_in(ADMIN).await;
     let shown = || async {

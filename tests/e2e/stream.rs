@@ -43,32 +43,37 @@ fn snapshot(event: &str, current: i64) -> NormalizedMetrics {
 }
 
 /// The catalogue and realtime projections and the API, with `events` registered and projected
-/// (listed, with numbers).
-struct Live {
+/// (listed, with numbers). `projections` adds more projections to the two.
+pub(crate) struct Live {
     codec: Codec,
     producer: FutureProducer,
-    api: Api,
-    db: tokio_postgres::Client,
+    pub(crate) api: Api,
+    pub(crate) db: tokio_postgres::Client,
+    /// The run's folder, where more workers can start.
+    pub(crate) dir: std::path::PathBuf,
     _project: Worker,
     _api: Worker,
 }
 
 impl Live {
     async fn start(events: &[&str]) -> Self {
+        Self::start_with(events, &[]).await
+    }
+
+    pub(crate) async fn start_with(events: &[&str], projections: &[&str]) -> Self {
         let (services, run, dir, codec) = Run::begin().parts();
         let env = worker_env(&format!("s{run}"), free_port());
-        let project = Worker::start(
-            "project-stream",
-            &[
-                "project",
-                "--only",
-                "event_catalogue",
-                "--only",
-                "event_realtime",
-            ],
-            &env,
-            &dir,
-        );
+        let mut args = vec![
+            "project",
+            "--only",
+            "event_catalogue",
+            "--only",
+            "event_realtime",
+        ];
+        for p in projections {
+            args.extend(["--only", p]);
+        }
+        let project = Worker::start("project-stream", &args, &env, &dir);
         // Grants are checked again after a second (the revocation test waits for it).
         let (api_worker, api) =
             start_api(&dir, &[("MUSTER__API__FEED__RECHECK_GRANTS", "1s")]).await;
@@ -77,6 +82,7 @@ impl Live {
             producer: producer(&services),
             codec,
             api,
+            dir,
             _project: project,
             _api: api_worker,
         };
@@ -105,7 +111,7 @@ impl Live {
         live
     }
 
-    async fn snapshot(&self, event: &str, current: i64) {
+    pub(crate) async fn snapshot(&self, event: &str, current: i64) {
         send(&self.producer, &self.codec, &snapshot(event, current)).await;
     }
 

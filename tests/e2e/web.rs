@@ -52,9 +52,10 @@ async fn seed(s: &Services, events: &[(&str, &str, i64)]) {
 /// A `muster api`, one seeded event (id `{tag}{run}`) and a browser signed in as the admin.
 async fn admin_with_event(tag: &str, name: &str, inside: i64) -> (Worker, Api, Browser, String) {
     let (s, run, dir, _) = Run::begin().parts();
-    let (api_worker, api) = start_api(&dir, &[] as &[(&str, &str)]).await;
     let e = format!("{tag}{run}");
+    // Seeded before the API starts, which loads its in-memory view from the read models.
     seed(&s, &[(&e, name, inside)]).await;
+    let (api_worker, api) = start_api(&dir, &[] as &[(&str, &str)]).await;
     let b = Browser::start(&api.base, DESKTOP).await;
     b.sign_in(ADMIN).await;
     (api_worker, api, b, e)
@@ -89,7 +90,6 @@ async fn served(api: &Api, route: &str) -> u64 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_partner_sees_exactly_its_events_and_an_event_not_granted_is_refused() {
     let (s, run, dir, _) = Run::begin().parts();
-    let (_api_worker, api) = start_api(&dir, &[] as &[(&str, &str)]).await;
     let (a1, a2, b1) = (format!("wa{run}"), format!("wa2{run}"), format!("wb{run}"));
     seed(
         &s,
@@ -100,6 +100,7 @@ async fn a_partner_sees_exactly_its_events_and_an_event_not_granted_is_refused()
         ],
     )
     .await;
+    let (_api_worker, api) = start_api(&dir, &[] as &[(&str, &str)]).await;
     let key = api.partner_key("partner", &[&a1, &a2]).await;
 
     let b = Browser::start(&api.base, DESKTOP).await;

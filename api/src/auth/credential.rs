@@ -58,7 +58,7 @@ impl Auth {
             return Ok(Credential::Admin(keys::hash(secret)));
         }
         let hash = keys::hash(secret);
-        match keys::lookup_hash(&self.pool, &hash).await? {
+        match self.keys.lookup_hash(&hash).await? {
             Some(_) if !secret.is_empty() => Ok(Credential::Key(hash)),
             _ => Err(Problem::new(
                 StatusCode::UNAUTHORIZED,
@@ -94,9 +94,7 @@ impl Auth {
                 }
             }
             Credential::Key(hash) => {
-                let mut partner = keys::lookup_hash(&self.pool, hash)
-                    .await?
-                    .ok_or_else(gone)?;
+                let mut partner = self.keys.lookup_hash(hash).await?.ok_or_else(gone)?;
                 if usage == Use::Request {
                     partner.rate = Some(self.limits.check(&partner)?);
                 }

@@ -13,7 +13,7 @@ use warp::Filter;
 use warp::http::StatusCode;
 
 pub use credential::{Credential, Use};
-pub use keys::{Key, lookup};
+pub use keys::{KEYS_CHANNEL, Key, Keys, live_keys};
 pub use rate::{Limits, RateLimits, RateUse};
 pub use token::check_admin;
 
@@ -91,18 +91,23 @@ impl Viewer {
 /// What the auth filters check against: the admin token, the keys, the rate limits.
 #[derive(Clone)]
 pub struct Auth {
-    pool: deadpool_postgres::Pool,
+    keys: Keys,
     limits: Limits,
     admin_token: Option<String>,
 }
 
 impl Auth {
-    pub fn new(pool: deadpool_postgres::Pool, limits: Limits, admin_token: Option<String>) -> Self {
+    pub fn new(keys: Keys, limits: Limits, admin_token: Option<String>) -> Self {
         Self {
-            pool,
+            keys,
             limits,
             admin_token,
         }
+    }
+
+    /// Where keys are checked (for routes that change them: see [`Keys::refresh`]).
+    pub fn keys(&self) -> Keys {
+        self.keys.clone()
     }
 
     /// Passes the admin (`Authorization: Bearer <admin token>`).
@@ -177,7 +182,7 @@ impl Auth {
             )
             .detail("send it in the x-api-key header"));
         };
-        let Some(mut partner) = lookup(&self.pool, &key).await? else {
+        let Some(mut partner) = self.keys.lookup(&key).await? else {
             return Err(Problem::new(
                 StatusCode::UNAUTHORIZED,
                 "invalid-api-key",

@@ -6,9 +6,11 @@ pub mod alerts;
 pub mod dead_letters;
 pub mod events;
 pub mod health;
+pub mod reader;
 pub mod search;
 pub mod series;
 
+pub use reader::Reader;
 use tokio_postgres::types::FromSql;
 
 use crate::problem::Problem;

@@ -15,7 +15,7 @@ use crate::problem::Problem;
 use crate::range::Resolution;
 
 /// One minute of an event's last hour.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct MinutePoint {
     pub minute: DateTime<Utc>,
@@ -26,30 +26,52 @@ pub struct MinutePoint {
     pub attendance_rate_avg: f64,
 }
 
+/// How far back "the last hour" reaches from `now`: the minutes it shows start here.
+pub fn last_hour_from(now: DateTime<Utc>) -> DateTime<Utc> {
+    now - TimeDelta::minutes(60)
+}
+
 /// The last hour of one event, by minute.
 pub async fn last_hour(client: &Client, event_id: &str) -> Result<Vec<MinutePoint>, Problem> {
+    let ids = [event_id.to_owned()];
+    Ok(last_hours(client, Some(&ids))
+        .await?
+        .remove(event_id)
+        .unwrap_or_default())
+}
+
+/// The last hour by minute of each of `ids` (every event's when `None`) that has one; the
+/// in-memory view fills and refreshes itself with this.
+pub async fn last_hours(
+    client: &Client,
+    ids: Option<&[String]>,
+) -> Result<HashMap<String, Vec<MinutePoint>>, Problem> {
     let stmt = client
         .prepare_cached(
-            "SELECT bucket, samples, attendees_max, attendees_min, last_attendees,
+            "SELECT event_id, bucket, samples, attendees_max, attendees_min, last_attendees,
                     rate_sum / samples AS rate
              FROM event_series_minute
-             WHERE event_id = $1 AND bucket >= now() - interval '60 minutes'
-             ORDER BY bucket",
+             WHERE ($1::text[] IS NULL OR event_id = ANY($1)) AND bucket >= $2
+             ORDER BY event_id, bucket",
         )
         .await?;
-    let rows = client.query(&stmt, &[&event_id]).await?;
-    rows.iter()
-        .map(|r| {
-            Ok(MinutePoint {
+    let rows = client
+        .query(&stmt, &[&ids, &last_hour_from(Utc::now())])
+        .await?;
+    let mut out: HashMap<String, Vec<MinutePoint>> = HashMap::new();
+    for r in &rows {
+        out.entry(column(r, "event_id")?)
+            .or_default()
+            .push(MinutePoint {
                 minute: column(r, "bucket")?,
                 samples: column(r, "samples")?,
                 attendees_max: column(r, "attendees_max")?,
                 attendees_min: column(r, "attendees_min")?,
                 attendees_last: column(r, "last_attendees")?,
                 attendance_rate_avg: column(r, "rate")?,
-            })
-        })
-        .collect()
+            });
+    }
+    Ok(out)
 }
 
 /// One bucket of an event's stored series.

@@ -6,14 +6,14 @@ use utoipa::ToSchema;
 use warp::{Filter, Reply};
 
 use crate::audit::Actor;
-use crate::auth::{Partner, RateUse, Tier};
+use crate::auth::{Keys, Partner, RateUse, Tier};
 use crate::body;
 use crate::problem::Problem;
 use crate::problem::answers::BadRequest;
-use crate::read::Client;
 use crate::read::events::{self, Event, Realtime, Status};
 use crate::read::search::MatchedField;
-use crate::read::series::{self, MinutePoint};
+use crate::read::series::MinutePoint;
+use crate::read::{Client, Reader};
 use crate::resources::partners::{Rotate, RotatedKey, rotate_key};
 use crate::resources::public::SearchQuery;
 use crate::route::{Ctx, EventId, Route, any, route, with};
@@ -70,19 +70,15 @@ pub struct PartnerEvents {
 #[utoipa::path(get, path = "/api/partner/events", tag = "partner",
     params(SearchQuery),
     responses((status = 200, body = PartnerEvents), BadRequest))]
-async fn list(
-    query: SearchQuery,
-    partner: Partner,
-    db: Client,
-    stale_after: chrono::Duration,
-) -> Result<impl Reply, Problem> {
+async fn list(query: SearchQuery, partner: Partner, reader: Reader) -> Result<impl Reply, Problem> {
     let search = query.search()?;
     let filter = events::Filter {
         ids: Some(&partner.event_ids),
         event_type: None,
         search: search.as_ref(),
     };
-    let events = events::list(&db, filter, stale_after)
+    let events = reader
+        .events(filter)
         .await?
         .iter()
         .map(PartnerEvent::from)
@@ -108,13 +104,13 @@ pub struct Attendance {
         (status = 403, body = Problem, content_type = "application/problem+json",
             description = "The event was not granted to this partner"),
     ))]
-async fn attendance(event_id: String, partner: Partner, db: Client) -> Result<impl Reply, Problem> {
+async fn attendance(
+    event_id: String,
+    partner: Partner,
+    reader: Reader,
+) -> Result<impl Reply, Problem> {
     partner.check(&event_id)?;
-    // Both queries go out on the connection at once (tokio-postgres pipelines them).
-    let (realtime, series) = tokio::try_join!(
-        events::realtime(&db, &event_id),
-        series::last_hour(&db, &event_id),
-    )?;
+    let (realtime, series) = reader.attendance(&event_id).await?;
     Ok(warp::reply::json(&Attendance {
         event_id,
         realtime,
@@ -166,10 +162,15 @@ async fn key(partner: Partner) -> Result<impl Reply, Problem> {
         (status = 200, body = RotatedKey, description = "The new key, shown this once"),
         BadRequest,
     ))]
-async fn rotate(partner: Partner, mut db: Client, body: Rotate) -> Result<impl Reply, Problem> {
+async fn rotate(
+    partner: Partner,
+    mut db: Client,
+    keys: Keys,
+    body: Rotate,
+) -> Result<impl Reply, Problem> {
     let by = Actor::partner(&partner);
     Ok(warp::reply::json(
-        &rotate_key(&mut db, partner.id, body, &by).await?,
+        &rotate_key(&mut db, &keys, partner.id, body, &by).await?,
     ))
 }
 
@@ -183,11 +184,16 @@ pub fn routes(ctx: &Ctx) -> Route {
             list,
             warp::query::<SearchQuery>(),
             ctx.auth.partner(),
-            ctx.db(),
-            with(ctx.stale_after())
+            with(ctx.reader())
         ),
-        route!(attendance(event_id), ctx.auth.partner(), ctx.db()),
+        route!(attendance(event_id), ctx.auth.partner(), with(ctx.reader())),
         route!(key, ctx.auth.partner()),
-        route!(rotate, ctx.auth.partner(), ctx.db(), body::optional_json()),
+        route!(
+            rotate,
+            ctx.auth.partner(),
+            ctx.db(),
+            with(ctx.auth.keys()),
+            body::optional_json()
+        ),
     ])
 }

@@ -10,12 +10,12 @@ use warp::http::StatusCode;
 use warp::{Filter, Reply};
 
 use crate::audit::{self, Action, Actor};
-use crate::auth::{Key, Tier};
+use crate::auth::{Key, Keys, Tier};
 use crate::body;
 use crate::problem::Problem;
 use crate::problem::answers::{BadRequest, NotFound, Unprocessable};
 use crate::read::{Client, column, parsed};
-use crate::route::{Ctx, Route, any, location, route};
+use crate::route::{Ctx, Route, any, location, route, with};
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -133,6 +133,7 @@ pub struct GrantsChanged {
 /// allowed whatever became of their event.
 pub async fn set_grants(
     db: &mut Client,
+    keys: &Keys,
     id: uuid::Uuid,
     wanted: Vec<String>,
 ) -> Result<GrantsChanged, Problem> {
@@ -198,6 +199,7 @@ pub async fn set_grants(
         }
     }
     tx.commit().await?;
+    keys.refresh().await;
     tracing::info!(partner = %id, ?added, ?removed, "grants changed");
     Ok(GrantsChanged {
         partner_id: id,
@@ -336,9 +338,14 @@ pub async fn create_partner(db: &mut Client, body: NewPartner) -> Result<Created
     params(PartnerId),
     request_body = Option<Rotate>,
     responses((status = 200, body = RotatedKey), NotFound, Unprocessable))]
-async fn rotate(id: uuid::Uuid, mut db: Client, body: Rotate) -> Result<impl Reply, Problem> {
+async fn rotate(
+    id: uuid::Uuid,
+    mut db: Client,
+    keys: Keys,
+    body: Rotate,
+) -> Result<impl Reply, Problem> {
     Ok(warp::reply::json(
-        &rotate_key(&mut db, id, body, &Actor::Admin).await?,
+        &rotate_key(&mut db, &keys, id, body, &Actor::Admin).await?,
     ))
 }
 
@@ -346,6 +353,7 @@ async fn rotate(id: uuid::Uuid, mut db: Client, body: Rotate) -> Result<impl Rep
 /// or the partner itself (`POST /api/partner/key/rotate`).
 pub async fn rotate_key(
     db: &mut Client,
+    keys: &Keys,
     id: uuid::Uuid,
     body: Rotate,
     by: &Actor,
@@ -362,6 +370,7 @@ pub async fn rotate_key(
     });
     audit::record(&tx, by, Action::PartnerRotate, &partner, details).await?;
     tx.commit().await?;
+    keys.refresh().await;
     tracing::info!(partner = %id, grace_seconds = body.grace_seconds, "API key rotated");
     Ok(RotatedKey {
         partner_id: id,
@@ -374,13 +383,13 @@ pub async fn rotate_key(
 #[utoipa::path(delete, path = "/api/admin/partners/{id}", tag = "admin",
     params(PartnerId),
     responses((status = 204, description = "Revoked with all its keys"), NotFound))]
-async fn revoke(id: uuid::Uuid, mut db: Client) -> Result<impl Reply, Problem> {
-    revoke_partner(&mut db, id).await?;
+async fn revoke(id: uuid::Uuid, mut db: Client, keys: Keys) -> Result<impl Reply, Problem> {
+    revoke_partner(&mut db, &keys, id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
 /// Revokes an active partner and every key of it.
-pub async fn revoke_partner(db: &mut Client, id: uuid::Uuid) -> Result<(), Problem> {
+pub async fn revoke_partner(db: &mut Client, keys: &Keys, id: uuid::Uuid) -> Result<(), Problem> {
     let tx = db.transaction().await?;
     let revoke =
         "UPDATE partners SET revoked_at = now() WHERE partner_id = $1 AND revoked_at IS NULL";
@@ -389,6 +398,7 @@ pub async fn revoke_partner(db: &mut Client, id: uuid::Uuid) -> Result<(), Probl
     let details = serde_json::json!({});
     audit::record(&tx, &Actor::Admin, Action::PartnerRevoke, &partner, details).await?;
     tx.commit().await?;
+    keys.refresh().await;
     tracing::info!(partner = %id, "partner revoked");
     Ok(())
 }
@@ -443,8 +453,13 @@ pub async fn partners(db: &impl GenericClient) -> Result<Vec<PartnerInfo>, Probl
         NotFound,
         Unprocessable,
     ))]
-async fn grant(id: uuid::Uuid, mut db: Client, body: Grants) -> Result<impl Reply, Problem> {
-    let changed = set_grants(&mut db, id, body.event_ids).await?;
+async fn grant(
+    id: uuid::Uuid,
+    mut db: Client,
+    keys: Keys,
+    body: Grants,
+) -> Result<impl Reply, Problem> {
+    let changed = set_grants(&mut db, &keys, id, body.event_ids).await?;
     Ok(warp::reply::json(&changed))
 }
 
@@ -459,10 +474,22 @@ pub fn routes(ctx: &Ctx) -> Route {
             rotate(id),
             ctx.auth.admin(),
             ctx.db(),
+            with(ctx.auth.keys()),
             body::optional_json()
         ),
-        route!(revoke(id), ctx.auth.admin(), ctx.db()),
-        route!(grant(id), ctx.auth.admin(), ctx.db(), body::json()),
+        route!(
+            revoke(id),
+            ctx.auth.admin(),
+            ctx.db(),
+            with(ctx.auth.keys())
+        ),
+        route!(
+            grant(id),
+            ctx.auth.admin(),
+            ctx.db(),
+            with(ctx.auth.keys()),
+            body::json()
+        ),
         route!(list, ctx.auth.admin(), ctx.db()),
     ])
 }

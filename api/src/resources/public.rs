@@ -9,7 +9,7 @@ use warp::Filter;
 use crate::problem::Problem;
 use crate::problem::answers::{BadRequest, Unavailable};
 use crate::read::search::{MatchedField, Search};
-use crate::read::{self, Client, events};
+use crate::read::{Reader, events};
 
 /// The query of an event list.
 #[derive(Debug, Default, Deserialize, IntoParams)]
@@ -61,17 +61,14 @@ pub struct PublicEvents {
 #[utoipa::path(get, path = "/api/public/events", tag = "public",
     params(SearchQuery),
     responses((status = 200, body = PublicEvents), BadRequest, Unavailable))]
-async fn list(
-    query: SearchQuery,
-    db: Client,
-    stale_after: chrono::Duration,
-) -> Result<impl warp::Reply, Problem> {
+async fn list(query: SearchQuery, reader: Reader) -> Result<impl warp::Reply, Problem> {
     let search = query.search()?;
     let filter = events::Filter {
         search: search.as_ref(),
         ..Default::default()
     };
-    let events = read::events::list(&db, filter, stale_after)
+    let events = reader
+        .events(filter)
         .await?
         .into_iter()
         .map(|e| PublicEvent {
@@ -97,10 +94,5 @@ async fn list(
 pub struct Doc;
 
 pub fn routes(ctx: &Ctx) -> Route {
-    route!(
-        list,
-        warp::query::<SearchQuery>(),
-        ctx.db(),
-        with(ctx.stale_after())
-    )
+    route!(list, warp::query::<SearchQuery>(), with(ctx.reader()))
 }

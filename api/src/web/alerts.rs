@@ -20,6 +20,7 @@ use super::session::Visit;
 use crate::auth::Viewer;
 use crate::problem::Problem;
 use crate::read::Client;
+use crate::read::Reader;
 use crate::read::alerts::{self, Alert};
 use crate::read::events::{self, Event};
 
@@ -89,14 +90,15 @@ pub async fn load(
     db: &Client,
     viewer: &Viewer,
     filters: &Filters,
-    stale_after: Duration,
+    reader: &Reader,
 ) -> Result<List, Problem> {
     let filter = events::Filter {
         ids: viewer.event_ids(),
         event_type: None,
         search: None,
     };
-    let events: HashMap<String, Event> = events::list(db, filter, stale_after)
+    let events: HashMap<String, Event> = reader
+        .events_on(db, filter)
         .await?
         .into_iter()
         .map(|e| (e.event_id.clone(), e))
@@ -116,7 +118,7 @@ pub async fn load(
 pub async fn page(query: Query, visit: Visit, site: Site) -> Response {
     site.page(&visit, async |open| {
         let filters = query.filters();
-        let list = load(&open.db, &open.session.viewer, &filters, site.stale_after).await?;
+        let list = load(&open.db, &open.session.viewer, &filters, &site.reader).await?;
         let lang = visit.lang;
         let fragment = list_fragment(lang, Utc::now(), &filters, &list, open.head);
         if visit.htmx {

@@ -11,6 +11,7 @@ use serde::Deserialize;
 
 use crate::auth::Viewer;
 use crate::problem::Problem;
+use crate::read::Reader;
 use crate::read::alerts::{self, Alert};
 use crate::read::events::{self, Event, Status};
 use crate::read::search::Search;
@@ -185,14 +186,14 @@ pub async fn load(
     db: &Client,
     viewer: &Viewer,
     filters: &Filters,
-    stale_after: chrono::Duration,
+    reader: &Reader,
     spark: Option<&[String]>,
 ) -> Result<Board, Problem> {
     let mine = events::Filter {
         ids: viewer.event_ids(),
         ..Default::default()
     };
-    let all = events::list(db, mine, stale_after).await?;
+    let all = reader.events_on(db, mine).await?;
     let mut types: Vec<String> = all.iter().map(|e| e.event_type.clone()).collect();
     types.sort();
     types.dedup();
@@ -204,7 +205,7 @@ pub async fn load(
                 search: Some(search),
                 ..mine
             };
-            events::list(db, searched, stale_after).await?
+            reader.events_on(db, searched).await?
         }
     };
     let shown: Vec<Event> = candidates

@@ -27,6 +27,7 @@ use crate::auth::Viewer;
 use crate::feed::{Change, Since};
 use crate::problem::Problem;
 use crate::read::Client;
+use crate::read::Reader;
 use crate::route::{Route, any, with};
 
 /// How long a stream gathers changes after the first before it draws them.
@@ -93,11 +94,11 @@ pub fn routes(site: &Site) -> Route {
                     lang,
                     filters: q.filters(),
                     shown: None,
-                    stale_after: site.stale_after,
+                    reader: site.reader.clone(),
                     viewer_ids: viewer.event_ids().map(<[String]>::to_vec),
                     // Before its first redraw the stream does not know the rows: by then any number
                     // fresh when the page was drawn may have turned stale.
-                    deadline: Some(Utc::now() + site.stale_after),
+                    deadline: Some(Utc::now() + site.reader.stale_after()),
                 })
             },
         ),
@@ -105,7 +106,7 @@ pub fn routes(site: &Site) -> Route {
             Ok(Alerts {
                 lang,
                 filters: q.filters(),
-                stale_after: site.stale_after,
+                reader: site.reader.clone(),
                 last: None,
             })
         }),
@@ -117,9 +118,9 @@ pub fn routes(site: &Site) -> Route {
                 Ok(EventLive {
                     lang,
                     event_id: q.event.clone(),
-                    stale_after: site.stale_after,
+                    reader: site.reader.clone(),
                     last: None,
-                    deadline: Some(Utc::now() + site.stale_after),
+                    deadline: Some(Utc::now() + site.reader.stale_after()),
                 })
             },
         ),
@@ -314,7 +315,7 @@ struct Overview {
     filters: board::Filters,
     /// The events on the page, once known.
     shown: Option<HashSet<String>>,
-    stale_after: chrono::Duration,
+    reader: Reader,
     /// The events the viewer saw when the stream opened (`None`: all).
     viewer_ids: Option<Vec<String>>,
     /// When the next shown event turns stale or ends.
@@ -340,7 +341,7 @@ impl LivePage for Overview {
             return Ok(None);
         }
         let spark = (!all).then_some(mine.as_slice());
-        let board = board::load(db, viewer, &self.filters, self.stale_after, spark).await?;
+        let board = board::load(db, viewer, &self.filters, &self.reader, spark).await?;
         let lang = self.lang;
         let now = Utc::now();
         let mut html = String::new();
@@ -382,7 +383,7 @@ impl LivePage for Overview {
             }
         }
         self.shown = Some(now_shown);
-        self.deadline = board::next_change(&board, self.stale_after);
+        self.deadline = board::next_change(&board, self.reader.stale_after());
         self.viewer_ids = viewer.event_ids().map(<[String]>::to_vec);
         Ok(Some(html))
     }
@@ -392,7 +393,7 @@ impl LivePage for Overview {
 struct Alerts {
     lang: Lang,
     filters: alerts::Filters,
-    stale_after: chrono::Duration,
+    reader: Reader,
     /// The last table sent, so an update that changes nothing on the page is not sent.
     last: Option<String>,
 }
@@ -407,7 +408,7 @@ impl LivePage for Alerts {
         if !relevant {
             return Ok(None);
         }
-        let list = alerts::load(db, viewer, &self.filters, self.stale_after).await?;
+        let list = alerts::load(db, viewer, &self.filters, &self.reader).await?;
         let html = alerts::table(self.lang, Utc::now(), &list, true).into_string();
         Ok(unless_sent(&mut self.last, html))
     }
@@ -418,7 +419,7 @@ impl LivePage for Alerts {
 struct EventLive {
     lang: Lang,
     event_id: String,
-    stale_after: chrono::Duration,
+    reader: Reader,
     /// The last fragments sent.
     last: Option<String>,
     /// When the numbers shown turn stale.
@@ -439,12 +440,12 @@ impl LivePage for EventLive {
             return Ok(None);
         }
         let now = Utc::now();
-        let core = event::core(db, viewer, &self.event_id, self.stale_after, now).await?;
+        let core = event::core(db, viewer, &self.event_id, &self.reader, now).await?;
         self.deadline = core
             .event
             .realtime
             .as_ref()
-            .map(|r| r.fetched_at + self.stale_after)
+            .map(|r| r.fetched_at + self.reader.stale_after())
             .filter(|d| *d > now);
         let html = event::live_fragments(self.lang, now, &core);
         Ok(unless_sent(&mut self.last, html))

@@ -37,7 +37,8 @@ use crate::route::{Ctx, Route, any, with};
 #[derive(Clone)]
 pub struct Site {
     pub sessions: Sessions,
-    pub stale_after: chrono::Duration,
+    /// The hot reads (the in-memory view, else PostgreSQL); also how old numbers may be.
+    pub reader: crate::read::Reader,
     pub state: crate::AppState,
     /// How often a quiet live stream sends a comment (`[api.feed] keep_alive`).
     pub keep_alive: std::time::Duration,
@@ -107,7 +108,7 @@ pub fn routes(ctx: &Ctx) -> Route {
             auth: ctx.auth.clone(),
             cfg: ctx.cfg.web.clone(),
         },
-        stale_after: ctx.stale_after(),
+        reader: ctx.reader(),
         state: ctx.state.clone(),
         keep_alive: ctx.cfg.feed.keep_alive,
         sql: crate::resources::sql::Sql::of(ctx),

@@ -24,7 +24,7 @@ pub async fn page(query: Query, visit: Visit, site: Site) -> Response {
     site.page(&visit, async |open| {
         let filters = query.filters();
         let viewer = &open.session.viewer;
-        let board = board::load(&open.db, viewer, &filters, site.stale_after, None).await?;
+        let board = board::load(&open.db, viewer, &filters, &site.reader, None).await?;
         let lang = visit.lang;
         let live = paths::live(
             paths::OVERVIEW_STREAM,

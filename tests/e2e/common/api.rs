@@ -119,3 +119,33 @@ pub fn detail(problem: &Value) -> &str {
         .as_str()
         .unwrap_or_else(|| panic!("no detail in {problem}"))
 }
+
+impl Api {
+    /// How many times the API's in-memory view has loaded, from its metrics.
+    pub async fn view_loads(&self) -> u64 {
+        let Ok(res) = self.http.get(format!("{}/metrics", self.base)).send().await else {
+            return 0;
+        };
+        res.text()
+            .await
+            .unwrap_or_default()
+            .lines()
+            .find(|l| l.starts_with("muster_api_memory_loads_total "))
+            .and_then(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .map_or(0, |n| n as u64)
+    }
+
+    /// Has the API's in-memory view take in what a test wrote to the read models itself (a
+    /// projection announces each commit in the change log; a test's seed does not), and waits
+    /// until it has: `NOTIFY muster_reload`, as an operator would after a hand fix.
+    pub async fn reload_view(&self, db: &tokio_postgres::Client) {
+        let before = self.view_loads().await;
+        db.batch_execute("NOTIFY muster_reload").await.unwrap();
+        wait_for(
+            "the in-memory view reloaded",
+            Duration::from_secs(60),
+            || async { (self.view_loads().await > before).then_some(()) },
+        )
+        .await;
+    }
+}

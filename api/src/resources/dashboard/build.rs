@@ -84,10 +84,16 @@ pub struct Shown<'a> {
 impl<'a> Shown<'a> {
     /// `events` with what the projections hold of them over `range` (whose ids are theirs).
     pub async fn load(db: &Client, events: Vec<Event>, range: Range<'a>) -> Result<Self, Problem> {
+        // Pipelined on the one connection: the answer waits for the slowest, not the sum.
+        let (alerts, gates, trends) = tokio::try_join!(
+            alerts::active_or_since(db, range.ids, range.since),
+            series::gates(db, range),
+            series::trends(db, range),
+        )?;
         Ok(Self {
-            alerts: alerts::active_or_since(db, range.ids, range.since).await?,
-            gates: series::gates(db, range).await?,
-            trends: series::trends(db, range).await?,
+            alerts,
+            gates,
+            trends,
             events,
             range,
         })
@@ -118,36 +124,46 @@ pub async fn insights(
         .collect();
     let live = live_events(&shown.events, &shown.alerts);
     let mut recommendations = live::recommend(rules, &live, &gates, Utc::now());
+    let behaviour = async {
+        if with_behaviour {
+            store::behaviour(pg, ids).await
+        } else {
+            Ok(Vec::new())
+        }
+    };
+    // Pipelined on the one connection, as in `Shown::load`.
+    let (stored, behaviour, attendance_patterns, peak_attendees, forecasts, roi, computed_at) = tokio::try_join!(
+        async { Ok::<_, Problem>(store::recommendations(pg, Some(ids)).await?) },
+        async { Ok::<_, Problem>(behaviour.await?) },
+        series::hour_patterns(db, shown.range),
+        series::peak(db, shown.range),
+        async { Ok::<_, Problem>(store::forecasts(pg, Some(ids)).await?) },
+        async { Ok::<_, Problem>(store::roi(pg, Some(ids)).await?) },
+        crate::resources::insights::computed_at(db),
+    )?;
     recommendations.extend(
-        store::recommendations(pg, Some(ids))
-            .await?
+        stored
             .into_iter()
             .map(|r| if partner { r.redacted() } else { r }),
     );
-    let behaviour = if with_behaviour {
-        store::behaviour(pg, ids).await?
-    } else {
-        Vec::new()
-    };
     let occupancies: Vec<f64> = shown.events.iter().filter_map(Event::occupancy).collect();
     Ok(Insights {
-        attendance_patterns: series::hour_patterns(db, shown.range).await?,
+        attendance_patterns,
         performance_metrics: Performance {
-            peak_attendees: series::peak(db, shown.range).await?,
+            peak_attendees,
             entries: shown.gates.iter().map(|g| g.entries).sum(),
             exits: shown.gates.iter().map(|g| g.exits).sum(),
             busiest_gate: shown.gates.first().cloned(),
             average_occupancy: (!occupancies.is_empty()).then(|| mean(&occupancies)),
         },
         recommendations,
-        forecasts: store::forecasts(pg, Some(ids))
-            .await?
+        forecasts: forecasts
             .into_iter()
             .map(|f| if partner { f.redacted() } else { f })
             .collect(),
-        roi: store::roi(pg, Some(ids)).await?,
+        roi,
         behaviour,
-        computed_at: crate::resources::insights::computed_at(db).await?,
+        computed_at,
     })
 }
 

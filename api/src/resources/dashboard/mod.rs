@@ -5,7 +5,7 @@
 pub(crate) mod build;
 pub mod view;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use chrono::{DateTime, Duration, Utc};
 use muster_analytics::insights::live::LiveRules;
@@ -20,13 +20,13 @@ use crate::range::{Resolution, span};
 use crate::read::events::{self, Event, Status};
 use crate::read::search::Search;
 use crate::read::series::{self, Range};
-use crate::read::{Client, alerts};
+use crate::read::{Client, Reader, alerts};
 use crate::route::{Ctx, EventId, Route, any, route, with};
 
 /// What the dashboard routes need beyond the connection.
 #[derive(Clone)]
 struct Settings {
-    stale_after: Duration,
+    reader: Reader,
     rules: LiveRules,
 }
 
@@ -58,7 +58,7 @@ async fn dashboard(
         event_type: query.event_type.as_deref(),
         search: search.as_ref(),
     };
-    let mut events = events::list(&db, filter, settings.stale_after).await?;
+    let mut events = settings.reader.events_on(&db, filter).await?;
     if let Some(status) = query.status {
         events.retain(|e| e.status == status);
     }
@@ -88,14 +88,18 @@ async fn dashboard(
         })
         .collect();
     let summary = summary(&events, &alerts);
+    // Grouped once: a thousand events must not each scan every alert.
+    let mut active: HashMap<&str, Vec<alerts::Alert>> = HashMap::new();
+    for a in alerts.iter().filter(|a| a.is_active()) {
+        active
+            .entry(a.event_id.as_str())
+            .or_default()
+            .push(a.clone());
+    }
     let events = events
         .into_iter()
         .map(|e| DashboardEvent {
-            alerts: alerts
-                .iter()
-                .filter(|a| a.event_id == e.event_id && a.is_active())
-                .cloned()
-                .collect(),
+            alerts: active.remove(e.event_id.as_str()).unwrap_or_default(),
             trend: trends.remove(&e.event_id),
             metrics: Metrics::of(&e),
             event_id: e.event_id,
@@ -139,7 +143,7 @@ async fn event_insights(
         event_type: None,
         search: None,
     };
-    let events = events::list(&db, filter, settings.stale_after).await?;
+    let events = settings.reader.events_on(&db, filter).await?;
     if events.is_empty() {
         return Err(Problem::not_found(
             "No such resource",
@@ -181,7 +185,7 @@ async fn analytics_summary(
         event_type: None,
         search: None,
     };
-    let events = events::list(&db, filter, settings.stale_after).await?;
+    let events = settings.reader.events_on(&db, filter).await?;
     let since = Utc::now() - Duration::hours(24);
     let alerts = alerts::active_or_since(&db, &ids(&events), since).await?;
     let mut by_type: BTreeMap<&str, Vec<&Event>> = BTreeMap::new();
@@ -219,7 +223,7 @@ pub struct Doc;
 pub fn routes(ctx: &Ctx) -> Route {
     let settings = || {
         with(Settings {
-            stale_after: ctx.stale_after(),
+            reader: ctx.reader(),
             rules: ctx.state.insights.live.clone(),
         })
     };

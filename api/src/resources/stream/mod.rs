@@ -18,7 +18,7 @@ use warp::Filter;
 use warp::http::StatusCode;
 use warp::sse::Event;
 
-use crate::auth::{Partner, Viewer, lookup};
+use crate::auth::{Keys, Partner, Viewer};
 use crate::feed::{Change, ChangeKind, Feed};
 use crate::problem::Problem;
 use crate::problem::answers::{BadRequest, RateLimited, Unauthorized};
@@ -143,7 +143,7 @@ async fn stream(
                 checked: Instant::now(),
             },
         },
-        pool: ctx.pool,
+        keys: ctx.keys,
         recheck: ctx.recheck,
     };
     // Subscribed before the log is read: see `cursor`.
@@ -222,7 +222,7 @@ impl Drop for Open {
 /// again every `recheck`, so a revoked key or grant stops the flow.
 struct Grants {
     access: Access,
-    pool: deadpool_postgres::Pool,
+    keys: Keys,
     recheck: Duration,
 }
 
@@ -246,7 +246,7 @@ impl Gate for Grants {
             return Ok(Some(true));
         };
         if checked.elapsed() >= self.recheck {
-            match lookup(&self.pool, key).await? {
+            match self.keys.lookup(key).await? {
                 Some(p) => {
                     *partner = p;
                     *checked = Instant::now();
@@ -262,7 +262,7 @@ impl Gate for Grants {
 #[derive(Clone)]
 struct Settings {
     feed: Feed,
-    pool: deadpool_postgres::Pool,
+    keys: Keys,
     keep_alive: Duration,
     recheck: Duration,
 }
@@ -306,7 +306,7 @@ pub struct Doc;
 pub fn routes(ctx: &Ctx) -> Route {
     let settings = Settings {
         feed: ctx.state.feed.clone(),
-        pool: ctx.state.pool.clone(),
+        keys: ctx.state.feed.keys(),
         keep_alive: ctx.cfg.feed.keep_alive,
         recheck: ctx.cfg.feed.recheck_grants,
     };

@@ -373,7 +373,14 @@ pub async fn grants(id: String, fields: Fields, visit: Visit, site: Site) -> Res
     site.page(&visit, async |mut open: Open| {
         admin_only(&open.session.viewer)?;
         let uuid = partner_id(&id)?;
-        match api::set_grants(&mut open.db, uuid, fields.all("event")).await {
+        match api::set_grants(
+            &mut open.db,
+            &site.state.feed.keys(),
+            uuid,
+            fields.all("event"),
+        )
+        .await
+        {
             Ok(_) => Ok(layout::redirect(
                 &visit,
                 &paths::item(paths::PARTNERS, &uuid.to_string()),
@@ -405,6 +412,7 @@ pub async fn rotate(id: String, fields: Fields, visit: Visit, site: Site) -> Res
         let uuid = partner_id(&id)?;
         let RotatedKey { api_key, .. } = api::rotate_key(
             &mut open.db,
+            &site.state.feed.keys(),
             uuid,
             Rotate::from_form(fields.get("grace"))?,
             &Actor::Admin,
@@ -429,7 +437,7 @@ pub async fn revoke(id: String, fields: Fields, visit: Visit, site: Site) -> Res
     site.page(&visit, async |mut open: Open| {
         admin_only(&open.session.viewer)?;
         let uuid = partner_id(&id)?;
-        api::revoke_partner(&mut open.db, uuid).await?;
+        api::revoke_partner(&mut open.db, &site.state.feed.keys(), uuid).await?;
         Ok(layout::redirect(
             &visit,
             &paths::item(paths::PARTNERS, &uuid.to_string()),

@@ -11,7 +11,7 @@
 mod chart;
 mod view;
 
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Utc};
 use muster_analytics::insights::forecast::Forecast;
 use muster_analytics::insights::recommend::Recommendation;
 use muster_schemas::GateActivity;
@@ -27,6 +27,7 @@ use super::session::Visit;
 use crate::auth::Viewer;
 use crate::problem::Problem;
 use crate::range::Resolution;
+use crate::read::Reader;
 use crate::read::alerts::{self, Alert};
 use crate::read::events::{self, Event};
 use crate::read::health::{self, HealthChange};
@@ -65,7 +66,7 @@ pub async fn core(
     db: &Client,
     viewer: &Viewer,
     event_id: &str,
-    stale_after: Duration,
+    reader: &Reader,
     now: DateTime<Utc>,
 ) -> Result<Core, Problem> {
     viewer.check(event_id)?;
@@ -75,7 +76,7 @@ pub async fn core(
         event_type: None,
         search: None,
     };
-    let Some(event) = events::list(db, filter, stale_after).await?.pop() else {
+    let Some(event) = reader.events_on(db, filter).await?.pop() else {
         return Err(Problem::not_found(
             "No such event",
             format!("no event {event_id}"),
@@ -113,7 +114,7 @@ pub struct Page {
 }
 
 async fn load(site: &Site, db: &Client, viewer: &Viewer, event_id: &str) -> Result<Page, Problem> {
-    let core = core(db, viewer, event_id, site.stale_after, Utc::now()).await?;
+    let core = core(db, viewer, event_id, &site.reader, Utc::now()).await?;
     let day = core.day;
     let points = series::event_points(
         db,

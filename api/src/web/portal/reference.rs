@@ -121,7 +121,7 @@ pub async fn rotate(fields: Fields, visit: Visit, site: Site) -> Response {
             }
         };
         let (id, actor) = (by.id, Actor::partner(by));
-        let new = rotate_key(&mut open.db, id, body, &actor).await?;
+        let new = rotate_key(&mut open.db, &site.state.feed.keys(), id, body, &actor).await?;
         // The key is made: a failure to move the session must not hide it.
         let moved = site
             .sessions
