@@ -134,10 +134,11 @@ impl Dispatcher {
         loop {
             let stopping = shutdown.is_cancelled() || limit.is_some_and(|l| recorded >= l);
             let now = Instant::now();
-            if claiming.is_none() && !stopping {
-                if let Some(n) = pacing.want(flying.len(), now) {
-                    claiming = Some(Box::pin(async move { (n, me.claim(n).await) }));
-                }
+            if claiming.is_none()
+                && !stopping
+                && let Some(n) = pacing.want(flying.len(), now)
+            {
+                claiming = Some(Box::pin(async move { (n, me.claim(n).await) }));
             }
             if recording.is_none() && !finished.is_empty() {
                 let batch = std::mem::take(&mut finished);
@@ -219,7 +220,7 @@ mod tests {
         p.claimed(16, 16, now);
         assert_eq!(p.want(16, now), None, "every slot is busy");
         assert_eq!(
-            p.want(3, now),
+            p.want(13, now),
             Some(3),
             "a full claim may be followed at once"
         );
