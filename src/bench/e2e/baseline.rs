@@ -44,12 +44,23 @@ pub async fn round_trip(
         .consumer("e2e-baseline")
         .create()
         .context("creating the baseline's consumer")?;
-    let meta = consumer
-        .fetch_metadata(Some(&topic), Duration::from_secs(10))
-        .context("reading the baseline topic's partitions")?;
+    // A topic just created may show no partitions yet: an empty assignment would read nothing.
+    let deadline = Instant::now() + Duration::from_secs(30);
     let mut assignment = TopicPartitionList::new();
-    for p in meta.topics().iter().flat_map(|t| t.partitions()) {
-        assignment.add_partition_offset(&topic, p.id(), Offset::Beginning)?;
+    while assignment.count() == 0 {
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "the baseline topic {topic} shows no partitions"
+        );
+        let meta = consumer
+            .fetch_metadata(Some(&topic), Duration::from_secs(10))
+            .context("reading the baseline topic's partitions")?;
+        for p in meta.topics().iter().flat_map(|t| t.partitions()) {
+            assignment.add_partition_offset(&topic, p.id(), Offset::Beginning)?;
+        }
+        if assignment.count() == 0 {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
     }
     consumer.assign(&assignment)?;
 
@@ -59,7 +70,7 @@ pub async fn round_trip(
         let mut latencies = Vec::with_capacity(total);
         let mut got = 0;
         while got < total {
-            let Ok(m) = tokio::time::timeout(Duration::from_secs(30), consumer.recv()).await else {
+            let Ok(m) = tokio::time::timeout(Duration::from_secs(5), consumer.recv()).await else {
                 break;
             };
             let at = now_us();
@@ -96,6 +107,10 @@ pub async fn round_trip(
     producer.flush(Duration::from_secs(30))?;
     let elapsed = started.elapsed().as_secs_f64();
     let latencies = reading.await??;
+    anyhow::ensure!(
+        !latencies.is_empty(),
+        "the baseline's consumer received none of its {total} records"
+    );
     Ok(RoundTrip {
         latencies: Latencies::new(latencies),
         sent: total,
