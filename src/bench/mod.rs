@@ -3,6 +3,7 @@
 
 mod analytics;
 mod api;
+mod e2e;
 mod ingest;
 mod kstreams;
 mod process;
@@ -42,6 +43,11 @@ pub enum Bench {
     /// Rows/s of the attendance pattern query over a generated Parquet archive, against a
     /// plain DataFusion COUNT(*)/GROUP BY scan of the same files in the same run.
     Analytics(analytics::Args),
+    /// End-to-end freshness: p50/p99 from the simulated upstream's answer to the realtime row
+    /// in PostgreSQL and to the API's answer, and the snapshots/s sustained, at N services
+    /// through ingest, processors, projections and the API, against a plain Kafka
+    /// produce→consume round trip on the same broker at the same rate.
+    E2e(e2e::Args),
 }
 
 pub async fn run(bench: Bench, mut cfg: Config) -> anyhow::Result<()> {
@@ -59,6 +65,7 @@ pub async fn run(bench: Bench, mut cfg: Config) -> anyhow::Result<()> {
         Bench::Webhooks(args) => webhooks::run(args, cfg).await,
         Bench::Stream(args) => stream::run(args, cfg).await,
         Bench::Analytics(args) => analytics::run(args, cfg).await,
+        Bench::E2e(args) => e2e::run(args, cfg).await,
     }
 }
 

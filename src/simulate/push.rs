@@ -2,14 +2,20 @@
 //! with the webhook secret each registration answered.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
 use muster_ingest::service::EventServiceConfig;
 use muster_runtime::Shutdown;
 use serde_json::{Value, json};
+use tokio::sync::Semaphore;
 
 use super::model::SimEvent;
+
+/// Services registered at once: a registration answers only after the service's health check
+/// and first collection, so one at a time took minutes for a thousand services.
+const REGISTERING_AT_ONCE: usize = 16;
 
 /// Registers every service; returns each event's webhook secret.
 pub async fn register_all(
@@ -19,26 +25,47 @@ pub async fn register_all(
 ) -> anyhow::Result<HashMap<String, String>> {
     let http = reqwest::Client::new();
     let url = format!("{}/api/admin/services", api.trim_end_matches('/'));
+    let limit = Arc::new(Semaphore::new(REGISTERING_AT_ONCE));
+    let mut tasks = tokio::task::JoinSet::new();
+    for r in registrations.iter().cloned() {
+        let (http, url, token, limit) =
+            (http.clone(), url.clone(), token.to_owned(), limit.clone());
+        tasks.spawn(async move {
+            let _permit = limit.acquire_owned().await?;
+            let secret = register_fresh(&http, &url, &token, &r).await?;
+            anyhow::Ok((r.event_id, secret))
+        });
+    }
     let mut secrets = HashMap::new();
-    for r in registrations {
-        let (mut status, mut body) = register(&http, &url, token, r).await?;
-        if status == reqwest::StatusCode::OK && body["webhookSecret"].is_null() {
-            // Registered by an earlier run, whose secret is gone with it: the service is
-            // registered afresh, so that its check-ins can be signed again.
-            http.delete(format!("{url}/{}", r.event_id))
-                .bearer_auth(token)
-                .send()
-                .await
-                .and_then(reqwest::Response::error_for_status)
-                .context("removing a service registered by an earlier run")?;
-            (status, body) = register(&http, &url, token, r).await?;
+    while let Some(done) = tasks.join_next().await {
+        if let (event_id, Some(secret)) = done.context("a registration task")?? {
+            secrets.insert(event_id, secret);
         }
-        if let Some(secret) = body["webhookSecret"].as_str() {
-            secrets.insert(r.event_id.clone(), secret.to_owned());
-        }
-        tracing::info!(event_id = %r.event_id, %status, "registered with muster");
     }
     Ok(secrets)
+}
+
+/// Registers one service, afresh if an earlier run registered it; its webhook secret.
+async fn register_fresh(
+    http: &reqwest::Client,
+    url: &str,
+    token: &str,
+    r: &EventServiceConfig,
+) -> anyhow::Result<Option<String>> {
+    let (mut status, mut body) = register(http, url, token, r).await?;
+    if status == reqwest::StatusCode::OK && body["webhookSecret"].is_null() {
+        // Registered by an earlier run, whose secret is gone with it: the service is
+        // registered afresh, so that its check-ins can be signed again.
+        http.delete(format!("{url}/{}", r.event_id))
+            .bearer_auth(token)
+            .send()
+            .await
+            .and_then(reqwest::Response::error_for_status)
+            .context("removing a service registered by an earlier run")?;
+        (status, body) = register(http, url, token, r).await?;
+    }
+    tracing::info!(event_id = %r.event_id, %status, "registered with muster");
+    Ok(body["webhookSecret"].as_str().map(str::to_owned))
 }
 
 /// Every second, pushes the check-ins and check-outs each event's curve implies.
