@@ -1,0 +1,114 @@
+//! Writing a batch like `COPY`: the batch's rows (already merged per key in memory) go to a
+//! temporary table with binary `COPY`, then one `INSERT … SELECT … ON CONFLICT` per target
+//! table merges them in. Binding every column as an array (`unnest`) made PostgreSQL parse
+//! and convert each value as an array element; `COPY` streams them in their binary form, and
+//! the merge is a plain set operation, so a batch costs about what loading it costs.
+//!
+//! The temporary table lives as long as the connection (pooled connections are reused), so
+//! it is created `IF NOT EXISTS` with `ON COMMIT DELETE ROWS`; the merge empties it as it
+//! reads it (`DELETE … RETURNING`), because one transaction may stage several times (the
+//! refusal bisection's attempts, in savepoints). Its name carries a hash of its columns, so
+//! a definition that changed (a declared table) never meets an old one in the same session.
+
+use std::hash::{Hash, Hasher};
+use std::pin::Pin;
+
+use tokio_postgres::Transaction;
+use tokio_postgres::binary_copy::BinaryCopyInWriter;
+use tokio_postgres::types::{ToSql, Type};
+
+use super::sql;
+
+/// How the staged rows of one target table are merged into it: the table, its columns as
+/// staged, and what a row whose key exists does (`ON CONFLICT …`, the target aliased `t`).
+#[derive(Debug, Clone)]
+pub struct Staging {
+    types: Vec<Type>,
+    create: String,
+    copy: String,
+    /// With `{schema}` where the target's schema goes.
+    merge: String,
+}
+
+impl Staging {
+    /// `table` and `columns` are spliced into SQL as they are: quote them if they need it.
+    /// `on_conflict` is the whole clause, e.g. `ON CONFLICT (id) DO UPDATE SET n = t.n +
+    /// excluded.n`.
+    pub fn new(table: &str, columns: &[(&str, Type)], on_conflict: &str) -> Self {
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        table.hash(&mut h);
+        for (name, ty) in columns {
+            name.hash(&mut h);
+            ty.oid().hash(&mut h);
+        }
+        let plain: String = table
+            .chars()
+            .filter(|c| c.is_ascii_alphanumeric() || *c == '_')
+            .take(40)
+            .collect();
+        let temp = format!("stage_{plain}_{:016x}", h.finish());
+        let names: Vec<&str> = columns.iter().map(|(n, _)| *n).collect();
+        let names = names.join(", ");
+        let defs: Vec<String> = columns
+            .iter()
+            .map(|(n, ty)| format!("{n} {}", ty.name()))
+            .collect();
+        Self {
+            types: columns.iter().map(|(_, ty)| ty.clone()).collect(),
+            create: format!(
+                "CREATE TEMP TABLE IF NOT EXISTS {temp} ({}) ON COMMIT DELETE ROWS",
+                defs.join(", ")
+            ),
+            copy: format!("COPY pg_temp.{temp} ({names}) FROM STDIN BINARY"),
+            merge: format!(
+                "WITH s AS (DELETE FROM pg_temp.{temp} RETURNING {names})
+                 INSERT INTO {{schema}}.{table} AS t ({names}) SELECT {names} FROM s {on_conflict}"
+            ),
+        }
+    }
+
+    /// The merge statement, with `{schema}` where the schema goes (for tests and reading).
+    pub fn merge_sql(&self) -> &str {
+        &self.merge
+    }
+
+    /// Starts staging rows in `tx`; write them with [`Stage::write`], then [`Stage::merge`].
+    /// Callers skip an empty batch: it would cost three round trips for nothing.
+    pub async fn begin<'t>(
+        &'t self,
+        tx: &'t Transaction<'t>,
+    ) -> Result<Stage<'t>, tokio_postgres::Error> {
+        tx.batch_execute(&self.create).await?;
+        let sink = tx.copy_in(&self.copy).await?;
+        Ok(Stage {
+            staging: self,
+            tx,
+            writer: Box::pin(BinaryCopyInWriter::new(sink, &self.types)),
+        })
+    }
+}
+
+/// Rows being copied to a [`Staging`]'s temporary table.
+pub struct Stage<'t> {
+    staging: &'t Staging,
+    tx: &'t Transaction<'t>,
+    writer: Pin<Box<BinaryCopyInWriter>>,
+}
+
+impl Stage<'_> {
+    /// Writes one row, the values in the staging's column order.
+    pub async fn write(
+        &mut self,
+        values: &[&(dyn ToSql + Sync)],
+    ) -> Result<(), tokio_postgres::Error> {
+        self.writer.as_mut().write(values).await
+    }
+
+    /// Ends the `COPY` and merges the staged rows into `schema`'s table, emptying the stage.
+    pub async fn merge(mut self, schema: &str) -> Result<u64, tokio_postgres::Error> {
+        self.writer.as_mut().finish().await?;
+        self.tx
+            .execute(&sql(&self.staging.merge, schema), &[])
+            .await
+    }
+}
