@@ -5,17 +5,17 @@
 //! the merge is a plain set operation, so a batch costs about what loading it costs.
 //!
 //! The temporary table lives as long as the connection (pooled connections are reused), so
-//! it is created `IF NOT EXISTS` with `ON COMMIT DELETE ROWS`; the merge empties it as it
-//! reads it (`DELETE … RETURNING`), because one transaction may stage several times (the
+//! it is created when the session lacks it, with `ON COMMIT DELETE ROWS`; the merge empties it
+//! as it reads it (`DELETE … RETURNING`), because one transaction may stage several times (the
 //! refusal bisection's attempts, in savepoints). Its name carries a hash of its columns, so
 //! a definition that changed (a declared table) never meets an old one in the same session.
 
 use std::hash::{Hash, Hasher};
 use std::pin::Pin;
 
-use tokio_postgres::Transaction;
 use tokio_postgres::binary_copy::BinaryCopyInWriter;
 use tokio_postgres::types::{ToSql, Type};
+use tokio_postgres::{SimpleQueryMessage, Transaction};
 
 use super::sql;
 
@@ -24,7 +24,9 @@ use super::sql;
 #[derive(Debug, Clone)]
 pub struct Staging {
     types: Vec<Type>,
-    create: String,
+    /// Creates the temporary table when the session lacks it (`IF NOT EXISTS` would log a
+    /// notice every batch).
+    ensure: String,
     copy: String,
     /// With `{schema}` where the target's schema goes.
     merge: String,
@@ -44,6 +46,7 @@ impl Staging {
         let plain: String = table
             .chars()
             .filter(|c| c.is_ascii_alphanumeric() || *c == '_')
+            .map(|c| c.to_ascii_lowercase())
             .take(40)
             .collect();
         let temp = format!("stage_{plain}_{:016x}", h.finish());
@@ -55,8 +58,9 @@ impl Staging {
             .collect();
         Self {
             types: columns.iter().map(|(_, ty)| ty.clone()).collect(),
-            create: format!(
-                "CREATE TEMP TABLE IF NOT EXISTS {temp} ({}) ON COMMIT DELETE ROWS",
+            ensure: format!(
+                "DO $$BEGIN IF to_regclass('pg_temp.{temp}') IS NULL THEN
+                    CREATE TEMP TABLE {temp} ({}) ON COMMIT DELETE ROWS; END IF; END$$",
                 defs.join(", ")
             ),
             copy: format!("COPY pg_temp.{temp} ({names}) FROM STDIN BINARY"),
@@ -78,8 +82,12 @@ impl Staging {
         &'t self,
         tx: &'t Transaction<'t>,
     ) -> Result<Stage<'t>, tokio_postgres::Error> {
-        tx.batch_execute(&self.create).await?;
-        let sink = tx.copy_in(&self.copy).await?;
+        // Sent together (the connection runs them in order), so making sure of the table
+        // costs no round trip of its own.
+        let (ensured, sink) =
+            futures::join!(tx.batch_execute(&self.ensure), tx.copy_in(&self.copy));
+        ensured?;
+        let sink = sink?;
         Ok(Stage {
             staging: self,
             tx,
@@ -107,8 +115,18 @@ impl Stage<'_> {
     /// Ends the `COPY` and merges the staged rows into `schema`'s table, emptying the stage.
     pub async fn merge(mut self, schema: &str) -> Result<u64, tokio_postgres::Error> {
         self.writer.as_mut().finish().await?;
-        self.tx
-            .execute(&sql(&self.staging.merge, schema), &[])
-            .await
+        // A simple query: one round trip, where a statement without parameters would be
+        // prepared first.
+        let done = self
+            .tx
+            .simple_query(&sql(&self.staging.merge, schema))
+            .await?;
+        Ok(done
+            .iter()
+            .find_map(|m| match m {
+                SimpleQueryMessage::CommandComplete(n) => Some(*n),
+                _ => None,
+            })
+            .unwrap_or(0))
     }
 }
