@@ -130,3 +130,42 @@ impl Stage<'_> {
             .unwrap_or(0))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_merge_reads_and_empties_the_stage_in_one_statement() {
+        let s = Staging::new(
+            "t",
+            &[("id", Type::TEXT), ("n", Type::INT8)],
+            "ON CONFLICT (id) DO UPDATE SET n = t.n + excluded.n",
+        );
+        let merge = s.merge_sql();
+        assert!(
+            merge.starts_with("WITH s AS (DELETE FROM pg_temp.stage_t_"),
+            "{merge}"
+        );
+        assert!(
+            merge.ends_with(
+                "INSERT INTO {schema}.t AS t (id, n) SELECT id, n FROM s \
+                 ON CONFLICT (id) DO UPDATE SET n = t.n + excluded.n"
+            ),
+            "{merge}"
+        );
+    }
+
+    #[test]
+    fn a_changed_definition_stages_in_another_table() {
+        let name = |cols: &[(&str, Type)]| {
+            let s = Staging::new("\"Gates\"", cols, "ON CONFLICT DO NOTHING");
+            s.copy.clone()
+        };
+        let a = name(&[("id", Type::TEXT)]);
+        assert_eq!(a, name(&[("id", Type::TEXT)]), "stable for one definition");
+        assert!(a.starts_with("COPY pg_temp.stage_gates_"), "{a}");
+        assert_ne!(a, name(&[("id", Type::TEXT), ("n", Type::INT8)]));
+        assert_ne!(a, name(&[("id", Type::INT8)]));
+    }
+}
