@@ -1,8 +1,9 @@
 //! Writing a batch like `COPY`: the batch's rows (already merged per key in memory) go to a
 //! temporary table with binary `COPY`, then one `INSERT … SELECT … ON CONFLICT` per target
-//! table merges them in. Binding every column as an array (`unnest`) made PostgreSQL parse
-//! and convert each value as an array element; `COPY` streams them in their binary form, and
-//! the merge is a plain set operation, so a batch costs about what loading it costs.
+//! table merges them in. `COPY` is PostgreSQL's bulk load path (no array parameter per column
+//! to build and unpack, as `unnest` upserts had), and the merge is a plain set operation. It
+//! costs more round trips than one upsert (the `COPY`'s statement, start and end, then the
+//! merge), so it pays with many rows per batch.
 //!
 //! The temporary table lives as long as the connection (pooled connections are reused), so
 //! it is created when the session lacks it, with `ON COMMIT DELETE ROWS`; the merge empties it
