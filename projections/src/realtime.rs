@@ -1,14 +1,15 @@
 //! `event_realtime`: the latest normalized metrics of each event (what the seed kept in Redis).
 
 use std::collections::HashMap;
+use std::sync::LazyLock;
 
 use async_trait::async_trait;
-use chrono::{DateTime, Utc};
 use muster_schemas::NormalizedMetrics;
 use muster_schemas::read_models::ChangeKind;
 use tokio_postgres::Transaction;
+use tokio_postgres::types::Type;
 
-use muster_runtime::projection::{Decoded, Target, TopicProjection, sql, ts};
+use muster_runtime::projection::{Decoded, Staging, Target, TopicProjection, ts};
 
 pub const NAME: &str = "event_realtime";
 
@@ -69,43 +70,27 @@ pub fn latest_per_event(records: Vec<NormalizedMetrics>) -> Vec<NormalizedMetric
     out
 }
 
-/// One multi-row upsert for the whole batch; an older snapshot never overwrites a newer one.
-pub async fn apply(
-    tx: &Transaction<'_>,
-    schema: &str,
-    records: Vec<NormalizedMetrics>,
-) -> Result<u64, tokio_postgres::Error> {
-    let rows = latest_per_event(records);
-    if rows.is_empty() {
-        return Ok(0);
-    }
-    let ids: Vec<&str> = rows.iter().map(|r| r.event_id.as_str()).collect();
-    let observed: Vec<DateTime<Utc>> = rows.iter().map(|r| ts(r.timestamp)).collect();
-    let fetched: Vec<DateTime<Utc>> = rows.iter().map(|r| ts(r.fetched_at)).collect();
-    let registered: Vec<i64> = rows.iter().map(|r| r.total_registered).collect();
-    let current: Vec<i64> = rows.iter().map(|r| r.current_attendees).collect();
-    let checked_in: Vec<i64> = rows.iter().map(|r| r.checked_in).collect();
-    let checked_out: Vec<i64> = rows.iter().map(|r| r.checked_out).collect();
-    let rate: Vec<f64> = rows.iter().map(|r| r.attendance_rate).collect();
-    // The gates and alerts as their records serialize them (`gateId`, `status`, `throughput`;
-    // `id`, `severity`, `message`).
-    let gates: Vec<_> = rows
-        .iter()
-        .map(|r| serde_json::json!(r.gate_activity))
-        .collect();
-    let alerts: Vec<_> = rows.iter().map(|r| serde_json::json!(r.alerts)).collect();
-    let status: Vec<&str> = rows.iter().map(|r| r.status.as_str()).collect();
-    let partition: Vec<i32> = rows.iter().map(|r| r.source.partition).collect();
-    let offset: Vec<i64> = rows.iter().map(|r| r.source.offset).collect();
-    let capacity: Vec<Option<i64>> = rows.iter().map(|r| r.capacity).collect();
-    let stmt = sql(
-        "INSERT INTO {schema}.event_realtime AS t (event_id, observed_at, fetched_at,
-            total_registered, current_attendees, checked_in, checked_out, attendance_rate,
-            gate_activity, alerts, status, source_partition, source_offset, capacity)
-         SELECT * FROM unnest($1::text[], $2::timestamptz[], $3::timestamptz[], $4::bigint[],
-            $5::bigint[], $6::bigint[], $7::bigint[], $8::float8[], $9::jsonb[], $10::jsonb[],
-            $11::text[], $12::int[], $13::bigint[], $14::bigint[])
-         ON CONFLICT (event_id) DO UPDATE SET
+/// Staged and merged once per batch; an older snapshot never overwrites a newer one.
+static STAGING: LazyLock<Staging> = LazyLock::new(|| {
+    Staging::new(
+        "event_realtime",
+        &[
+            ("event_id", Type::TEXT),
+            ("observed_at", Type::TIMESTAMPTZ),
+            ("fetched_at", Type::TIMESTAMPTZ),
+            ("total_registered", Type::INT8),
+            ("current_attendees", Type::INT8),
+            ("checked_in", Type::INT8),
+            ("checked_out", Type::INT8),
+            ("attendance_rate", Type::FLOAT8),
+            ("gate_activity", Type::JSONB),
+            ("alerts", Type::JSONB),
+            ("status", Type::TEXT),
+            ("source_partition", Type::INT4),
+            ("source_offset", Type::INT8),
+            ("capacity", Type::INT8),
+        ],
+        "ON CONFLICT (event_id) DO UPDATE SET
             observed_at = excluded.observed_at, fetched_at = excluded.fetched_at,
             total_registered = excluded.total_registered,
             current_attendees = excluded.current_attendees, checked_in = excluded.checked_in,
@@ -115,28 +100,43 @@ pub async fn apply(
             source_offset = excluded.source_offset, capacity = excluded.capacity,
             updated_at = now()
          WHERE t.observed_at <= excluded.observed_at",
-        schema,
-    );
-    tx.execute(
-        &stmt,
-        &[
-            &ids,
-            &observed,
-            &fetched,
-            &registered,
-            &current,
-            &checked_in,
-            &checked_out,
-            &rate,
-            &gates,
-            &alerts,
-            &status,
-            &partition,
-            &offset,
-            &capacity,
-        ],
     )
-    .await
+});
+
+/// The latest snapshot per event of the batch, merged into the table.
+pub async fn apply(
+    tx: &Transaction<'_>,
+    schema: &str,
+    records: Vec<NormalizedMetrics>,
+) -> Result<u64, tokio_postgres::Error> {
+    let rows = latest_per_event(records);
+    if rows.is_empty() {
+        return Ok(0);
+    }
+    let mut stage = STAGING.begin(tx).await?;
+    for r in &rows {
+        // The gates and alerts as their records serialize them (`gateId`, `status`,
+        // `throughput`; `id`, `severity`, `message`).
+        stage
+            .write(&[
+                &r.event_id,
+                &ts(r.timestamp),
+                &ts(r.fetched_at),
+                &r.total_registered,
+                &r.current_attendees,
+                &r.checked_in,
+                &r.checked_out,
+                &r.attendance_rate,
+                &serde_json::json!(r.gate_activity),
+                &serde_json::json!(r.alerts),
+                &r.status.as_str(),
+                &r.source.partition,
+                &r.source.offset,
+                &r.capacity,
+            ])
+            .await?;
+    }
+    stage.merge(schema).await
 }
 
 #[cfg(test)]

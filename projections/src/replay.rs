@@ -7,6 +7,11 @@
 //! live offsets locked, so the live worker cannot apply anything in between. Before swapping,
 //! the two versions are compared row by row and the differences reported. The swap records
 //! the events whose rows differed in the change log, so live readers re-read them.
+//!
+//! The rebuild is written for speed, since it is verified before it serves: its tables get
+//! their secondary indexes only once it has caught up, and its batches commit without
+//! waiting for the WAL to reach the disk (`synchronous_commit = off`; a crash loses a batch
+//! and its offsets together, and the replay starts over anyway).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
@@ -84,7 +89,7 @@ impl Replay<'_> {
         let name = self.projection.name();
         let schema = self.schema();
         let key = self.offsets_key();
-        self.prepare(&schema, &key).await?;
+        let mut indexes = Some(self.prepare(&schema, &key).await?);
 
         let consumer: StreamConsumer = self
             .kafka
@@ -144,6 +149,7 @@ impl Replay<'_> {
             offsets_key: &key,
             schema: &schema,
             announce: false,
+            durable: false,
         };
         let bounds = BatchBounds {
             max_records: self.cfg.batch_max_records.max(5000),
@@ -176,6 +182,9 @@ impl Replay<'_> {
                         total: total.max(done),
                     });
                 }
+            }
+            if let Some(defs) = indexes.take() {
+                self.create_indexes(&schema, &defs).await?;
             }
             if self.mode == Mode::DryRun {
                 let differences = self
@@ -227,8 +236,11 @@ impl Replay<'_> {
         Ok(())
     }
 
-    /// A fresh schema with the projection's tables, and no stored offsets under `key`.
-    async fn prepare(&self, schema: &str, key: &str) -> anyhow::Result<()> {
+    /// A fresh schema with the projection's tables, and no stored offsets under `key`. The
+    /// tables are built without their secondary indexes: maintaining them row by row costs
+    /// more than building them once from the whole table. Returns their definitions, for
+    /// [`Self::create_indexes`]. Unique indexes stay (they decide the merges' conflicts).
+    async fn prepare(&self, schema: &str, key: &str) -> anyhow::Result<Vec<String>> {
         self.discard(schema, key).await?;
         let client = self.pool.get().await.context("connecting to PostgreSQL")?;
         client
@@ -241,6 +253,45 @@ impl Replay<'_> {
                 .await
                 .with_context(|| format!("creating the tables in {schema}"))?;
         }
+        let secondary = client
+            .query(
+                "SELECT format('%I.%I', n.nspname, c.relname), pg_get_indexdef(i.indexrelid)
+                 FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
+                 JOIN pg_namespace n ON n.oid = c.relnamespace
+                 WHERE n.nspname = $1 AND NOT i.indisunique
+                 ORDER BY c.relname",
+                &[&schema],
+            )
+            .await
+            .with_context(|| format!("reading the indexes in {schema}"))?;
+        let mut defs = Vec::with_capacity(secondary.len());
+        for row in secondary {
+            let index: &str = row.get(0);
+            client
+                .batch_execute(&format!("DROP INDEX {index}"))
+                .await
+                .with_context(|| format!("dropping {index} until the rebuild is done"))?;
+            defs.push(row.get(1));
+        }
+        Ok(defs)
+    }
+
+    /// Builds the indexes [`Self::prepare`] left out, once the rebuild has caught up, before
+    /// it is compared or swapped in (so the tables swapped in are whole).
+    async fn create_indexes(&self, schema: &str, defs: &[String]) -> anyhow::Result<()> {
+        if defs.is_empty() {
+            return Ok(());
+        }
+        let mut client = self.pool.get().await.context("connecting to PostgreSQL")?;
+        let tx = client.transaction().await?;
+        tx.batch_execute("SET LOCAL maintenance_work_mem = '256MB'")
+            .await?;
+        for def in defs {
+            tx.batch_execute(def)
+                .await
+                .with_context(|| format!("indexing the rebuilt tables in {schema}: {def}"))?;
+        }
+        tx.commit().await.context("committing the indexes")?;
         Ok(())
     }
 

@@ -5,15 +5,17 @@
 //! once application makes the sums exact.
 
 use std::collections::BTreeMap;
+use std::sync::LazyLock;
 
 use async_trait::async_trait;
-use chrono::{DateTime, Utc};
 use muster_schemas::read_models::ChangeKind;
 use muster_schemas::{Codec, NormalizedMetrics};
 use tokio_postgres::Transaction;
 
 use muster_runtime::projection::refusal::BadData;
-use muster_runtime::projection::{Decoded, Projection, Rejected, Target, TopicProjection, sql, ts};
+use muster_runtime::projection::{
+    Decoded, Projection, Rejected, Staging, Target, TopicProjection, ts,
+};
 
 const MINUTE: i64 = 60_000;
 const HOUR: i64 = 3_600_000;
@@ -125,62 +127,80 @@ impl TopicProjection for EventSeries {
     async fn apply_records(&self, at: Target<'_>, records: Decoded<Self>) -> anyhow::Result<()> {
         let Target { tx, schema, .. } = at;
         let records: Vec<NormalizedMetrics> = records.into_iter().map(|(_, r)| r).collect();
-        for (table, width) in [("event_series_minute", MINUTE), ("event_series_hour", HOUR)] {
-            upsert_attendance(tx, schema, table, &attendance_buckets(&records, width)?).await?;
+        for (staging, width) in ATTENDANCE.iter() {
+            upsert_attendance(tx, schema, staging, &attendance_buckets(&records, *width)?).await?;
         }
         Ok(())
     }
 }
 
+/// The attendance tables' staging: the merge adds a bucket's partial to the stored one by the
+/// same rules as [`AttendanceAgg::merge`].
+fn attendance_staging(table: &str) -> Staging {
+    use tokio_postgres::types::Type;
+    Staging::new(
+        table,
+        &[
+            ("event_id", Type::TEXT),
+            ("bucket", Type::TIMESTAMPTZ),
+            ("samples", Type::INT8),
+            ("attendees_sum", Type::INT8),
+            ("attendees_max", Type::INT8),
+            ("attendees_min", Type::INT8),
+            ("registered_max", Type::INT8),
+            ("rate_sum", Type::FLOAT8),
+            ("last_at", Type::TIMESTAMPTZ),
+            ("last_attendees", Type::INT8),
+        ],
+        "ON CONFLICT (event_id, bucket) DO UPDATE SET
+            samples = t.samples + excluded.samples,
+            attendees_sum = t.attendees_sum + excluded.attendees_sum,
+            attendees_max = greatest(t.attendees_max, excluded.attendees_max),
+            attendees_min = least(t.attendees_min, excluded.attendees_min),
+            registered_max = greatest(t.registered_max, excluded.registered_max),
+            rate_sum = t.rate_sum + excluded.rate_sum,
+            last_at = CASE WHEN (excluded.last_at, excluded.last_attendees)
+                > (t.last_at, t.last_attendees) THEN excluded.last_at ELSE t.last_at END,
+            last_attendees = CASE WHEN (excluded.last_at, excluded.last_attendees)
+                > (t.last_at, t.last_attendees) THEN excluded.last_attendees
+                ELSE t.last_attendees END",
+    )
+}
+
+static ATTENDANCE: LazyLock<[(Staging, i64); 2]> = LazyLock::new(|| {
+    [
+        (attendance_staging("event_series_minute"), MINUTE),
+        (attendance_staging("event_series_hour"), HOUR),
+    ]
+});
+
 async fn upsert_attendance(
     tx: &Transaction<'_>,
     schema: &str,
-    table: &str,
+    staging: &Staging,
     buckets: &BTreeMap<(String, i64), AttendanceAgg>,
 ) -> Result<u64, tokio_postgres::Error> {
     if buckets.is_empty() {
         return Ok(0);
     }
-    let ids: Vec<&str> = buckets.keys().map(|(e, _)| e.as_str()).collect();
-    let bucket: Vec<DateTime<Utc>> = buckets.keys().map(|(_, b)| ts(*b)).collect();
-    let col = |f: fn(&AttendanceAgg) -> i64| -> Vec<i64> { buckets.values().map(f).collect() };
-    let samples = col(|a| a.samples);
-    let sum = col(|a| a.attendees_sum);
-    let max = col(|a| a.attendees_max);
-    let min = col(|a| a.attendees_min);
-    let reg = col(|a| a.registered_max);
-    let last_att = col(|a| a.last_attendees);
-    let rate: Vec<f64> = buckets.values().map(|a| a.rate_sum).collect();
-    let last_at: Vec<DateTime<Utc>> = buckets.values().map(|a| ts(a.last_at)).collect();
-    let stmt = sql(
-        &format!(
-            "INSERT INTO {{schema}}.{table} AS t (event_id, bucket, samples, attendees_sum,
-                attendees_max, attendees_min, registered_max, rate_sum, last_at, last_attendees)
-             SELECT * FROM unnest($1::text[], $2::timestamptz[], $3::bigint[], $4::bigint[],
-                $5::bigint[], $6::bigint[], $7::bigint[], $8::float8[], $9::timestamptz[],
-                $10::bigint[])
-             ON CONFLICT (event_id, bucket) DO UPDATE SET
-                samples = t.samples + excluded.samples,
-                attendees_sum = t.attendees_sum + excluded.attendees_sum,
-                attendees_max = greatest(t.attendees_max, excluded.attendees_max),
-                attendees_min = least(t.attendees_min, excluded.attendees_min),
-                registered_max = greatest(t.registered_max, excluded.registered_max),
-                rate_sum = t.rate_sum + excluded.rate_sum,
-                last_at = CASE WHEN (excluded.last_at, excluded.last_attendees)
-                    > (t.last_at, t.last_attendees) THEN excluded.last_at ELSE t.last_at END,
-                last_attendees = CASE WHEN (excluded.last_at, excluded.last_attendees)
-                    > (t.last_at, t.last_attendees) THEN excluded.last_attendees
-                    ELSE t.last_attendees END"
-        ),
-        schema,
-    );
-    tx.execute(
-        &stmt,
-        &[
-            &ids, &bucket, &samples, &sum, &max, &min, &reg, &rate, &last_at, &last_att,
-        ],
-    )
-    .await
+    let mut stage = staging.begin(tx).await?;
+    for ((event, bucket), a) in buckets {
+        stage
+            .write(&[
+                event,
+                &ts(*bucket),
+                &a.samples,
+                &a.attendees_sum,
+                &a.attendees_max,
+                &a.attendees_min,
+                &a.registered_max,
+                &a.rate_sum,
+                &ts(a.last_at),
+                &a.last_attendees,
+            ])
+            .await?;
+    }
+    stage.merge(schema).await
 }
 
 /// One gate's entries and exits in a bucket.
@@ -259,6 +279,29 @@ pub fn gate_buckets(
 
 pub struct GateSeries;
 
+/// The gate tables' staging: entries and exits add up.
+static GATES: LazyLock<[(Staging, i64); 2]> = LazyLock::new(|| {
+    use tokio_postgres::types::Type;
+    let staging = |table| {
+        Staging::new(
+            table,
+            &[
+                ("event_id", Type::TEXT),
+                ("gate_id", Type::TEXT),
+                ("bucket", Type::TIMESTAMPTZ),
+                ("entries", Type::INT8),
+                ("exits", Type::INT8),
+            ],
+            "ON CONFLICT (event_id, gate_id, bucket) DO UPDATE SET
+                entries = t.entries + excluded.entries, exits = t.exits + excluded.exits",
+        )
+    };
+    [
+        (staging("gate_series_minute"), MINUTE),
+        (staging("gate_series_hour"), HOUR),
+    ]
+});
+
 #[async_trait]
 impl Projection for GateSeries {
     fn name(&self) -> &'static str {
@@ -309,28 +352,18 @@ impl Projection for GateSeries {
                 }),
             }
         }
-        for (table, width) in [("gate_series_minute", MINUTE), ("gate_series_hour", HOUR)] {
-            let buckets = gate_buckets(&windows, width)?;
+        for (staging, width) in GATES.iter() {
+            let buckets = gate_buckets(&windows, *width)?;
             if buckets.is_empty() {
                 continue;
             }
-            let ev: Vec<&str> = buckets.keys().map(|(e, _, _)| e.as_str()).collect();
-            let gate: Vec<&str> = buckets.keys().map(|(_, g, _)| g.as_str()).collect();
-            let bucket: Vec<DateTime<Utc>> = buckets.keys().map(|(_, _, b)| ts(*b)).collect();
-            let entries: Vec<i64> = buckets.values().map(|a| a.entries).collect();
-            let exits: Vec<i64> = buckets.values().map(|a| a.exits).collect();
-            let stmt = sql(
-                &format!(
-                    "INSERT INTO {{schema}}.{table} AS t (event_id, gate_id, bucket, entries, exits)
-                     SELECT * FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::bigint[],
-                        $5::bigint[])
-                     ON CONFLICT (event_id, gate_id, bucket) DO UPDATE SET
-                        entries = t.entries + excluded.entries, exits = t.exits + excluded.exits"
-                ),
-                schema,
-            );
-            tx.execute(&stmt, &[&ev, &gate, &bucket, &entries, &exits])
-                .await?;
+            let mut stage = staging.begin(tx).await?;
+            for ((event, gate, bucket), a) in &buckets {
+                stage
+                    .write(&[event, gate, &ts(*bucket), &a.entries, &a.exits])
+                    .await?;
+            }
+            stage.merge(schema).await?;
         }
         Ok(rejected)
     }

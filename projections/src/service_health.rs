@@ -1,14 +1,36 @@
 //! `service_health`: every health transition of every registered service, for history charts
 //! and uptime.
 
+use std::sync::LazyLock;
+
 use async_trait::async_trait;
-use chrono::{DateTime, Utc};
 use muster_schemas::ServiceHealth;
 use muster_schemas::read_models::ChangeKind;
+use tokio_postgres::types::Type;
 
-use muster_runtime::projection::{Decoded, Target, TopicProjection, sql, ts};
+use muster_runtime::projection::{Decoded, Staging, Target, TopicProjection, ts};
 
 pub struct ServiceHealthHistory;
+
+/// A transition is stored once, by its place in the log.
+static STAGING: LazyLock<Staging> = LazyLock::new(|| {
+    Staging::new(
+        "service_health_history",
+        &[
+            ("source_partition", Type::INT4),
+            ("source_offset", Type::INT8),
+            ("event_id", Type::TEXT),
+            ("service_name", Type::TEXT),
+            ("at", Type::TIMESTAMPTZ),
+            ("previous", Type::TEXT),
+            ("current", Type::TEXT),
+            ("reason", Type::TEXT),
+            ("latency_ms", Type::INT8),
+            ("consecutive_failures", Type::INT4),
+        ],
+        "ON CONFLICT DO NOTHING",
+    )
+});
 
 #[async_trait]
 impl TopicProjection for ServiceHealthHistory {
@@ -36,42 +58,25 @@ impl TopicProjection for ServiceHealthHistory {
         if records.is_empty() {
             return Ok(());
         }
-        let partition: Vec<i32> = records.iter().map(|(i, _)| batch[*i].partition).collect();
-        let offset: Vec<i64> = records.iter().map(|(i, _)| batch[*i].offset).collect();
-        let event: Vec<&str> = records.iter().map(|(_, h)| h.event_id.as_str()).collect();
-        let service: Vec<&str> = records
-            .iter()
-            .map(|(_, h)| h.service_name.as_str())
-            .collect();
-        let at: Vec<DateTime<Utc>> = records.iter().map(|(_, h)| ts(h.at)).collect();
-        let previous: Vec<Option<&str>> = records
-            .iter()
-            .map(|(_, h)| h.previous.map(|p| p.as_str()))
-            .collect();
-        let current: Vec<&str> = records.iter().map(|(_, h)| h.current.as_str()).collect();
-        let reason: Vec<&str> = records.iter().map(|(_, h)| h.reason.as_str()).collect();
-        let latency: Vec<Option<i64>> = records.iter().map(|(_, h)| h.latency_ms).collect();
-        let failures: Vec<i32> = records
-            .iter()
-            .map(|(_, h)| h.consecutive_failures)
-            .collect();
-        tx.execute(
-            &sql(
-                "INSERT INTO {schema}.service_health_history (source_partition, source_offset,
-                    event_id, service_name, at, previous, current, reason, latency_ms,
-                    consecutive_failures)
-                 SELECT * FROM unnest($1::int[], $2::bigint[], $3::text[], $4::text[],
-                    $5::timestamptz[], $6::text[], $7::text[], $8::text[], $9::bigint[],
-                    $10::int[])
-                 ON CONFLICT DO NOTHING",
-                schema,
-            ),
-            &[
-                &partition, &offset, &event, &service, &at, &previous, &current, &reason, &latency,
-                &failures,
-            ],
-        )
-        .await?;
+        let mut stage = STAGING.begin(tx).await?;
+        for (i, h) in &records {
+            let source = &batch[*i];
+            stage
+                .write(&[
+                    &source.partition,
+                    &source.offset,
+                    &h.event_id,
+                    &h.service_name,
+                    &ts(h.at),
+                    &h.previous.map(|p| p.as_str()),
+                    &h.current.as_str(),
+                    &h.reason.as_str(),
+                    &h.latency_ms,
+                    &h.consecutive_failures,
+                ])
+                .await?;
+        }
+        stage.merge(schema).await?;
         Ok(())
     }
 }

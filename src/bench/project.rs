@@ -113,6 +113,7 @@ pub async fn run(args: Args, cfg: Config) -> anyhow::Result<()> {
             offsets_key: &key,
             schema: &target,
             announce: false,
+            durable: true,
         };
         let started = Instant::now();
         for (b, chunk) in payloads
@@ -247,6 +248,7 @@ async fn live_loop(
         offsets_key: &key,
         schema: &target,
         announce: false,
+        durable: true,
     };
     let bounds = cfg.projections.batches().bounds(Duration::from_secs(10));
     let mut done = 0;

@@ -23,6 +23,7 @@ mod portal;
 mod processors;
 mod projections;
 mod search;
+mod staging;
 mod stream;
 mod third_party;
 mod web;

@@ -287,6 +287,21 @@ async fn alert_rows(client: &tokio_postgres::Client) -> Vec<String> {
         .collect()
 }
 
+/// The definitions of the live `alerts` table's indexes.
+async fn alert_indexes(client: &tokio_postgres::Client) -> Vec<String> {
+    client
+        .query(
+            "SELECT indexdef FROM pg_indexes WHERE schemaname = 'public' AND tablename = 'alerts'
+             ORDER BY indexdef",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_replay_rebuilds_tables_equal_to_the_live_ones_and_swaps_them_in() {
     let (s, run, dir, codec) = Run::begin().parts();
@@ -353,6 +368,8 @@ async fn a_replay_rebuilds_tables_equal_to_the_live_ones_and_swaps_them_in() {
             .any(|r| r.contains(r#""state":"resolved""#) && r.contains(r#""duration_ms":500"#))
     );
 
+    let indexes = alert_indexes(&client).await;
+    assert_eq!(indexes.len(), 3, "{indexes:?}");
     let dry = common::process::run_ok(&["replay", "alerts", "--dry-run"], &env);
     assert!(dry.contains("alerts: identical to the live table"), "{dry}");
     assert!(dry.contains("dry run"), "{dry}");
@@ -369,6 +386,9 @@ async fn a_replay_rebuilds_tables_equal_to_the_live_ones_and_swaps_them_in() {
         live,
         "the rebuilt table serves the same rows"
     );
+    // Built without its secondary indexes, the rebuild gets them before it is compared and
+    // swapped in.
+    assert_eq!(alert_indexes(&client).await, indexes);
     let leftovers: i64 = client
         .query_one(
             "SELECT count(*) FROM information_schema.schemata WHERE schema_name = 'replay_alerts'",

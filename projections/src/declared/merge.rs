@@ -1,15 +1,16 @@
 //! A declared table's partial rows: decoded from the output topic's Avro records by the
 //! registered schema (fields found by the camelCase names the processor writes), merged per
-//! key within a batch (one row per key per statement), then upserted with the same rules in
-//! PostgreSQL.
+//! key within a batch (one row per key per statement), then staged with binary `COPY` and
+//! merged with the same rules in PostgreSQL.
 
 use std::collections::HashMap;
 
 use apache_avro::types::Value;
 use chrono::{DateTime, Utc};
 use muster_processors::sql::table::{ColumnType, Merge, TableSpec};
+use muster_runtime::projection::Staging;
 use muster_runtime::projection::refusal::BadData;
-use tokio_postgres::types::ToSql;
+use tokio_postgres::types::{ToSql, Type};
 
 use super::ddl::quote;
 
@@ -151,16 +152,30 @@ pub fn merge_rows(spec: &TableSpec, rows: Vec<Vec<Cell>>) -> Result<Vec<Vec<Cell
     Ok(out)
 }
 
-/// The upsert, with `{schema}` where the schema goes: one array parameter per column.
-pub fn upsert(spec: &TableSpec) -> String {
-    let table = format!("{{schema}}.{}", quote(&spec.name));
-    let cols: Vec<String> = spec.columns.iter().map(|c| quote(&c.name)).collect();
-    let arrays: Vec<String> = spec
+/// The table's staging: every column staged, and the merge by each column's rule.
+pub fn staging(spec: &TableSpec) -> Staging {
+    let cols: Vec<(String, Type)> = spec
         .columns
         .iter()
-        .enumerate()
-        .map(|(i, c)| format!("${}::{}[]", i + 1, c.ty.sql()))
+        .map(|c| (quote(&c.name), pg_type(c.ty)))
         .collect();
+    let cols: Vec<(&str, Type)> = cols.iter().map(|(n, t)| (n.as_str(), t.clone())).collect();
+    Staging::new(&quote(&spec.name), &cols, &on_conflict(spec))
+}
+
+fn pg_type(ty: ColumnType) -> Type {
+    match ty {
+        ColumnType::Integer => Type::INT4,
+        ColumnType::Bigint => Type::INT8,
+        ColumnType::Double => Type::FLOAT8,
+        ColumnType::Text => Type::TEXT,
+        ColumnType::Timestamptz => Type::TIMESTAMPTZ,
+        ColumnType::Boolean => Type::BOOL,
+    }
+}
+
+/// What a staged row whose key is stored does: each column with a rule merges by it.
+pub fn on_conflict(spec: &TableSpec) -> String {
     let key: Vec<String> = spec.key.iter().map(|k| quote(k)).collect();
     let sets: Vec<String> = spec
         .columns
@@ -180,87 +195,50 @@ pub fn upsert(spec: &TableSpec) -> String {
     } else {
         format!("UPDATE SET {}", sets.join(", "))
     };
-    format!(
-        "INSERT INTO {table} AS t ({}) SELECT * FROM unnest({}) ON CONFLICT ({}) DO {action}",
-        cols.join(", "),
-        arrays.join(", "),
-        key.join(", ")
-    )
+    format!("ON CONFLICT ({}) DO {action}", key.join(", "))
 }
 
-/// The rows' columns as typed arrays, the upsert's parameters.
-pub fn params(
+/// A row's cells as the values its columns store, checked against their types.
+pub fn values(
     spec: &TableSpec,
-    rows: &[Vec<Cell>],
+    row: &[Cell],
 ) -> Result<Vec<Box<dyn ToSql + Sync + Send>>, BadData> {
-    let mut out: Vec<Box<dyn ToSql + Sync + Send>> = Vec::with_capacity(spec.columns.len());
-    for (i, c) in spec.columns.iter().enumerate() {
-        let cells = rows.iter().map(|r| &r[i]);
-        let wrong = |cell: &Cell| BadData(format!("{}: unexpected {cell:?}", c.name));
-        out.push(match c.ty {
-            ColumnType::Integer => Box::new(
-                cells
-                    .map(|cell| match cell {
-                        Cell::Null => Ok(None),
-                        Cell::Int(v) => i32::try_from(*v).map(Some).map_err(|_| {
-                            BadData(format!("{}: {v} is out of range for integer", c.name))
-                        }),
-                        other => Err(wrong(other)),
-                    })
-                    .collect::<Result<Vec<Option<i32>>, _>>()?,
-            ),
-            ColumnType::Bigint => Box::new(
-                cells
-                    .map(|cell| match cell {
-                        Cell::Null => Ok(None),
-                        Cell::Int(v) => Ok(Some(*v)),
-                        other => Err(wrong(other)),
-                    })
-                    .collect::<Result<Vec<Option<i64>>, _>>()?,
-            ),
-            ColumnType::Double => Box::new(
-                cells
-                    .map(|cell| match cell {
-                        Cell::Null => Ok(None),
-                        Cell::Double(v) => Ok(Some(*v)),
-                        other => Err(wrong(other)),
-                    })
-                    .collect::<Result<Vec<Option<f64>>, _>>()?,
-            ),
-            ColumnType::Text => Box::new(
-                cells
-                    .map(|cell| match cell {
-                        Cell::Null => Ok(None),
-                        Cell::Text(v) => Ok(Some(v.clone())),
-                        other => Err(wrong(other)),
-                    })
-                    .collect::<Result<Vec<Option<String>>, _>>()?,
-            ),
-            ColumnType::Timestamptz => Box::new(
-                cells
-                    .map(|cell| match cell {
-                        Cell::Null => Ok(None),
-                        Cell::Time(ms) => DateTime::<Utc>::from_timestamp_millis(*ms)
-                            .map(Some)
-                            .ok_or_else(|| {
-                                BadData(format!("{}: time {ms} is out of range", c.name))
-                            }),
-                        other => Err(wrong(other)),
-                    })
-                    .collect::<Result<Vec<Option<DateTime<Utc>>>, _>>()?,
-            ),
-            ColumnType::Boolean => Box::new(
-                cells
-                    .map(|cell| match cell {
-                        Cell::Null => Ok(None),
-                        Cell::Bool(v) => Ok(Some(*v)),
-                        other => Err(wrong(other)),
-                    })
-                    .collect::<Result<Vec<Option<bool>>, _>>()?,
-            ),
-        });
+    spec.columns
+        .iter()
+        .zip(row)
+        .map(|(c, cell)| {
+            let wrong = || BadData(format!("{}: unexpected {cell:?}", c.name));
+            Ok(match (c.ty, cell) {
+                (_, Cell::Null) => null(c.ty),
+                (ColumnType::Integer, Cell::Int(v)) => {
+                    Box::new(i32::try_from(*v).map_err(|_| {
+                        BadData(format!("{}: {v} is out of range for integer", c.name))
+                    })?) as Box<dyn ToSql + Sync + Send>
+                }
+                (ColumnType::Bigint, Cell::Int(v)) => Box::new(*v),
+                (ColumnType::Double, Cell::Double(v)) => Box::new(*v),
+                (ColumnType::Text, Cell::Text(v)) => Box::new(v.clone()),
+                (ColumnType::Timestamptz, Cell::Time(ms)) => Box::new(
+                    DateTime::<Utc>::from_timestamp_millis(*ms)
+                        .ok_or_else(|| BadData(format!("{}: time {ms} is out of range", c.name)))?,
+                ),
+                (ColumnType::Boolean, Cell::Bool(v)) => Box::new(*v),
+                _ => return Err(wrong()),
+            })
+        })
+        .collect()
+}
+
+/// A NULL of the column's type (binary `COPY` checks each value's type).
+fn null(ty: ColumnType) -> Box<dyn ToSql + Sync + Send> {
+    match ty {
+        ColumnType::Integer => Box::new(None::<i32>),
+        ColumnType::Bigint => Box::new(None::<i64>),
+        ColumnType::Double => Box::new(None::<f64>),
+        ColumnType::Text => Box::new(None::<String>),
+        ColumnType::Timestamptz => Box::new(None::<DateTime<Utc>>),
+        ColumnType::Boolean => Box::new(None::<bool>),
     }
-    Ok(out)
 }
 
 #[cfg(test)]
@@ -330,13 +308,39 @@ mod tests {
     }
 
     #[test]
-    fn the_upsert_merges_each_column_by_its_rule() {
+    fn the_merge_merges_each_column_by_its_rule() {
+        let merge = staging(&spec()).merge_sql().to_owned();
+        assert!(
+            merge.ends_with(
+                "INSERT INTO {schema}.\"t\" AS t (\"event_id\", \"n\", \"peak\", \"at\", \"end\") \
+                 SELECT \"event_id\", \"n\", \"peak\", \"at\", \"end\" FROM s \
+                 ON CONFLICT (\"event_id\") DO UPDATE SET \"n\" = coalesce(t.\"n\" + excluded.\"n\", t.\"n\", excluded.\"n\"), \
+                 \"peak\" = greatest(t.\"peak\", excluded.\"peak\"), \"at\" = least(t.\"at\", excluded.\"at\"), \"end\" = excluded.\"end\""
+            ),
+            "{merge}"
+        );
+    }
+
+    #[test]
+    fn values_are_checked_against_their_columns_types() {
+        use Cell::*;
+        let mut s = spec();
+        s.columns[1].ty = ColumnType::Integer;
+        let row = [Text("a".into()), Int(1 << 40), Null, Null, Null];
         assert_eq!(
-            upsert(&spec()),
-            "INSERT INTO {schema}.\"t\" AS t (\"event_id\", \"n\", \"peak\", \"at\", \"end\") \
-             SELECT * FROM unnest($1::text[], $2::bigint[], $3::double precision[], $4::timestamptz[], $5::text[]) \
-             ON CONFLICT (\"event_id\") DO UPDATE SET \"n\" = coalesce(t.\"n\" + excluded.\"n\", t.\"n\", excluded.\"n\"), \
-             \"peak\" = greatest(t.\"peak\", excluded.\"peak\"), \"at\" = least(t.\"at\", excluded.\"at\"), \"end\" = excluded.\"end\""
+            values(&s, &row).err().unwrap().0,
+            "n: 1099511627776 is out of range for integer"
+        );
+        let row = [Text("a".into()), Int(1), Text("x".into()), Null, Null];
+        assert_eq!(
+            values(&s, &row).err().unwrap().0,
+            "peak: unexpected Text(\"x\")"
+        );
+        assert_eq!(
+            values(&s, &[Text("a".into()), Null, Null, Time(5), Null])
+                .unwrap()
+                .len(),
+            5
         );
     }
 

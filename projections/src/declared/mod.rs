@@ -12,7 +12,7 @@ use anyhow::Context;
 use async_trait::async_trait;
 use muster_processors::ProcessorsConfig;
 use muster_processors::sql::table::TableSpec;
-use muster_runtime::projection::{Projection, Rejected, Target, sql};
+use muster_runtime::projection::{Projection, Rejected, Target};
 use muster_schemas::{Codec, camel_case};
 
 /// The projection of one declared table; its name is the table's.
@@ -27,7 +27,7 @@ pub struct DeclaredTable {
     migrations: &'static [&'static str],
     /// The Avro field of each column, in the spec's order.
     fields: Vec<String>,
-    upsert: String,
+    staging: muster_runtime::projection::Staging,
 }
 
 /// A string for the life of the process (projections are built once at start).
@@ -46,7 +46,7 @@ impl DeclaredTable {
             tables: Box::leak(Box::new([name])),
             migrations: Box::leak(Box::new([leak(ddl::create(&spec))])),
             fields: spec.columns.iter().map(|c| camel_case(&c.name)).collect(),
-            upsert: merge::upsert(&spec),
+            staging: merge::staging(&spec),
             spec,
         }
     }
@@ -152,12 +152,20 @@ impl Projection for DeclaredTable {
         if rows.is_empty() {
             return Ok(rejected);
         }
-        let params = merge::params(&self.spec, &rows)?;
-        let refs: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> = params
+        let values = rows
             .iter()
-            .map(|p| p.as_ref() as &(dyn tokio_postgres::types::ToSql + Sync))
-            .collect();
-        tx.execute(&sql(&self.upsert, schema), &refs)
+            .map(|r| merge::values(&self.spec, r))
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut stage = self.staging.begin(tx).await?;
+        for row in &values {
+            let refs: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> = row
+                .iter()
+                .map(|v| v.as_ref() as &(dyn tokio_postgres::types::ToSql + Sync))
+                .collect();
+            stage.write(&refs).await?;
+        }
+        stage
+            .merge(schema)
             .await
             .with_context(|| format!("merging into {}", self.name))?;
         Ok(rejected)

@@ -24,6 +24,10 @@ pub struct Applier<'a> {
     /// Whether applied records are announced in the change log: for the live tables only, as
     /// no reader sees a replay's or a benchmark's tables (a replay announces at its swap).
     pub announce: bool,
+    /// Whether a commit waits for its WAL to reach the disk. A replay's batches need not (its
+    /// rebuild is compared with the live tables before the swap, and its offsets commit with
+    /// its rows, so a crash loses both together); the live tables' always do.
+    pub durable: bool,
 }
 
 impl Applier<'_> {
@@ -38,6 +42,10 @@ impl Applier<'_> {
     ) -> anyhow::Result<BTreeMap<(String, i32), i64>> {
         let mut client = pool.get().await.context("connecting to PostgreSQL")?;
         let mut tx = client.transaction().await?;
+        if !self.durable {
+            tx.batch_execute("SET LOCAL synchronous_commit = off")
+                .await?;
+        }
         let mut by_topic: BTreeMap<&str, Vec<i32>> = BTreeMap::new();
         for r in &batch {
             by_topic.entry(&r.topic).or_default().push(r.partition);

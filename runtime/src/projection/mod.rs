@@ -10,9 +10,11 @@ pub mod applier;
 pub mod changes;
 pub mod offsets;
 pub mod refusal;
+pub mod staging;
 pub mod worker;
 
 pub use applier::Applier;
+pub use staging::Staging;
 pub use worker::{Batches, run};
 
 use crate::migrate::Migrations;

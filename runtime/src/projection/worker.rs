@@ -171,6 +171,7 @@ impl Worker {
             offsets_key: name,
             schema: "public",
             announce: true,
+            durable: true,
         };
         let bounds = self.batches.bounds(Duration::from_secs(1));
         let shutdown = &self.env.shutdown;
