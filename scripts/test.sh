@@ -48,8 +48,15 @@ eval "$(scripts/services.sh env)"
 # A fresh database per run, so tests never depend on what an earlier run or a demo left behind.
 admin_url="${MUSTER_DATABASE_URL%/*}/postgres"
 # Each end-to-end test makes its own `muster_test_t<8 hex>` on first use (tests/e2e/common).
+# A drop can meet a backend it may not end (an autovacuum worker runs as the superuser: "must
+# be a member of the role whose process is being terminated"); those end by themselves, so the
+# drop is tried again.
 for db in $(psql -qAt "$admin_url" -c "SELECT datname FROM pg_database WHERE datname LIKE 'muster\_test%'"); do
-    psql -q "$admin_url" -c "DROP DATABASE IF EXISTS $db WITH (FORCE)"
+    for attempt in 1 2 3 4 5 6; do
+        psql -q "$admin_url" -c "DROP DATABASE IF EXISTS $db WITH (FORCE)" && break
+        [ "$attempt" -lt 6 ] || exit 1
+        sleep 2
+    done
 done
 # A UTF-8 ctype, whatever the cluster's default: search (pg_trgm) needs it.
 psql -q "$admin_url" -c "CREATE DATABASE muster_test TEMPLATE template0 ENCODING 'UTF8' LOCALE 'C.UTF-8'"

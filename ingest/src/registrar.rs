@@ -59,7 +59,7 @@ impl Registrar {
             .publish(&svc.catalogue_entry(now_millis()))
             .await
             .map_err(|e| anyhow::anyhow!("publishing the catalogue entry: {e}"))?;
-        service_table::start_attempt(&**self.client().await?, &svc.event_id).await?;
+        service_table::start_attempt(&self.client().await?, &svc.event_id).await?;
         let initial_sync = self
             .collector
             .collect_once(&svc, SnapshotSource::InitialSync)
@@ -67,7 +67,7 @@ impl Registrar {
             .map_err(|e| clean_reason(&e.to_string()));
         let client = self.client().await?;
         service_table::finish_attempt(
-            &**client,
+            &client,
             &svc.event_id,
             initial_sync.is_ok(),
             initial_sync.as_ref().ok().map(|l| l.as_millis() as i64),

@@ -81,7 +81,7 @@ async fn collect(
     stop: &CancellationToken,
 ) -> Observation {
     if let Ok(client) = ctx.pool.get().await
-        && let Err(e) = service_table::start_attempt(&**client, &svc.event_id).await
+        && let Err(e) = service_table::start_attempt(&client, &svc.event_id).await
     {
         tracing::warn!(event_id = %svc.event_id, error = %e, "recording the collection start failed");
     }
@@ -106,7 +106,7 @@ async fn collect(
     let latency_ms = result.as_ref().ok().map(|l| l.as_millis() as i64);
     if let Ok(client) = ctx.pool.get().await
         && let Err(e) = service_table::finish_attempt(
-            &**client,
+            &client,
             &svc.event_id,
             result.is_ok(),
             latency_ms,

@@ -6,6 +6,7 @@ use std::time::Duration;
 use anyhow::Context;
 use chrono::{DateTime, Utc};
 use muster_runtime::migrate::Migrations;
+use muster_runtime::pg::unflushed;
 use muster_runtime::secrets::Secrets;
 use serde::{Deserialize, Serialize};
 use tokio_postgres::GenericClient;
@@ -403,34 +404,40 @@ pub async fn release_all(client: &impl GenericClient, member: &str) -> anyhow::R
 
 /// Marks the start of a collection, before anything is fetched, so that a process taking the
 /// lease over knows a collection of this interval may already be under way.
-pub async fn start_attempt(client: &impl GenericClient, event_id: &str) -> anyhow::Result<()> {
-    client
-        .execute(
-            "UPDATE service_status SET last_attempt_at = now() WHERE event_id = $1",
-            &[&event_id],
-        )
-        .await?;
+/// Committed without waiting for a WAL flush (see [`unflushed`]): other processes see it at
+/// once, and one a PostgreSQL crash loses only lets a takeover collect once more.
+pub async fn start_attempt(
+    client: &deadpool_postgres::Client,
+    event_id: &str,
+) -> anyhow::Result<()> {
+    unflushed(
+        client,
+        "UPDATE service_status SET last_attempt_at = now() WHERE event_id = $1",
+        &[&event_id],
+    )
+    .await?;
     Ok(())
 }
 
-/// Records how a collection ended.
+/// Records how a collection ended, committed without waiting for a WAL flush (see
+/// [`unflushed`]): one a PostgreSQL crash loses is written again by the next collection.
 pub async fn finish_attempt(
-    client: &impl GenericClient,
+    client: &deadpool_postgres::Client,
     event_id: &str,
     ok: bool,
     latency_ms: Option<i64>,
     error: Option<&str>,
 ) -> anyhow::Result<()> {
-    client
-        .execute(
-            "UPDATE service_status SET
-                last_success_at = CASE WHEN $2 THEN now() ELSE last_success_at END,
-                last_latency_ms = coalesce($3, last_latency_ms),
-                last_error = CASE WHEN $2 THEN last_error ELSE $4 END
-             WHERE event_id = $1",
-            &[&event_id, &ok, &latency_ms, &error],
-        )
-        .await?;
+    unflushed(
+        client,
+        "UPDATE service_status SET
+            last_success_at = CASE WHEN $2 THEN now() ELSE last_success_at END,
+            last_latency_ms = coalesce($3, last_latency_ms),
+            last_error = CASE WHEN $2 THEN last_error ELSE $4 END
+         WHERE event_id = $1",
+        &[&event_id, &ok, &latency_ms, &error],
+    )
+    .await?;
     Ok(())
 }
 

@@ -8,6 +8,7 @@ pub mod dead_letters;
 mod env;
 pub mod migrate;
 pub mod ops;
+pub mod pg;
 pub mod probe;
 pub mod projection;
 pub mod readiness;

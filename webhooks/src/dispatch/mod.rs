@@ -19,9 +19,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use chrono::{DateTime, Utc};
+use muster_runtime::pg::unflushed;
 use muster_runtime::secrets::Secrets;
-use tokio_postgres::Row;
-use tokio_postgres::types::ToSql;
 
 use crate::config::WebhooksConfig;
 use crate::target::Policy;
@@ -246,32 +245,6 @@ impl Dispatcher {
         };
         (outcome, started.elapsed())
     }
-}
-
-/// Runs one statement in its own transaction, committed without waiting for its WAL to reach
-/// the disk (`synchronous_commit = off`), in one round trip (begin, statement and commit are
-/// pipelined). The dispatcher's writes can afford it: a lease or an attempt record that a
-/// PostgreSQL crash loses only sends its delivery again (at least once, as a killed dispatcher
-/// does), and what the crash keeps is a prefix of what was written, so the order of first
-/// arrivals holds. Waiting for a flush per claim and per record was most of a delivery's time
-/// where a flush is slow.
-async fn unflushed(
-    client: &deadpool_postgres::Client,
-    sql: &str,
-    params: &[&(dyn ToSql + Sync)],
-) -> anyhow::Result<Vec<Row>> {
-    let statement = client.prepare_cached(sql).await?;
-    // All three are awaited to the end, so the connection never goes back to the pool inside
-    // the transaction; a failed statement makes the COMMIT a rollback.
-    let (begun, rows, committed) = tokio::join!(
-        client.batch_execute("BEGIN; SET LOCAL synchronous_commit = off"),
-        client.query(&statement, params),
-        client.batch_execute("COMMIT"),
-    );
-    begun?;
-    let rows = rows?;
-    committed?;
-    Ok(rows)
 }
 
 async fn disable(

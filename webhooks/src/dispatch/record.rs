@@ -6,7 +6,9 @@ use std::time::Duration;
 
 use anyhow::Context;
 
-use super::{Claimed, Dispatcher, Next, Outcome, disable, next_step, unflushed};
+use muster_runtime::pg::unflushed;
+
+use super::{Claimed, Dispatcher, Next, Outcome, disable, next_step};
 use crate::config::WebhooksConfig;
 use crate::log::DeliveryState;
 
