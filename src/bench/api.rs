@@ -111,20 +111,21 @@ async fn drive(url: &str, header: Option<(&str, &str)>, connections: usize, seco
     load
 }
 
-/// A key of a new partner `bench` of `tier`, granted `event`, made through the API at `base`.
+/// A key of a new partner `bench` of `tier`, granted `events`, made through the API at `base`.
 pub(super) async fn partner_key(
     base: &str,
     admin: &str,
     tier: &str,
-    event: &str,
+    events: &[String],
 ) -> anyhow::Result<String> {
     let created: serde_json::Value = reqwest::Client::new()
         .post(format!("{base}/api/admin/partners"))
         .bearer_auth(admin)
-        .json(&serde_json::json!({"name": "bench", "tier": tier, "eventIds": [event]}))
+        .json(&serde_json::json!({"name": "bench", "tier": tier, "eventIds": events}))
         .send()
         .await?
-        .error_for_status()?
+        .error_for_status()
+        .context("creating the bench's partner")?
         .json()
         .await?;
     Ok(created["apiKey"]
@@ -322,7 +323,13 @@ pub async fn run(args: Args, mut cfg: Config) -> anyhow::Result<()> {
             .run(),
     );
 
-    let key = partner_key(&format!("http://{api_addr}"), &admin, "premium", &event).await?;
+    let key = partner_key(
+        &format!("http://{api_addr}"),
+        &admin,
+        "premium",
+        std::slice::from_ref(&event),
+    )
+    .await?;
     // The view loads when the feed's listener starts; the bench measures it, not PostgreSQL.
     let loading = Instant::now();
     while !feed.memory().is_fresh() {

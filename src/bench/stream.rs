@@ -354,7 +354,8 @@ pub async fn run(args: Args, cfg: Config) -> anyhow::Result<()> {
         .context("seeding the projections")?;
     let admin = format!("bench-{}", muster_runtime::unique_suffix().repeat(2));
     let api = ApiProcess::start(&admin).await?;
-    let key = super::api::partner_key(&api.base, &admin, "partner", &event).await?;
+    let key =
+        super::api::partner_key(&api.base, &admin, "partner", std::slice::from_ref(&event)).await?;
     // One connection per client, as browsers and partners would hold.
     let http = reqwest::Client::builder()
         .pool_max_idle_per_host(0)

@@ -188,7 +188,7 @@ async fn measure(args: &Args, stack: &Stack, logs: &std::path::Path) -> anyhow::
         tokio::time::sleep(Duration::from_secs(1)).await;
     }
 
-    let key = partner_key(&api_base, &admin, &sampled).await?;
+    let key = super::api::partner_key(&api_base, &admin, "partner", &sampled).await?;
     let http = reqwest::Client::new();
     let probing: Vec<_> = targets
         .into_iter()
@@ -288,24 +288,6 @@ fn sample(n: usize, k: usize) -> Vec<String> {
     (0..k)
         .map(|i| format!("{PREFIX}{}", i * n / k + 1))
         .collect()
-}
-
-/// A key of a new partner `bench`, granted `events`.
-async fn partner_key(base: &str, admin: &str, events: &[String]) -> anyhow::Result<String> {
-    let created: serde_json::Value = reqwest::Client::new()
-        .post(format!("{base}/api/admin/partners"))
-        .bearer_auth(admin)
-        .json(&serde_json::json!({"name": "bench", "tier": "partner", "eventIds": events}))
-        .send()
-        .await?
-        .error_for_status()
-        .context("creating the bench's partner")?
-        .json()
-        .await?;
-    Ok(created["apiKey"]
-        .as_str()
-        .context("the partner answer has no apiKey")?
-        .to_owned())
 }
 
 /// Every snapshot the simulator answered, from each service's stats.
